@@ -249,6 +249,21 @@ def alpine_repack(
     return packed, new_state
 
 
+def layer_flops(n_attention: torch.Tensor, n_ffn: torch.Tensor, hidden: int, heads: int, ffn: int) -> torch.Tensor:
+    """Analytic FLOPs of one encoder layer whose attention sees ``n_attention`` rows and FFN sees ``n_ffn`` rows.
+
+    MHA is the paper's Eq. 10; the FFN is Eq. 11 + 12 written for any width ``ffn`` (with ``ffn = 4 * hidden`` it is
+    Eq. 13, ``16 n d^2 - n d``). Elementwise over tensors of per-sequence lengths.
+
+    Example:
+        >>> int(layer_flops(torch.tensor(512.0), torch.tensor(512.0), hidden=768, heads=12, ffn=3072))
+        8054243328
+    """
+    n, m, d = n_attention.double(), n_ffn.double(), float(hidden)
+    mha = 8 * n * d**2 + 4 * n**2 * d - 4 * n * d + heads * n**2
+    return mha + 2 * m * d * ffn + 2 * m * ffn * d - m * d
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Encoder
 # --------------------------------------------------------------------------------------------------------------------
@@ -269,7 +284,15 @@ class AlpineModelOutput(BaseModelOutputWithPoolingAndCrossAttentions):
     kept_lengths: torch.Tensor | None = None
 
 
-class AlpineEncoderMixin:
+class AlpineFamilyMixin:
+    """Writes the whole family's ``auto_map`` so one checkpoint serves every Auto class, whichever head saved it."""
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        self.config.auto_map = dict(_AUTO_MAPS[self.config.model_type])
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class AlpineEncoderMixin(AlpineFamilyMixin):
     """The ALPINE forward pass, shared by the RoBERTa and BERT models (which own the stock submodules)."""
 
     def _check_alpine(self):
@@ -290,7 +313,21 @@ class AlpineEncoderMixin:
             "sequences": 0,
             "input_tokens": 0.0,
             "kept_tokens": torch.zeros(layers, dtype=torch.float64),
+            "flops_stock": 0.0,
+            "flops_alpine": 0.0,
         }
+
+    @torch.no_grad()
+    def _update_alpine_stats(self, input_lengths: torch.Tensor, kept_lengths: torch.Tensor):
+        """Accumulate kept lengths and analytic FLOPs (stock vs ALPINE) for ``AlpineStatsCallback``."""
+        config, stats = self.config, self.alpine_stats
+        lengths, kept = input_lengths.double().cpu(), kept_lengths.double().cpu()
+        sizes = (config.hidden_size, config.num_attention_heads, config.intermediate_size)
+        stats["sequences"] += int(lengths.numel())
+        stats["input_tokens"] += float(lengths.sum())
+        stats["kept_tokens"] += kept.sum(-1)
+        stats["flops_stock"] += float(layer_flops(lengths, lengths, *sizes).sum()) * config.num_hidden_layers
+        stats["flops_alpine"] += float(layer_flops(torch.cat([lengths[None], kept[:-1]]), kept, *sizes).sum())
 
     def _max_input_length(self) -> int:
         offset = self.config.pad_token_id + 1 if self.config.model_type == "alpine_roberta" else 0
@@ -353,6 +390,7 @@ class AlpineEncoderMixin:
         )
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         state = self._initial_state(input_ids, attention_mask, shape, device)
+        input_lengths = state.valid.sum(-1)
         hidden_states = self.embeddings(
             input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
         )
@@ -381,12 +419,7 @@ class AlpineEncoderMixin:
                 all_hidden_states = all_hidden_states + (hidden_states,)
 
         kept_lengths = torch.stack(kept_lengths)
-        with torch.no_grad():
-            self.alpine_stats["sequences"] += shape[0]
-            self.alpine_stats["input_tokens"] += (
-                float(attention_mask.sum()) if attention_mask is not None else shape[0] * shape[1]
-            )
-            self.alpine_stats["kept_tokens"] += kept_lengths.sum(-1).double().cpu()
+        self._update_alpine_stats(input_lengths, kept_lengths)
         pooled = self.pooler(hidden_states) if self.pooler is not None else None
         output = AlpineModelOutput(
             last_hidden_state=hidden_states,
@@ -397,11 +430,6 @@ class AlpineEncoderMixin:
             kept_lengths=kept_lengths,
         )
         return output if return_dict is not False else output.to_tuple()
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        # One checkpoint serves every Auto class of the family, whichever head saved it.
-        self.config.auto_map = dict(_AUTO_MAPS[self.config.model_type])
-        return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 def _gather_labels(labels: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor | None:
@@ -443,7 +471,9 @@ class AlpineRobertaModel(AlpineEncoderMixin, AlpineRobertaPreTrainedModel, Rober
         )
 
 
-class AlpineRobertaForSequenceClassification(AlpineRobertaPreTrainedModel, RobertaForSequenceClassification):
+class AlpineRobertaForSequenceClassification(
+    AlpineFamilyMixin, AlpineRobertaPreTrainedModel, RobertaForSequenceClassification
+):
     """RoBERTa classifier (head on the CLS row, which ALPINE always keeps) with ALPINE token pruning.
 
     Example:
@@ -459,10 +489,8 @@ class AlpineRobertaForSequenceClassification(AlpineRobertaPreTrainedModel, Rober
         self.classifier = RobertaClassificationHead(config)
         self.post_init()
 
-    save_pretrained = AlpineEncoderMixin.save_pretrained
 
-
-class AlpineRobertaForMaskedLM(AlpineRobertaPreTrainedModel, RobertaForMaskedLM):
+class AlpineRobertaForMaskedLM(AlpineFamilyMixin, AlpineRobertaPreTrainedModel, RobertaForMaskedLM):
     """RoBERTa masked-LM with ALPINE; logits cover the surviving rows, labels are gathered to match them.
 
     Use ``outputs.token_positions`` to map logits rows back to input positions.
@@ -478,8 +506,6 @@ class AlpineRobertaForMaskedLM(AlpineRobertaPreTrainedModel, RobertaForMaskedLM)
                 inputs_embeds=None, labels=None, **kwargs):  # fmt: skip
         return _masked_lm_forward(self, self.roberta, self.lm_head, input_ids, attention_mask, token_type_ids,
                                   position_ids, inputs_embeds, labels)  # fmt: skip
-
-    save_pretrained = AlpineEncoderMixin.save_pretrained
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -511,7 +537,7 @@ class AlpineBertModel(AlpineEncoderMixin, AlpineBertPreTrainedModel, BertModel):
         )
 
 
-class AlpineBertForSequenceClassification(AlpineBertPreTrainedModel, BertForSequenceClassification):
+class AlpineBertForSequenceClassification(AlpineFamilyMixin, AlpineBertPreTrainedModel, BertForSequenceClassification):
     """BERT classifier (pooled CLS row) with ALPINE token pruning."""
 
     def __init__(self, config: AlpineBertConfig):
@@ -525,10 +551,8 @@ class AlpineBertForSequenceClassification(AlpineBertPreTrainedModel, BertForSequ
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    save_pretrained = AlpineEncoderMixin.save_pretrained
 
-
-class AlpineBertForMaskedLM(AlpineBertPreTrainedModel, BertForMaskedLM):
+class AlpineBertForMaskedLM(AlpineFamilyMixin, AlpineBertPreTrainedModel, BertForMaskedLM):
     """BERT masked-LM with ALPINE; logits cover the surviving rows, labels are gathered to match them."""
 
     def __init__(self, config: AlpineBertConfig):
@@ -541,8 +565,6 @@ class AlpineBertForMaskedLM(AlpineBertPreTrainedModel, BertForMaskedLM):
                 inputs_embeds=None, labels=None, **kwargs):  # fmt: skip
         return _masked_lm_forward(self, self.bert, self.cls, input_ids, attention_mask, token_type_ids,
                                   position_ids, inputs_embeds, labels)  # fmt: skip
-
-    save_pretrained = AlpineEncoderMixin.save_pretrained
 
 
 def _masked_lm_forward(model, encoder, head, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
@@ -603,6 +625,7 @@ __all__ = [
     "alpine_keep_mask",
     "alpine_repack",
     "attention_scoring",
+    "layer_flops",
     "register_alpine_scoring",
     "sdpa_attention",
 ]

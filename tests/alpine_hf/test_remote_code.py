@@ -1,0 +1,71 @@
+"""Saved ALPINE checkpoints load with ``trust_remote_code=True`` in a process where ``alpine_hf`` cannot be imported."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import make_batch, tiny_config
+
+from alpine_hf import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
+
+CLASSIFIERS = {"roberta": AlpineRobertaForSequenceClassification, "bert": AlpineBertForSequenceClassification}
+
+FRESH = """
+import json, sys
+sys.modules["alpine_hf"] = None  # the project is installed in this venv; make it unimportable, as on a user's machine
+try:
+    import alpine_hf  # noqa: F401
+    raise SystemExit("alpine_hf is importable")
+except ImportError:
+    pass
+import torch
+from transformers import AutoModel, AutoModelForSequenceClassification
+folder, inputs_path = sys.argv[1], sys.argv[2]
+inputs = torch.load(inputs_path)
+classifier = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+encoder = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+with torch.no_grad():
+    logits = classifier(**inputs).logits
+    kept = encoder(**inputs).kept_lengths
+print(json.dumps({"cls": type(classifier).__name__, "enc": type(encoder).__name__, "module": type(classifier).__module__,
+                  "logits": logits.tolist(), "kept": kept.tolist()}))
+"""
+
+
+def run_fresh(folder, inputs, tmp_path):
+    inputs_path = tmp_path / "inputs.pt"
+    torch.save(inputs, inputs_path)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH, str(folder), str(inputs_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("family", ["roberta", "bert"])
+def test_save_and_load_in_fresh_process_without_alpine_hf(family, tmp_path):
+    model = CLASSIFIERS[family](tiny_config(family, alpine_layers="all", alpine_alpha=0.7)).eval()
+    folder = tmp_path / "checkpoint"
+    model.save_pretrained(folder)
+    assert {"modeling_alpine.py", "configuration_alpine.py", "config.json"} <= set(os.listdir(folder))
+    auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
+    assert {"AutoConfig", "AutoModel", "AutoModelForSequenceClassification"} <= set(auto_map)
+    input_ids, mask = make_batch(family, [20, 12], seed=7)
+    inputs = {"input_ids": input_ids, "attention_mask": mask}
+    with torch.no_grad():
+        expected = model(**inputs).logits
+        kept = model.base_model(**inputs).kept_lengths
+    loaded = run_fresh(folder, inputs, tmp_path)
+    assert loaded["module"].startswith("transformers_modules")
+    assert loaded["cls"] == type(model).__name__
+    torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, atol=1e-5, rtol=1e-5)
+    assert loaded["kept"] == kept.tolist()
