@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop
 
 from .modeling_alpine import layer_flops
 
@@ -25,9 +25,21 @@ def analytic_flops(config, input_lengths: torch.Tensor, kept_lengths: torch.Tens
     )
 
 
+def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop(query_shape, key_shape, value_shape)
+
+
+# PyTorch counts the GPU attention kernels but not the CPU one that sdpa dispatches to; without this the stock
+# model's attention would count as free while ALPINE's explicit scoring matmuls count.
+_CUSTOM_FLOPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops}
+
+
 def measured_flops(model: torch.nn.Module, **inputs) -> int:
-    """FLOPs PyTorch counts (``FlopCounterMode``) for one forward pass of ``model(**inputs)``, without grad."""
-    counter = FlopCounterMode(display=False)
+    """FLOPs PyTorch counts (``FlopCounterMode``) for one forward pass of ``model(**inputs)``, without grad.
+
+    Matrix products only (softmax, GELU and LayerNorm are not counted), with the CPU attention kernel included.
+    """
+    counter = FlopCounterMode(display=False, custom_mapping=_CUSTOM_FLOPS)
     with torch.no_grad(), counter:
         model(**inputs)
     return int(counter.get_total_flops())

