@@ -1,0 +1,36 @@
+"""The benchmark and its CLI on the real embedded all-MiniLM-L6-v2, at a small size."""
+
+import json
+
+import pytest
+
+from alpine_hf.benchmark import load_benchmark_model
+from alpine_hf.cli import main
+
+
+def test_bench_cli_writes_json_table_and_plot(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    code = main(
+        ["--quiet", "bench", "--model", "minilm", "--batch-size", "2", "--seq-len", "128", "--num-batches", "1",
+         "--repeats", "1", "--json", str(path)]
+    )  # fmt: skip
+    assert code == 0
+    results = json.loads(path.read_text())
+    assert set(results["modes"]) == {"all", "even", "odd"}
+    for mode, entry in results["modes"].items():
+        for key in ("flops_ratio", "flops_ratio_analytic", "throughput_ratio", "peak_memory_ratio", "kept_lengths"):
+            assert key in entry, (mode, key)
+        assert entry["flops_ratio"] > 1.0
+        assert len(entry["kept_lengths"]) == 6
+    kept = results["modes"]["all"]["kept_lengths"]
+    assert all(b <= a for a, b in zip(kept, kept[1:])) and kept[-1] < 128
+    # measured and analytic agree on the stock model (the counter sees the CPU attention kernel)
+    assert 0.9 < results["stock"]["flops"] / results["stock"]["flops_analytic"] < 1.1
+    assert (tmp_path / "bench.md").read_text().count("|") > 20
+    assert (tmp_path / "bench.png").stat().st_size > 1000
+    assert "| all |" in capsys.readouterr().out
+
+
+def test_unknown_benchmark_model_is_refused():
+    with pytest.raises(ValueError, match="`model='bert-huge'`.*minilm"):
+        load_benchmark_model("bert-huge")
