@@ -45,6 +45,7 @@ def _finetune(args) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
         output_dir=args.output_dir,
+        bf16={"auto": None, "on": True, "off": False}[args.bf16],
     )
     results = run_finetune(config, save_mode=args.save_mode, save_to=args.save_to)
     table = finetune_markdown(results)
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--learning-rate", type=float, default=1e-4)
     finetune.add_argument("--seed", type=int, default=42)
     finetune.add_argument("--output-dir", default="runs/alpine_finetune", help="Trainer checkpoints (resumable).")
+    finetune.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="bf16 autocast.")
     finetune.add_argument("--save-mode", default=None, choices=ALL_MODES, help="Save this mode's fine-tuned model.")
     finetune.add_argument("--save-to", default=None, help="Folder for --save-mode's model.")
     finetune.add_argument("--json", default=None, help="Write results here (plus a .md table).")

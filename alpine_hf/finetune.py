@@ -49,6 +49,9 @@ class FinetuneConfig:
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
     seed: int = field(default=42, metadata={"help": "Seed for data, initialisation and order."})
     output_dir: str = field(default="runs/alpine_finetune", metadata={"help": "Where Trainer checkpoints go."})
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 autocast for every mode; None = where the hardware has fast bf16."}
+    )
 
     def __post_init__(self):
         self.modes = tuple(self.modes)
@@ -59,6 +62,17 @@ class FinetuneConfig:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
         if not self.alpha > 0:
             raise ValueError(f"`alpha` must be > 0, got {self.alpha}.")
+        if self.bf16 is None:
+            self.bf16 = fast_bf16_available()
+
+
+def fast_bf16_available() -> bool:
+    """True where bf16 matmuls are fast (CUDA with bf16, or a CPU with AVX-512 BF16 / AMX); else fp32 is used."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
 def _model_class(folder: str):
@@ -127,6 +141,7 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
         seed=config.seed,
         data_seed=config.seed,
         use_cpu=not torch.cuda.is_available(),
+        bf16=config.bf16,  # autocast; every mode uses the same precision, so the comparison stays fair
     )
     trainer = Trainer(
         model=model,
@@ -219,4 +234,12 @@ def finetune_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ALL_MODES", "FinetuneConfig", "finetune_markdown", "finetune_mode", "parse_mode", "run_finetune"]
+__all__ = [
+    "ALL_MODES",
+    "FinetuneConfig",
+    "finetune_markdown",
+    "finetune_mode",
+    "fast_bf16_available",
+    "parse_mode",
+    "run_finetune",
+]
