@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow lint zoo bench finetune clean
+.PHONY: install test test-slow lint zoo bench finetune results clean
 
 install: $(STAMP)
 
@@ -34,13 +34,19 @@ lint: install
 	$(PY) -m ruff format --check .
 
 zoo: install
-	$(PY) -m model_cards.cli build
+	$(PY) -m model_cards.cli build $(if $(FULL),--full,)
 
 bench: install
 	mkdir -p benchmarks/results
 	$(VENV)/bin/alpine-hf bench --model minilm --batch-size 8 --seq-len 512 --json benchmarks/results/alpine_minilm.json
 	$(VENV)/bin/alpine-hf bench --model codebert-shape --batch-size 8 --seq-len 512 --json benchmarks/results/alpine_codebert_shape.json
 	$(VENV)/bin/alpine-hf bench --model unixcoder-shape --batch-size 4 --seq-len 1024 --json benchmarks/results/alpine_unixcoder_shape.json
+
+finetune: install
+	$(VENV)/bin/alpine-hf finetune --json benchmarks/results/alpine_finetune_minilm.json
+
+results: install
+	$(PY) -m model_cards.results README.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

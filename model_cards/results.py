@@ -1,0 +1,69 @@
+"""Regenerate the README's results tables from the benchmark JSON files (``make results``).
+
+Tables live between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` markers; each NAME maps to a JSON file
+in ``benchmarks/results`` and a renderer, so README numbers always come from benchmark output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+RESULTS_DIR = Path("benchmarks/results")
+
+
+def _alpine_bench(results: dict) -> str:
+    from alpine_hf.benchmark import markdown_table
+
+    return markdown_table(results)
+
+
+def _alpine_finetune(results: dict) -> str:
+    from alpine_hf.finetune import finetune_markdown
+
+    return finetune_markdown(results)
+
+
+RENDERERS = {
+    "alpine_minilm": ("alpine_minilm.json", _alpine_bench),
+    "alpine_minilm_bf16": ("alpine_minilm_bf16.json", _alpine_bench),
+    "alpine_codebert_shape": ("alpine_codebert_shape.json", _alpine_bench),
+    "alpine_unixcoder_shape": ("alpine_unixcoder_shape.json", _alpine_bench),
+    "alpine_finetune_minilm": ("alpine_finetune_minilm.json", _alpine_finetune),
+}
+
+
+def render_readme(readme: str, results_dir: Path = RESULTS_DIR) -> str:
+    """``readme`` with every known marker block replaced by the table rendered from its JSON file (if present)."""
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in RENDERERS:
+            raise ValueError(f"README marker `results:{name}` has no renderer; known: {sorted(RENDERERS)}.")
+        filename, renderer = RENDERERS[name]
+        path = results_dir / filename
+        body = (
+            renderer(json.loads(path.read_text()))
+            if path.is_file()
+            else f"_Not measured yet: run the benchmark that writes `{path}`._"
+        )
+        return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
+
+    return re.sub(r"<!-- results:(\w+) -->.*?<!-- /results:\1 -->", replace, readme, flags=re.S)
+
+
+def main(argv: list[str] | None = None) -> int:
+    path = Path((argv or sys.argv[1:] or ["README.md"])[0])
+    path.write_text(render_readme(path.read_text()))
+    print(f"Updated results tables in {path}")
+    return 0
+
+
+__all__ = ["RENDERERS", "render_readme"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,36 @@
+"""README tables are rendered from benchmark JSON, never typed in."""
+
+import json
+
+import pytest
+
+from model_cards.results import render_readme
+
+
+def test_render_fills_marked_block_from_json(tmp_path):
+    results = {
+        "settings": {"train_size": 10, "test_size": 4, "max_length": 64, "epochs": 1, "alpha": 1.0},
+        "modes": {
+            "none": {"accuracy": 0.75, "f1": 0.8, "eval_flops_ratio_analytic": 1.0},
+            "all": {
+                "accuracy": 0.5,
+                "f1": 0.6,
+                "retention_accuracy": 0.5 / 0.75,
+                "retention_f1": 0.75,
+                "train_time_ratio": 1.7,
+                "eval_flops_ratio_analytic": 2.2,
+            },
+        },
+    }
+    (tmp_path / "alpine_finetune_minilm.json").write_text(json.dumps(results))
+    readme = "intro\n<!-- results:alpine_finetune_minilm -->\nold\n<!-- /results:alpine_finetune_minilm -->\nend\n"
+    rendered = render_readme(readme, tmp_path)
+    assert "old" not in rendered and "| all | 0.5000 | 0.6000 | 66.67% | 75.00% | 1.70x | 2.20x |" in rendered
+    assert render_readme(rendered, tmp_path) == rendered  # idempotent
+    missing = render_readme("<!-- results:alpine_minilm -->\n<!-- /results:alpine_minilm -->", tmp_path)
+    assert "Not measured yet" in missing
+
+
+def test_unknown_marker_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="results:nope"):
+        render_readme("<!-- results:nope -->x<!-- /results:nope -->", tmp_path)
