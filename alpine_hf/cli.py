@@ -9,7 +9,12 @@ import sys
 
 
 def _bench(args) -> int:
+    import torch
+
     from .benchmark import markdown_table, run_benchmark, write_results
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     results = run_benchmark(
         model=args.model,
@@ -97,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--num-batches", type=int, default=2)
     bench.add_argument("--repeats", type=int, default=5, help="Interleaved timing rounds (median is reported).")
     bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
     bench.add_argument("--corpus", default=None, help="Folder of source files (default: the Python stdlib).")
     bench.add_argument("--json", default=None, help="Write results here (plus .md table and .png plot).")
     bench.add_argument("--plot", default=None, help="Kept-length plot path (default: next to --json).")

@@ -375,9 +375,15 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
         inputs_embeds=None,
         output_hidden_states=None,
         return_dict=None,
+        output_attentions=None,
     ) -> AlpineModelOutput | tuple:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        if output_attentions or self.config.output_attentions:
+            raise ValueError(
+                "`output_attentions=True` is not supported by ALPINE models (sequence lengths change from layer to "
+                "layer); use `kept_lengths`/`token_positions`, or a stock model with `alpine_layers='none'` weights."
+            )
         shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
         if shape[1] > self._max_input_length():
             raise ValueError(
@@ -467,7 +473,14 @@ class AlpineRobertaModel(AlpineEncoderMixin, AlpineRobertaPreTrainedModel, Rober
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, output_hidden_states=None, return_dict=None, **kwargs):  # fmt: skip
         return self._alpine_forward(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, return_dict
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            return_dict,
+            kwargs.get("output_attentions"),
         )
 
 
@@ -533,7 +546,14 @@ class AlpineBertModel(AlpineEncoderMixin, AlpineBertPreTrainedModel, BertModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, output_hidden_states=None, return_dict=None, **kwargs):  # fmt: skip
         return self._alpine_forward(
-            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, return_dict
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_hidden_states,
+            return_dict,
+            kwargs.get("output_attentions"),
         )
 
 

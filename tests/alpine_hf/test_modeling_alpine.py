@@ -376,3 +376,19 @@ def test_input_longer_than_position_table_raises(family):
     cls, sep, pad = special_ids(family)
     with pytest.raises(ValueError, match=f"{limit + 1} tokens.*at most {limit}.*truncation"):
         model(input_ids=torch.full((1, limit + 1), 7))
+
+
+def test_output_attentions_is_refused_clearly(family):
+    model = build(family)
+    input_ids, mask = make_batch(family, [10])
+    with pytest.raises(ValueError, match="output_attentions"):
+        model(input_ids=input_ids, attention_mask=mask, output_attentions=True)
+
+
+def test_output_hidden_states_has_one_entry_per_layer_plus_embeddings(family):
+    model = build(family, alpine_layers="all", alpine_alpha=0.5)
+    input_ids, mask = make_batch(family, [30, 20])
+    with torch.no_grad():
+        out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+    assert len(out.hidden_states) == model.config.num_hidden_layers + 1
+    assert out.hidden_states[0].shape[1] == 30 and out.hidden_states[-1] is out.last_hidden_state
