@@ -39,8 +39,8 @@ zoo: install
 bench: install
 	mkdir -p benchmarks/results
 	$(VENV)/bin/alpine-hf bench --model minilm --batch-size 8 --seq-len 512 --json benchmarks/results/alpine_minilm.json
-	$(VENV)/bin/alpine-hf bench --model codebert-shape --batch-size 8 --seq-len 512 --json benchmarks/results/alpine_codebert_shape.json
-	$(VENV)/bin/alpine-hf bench --model unixcoder-shape --batch-size 4 --seq-len 1024 --json benchmarks/results/alpine_unixcoder_shape.json
+	$(VENV)/bin/alpine-hf bench --model codebert-shape --batch-size 8 --seq-len 512 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_codebert_shape.json
+	$(VENV)/bin/alpine-hf bench --model unixcoder-shape --batch-size 4 --seq-len 1024 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_unixcoder_shape.json
 
 finetune: install
 	$(VENV)/bin/alpine-hf finetune --json benchmarks/results/alpine_finetune_minilm.json
