@@ -36,11 +36,12 @@ lint: install
 zoo: install
 	$(PY) -m model_cards.cli build $(if $(FULL),--full,)
 
+# one thread: these machines are shared, and single-thread ratios are the stable ones (threads are recorded in the JSON)
 bench: install
 	mkdir -p benchmarks/results
-	$(VENV)/bin/alpine-hf bench --model minilm --batch-size 8 --seq-len 512 --json benchmarks/results/alpine_minilm.json
-	$(VENV)/bin/alpine-hf bench --model codebert-shape --batch-size 8 --seq-len 512 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_codebert_shape.json
-	$(VENV)/bin/alpine-hf bench --model unixcoder-shape --batch-size 4 --seq-len 1024 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_unixcoder_shape.json
+	$(VENV)/bin/alpine-hf bench --model minilm --batch-size 8 --seq-len 512 --threads 1 --json benchmarks/results/alpine_minilm.json
+	$(VENV)/bin/alpine-hf bench --model codebert-shape --batch-size 8 --seq-len 512 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_codebert_shape.json
+	$(VENV)/bin/alpine-hf bench --model unixcoder-shape --batch-size 4 --seq-len 1024 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_unixcoder_shape.json
 
 finetune: install
 	$(VENV)/bin/alpine-hf finetune --json benchmarks/results/alpine_finetune_minilm.json
