@@ -18,7 +18,14 @@ def test_bench_cli_writes_json_table_and_plot(tmp_path, capsys):
     results = json.loads(path.read_text())
     assert set(results["modes"]) == {"all", "even", "odd"}
     for mode, entry in results["modes"].items():
-        for key in ("flops_ratio", "flops_ratio_analytic", "throughput_ratio", "peak_memory_ratio", "kept_lengths"):
+        for key in (
+            "flops_ratio",
+            "flops_ratio_analytic",
+            "throughput_ratio",
+            "peak_memory_ratio",
+            "train_peak_memory_ratio",
+            "kept_lengths",
+        ):
             assert key in entry, (mode, key)
         assert entry["flops_ratio"] > 1.0
         assert len(entry["kept_lengths"]) == 6
