@@ -18,6 +18,9 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> No
     os.close(handle)
     try:
         writer(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
