@@ -366,7 +366,7 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
         context = context.transpose(1, 2).reshape(batch, length, -1)
         return layer.attention.output(context, hidden_states), scores
 
-    def _alpine_forward(
+    def forward(
         self,
         input_ids=None,
         attention_mask=None,
@@ -376,7 +376,9 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
         output_hidden_states=None,
         return_dict=None,
         output_attentions=None,
+        **kwargs,
     ) -> AlpineModelOutput | tuple:
+        """Encode, pruning tokens in ``config.alpine_layer_indices``; see :class:`AlpineModelOutput`."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
         if output_attentions or self.config.output_attentions:
@@ -470,19 +472,6 @@ class AlpineRobertaModel(AlpineEncoderMixin, AlpineRobertaPreTrainedModel, Rober
         RobertaModel.__init__(self, config, add_pooling_layer=add_pooling_layer)
         self._check_alpine()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, output_hidden_states=None, return_dict=None, **kwargs):  # fmt: skip
-        return self._alpine_forward(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            return_dict,
-            kwargs.get("output_attentions"),
-        )
-
 
 class AlpineRobertaForSequenceClassification(
     AlpineFamilyMixin, AlpineRobertaPreTrainedModel, RobertaForSequenceClassification
@@ -542,19 +531,6 @@ class AlpineBertModel(AlpineEncoderMixin, AlpineBertPreTrainedModel, BertModel):
     def __init__(self, config: AlpineBertConfig, add_pooling_layer: bool = True):
         BertModel.__init__(self, config, add_pooling_layer=add_pooling_layer)
         self._check_alpine()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, output_hidden_states=None, return_dict=None, **kwargs):  # fmt: skip
-        return self._alpine_forward(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            inputs_embeds,
-            output_hidden_states,
-            return_dict,
-            kwargs.get("output_attentions"),
-        )
 
 
 class AlpineBertForSequenceClassification(AlpineFamilyMixin, AlpineBertPreTrainedModel, BertForSequenceClassification):
