@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--train-pairs", type=int, default=1200)
     finetune.add_argument("--eval-pairs", type=int, default=400)
     finetune.add_argument("--max-length", type=int, default=256)
-    finetune.add_argument("--epochs", type=float, default=2.0)
+    finetune.add_argument("--epochs", type=float, default=1.0)
     finetune.add_argument("--batch-size", type=int, default=16)
     finetune.add_argument("--learning-rate", type=float, default=1e-4)
     finetune.add_argument("--seed", type=int, default=42)

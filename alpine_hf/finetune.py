@@ -44,7 +44,7 @@ class FinetuneConfig:
     train_pairs: int = field(default=1200, metadata={"help": "Training pairs (balanced)."})
     eval_pairs: int = field(default=400, metadata={"help": "Test pairs (balanced, files unseen in training)."})
     max_length: int = field(default=256, metadata={"help": "Tokens per pair (both functions together)."})
-    epochs: float = field(default=2.0, metadata={"help": "Training epochs."})
+    epochs: float = field(default=1.0, metadata={"help": "Training epochs."})
     batch_size: int = field(default=16, metadata={"help": "Per-device batch size."})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
     seed: int = field(default=42, metadata={"help": "Seed for data, initialisation and order."})

@@ -32,7 +32,7 @@ RENDERERS = {
     "alpine_codebert_shape": ("alpine_codebert_shape.json", _alpine_bench),
     "alpine_unixcoder_shape": ("alpine_unixcoder_shape.json", _alpine_bench),
     "alpine_finetune_minilm": ("alpine_finetune_minilm.json", _alpine_finetune),
-    "alpine_finetune_minilm_1epoch": ("alpine_finetune_minilm_1epoch.json", _alpine_finetune),
+    "alpine_finetune_minilm_2epochs": ("alpine_finetune_minilm_2epochs.json", _alpine_finetune),
 }
 
 
