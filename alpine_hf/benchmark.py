@@ -231,6 +231,11 @@ def run_benchmark(
     return results
 
 
+def _ratio(entry: dict, key: str) -> str:
+    # fields added after a results file was written read "not measured" rather than failing
+    return f"{entry[key]:.2f}x" if key in entry else "not measured"
+
+
 def markdown_table(results: dict) -> str:
     """The results as a Markdown table (one row per mode, ratios against the stock sdpa model)."""
     settings = results["settings"]
@@ -246,16 +251,15 @@ def markdown_table(results: dict) -> str:
     ]
     for mode, entry in results["modes"].items():
         kept = ", ".join(f"{x:.0f}" for x in entry["kept_lengths"])
-        nan = float("nan")  # fields added after a results file was written render as nan, not as an error
         cells = [
             mode,
             f"{entry['flops_ratio']:.2f}x",
             f"{entry['flops_ratio_analytic']:.2f}x",
             f"{entry['throughput_ratio']:.2f}x",
             f"{entry['realised_fraction']:.0%}",
-            f"{entry.get('train_speed_ratio', nan):.2f}x",
+            _ratio(entry, "train_speed_ratio"),
             f"{entry['peak_memory_ratio']:.2f}x ({entry['peak_activation_ratio']:.2f}x)",
-            f"{entry.get('train_peak_memory_ratio', nan):.2f}x",
+            _ratio(entry, "train_peak_memory_ratio"),
             kept,
         ]
         lines.append("| " + " | ".join(cells) + " |")
