@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow lint zoo bench finetune results clean
+.PHONY: install test test-slow lint zoo bench bench-alpine bench-xtc finetune results clean
 
 install: $(STAMP)
 
@@ -37,11 +37,17 @@ zoo: install
 	$(PY) -m model_cards.cli build $(if $(FULL),--full,)
 
 # one thread: these machines are shared, and single-thread ratios are the stable ones (threads are recorded in the JSON)
-bench: install
+bench: bench-alpine bench-xtc
+
+bench-alpine: install
 	mkdir -p benchmarks/results
 	$(VENV)/bin/alpine-hf bench --model minilm --batch-size 8 --seq-len 512 --threads 1 --json benchmarks/results/alpine_minilm.json
 	$(VENV)/bin/alpine-hf bench --model codebert-shape --batch-size 8 --seq-len 512 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_codebert_shape.json
 	$(VENV)/bin/alpine-hf bench --model unixcoder-shape --batch-size 4 --seq-len 1024 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_unixcoder_shape.json
+
+bench-xtc: install
+	mkdir -p benchmarks/results
+	$(VENV)/bin/xtc-hf bench --threads 1 --json benchmarks/results/xtc_gpt2.json --minutes 20 --steps 150 --samples 200
 
 finetune: install
 	$(VENV)/bin/alpine-hf finetune --json benchmarks/results/alpine_finetune_minilm.json

@@ -26,7 +26,14 @@ def _alpine_finetune(results: dict) -> str:
     return finetune_markdown(results)
 
 
+def _xtc_bench(results: dict) -> str:
+    from xtc_hf.bench import to_markdown
+
+    return to_markdown(results)
+
+
 RENDERERS = {
+    "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
     "alpine_minilm": ("alpine_minilm.json", _alpine_bench),
     "alpine_minilm_bf16": ("alpine_minilm_bf16.json", _alpine_bench),
     "alpine_codebert_shape": ("alpine_codebert_shape.json", _alpine_bench),
@@ -67,4 +74,3 @@ __all__ = ["RENDERERS", "render_readme"]
 
 if __name__ == "__main__":
     sys.exit(main())
-

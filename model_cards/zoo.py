@@ -49,6 +49,14 @@ def build_alpine_minilm(folder: str, settings: ZooSettings) -> dict:
     results["entry"] = "alpine-minilm"
     results["base_model"] = "sentence-transformers/all-MiniLM-L6-v2"
     results["command"] = "make zoo" + (" FULL=1" if settings.full else "")
+    base, pruned = results["modes"]["none"], results["modes"]["all"]
+    results["summary"] = {
+        "task": "clone detection",
+        "metric": "F1",
+        "base": base["f1"],
+        "compressed": pruned["f1"],
+        "retention": pruned["retention_f1"],
+    }
     atomic_write(Path(staging) / "results.json", lambda path: Path(path).write_text(json.dumps(results, indent=2)))
     if Path(folder).exists():
         shutil.rmtree(folder)
@@ -56,7 +64,88 @@ def build_alpine_minilm(folder: str, settings: ZooSettings) -> dict:
     return results
 
 
-ENTRIES: dict[str, Callable[[str, ZooSettings], dict]] = {"alpine-minilm": build_alpine_minilm}
+def _folder_megabytes(folder: str) -> float:
+    return sum(path.stat().st_size for path in Path(folder).glob("*.safetensors")) / 1e6
+
+
+def _xtc_models(settings: ZooSettings) -> dict[str, str]:
+    """Train (or reuse from the cache) the CodeGPT-style teacher and its 1W8A6L student; return their folders."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    from xtc_hf import XTCRecipeConfig, xtc_compress
+    from xtc_hf.data import stdlib_dataset
+    from xtc_hf.teacher import TeacherSettings, train_teacher
+
+    budget = {"minutes": 30.0, "steps": 600} if settings.full else {"minutes": 4.0, "steps": 100}
+    budget.update(settings.overrides.get("xtc", {}))
+    cache = os.path.join(settings.work_dir, "xtc")
+    teacher_dir = train_teacher(
+        TeacherSettings(minutes=budget["minutes"], steps=budget.get("teacher_steps")), cache_dir=cache
+    )
+    teacher = GPT2LMHeadModel.from_pretrained(teacher_dir)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    recipe = XTCRecipeConfig(layer_reduction_steps=budget["steps"], quantization_steps=budget["steps"])
+    output_dir = os.path.join(cache, "zoo", Path(teacher_dir).parent.name)
+    student = xtc_compress(teacher, recipe, stdlib_dataset("train"), tokenizer=tokenizer, output_dir=output_dir)
+    return {"teacher": teacher_dir, "student": student.xtc_checkpoint, "samples": budget.get("samples", 100)}
+
+
+def _build_xtc(folder: str, settings: ZooSettings, which: str) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from alpine_hf.utils import atomic_write
+    from xtc_hf.data import stdlib_code
+    from xtc_hf.evaluation import evaluate_line_completion, line_completion_samples
+
+    models = _xtc_models(settings)
+    samples = line_completion_samples(stdlib_code("test"), models["samples"], seed=0)
+    scores = {}
+    for name in ("teacher", "student"):
+        model = AutoModelForCausalLM.from_pretrained(models[name], trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained(models[name])
+        result = evaluate_line_completion(model, tokenizer, samples)
+        result.pop("predictions")
+        scores[name] = {**result, "disk_mb": _folder_megabytes(models[name])}
+    results = {
+        "entry": folder.rsplit(os.sep, 1)[-1],
+        "task": "line-level code completion on held-out standard-library files",
+        "teacher": scores["teacher"],
+        "student": scores["student"],
+        "disk_ratio": scores["teacher"]["disk_mb"] / scores["student"]["disk_mb"],
+        "es_retention": scores["student"]["es"] / max(scores["teacher"]["es"], 1e-12),
+        "command": "make zoo" + (" FULL=1" if settings.full else ""),
+    }
+    results["summary"] = {
+        "task": "line completion",
+        "metric": "ES",
+        "base": scores["teacher"]["es"],
+        "compressed": scores["student"]["es"] if which == "student" else None,
+        "retention": results["es_retention"] if which == "student" else None,
+    }
+    staging = folder + ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(models[which], staging)
+    atomic_write(Path(staging) / "results.json", lambda path: Path(path).write_text(json.dumps(results, indent=2)))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging, folder)  # a half-copied checkpoint never sits at the final name
+    return results
+
+
+def build_xtc_teacher(folder: str, settings: ZooSettings) -> dict:
+    """The CodeGPT-style 12-layer GPT-2 teacher trained here on standard-library code (a stock GPT-2 checkpoint)."""
+    return _build_xtc(folder, settings, "teacher")
+
+
+def build_xtc_1w8a6l(folder: str, settings: ZooSettings) -> dict:
+    """The teacher compressed by XTC: 6 layers, 1-bit weights, 8-bit activations, packed on disk."""
+    return _build_xtc(folder, settings, "student")
+
+
+ENTRIES: dict[str, Callable[[str, ZooSettings], dict]] = {
+    "alpine-minilm": build_alpine_minilm,
+    "xtc-gpt2-1w8a6l": build_xtc_1w8a6l,
+    "xtc-gpt2-teacher": build_xtc_teacher,
+}
 
 
 def build_entry(name: str, settings: ZooSettings | None = None) -> dict:
@@ -90,16 +179,16 @@ def write_index(output_dir: str) -> None:
     """``zoo/README.md``: one row per complete entry, numbers read from each entry's results.json."""
     from alpine_hf.utils import atomic_write
 
-    rows = ["# Zoo", "", "| entry | task | metric | unpruned | compressed | retention |", "|---|---|---|---|---|---|"]
+    rows = ["# Zoo", "", "| entry | task | metric | base | compressed | retention |", "|---|---|---|---|---|---|"]
     for name in sorted(ENTRIES):
         folder = Path(output_dir) / name
         if not is_complete(folder):
             continue
-        modes = json.loads((folder / "results.json").read_text())["modes"]
-        base, pruned = modes["none"], modes["all"]
-        rows.append(
-            f"| {name} | clone detection | F1 | {base['f1']:.4f} | {pruned['f1']:.4f} | {pruned['retention_f1']:.2%} |"
-        )
+        summary = json.loads((folder / "results.json").read_text())["summary"]
+        cells = [summary["base"], summary["compressed"]]
+        shown = [f"{value:.4g}" if value is not None else "-" for value in cells]
+        retention = f"{summary['retention']:.2%}" if summary["retention"] is not None else "-"
+        rows.append(f"| {name} | {summary['task']} | {summary['metric']} | {shown[0]} | {shown[1]} | {retention} |")
     atomic_write(Path(output_dir) / "README.md", lambda path: Path(path).write_text("\n".join(rows) + "\n"))
 
 

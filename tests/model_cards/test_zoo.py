@@ -30,4 +30,18 @@ def test_zoo_builds_alpine_entry_and_skips_it_when_complete(tmp_path):
 def test_unknown_entry_lists_valid_ones(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["build", "bert-xxl", "--output-dir", str(tmp_path)])
-    assert "valid entries: alpine-minilm" in capsys.readouterr().err
+    assert "valid entries: alpine-minilm, xtc-gpt2-1w8a6l, xtc-gpt2-teacher" in capsys.readouterr().err
+
+
+def test_zoo_builds_xtc_entries_with_results_and_index(tmp_path):
+    tiny = {"xtc": {"minutes": 1.0, "teacher_steps": 3, "steps": 2, "samples": 2}}
+    settings = ZooSettings(output_dir=str(tmp_path / "zoo"), work_dir=str(tmp_path / "work"), overrides=tiny)
+    from model_cards.zoo import build_zoo
+
+    results = build_zoo(["xtc-gpt2-teacher", "xtc-gpt2-1w8a6l"], settings)
+    student = tmp_path / "zoo" / "xtc-gpt2-1w8a6l"
+    assert is_complete(student) and is_complete(tmp_path / "zoo" / "xtc-gpt2-teacher")
+    assert {"modeling_xtc.py", "configuration_xtc.py"} <= set(os.listdir(student))
+    assert results["xtc-gpt2-1w8a6l"]["disk_ratio"] > 10  # packed 1-bit weights, measured on the files
+    index = (tmp_path / "zoo" / "README.md").read_text()
+    assert "| xtc-gpt2-1w8a6l | line completion | ES |" in index and "| xtc-gpt2-teacher |" in index

@@ -1,0 +1,62 @@
+"""XTC for GPT-2: layer reduction and 1-bit/2-bit/8-bit weights with int8 activations by knowledge distillation,
+saved packed (really small) and run with int8 matrix products (really faster).
+
+Example:
+    >>> from transformers import GPT2LMHeadModel
+    >>> from xtc_hf import XTCRecipeConfig, xtc_compress
+    >>> teacher = GPT2LMHeadModel.from_pretrained("runs/xtc/teacher/.../final")  # doctest: +SKIP
+    >>> student = xtc_compress(teacher, XTCRecipeConfig(student_layers="odd", weight_bits=1), train_dataset,  # doctest: +SKIP
+    ...                        tokenizer=tokenizer, output_dir="runs/xtc/1w8a6l")
+    >>> student.save_pretrained("xtc-1w8a6l")  # doctest: +SKIP
+"""
+
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from .callbacks import DistillationCallback, TimeBudgetCallback, soft_cross_entropy
+from .configuration_xtc import XTCGPT2Config
+from .modeling_xtc import (
+    XTCEmbedding,
+    XTCGPT2LMHeadModel,
+    XTCGPT2Model,
+    XTCGPT2PreTrainedModel,
+    XTCLinear,
+    check_gpt2_shaped,
+    fake_quantize_tokens,
+    fake_quantize_weight,
+    int8_linear,
+    int8_matmul,
+    pack_codes,
+    quantize_tokens,
+    quantize_weight,
+    unpack_codes,
+)
+from .recipe import XTCRecipeConfig, resolve_student_layers, xtc_compress
+
+AutoConfig.register(XTCGPT2Config.model_type, XTCGPT2Config, exist_ok=True)
+AutoModelForCausalLM.register(XTCGPT2Config, XTCGPT2LMHeadModel, exist_ok=True)
+XTCGPT2Config.register_for_auto_class()
+XTCGPT2LMHeadModel.register_for_auto_class("AutoModelForCausalLM")
+
+__all__ = [
+    "DistillationCallback",
+    "TimeBudgetCallback",
+    "XTCEmbedding",
+    "XTCGPT2Config",
+    "XTCGPT2LMHeadModel",
+    "XTCGPT2Model",
+    "XTCGPT2PreTrainedModel",
+    "XTCLinear",
+    "XTCRecipeConfig",
+    "check_gpt2_shaped",
+    "fake_quantize_tokens",
+    "fake_quantize_weight",
+    "int8_linear",
+    "int8_matmul",
+    "pack_codes",
+    "quantize_tokens",
+    "quantize_weight",
+    "resolve_student_layers",
+    "soft_cross_entropy",
+    "unpack_codes",
+    "xtc_compress",
+]

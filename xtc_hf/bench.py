@@ -1,0 +1,368 @@
+# Copyright 2026 The codecompress-hf authors. Apache-2.0.
+"""``xtc-hf bench``: the paper's Table 1 and 2 rows (base, 1W8A, 6L, 1W8A6L, plus ternary 2W8A6L) measured here.
+
+Everything is measured on the teacher trained by :mod:`xtc_hf.teacher` and the students compressed from it by
+:func:`xtc_hf.xtc_compress`: disk size (safetensors bytes) and ratio to the fp32 teacher, parameter count, line-level
+completion EM/ES on the held-out test split and retention vs the teacher, forward throughput (samples/s, tokens/s)
+in fp32 and bf16 measured in one process with the models interleaved (ratios to the stock GPT-2 in the same dtype),
+peak memory (a fresh process per model) and training time per stage.
+
+Example:
+    >>> from xtc_hf.bench import BenchSettings, run_bench, to_markdown
+    >>> result = run_bench(BenchSettings(teacher_minutes=4, stage_steps=100))  # doctest: +SKIP
+    >>> print(to_markdown(result))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+VARIANTS = {
+    "1W8A": {"student_layers": "all", "weight_bits": 1, "activation_bits": 8},
+    "6L": {"student_layers": "odd", "weight_bits": 32, "activation_bits": 32},
+    "1W8A6L": {"student_layers": "odd", "weight_bits": 1, "activation_bits": 8},
+    "2W8A6L": {"student_layers": "odd", "weight_bits": 2, "activation_bits": 8},
+}
+# stage 1 of 6L is shared by the layer-reduced quantised variants, so train it first
+RUN_ORDER = ("6L", "1W8A6L", "2W8A6L", "1W8A")
+
+
+@dataclass
+class BenchSettings:
+    """What ``xtc-hf bench`` runs. Defaults are the small CI budget; ``full()`` is the longer run."""
+
+    teacher_minutes: float = field(default=4.0, metadata={"help": "Teacher training budget (minutes)."})
+    teacher_steps: int | None = field(default=None, metadata={"help": "Exact teacher steps (overrides minutes)."})
+    stage_steps: int = field(default=100, metadata={"help": "Optimizer steps per XTC stage."})
+    samples: int = field(default=100, metadata={"help": "Line-completion test samples."})
+    batch_size: int = field(default=8, metadata={"help": "Batch size of the throughput measurement."})
+    seq_len: int = field(default=256, metadata={"help": "Sequence length of the throughput measurement."})
+    rounds: int = field(default=7, metadata={"help": "Interleaved timing rounds per dtype (median reported)."})
+    threads: int = field(default=1, metadata={"help": "torch threads (1 = polite on a shared machine)."})
+    variants: tuple[str, ...] = field(default=("1W8A", "6L", "1W8A6L", "2W8A6L"), metadata={"help": "Rows."})
+    cache_dir: str = field(default=os.path.join("runs", "xtc"), metadata={"help": "Teacher and stage cache."})
+    seed: int = field(default=0, metadata={"help": "Seed of training and sampling."})
+
+    def __post_init__(self):
+        unknown = [name for name in self.variants if name not in VARIANTS]
+        if unknown:
+            raise ValueError(f"Unknown `variants` {unknown}; choose from {sorted(VARIANTS)}.")
+        for name in ("stage_steps", "samples", "batch_size", "seq_len", "rounds", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
+
+    @classmethod
+    def full(cls, **overrides) -> BenchSettings:
+        """The longer run: a 30-minute teacher, 600 steps per stage, 500 samples."""
+        return cls(**{"teacher_minutes": 30.0, "stage_steps": 600, "samples": 500, **overrides})
+
+
+def disk_bytes(folder: str) -> int:
+    """Bytes of the weight files (``*.safetensors``) of a checkpoint folder."""
+    return sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder) if n.endswith(".safetensors"))
+
+
+def count_parameters(model) -> int:
+    """Logical parameter count (a packed weight counts its rows x columns, not its bytes; tied tensors count once)."""
+    from .modeling_xtc import XTCEmbedding, XTCLinear
+
+    seen, total = set(), 0
+    for module in model.modules():
+        if isinstance(module, (XTCLinear, XTCEmbedding)) and module.is_packed:
+            total += module.weight_packed.shape[0] * module._cols
+        for parameter in module.parameters(recurse=False):
+            if id(parameter) not in seen:
+                seen.add(id(parameter))
+                total += parameter.numel()
+    return total
+
+
+def model_memory_bytes(model) -> int:
+    """Bytes the model holds in memory after a forward: parameters, buffers and cached int8 codes."""
+    seen, total = set(), 0
+    tensors = list(model.parameters()) + list(model.buffers())
+    for module in model.modules():
+        for _key, cached in (getattr(module, "_codes_cache", None) or {}).values():
+            tensors.extend(cached if isinstance(cached, list) else [cached])
+    for tensor in tensors:
+        if tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+_MEMORY_SCRIPT = r"""
+import json, resource, sys, torch
+torch.set_num_threads(int(sys.argv[3]))
+from transformers import AutoModelForCausalLM
+ids = torch.load(sys.argv[2])
+torch.zeros(1) @ torch.zeros(1)  # initialise torch's allocator and kernels before the baseline
+
+
+def status(field):
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field):
+                return int(line.split()[1])  # kB
+    return None
+
+
+try:  # Linux: reset the high-water mark so that import-time peaks do not hide the model's
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    baseline, peak_field = status("VmRSS:"), "VmHWM:"
+except OSError:
+    baseline, peak_field = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, None
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+with torch.inference_mode():
+    model(input_ids=ids, use_cache=False)
+peak = status(peak_field) if peak_field else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak_rss_increase_mb": (peak - baseline) / 1024}))
+"""
+
+
+def peak_memory_mb(folder: str, input_ids: torch.Tensor, threads: int = 1) -> float:
+    """Peak RSS growth (MB) of a fresh process that loads ``folder`` (trust_remote_code) and runs one forward."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ids.pt")
+        torch.save(input_ids, path)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": os.path.join(tmp, "modules")}
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_SCRIPT, os.path.abspath(folder), path, str(threads)],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            env=env,
+            check=True,
+        )
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_increase_mb"]
+
+
+@torch.inference_mode()
+def interleaved_throughput(models: dict, input_ids: torch.Tensor, rounds: int = 7, warmup: int = 2) -> dict:
+    """Median forward time of each model on ``input_ids``, the models timed in turn within each round so that load
+    changes on a shared machine hit all of them alike."""
+    for model in models.values():
+        for _ in range(warmup):
+            model(input_ids=input_ids, use_cache=False)
+    times = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model(input_ids=input_ids, use_cache=False)
+            times[name].append(time.perf_counter() - start)
+    batch, length = input_ids.shape
+    result = {}
+    for name, values in times.items():
+        median = statistics.median(values)
+        result[name] = {
+            "seconds": median,
+            "samples_per_s": batch / median,
+            "tokens_per_s": batch * length / median,
+        }
+    return result
+
+
+def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> dict:
+    """Train (or reuse) the teacher and students, measure everything, return the result dict (see module doc)."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    from .data import pack_blocks, stdlib_code, stdlib_dataset
+    from .evaluation import evaluate_line_completion, line_completion_samples
+    from .modeling_xtc import XTCGPT2LMHeadModel
+    from .recipe import XTCRecipeConfig, stage_reports, xtc_compress
+    from .teacher import TeacherSettings, train_teacher
+
+    settings = settings or BenchSettings()
+    torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    started = time.perf_counter()
+    teacher_dir = train_teacher(
+        TeacherSettings(minutes=settings.teacher_minutes, steps=settings.teacher_steps, seed=settings.seed),
+        cache_dir=settings.cache_dir,
+    )
+    with open(os.path.join(teacher_dir, "xtc_teacher.json")) as handle:
+        teacher_meta = json.load(handle)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    teacher = GPT2LMHeadModel.from_pretrained(teacher_dir).eval()
+    train = stdlib_dataset("train")
+    output_dir = os.path.join(settings.cache_dir, "bench", os.path.basename(os.path.dirname(teacher_dir)))
+
+    checkpoints, train_seconds = {"base": teacher_dir}, {"base": {"teacher": teacher_meta["train_seconds"]}}
+    for name in [n for n in RUN_ORDER if n in settings.variants]:
+        recipe = XTCRecipeConfig(
+            **VARIANTS[name],
+            layer_reduction_steps=settings.stage_steps,
+            quantization_steps=settings.stage_steps,
+            save_steps=max(50, settings.stage_steps // 4),
+            seed=settings.seed,
+        )
+        logger.info("compressing %s", name)
+        model = xtc_compress(teacher, recipe, train, tokenizer=tokenizer, output_dir=output_dir)
+        checkpoints[name] = model.xtc_checkpoint
+        del model
+    reports = stage_reports(output_dir)
+    for name in settings.variants:
+        stage_dir = os.path.basename(os.path.dirname(checkpoints[name]))
+        seconds = {}
+        report = reports[stage_dir]
+        if report["stage"] == "quantization" and VARIANTS[name]["student_layers"] != "all":
+            stage1 = [r for r in reports.values() if r["stage"] == "layer_reduction"]
+            seconds["layer_reduction"] = stage1[0]["train_seconds"] if stage1 else None
+        seconds[report["stage"]] = report["train_seconds"]
+        train_seconds[name] = seconds
+
+    # -- accuracy -------------------------------------------------------------------------------------------------
+    test_files = stdlib_code("test")
+    samples = line_completion_samples(test_files, settings.samples, seed=settings.seed)
+    models = {"base": teacher}
+    models.update({name: XTCGPT2LMHeadModel.from_pretrained(checkpoints[name]).eval() for name in settings.variants})
+    accuracy = {}
+    for name, model in models.items():
+        logger.info("line completion: %s", name)
+        scores = evaluate_line_completion(model, tokenizer, samples, progress=progress)
+        accuracy[name] = {"em": scores["em"], "es": scores["es"], "n": scores["n"]}
+
+    # -- speed (same process, interleaved, same dtype) ------------------------------------------------------------
+    blocks = pack_blocks([f["text"] for f in test_files], tokenizer, settings.seq_len)
+    input_ids = torch.tensor(blocks[: settings.batch_size])
+    speed = {"fp32": interleaved_throughput(models, input_ids, settings.rounds)}
+    memory_in_process = {name: model_memory_bytes(model) / 2**20 for name, model in models.items()}
+    bf16_models = {name: model.to(torch.bfloat16) for name, model in models.items()}
+    speed["bf16"] = interleaved_throughput(bf16_models, input_ids, settings.rounds)
+    del bf16_models, models
+
+    # -- memory (fresh process per model) -------------------------------------------------------------------------
+    # cached checkpoints carry the remote code of the run that saved them; measure the code of this run
+    import shutil
+
+    from . import configuration_xtc, modeling_xtc
+
+    for name, folder in checkpoints.items():
+        if name != "base":
+            for module in (configuration_xtc, modeling_xtc):
+                shutil.copy(module.__file__, folder)
+    peak = {name: peak_memory_mb(folder, input_ids, settings.threads) for name, folder in checkpoints.items()}
+
+    base_disk = disk_bytes(teacher_dir)
+    rows = {}
+    for name, folder in checkpoints.items():
+        model = (
+            teacher if name == "base" else XTCGPT2LMHeadModel.from_pretrained(folder)
+        )  # parameter count from the packed model
+        row = {
+            "checkpoint": folder,
+            "disk_mb": disk_bytes(folder) / 1e6,
+            "disk_ratio": base_disk / disk_bytes(folder),
+            "parameters": count_parameters(model),
+            "layers": model.config.n_layer,
+            "weight_bits": getattr(model.config, "weight_bits", 32),
+            "activation_bits": getattr(model.config, "activation_bits", 32),
+            "em": accuracy[name]["em"],
+            "es": accuracy[name]["es"],
+            "em_retention": accuracy[name]["em"] / accuracy["base"]["em"] if accuracy["base"]["em"] else None,
+            "es_retention": accuracy[name]["es"] / accuracy["base"]["es"] if accuracy["base"]["es"] else None,
+            "peak_rss_increase_mb": peak[name],
+            "model_memory_mb": memory_in_process[name],
+            "train_seconds": train_seconds[name],
+        }
+        for dtype in ("fp32", "bf16"):
+            measured = speed[dtype][name]
+            row[dtype] = {
+                **measured,
+                "speedup": speed[dtype]["base"]["seconds"] / measured["seconds"],
+            }
+        rows[name] = row
+
+    targets = {
+        "1W8A disk ratio >= 12": rows.get("1W8A", {}).get("disk_ratio", 0) >= 12,
+        "1W8A6L disk ratio >= 15": rows.get("1W8A6L", {}).get("disk_ratio", 0) >= 15,
+        "1W8A6L disk ratio >= 20 (goal)": rows.get("1W8A6L", {}).get("disk_ratio", 0) >= 20,
+        "1W8A faster than base in fp32": rows.get("1W8A", {}).get("fp32", {}).get("speedup", 0) > 1,
+        "1W8A not slower than base in bf16": rows.get("1W8A", {}).get("bf16", {}).get("speedup", 0) >= 1,
+        "1W8A6L >= 1.9x base in fp32": rows.get("1W8A6L", {}).get("fp32", {}).get("speedup", 0) >= 1.9,
+        "1W8A6L >= 1.9x base in bf16": rows.get("1W8A6L", {}).get("bf16", {}).get("speedup", 0) >= 1.9,
+    }
+    for name in settings.variants:
+        if name in rows:
+            targets[f"{name} peak memory < base"] = (
+                rows[name]["peak_rss_increase_mb"] < rows["base"]["peak_rss_increase_mb"]
+            )
+    import transformers
+
+    return {
+        "benchmark": "xtc_hf line-level completion on held-out stdlib code + CPU inference",
+        "settings": dataclasses.asdict(settings),
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "torch_threads": settings.threads,
+            "cpu_count": os.cpu_count(),
+            "int_mm": hasattr(torch, "_int_mm"),
+        },
+        "teacher": {"checkpoint": teacher_dir, **teacher_meta},
+        "throughput_input": {"batch_size": settings.batch_size, "seq_len": settings.seq_len},
+        "line_completion": {"samples": len(samples), "context_tokens": 256, "split": "test"},
+        "models": rows,
+        "targets": targets,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def to_markdown(result: dict) -> str:
+    """The benchmark as a Markdown table (plus the target checks)."""
+    header = (
+        "| model | layers | W/A bits | disk MB | disk ratio | params | EM % | ES | ES ret. | fp32 speed-up | "
+        "bf16 speed-up | fp32 tokens/s | peak mem MB | train min |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    lines = []
+    for name, row in result["models"].items():
+        minutes = sum(v for v in row["train_seconds"].values() if v) / 60
+        retention = f"{100 * row['es_retention']:.1f}%" if row["es_retention"] is not None else "n/a"
+        lines.append(
+            f"| {name} | {row['layers']} | {row['weight_bits']}/{row['activation_bits']} | {row['disk_mb']:.2f} | "
+            f"{row['disk_ratio']:.1f}x | {row['parameters'] / 1e6:.2f}M | {row['em']:.1f} | {row['es']:.1f} | "
+            f"{retention} | {row['fp32']['speedup']:.2f}x | {row['bf16']['speedup']:.2f}x | "
+            f"{row['fp32']['tokens_per_s']:.0f} | {row['peak_rss_increase_mb']:.0f} | {minutes:.1f} |"
+        )
+    checks = "\n".join(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in result["targets"].items())
+    env = result["environment"]
+    note = (
+        f"\nThroughput: forward pass, batch {result['throughput_input']['batch_size']} x "
+        f"{result['throughput_input']['seq_len']} tokens, {env['torch_threads']} thread(s), models interleaved in "
+        f"one process; speed-ups are vs the stock GPT-2 teacher in the same dtype. Line completion: "
+        f"{result['line_completion']['samples']} samples of held-out standard-library code. Peak mem: RSS growth of a "
+        "fresh process loading the checkpoint and running one forward.\n"
+    )
+    return header + "\n".join(lines) + "\n" + note + "\nTargets of issue 4:\n\n" + checks + "\n"
+
+
+__all__ = [
+    "BenchSettings",
+    "RUN_ORDER",
+    "VARIANTS",
+    "count_parameters",
+    "disk_bytes",
+    "interleaved_throughput",
+    "model_memory_bytes",
+    "peak_memory_mb",
+    "run_bench",
+    "to_markdown",
+]

@@ -1,0 +1,105 @@
+# Copyright 2026 The codecompress-hf authors. Apache-2.0.
+"""Configuration of XTC-compressed GPT-2 models (layer-reduced and/or 1-, 2- or 8-bit weights, 8-bit activations).
+
+Paper: de Moor, "Compressing a CodeGPT Model Using Hybrid Layer Reduction and Extreme Quantisation through Knowledge
+Distillation" (TU Delft, 2023), after Wu et al., "Extreme Compression for Pre-trained Transformers Made Simple and
+Efficient" (XTC, NeurIPS 2022).
+
+This file travels with saved checkpoints (``trust_remote_code``): it imports only transformers and huggingface_hub.
+"""
+
+from huggingface_hub.dataclasses import strict
+from transformers import GPT2Config
+
+WEIGHT_BITS = (1, 2, 8, 32)
+ACTIVATION_BITS = (8, 32)
+GRANULARITIES = ("matrix", "row")
+
+
+@strict
+class XTCGPT2Config(GPT2Config):
+    """GPT-2 configuration plus the XTC compression settings needed to rebuild a compressed model.
+
+    Attributes:
+        weight_bits: 1 (binary, ``sign(W) * mean|W|``), 2 (ternary, threshold ``0.7 * mean|W|``), 8 (symmetric
+            int8) or 32 (full precision) for every block Linear (and the word embeddings if quantised).
+        activation_bits: 8 (symmetric dynamic per-token int8 inputs of every quantised Linear) or 32.
+        weight_granularity: ``"matrix"`` (one scale per weight matrix, XTC's default) or ``"row"`` (one scale per
+            output row). Word embeddings always use one scale per row.
+        quantize_embeddings: also quantise the word embeddings (and hence the tied LM head). Position embeddings,
+            LayerNorms and biases always stay in floating point.
+        teacher_layers: the teacher block each of the ``n_layer`` blocks was initialised from (``None`` = 0..n-1).
+        packed: weights are stored packed (1-bit 8 per byte, 2-bit 4 per byte, 8-bit 1 per byte) with their scales
+            instead of as floating-point parameters; set by ``XTCGPT2LMHeadModel.pack_()``.
+
+    Example:
+        >>> from xtc_hf import XTCGPT2Config
+        >>> config = XTCGPT2Config(n_layer=6, teacher_layers=[1, 3, 5, 7, 9, 11], weight_bits=1, activation_bits=8)
+        >>> config.is_quantized
+        True
+    """
+
+    model_type = "xtc_gpt2"
+
+    weight_bits: int = 1
+    activation_bits: int = 8
+    weight_granularity: str = "matrix"
+    quantize_embeddings: bool = True
+    teacher_layers: list[int] | None = None
+    packed: bool = False
+
+    def __post_init__(self, **kwargs):
+        # Checked here rather than in a ``validate_*`` hook so that users get a plain ``ValueError``.
+        self.check_xtc_settings()
+        super().__post_init__(**kwargs)
+
+    def check_xtc_settings(self):
+        """Raise a ``ValueError`` naming the setting, its value and the fix if an XTC setting is invalid."""
+        if isinstance(self.weight_bits, bool) or self.weight_bits not in WEIGHT_BITS:
+            raise ValueError(
+                f"`weight_bits` must be one of {WEIGHT_BITS} (1 = binary, 2 = ternary, 8 = int8, 32 = float), "
+                f"got {self.weight_bits!r}."
+            )
+        if isinstance(self.activation_bits, bool) or self.activation_bits not in ACTIVATION_BITS:
+            raise ValueError(
+                f"`activation_bits` must be one of {ACTIVATION_BITS} (8 = int8 per token, 32 = float), "
+                f"got {self.activation_bits!r}."
+            )
+        if self.weight_granularity not in GRANULARITIES:
+            raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
+        if self.teacher_layers is not None:
+            layers = list(self.teacher_layers)
+            if len(layers) != self.n_layer:
+                raise ValueError(
+                    f"`teacher_layers` lists {len(layers)} layers but `n_layer` is {self.n_layer}; give one teacher "
+                    "layer index per student block."
+                )
+            if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in layers) or len(set(layers)) != len(
+                layers
+            ):
+                raise ValueError(f"`teacher_layers` must be distinct non-negative integers, got {layers!r}.")
+        if self.add_cross_attention:
+            raise ValueError(
+                "`add_cross_attention=True` is not supported by XTC GPT-2 models; use a decoder-only GPT-2."
+            )
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        """Read an XTC config; refuse a stock GPT-2 checkpoint, whose ``Conv1D`` weights need converting."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        source = config_dict.get("model_type")
+        if source != cls.model_type:
+            raise ValueError(
+                f"{pretrained_model_name_or_path!r} holds a {source!r} model, not an XTC one. Convert a GPT-2 "
+                "checkpoint with `XTCGPT2LMHeadModel.from_gpt2(GPT2LMHeadModel.from_pretrained(path), ...)` or "
+                "compress it with `xtc_hf.xtc_compress`."
+            )
+        return config_dict, kwargs
+
+    @property
+    def is_quantized(self) -> bool:
+        """Whether any weight or activation is quantised."""
+        return self.weight_bits < 32 or self.activation_bits < 32
+
+
+__all__ = ["ACTIVATION_BITS", "GRANULARITIES", "WEIGHT_BITS", "XTCGPT2Config"]

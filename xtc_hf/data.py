@@ -1,0 +1,125 @@
+# Copyright 2026 The codecompress-hf authors. Apache-2.0.
+"""Real Python code for training and evaluation: the running interpreter's standard library.
+
+Files are split by a stable hash of their path relative to the standard-library root (80/10/10 train/valid/test), so
+the split is the same on every machine with the same Python version and never depends on file order or timestamps.
+
+Example:
+    >>> from xtc_hf.data import stdlib_code
+    >>> files = stdlib_code("test")  # doctest: +SKIP
+    >>> files[0]["path"], len(files[0]["text"]) > 0  # doctest: +SKIP
+    ('asyncio/base_futures.py', True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sysconfig
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+# Third-party code, the standard library's own test suites and two legacy tools are not "the standard library's code".
+SKIPPED_DIRS = frozenset({"site-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"})
+
+
+def split_of(relative_path: str) -> str:
+    """The split a file belongs to, from a stable hash of its relative path (80/10/10).
+
+    Example:
+        >>> split_of("json/decoder.py") in SPLITS
+        True
+    """
+    bucket = int(hashlib.sha256(relative_path.replace(os.sep, "/").encode("utf-8")).hexdigest()[:8], 16) % 10
+    return "train" if bucket < 8 else ("valid" if bucket == 8 else "test")
+
+
+def stdlib_root() -> str:
+    """The standard-library source folder of the running interpreter."""
+    return sysconfig.get_paths()["stdlib"]
+
+
+def stdlib_code(split: str, root: str | None = None, max_files: int | None = None) -> list[dict[str, str]]:
+    """Python files of one split as ``{"path", "text"}`` dicts, sorted by path.
+
+    Args:
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        root: folder to read (default: the running interpreter's standard library).
+        max_files: keep only the first ``max_files`` files (sorted by path) of the split.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
+    root = root or stdlib_root()
+    files = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
+        for name in sorted(names):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, root).replace(os.sep, "/")
+            if split_of(relative) != split:
+                continue
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (UnicodeDecodeError, OSError):
+                continue  # a few files are Latin-1 test fixtures; code models are trained on UTF-8
+            if text.strip():
+                files.append({"path": relative, "text": text})
+    files.sort(key=lambda item: item["path"])
+    if max_files is not None:
+        files = files[:max_files]
+    logger.info("%d %s files from %s", len(files), split, root)
+    return files
+
+
+def stdlib_dataset(split: str, root: str | None = None, max_files: int | None = None):
+    """The same files as a ``datasets.Dataset`` with ``path`` and ``text`` columns."""
+    from datasets import Dataset
+
+    return Dataset.from_list(stdlib_code(split, root=root, max_files=max_files))
+
+
+def pack_blocks(texts, tokenizer, block_size: int, eos_token_id: int | None = None) -> list[list[int]]:
+    """Tokenise texts, join them with EOS and cut the stream into ``block_size``-token blocks (the last partial one
+    is dropped), the usual causal-LM packing.
+
+    Example:
+        >>> pack_blocks(["a = 1\\n"], tokenizer, block_size=4)  # doctest: +SKIP
+        [[64, 796, 352, 198]]
+    """
+    if block_size < 2:
+        raise ValueError(f"`block_size` must be >= 2, got {block_size}.")
+    eos = tokenizer.eos_token_id if eos_token_id is None else eos_token_id
+    stream: list[int] = []
+    blocks = []
+    for text in texts:
+        stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if eos is not None:
+            stream.append(eos)
+        while len(stream) >= block_size:
+            blocks.append(stream[:block_size])
+            stream = stream[block_size:]
+    return blocks
+
+
+def lm_dataset(blocks: list[list[int]]):
+    """A ``datasets.Dataset`` of fixed-length causal-LM examples (``input_ids`` and ``labels``)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"input_ids": blocks, "labels": [list(block) for block in blocks]})
+
+
+__all__ = [
+    "SKIPPED_DIRS",
+    "SPLITS",
+    "lm_dataset",
+    "pack_blocks",
+    "split_of",
+    "stdlib_code",
+    "stdlib_dataset",
+    "stdlib_root",
+]

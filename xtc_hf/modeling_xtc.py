@@ -1,0 +1,768 @@
+# Copyright 2026 The codecompress-hf authors. Apache-2.0.
+"""XTC GPT-2: GPT-2 on ``nn.Linear``-style layers with binary/ternary/int8 weights and int8 activations.
+
+Two representations of the same model:
+
+* training (``config.packed=False``): float weights, quantised on the fly in the forward pass with a
+  straight-through estimator (STE), so the model trains with quantisation-aware knowledge distillation;
+* packed (``config.packed=True``, after :meth:`XTCGPT2LMHeadModel.pack_`): 1-bit weights 8 per byte, 2-bit 4 per
+  byte, 8-bit 1 per byte, stored as buffers with their float scales. ``save_pretrained`` therefore writes a really
+  small safetensors file, and inference runs every quantised Linear as an int8 x int8 matrix product
+  (``torch._int_mm``, with an exact float fallback) with the scales applied after.
+
+Quantisers (XTC): binary ``sign(W) * mean|W|``; ternary ``alpha * sign(W) * [|W| > 0.7 mean|W|]`` with ``alpha`` the
+mean magnitude of the kept weights; int8 ``round(W / s)``, ``s = max|W| / 127``; one scale per matrix (default) or
+per output row; word embeddings per row; activations symmetric per token, ``s = max|x| / 127``. LayerNorm, biases and
+position embeddings stay in floating point.
+
+This file travels with saved checkpoints (``trust_remote_code``): it imports only torch, transformers and
+``configuration_xtc`` from its own folder.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin
+from transformers import initialization as init
+from transformers.modeling_outputs import CausalLMOutputWithCrossAttentions
+from transformers.models.gpt2.modeling_gpt2 import (
+    GPT2MLP,
+    GPT2Attention,
+    GPT2Block,
+    GPT2Model,
+    GPT2PreTrainedModel,
+)
+from transformers.utils.output_capturing import OutputRecorder
+
+from .configuration_xtc import XTCGPT2Config
+
+# --------------------------------------------------------------------------------------------------------------------
+# Quantisers
+# --------------------------------------------------------------------------------------------------------------------
+
+_EPS = 1e-8
+TERNARY_THRESHOLD = 0.7  # XTC / TWN: weights below 0.7 * mean|W| become 0
+
+
+def _reduce_dims(weight: torch.Tensor, per_row: bool):
+    return {"dim": tuple(range(1, weight.ndim)), "keepdim": True} if per_row else {}
+
+
+def quantize_weight(weight: torch.Tensor, bits: int, per_row: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer codes (as floats) and scales of ``weight``: ``codes * scale`` is the quantised weight.
+
+    Returns codes of ``weight``'s shape (``+-1`` for 1 bit, ``-1/0/+1`` for 2 bits, ``[-127, 127]`` for 8 bits) and a
+    scale of shape ``(rows, 1)`` (``per_row``) or ``()``.
+
+    Example:
+        >>> codes, scale = quantize_weight(torch.tensor([[0.5, -1.5]]), bits=1)
+        >>> codes.tolist(), float(scale)
+        ([[1.0, -1.0]], 1.0)
+    """
+    w = weight.float()
+    reduce = _reduce_dims(w, per_row)
+    magnitude = w.abs()
+    if bits == 1:
+        # sign(0) is 0 in torch; a binary weight must be +-1, so 0 maps to +1
+        codes = torch.where(w >= 0, 1.0, -1.0)
+        scale = magnitude.mean(**reduce)
+    elif bits == 2:
+        threshold = TERNARY_THRESHOLD * magnitude.mean(**reduce)
+        keep = (magnitude > threshold).float()
+        codes = torch.sign(w) * keep
+        scale = (magnitude * keep).sum(**reduce) / keep.sum(**reduce).clamp(min=1.0)
+    elif bits == 8:
+        scale = magnitude.amax(**reduce) / 127.0
+        codes = torch.round(w / scale.clamp(min=_EPS)).clamp(-127, 127)
+    else:
+        raise ValueError(f"`bits` must be 1, 2 or 8 to quantise a weight, got {bits!r}.")
+    return codes, scale.clamp(min=_EPS)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward the quantised value, pass the gradient through unchanged (STE)."""
+
+    @staticmethod
+    def forward(ctx, value, quantized):
+        return quantized
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def fake_quantize_weight(weight: torch.Tensor, bits: int, per_row: bool = False) -> torch.Tensor:
+    """Quantise-dequantise ``weight`` with a straight-through gradient (identity for ``bits=32``)."""
+    if bits >= 32:
+        return weight
+    codes, scale = quantize_weight(weight.detach(), bits, per_row)
+    return _StraightThrough.apply(weight, (codes * scale).to(weight.dtype))
+
+
+def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric dynamic per-token int8 quantisation: float codes in ``[-127, 127]`` and ``(..., 1)`` float32 scales.
+
+    ``codes = round(x * 127 / max|x|)`` needs no clamp: ``|x| * 127 / max|x| <= 127`` up to one rounding error, far
+    from 127.5. Multiplying by ``127 / max|x|`` (not dividing by the scale) is what the int8 path does too.
+
+    Example:
+        >>> codes, scale = quantize_tokens(torch.tensor([[1.0, -0.5]]))
+        >>> codes.tolist(), scale.tolist()
+        ([[127.0, -64.0]], [[0.007874015718698502]])
+    """
+    amax = x.abs().amax(dim=-1, keepdim=True).float().clamp_(min=_EPS)
+    # x (any float dtype) times a float32 tensor promotes to float32: one pass, no separate upcast copy
+    return torch.round(x * (127.0 / amax)), amax / 127.0
+
+
+def fake_quantize_tokens(x: torch.Tensor) -> torch.Tensor:
+    """Per-token int8 quantise-dequantise with a straight-through gradient."""
+    codes, scale = quantize_tokens(x.detach())
+    return _StraightThrough.apply(x, (codes * scale).to(x.dtype))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Packing
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def packed_columns(in_features: int, bits: int) -> int:
+    """Bytes per row of a packed weight with ``in_features`` columns."""
+    per_byte = 8 // bits
+    return -(-in_features // per_byte)
+
+
+def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """Pack integer codes ``(rows, cols)`` into ``uint8`` ``(rows, packed_columns(cols, bits))``.
+
+    1 bit: bit ``j`` of byte ``k`` is ``codes[:, 8k + j] > 0``. 2 bits: code 0 -> 0b00, +1 -> 0b01, -1 -> 0b10, field
+    ``j`` at bits ``2j..2j+1``. 8 bits: the int8 value's byte.
+
+    Example:
+        >>> pack_codes(torch.tensor([[1.0, -1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0]]), 1).tolist()
+        [[13]]
+    """
+    codes = codes.to(torch.int16)
+    if bits == 8:
+        return codes.to(torch.int8).view(torch.uint8).contiguous()
+    per_byte = 8 // bits
+    rows, cols = codes.shape
+    pad = packed_columns(cols, bits) * per_byte - cols
+    if bits == 1:
+        fields = (codes > 0).to(torch.int16)
+    else:
+        fields = torch.where(codes > 0, 1, torch.where(codes < 0, 2, 0)).to(torch.int16)
+    fields = F.pad(fields, (0, pad)).view(rows, -1, per_byte)
+    shifts = torch.arange(per_byte, device=codes.device, dtype=torch.int16) * bits
+    return (fields << shifts).sum(-1).to(torch.uint8)
+
+
+def unpack_codes(packed: torch.Tensor, bits: int, cols: int) -> torch.Tensor:
+    """Inverse of :func:`pack_codes`: ``int8`` codes ``(rows, cols)``. Raises ``ValueError`` on invalid 2-bit fields."""
+    if bits == 8:
+        return packed.view(torch.int8)[:, :cols]
+    per_byte = 8 // bits
+    shifts = torch.arange(per_byte, device=packed.device, dtype=torch.int16) * bits
+    fields = (packed.to(torch.int16).unsqueeze(-1) >> shifts) & ((1 << bits) - 1)
+    fields = fields.view(packed.shape[0], -1)[:, :cols]
+    if bits == 1:
+        return (fields * 2 - 1).to(torch.int8)
+    if bool((fields == 3).any()):
+        raise ValueError("Packed ternary weights hold the invalid code 0b11: the checkpoint is corrupted.")
+    return torch.where(fields == 2, -1, fields).to(torch.int8)
+
+
+def checksum(tensor: torch.Tensor) -> int:
+    """CRC32 of a tensor's bytes, stored next to packed weights so a corrupted checkpoint is detected on load."""
+    data = tensor.detach().contiguous().cpu().view(torch.uint8).numpy().tobytes()
+    return zlib.crc32(data)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# int8 matrix product
+# --------------------------------------------------------------------------------------------------------------------
+
+# int8 products run in (ROWS x CHUNK) output tiles so that the int32 tile and its float32 rescaling stay in cache
+# instead of streaming a (tokens, vocab) int32 tensor through memory several times
+CHUNK = 1024
+ROWS = 256
+TILE = 2**18  # output elements per tile (1 MB in float32)
+_INT_MM_OK = {"cpu": hasattr(torch, "_int_mm"), "cuda": hasattr(torch, "_int_mm")}
+
+
+def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for int8 ``a (M, K)`` and ``b (K, N)``, accumulated in int32.
+
+    Uses ``torch._int_mm`` (VNNI/AMX on CPU) where it works and falls back to a float32 product, which is exact while
+    ``K * 127 * max|b| < 2**24`` (always for +-1 / 0 weights with ``K < 132k``).
+    """
+    device = a.device.type
+    if _INT_MM_OK.get(device, False):
+        try:
+            return torch._int_mm(a, b)
+        except RuntimeError:
+            _INT_MM_OK[device] = False  # unsupported shape/backend: remember, use the portable path from now on
+    return torch.round(a.float() @ b.float()).to(torch.int32)
+
+
+def int8_linear(x: torch.Tensor, weight_chunks, weight_scale: torch.Tensor, bias=None) -> torch.Tensor:
+    """``F.linear`` for int8 weight codes with per-token int8 activations: ``y = (q_x @ q_w) * s_x * s_w + b``.
+
+    Args:
+        x: ``(..., in)`` float activations.
+        weight_chunks: contiguous int8 ``(in, n_i)`` blocks of the transposed weight codes, in output order.
+        weight_scale: ``(1,)`` or ``(out,)`` float scales.
+        bias: ``(out,)`` or ``None``.
+
+    The product runs in ``(ROWS, CHUNK)`` output tiles (see ``ROWS``/``CHUNK``), each quantised, multiplied,
+    rescaled and written into the output in ``x``'s dtype while it is in cache.
+    """
+    shape = x.shape
+    x2 = x.reshape(-1, shape[-1])
+    per_tensor = weight_scale.numel() == 1
+    weight_scale = weight_scale.float()  # conversions hoisted out of the tile loops: each op costs ~10 us dispatch
+    bias = bias.float() if bias is not None else None
+    widths = [chunk.shape[1] for chunk in weight_chunks]
+    out = torch.empty(x2.shape[0], sum(widths), dtype=x.dtype, device=x.device)
+    rows = max(ROWS, TILE // widths[0])  # narrow outputs: taller tiles, fewer ops
+    for row in range(0, x2.shape[0], rows):
+        codes, scale = quantize_tokens(x2[row : row + rows])
+        codes = codes.to(torch.int8)
+        token_scale = scale * weight_scale if per_tensor else scale
+        start = 0
+        for chunk, width in zip(weight_chunks, widths):
+            stop = start + width
+            acc = int8_matmul(codes, chunk)
+            # int32 * float32 promotes to float32 in one pass; the rest is in place (faster than out=-casting)
+            if per_tensor and bias is not None:
+                y = torch.addcmul(bias[start:stop], acc, token_scale)
+            else:
+                y = torch.mul(acc, token_scale)
+                if not per_tensor:
+                    y.mul_(weight_scale[start:stop])
+                if bias is not None:
+                    y.add_(bias[start:stop])
+            if len(widths) == 1 and rows >= x2.shape[0]:
+                return y.to(x.dtype).view(*shape[:-1], width)  # one tile: no copy into `out`
+            out[row : row + rows, start:stop] = y
+            start = stop
+    return out.view(*shape[:-1], out.shape[-1])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Layers
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class _PackedWeightMixin:
+    """Packed buffers (``weight_packed``, ``weight_scale``, ``weight_crc``) and the cached int8 codes."""
+
+    def _register_packed(self, rows: int, cols: int, scales: int):
+        self.register_buffer(
+            "weight_packed", torch.zeros(rows, packed_columns(cols, self.weight_bits), dtype=torch.uint8)
+        )
+        self.register_buffer("weight_scale", torch.ones(scales, dtype=torch.float32))
+        self.register_buffer("weight_crc", torch.zeros(1, dtype=torch.int64))
+        self.weight = None
+        self._codes_cache = None
+
+    @property
+    def is_packed(self) -> bool:
+        return getattr(self, "weight_packed", None) is not None
+
+    def _cached(self, kind: str, build):
+        # Rebuilt whenever the packed buffer changes (load_state_dict, .to(device), in-place edits).
+        packed = self.weight_packed
+        key = (kind, packed.data_ptr(), packed.device, packed._version)
+        cache = self._codes_cache if isinstance(self._codes_cache, dict) else {}
+        if cache.get(kind, (None,))[0] != key:
+            cache[kind] = (key, build())
+            self._codes_cache = cache
+        return cache[kind][1]
+
+    def int8_codes(self) -> torch.Tensor:
+        """The int8 codes ``(rows, cols)`` (unpacked on every call; the fast paths use the cached blocks)."""
+        return unpack_codes(self.weight_packed, self.weight_bits, self._cols)
+
+    def int8_blocks(self) -> list[torch.Tensor]:
+        """Transposed int8 codes as contiguous ``(cols, <= CHUNK)`` blocks for :func:`int8_linear`, unpacked once
+        and cached (1 byte per weight, 4x less than float32)."""
+
+        def build():
+            codes_t = self.int8_codes().t()
+            return [codes_t[:, i : i + CHUNK].contiguous() for i in range(0, codes_t.shape[1], CHUNK)]
+
+        return self._cached("blocks", build)
+
+    def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        """``codes * scale`` in ``dtype`` (cached), for packed layers that keep float activations."""
+        return self._cached(
+            f"float-{dtype}", lambda: self.int8_codes().to(dtype) * self.weight_scale.reshape(-1, 1).to(dtype)
+        )
+
+    def _pack_from(self, weight: torch.Tensor, per_row: bool):
+        codes, scale = quantize_weight(weight.detach(), self.weight_bits, per_row)
+        rows, cols = weight.shape
+        device = weight.device
+        del self.weight
+        del self.weight_packed  # a plain ``None`` attribute until now; register_buffer refuses existing names
+        self._register_packed(rows, cols, rows if per_row else 1)
+        self.weight_packed = pack_codes(codes, self.weight_bits).to(device)
+        self.weight_scale = scale.reshape(-1).float().to(device)
+        self.weight_crc = torch.tensor([checksum(self.weight_packed)], dtype=torch.int64, device=device)
+
+    def verify(self, name: str = ""):
+        """Raise ``ValueError`` if the packed weights do not match their checksum or a scale is not finite."""
+        if not self.is_packed:
+            return
+        if int(self.weight_crc[0]) != checksum(self.weight_packed):
+            raise ValueError(
+                f"Packed weight {name or self!r} does not match its checksum: the checkpoint is corrupted or "
+                "truncated. Re-save it from the training checkpoint or download it again."
+            )
+        if not bool(torch.isfinite(self.weight_scale).all()) or bool((self.weight_scale < 0).any()):
+            raise ValueError(f"Packed weight {name or self!r} has invalid scales: the checkpoint is corrupted.")
+        self.int8_codes()  # also validates 2-bit fields
+
+
+class XTCLinear(_PackedWeightMixin, nn.Module):
+    """A Linear layer with XTC weight (1/2/8/32-bit) and activation (8/32-bit) quantisation.
+
+    Weight layout is ``nn.Linear``'s ``(out_features, in_features)``; GPT-2's ``Conv1D`` weights are transposed on
+    conversion. Unpacked, the weight is a float ``Parameter`` fake-quantised with STE; packed, it is stored as
+    ``weight_packed`` (uint8) + ``weight_scale`` buffers and runs as an int8 x int8 product.
+
+    Example:
+        >>> layer = XTCLinear(16, 8, weight_bits=1, activation_bits=8)
+        >>> y_fake = layer(torch.randn(2, 16))
+        >>> layer.pack_()  # doctest: +ELLIPSIS
+        XTCLinear(...)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        weight_bits: int = 32,
+        activation_bits: int = 32,
+        per_row: bool = False,
+        packed: bool = False,
+    ):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self._cols = in_features
+        self.weight_bits, self.activation_bits, self.per_row = weight_bits, activation_bits, per_row
+        if packed and weight_bits < 32:
+            self._register_packed(out_features, in_features, out_features if per_row else 1)
+        else:
+            self.weight = nn.Parameter(torch.empty(out_features, in_features))
+            self.weight_packed = None
+            self._codes_cache = None
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.is_packed:
+            if self.activation_bits == 8:
+                return int8_linear(x, self.int8_blocks(), self.weight_scale, self.bias)
+            bias = self.bias.to(x.dtype) if self.bias is not None else None
+            return F.linear(x, self.dequantized_weight(x.dtype), bias)
+        weight = fake_quantize_weight(self.weight, self.weight_bits, self.per_row)
+        if self.activation_bits == 8:
+            x = fake_quantize_tokens(x)
+        bias = self.bias.to(x.dtype) if self.bias is not None else None
+        return F.linear(x, weight.to(x.dtype), bias)
+
+    def pack_(self) -> XTCLinear:
+        """Replace the float weight by packed codes and scales (no-op for 32-bit weights or if already packed)."""
+        if self.weight_bits < 32 and not self.is_packed:
+            self._pack_from(self.weight, self.per_row)
+        return self
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+            f"weight_bits={self.weight_bits}, activation_bits={self.activation_bits}, packed={self.is_packed}"
+        )
+
+
+class XTCEmbedding(_PackedWeightMixin, nn.Module):
+    """Word embeddings with optional row-wise quantisation; :meth:`project` is the tied LM head.
+
+    The LM head reuses the (quantised) embedding matrix, so tying is structural: there is no separate ``lm_head``
+    tensor to keep in sync, and a packed checkpoint stores the matrix once.
+    """
+
+    def __init__(
+        self, num_embeddings: int, embedding_dim: int, weight_bits: int = 32, activation_bits: int = 32, packed=False
+    ):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self._cols = embedding_dim
+        self.weight_bits, self.activation_bits = weight_bits, activation_bits
+        if packed and weight_bits < 32:
+            self._register_packed(num_embeddings, embedding_dim, num_embeddings)
+        else:
+            self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
+            self.weight_packed = None
+            self._codes_cache = None
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        if self.is_packed:
+            # unpack only the looked-up rows; the cached blocks are laid out for the LM head product
+            flat = input_ids.reshape(-1)
+            codes = unpack_codes(self.weight_packed[flat], self.weight_bits, self._cols)
+            rows = codes.to(self.weight_scale.dtype) * self.weight_scale[flat].unsqueeze(-1)
+            return rows.view(*input_ids.shape, self._cols)
+        return F.embedding(input_ids, fake_quantize_weight(self.weight, self.weight_bits, per_row=True))
+
+    def project(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Logits ``hidden_states @ E^T`` (tied LM head), int8 x int8 when packed with 8-bit activations."""
+        if self.is_packed:
+            if self.activation_bits == 8:
+                return int8_linear(hidden_states, self.int8_blocks(), self.weight_scale)
+            return F.linear(hidden_states, self.dequantized_weight(hidden_states.dtype))
+        weight = fake_quantize_weight(self.weight, self.weight_bits, per_row=True)
+        if self.weight_bits < 32 and self.activation_bits == 8:
+            hidden_states = fake_quantize_tokens(hidden_states)
+        return F.linear(hidden_states, weight.to(hidden_states.dtype))
+
+    def pack_(self) -> XTCEmbedding:
+        """Replace the float matrix by packed row-wise codes and scales (no-op for 32 bits or if already packed)."""
+        if self.weight_bits < 32 and not self.is_packed:
+            self._pack_from(self.weight, per_row=True)
+        return self
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, weight_bits={self.weight_bits}, packed={self.is_packed}"
+
+
+def _linear(config: XTCGPT2Config, in_features: int, out_features: int) -> XTCLinear:
+    return XTCLinear(
+        in_features,
+        out_features,
+        weight_bits=config.weight_bits,
+        activation_bits=config.activation_bits,
+        per_row=config.weight_granularity == "row",
+        packed=config.packed,
+    )
+
+
+class XTCGPT2Attention(GPT2Attention):
+    """GPT-2 attention whose ``c_attn``/``c_proj`` are :class:`XTCLinear` (the attention math is GPT-2's own)."""
+
+    def __init__(self, config: XTCGPT2Config, layer_idx=None):
+        super().__init__(config, is_cross_attention=False, layer_idx=layer_idx)
+        self.c_attn = _linear(config, self.embed_dim, 3 * self.embed_dim)
+        self.c_proj = _linear(config, self.embed_dim, self.embed_dim)
+
+
+class TanhGELU(nn.Module):
+    """GPT-2's ``gelu_new`` (``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``) as PyTorch's single fused kernel.
+
+    Transformers evaluates it as seven elementwise ops; on CPU in bf16 that costs more than a quantised Linear.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")
+
+
+class XTCGPT2MLP(GPT2MLP):
+    """GPT-2 MLP whose ``c_fc``/``c_proj`` are :class:`XTCLinear` (and whose ``gelu_new`` is fused)."""
+
+    def __init__(self, intermediate_size: int, config: XTCGPT2Config):
+        super().__init__(intermediate_size, config)
+        self.c_fc = _linear(config, config.hidden_size, intermediate_size)
+        self.c_proj = _linear(config, intermediate_size, config.hidden_size)
+        if config.activation_function in ("gelu_new", "gelu_pytorch_tanh"):
+            self.act = TanhGELU()
+
+
+class XTCGPT2Block(GPT2Block):
+    """A GPT-2 block built from :class:`XTCGPT2Attention` and :class:`XTCGPT2MLP`."""
+
+    def __init__(self, config: XTCGPT2Config, layer_idx=None):
+        super().__init__(config, layer_idx=layer_idx)
+        inner_dim = config.n_inner if config.n_inner is not None else 4 * config.hidden_size
+        self.attn = XTCGPT2Attention(config, layer_idx=layer_idx)
+        self.mlp = XTCGPT2MLP(inner_dim, config)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class XTCGPT2PreTrainedModel(GPT2PreTrainedModel):
+    config_class = XTCGPT2Config
+    config: XTCGPT2Config
+    _no_split_modules = ["XTCGPT2Block"]
+    _can_record_outputs = {
+        "hidden_states": XTCGPT2Block,
+        "attentions": OutputRecorder(XTCGPT2Attention, layer_name=".attn", index=1),
+    }
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, (XTCLinear, XTCEmbedding)):
+            if module.weight is not None:
+                init.normal_(module.weight, mean=0.0, std=std)
+            if getattr(module, "bias", None) is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        if isinstance(module, (GPT2Attention, GPT2MLP)) and module.c_proj.weight is not None:
+            # GPT-2's scaled init of the residual projections (1/sqrt(2 * n_layer))
+            init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+
+
+class XTCGPT2Model(XTCGPT2PreTrainedModel):
+    """The GPT-2 decoder stack with XTC layers; ``forward`` is GPT-2's own (cache, masks, sdpa, hidden states)."""
+
+    def __init__(self, config: XTCGPT2Config):
+        super().__init__(config)
+        self.embed_dim = config.hidden_size
+        embedding_bits = config.weight_bits if config.quantize_embeddings else 32
+        self.wte = XTCEmbedding(
+            config.vocab_size, self.embed_dim, embedding_bits, config.activation_bits, packed=config.packed
+        )
+        self.wpe = nn.Embedding(config.max_position_embeddings, self.embed_dim)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList([XTCGPT2Block(config, layer_idx=i) for i in range(config.num_hidden_layers)])
+        self.ln_f = nn.LayerNorm(self.embed_dim, eps=config.layer_norm_epsilon)
+        self.gradient_checkpointing = False
+        self._attn_implementation = config._attn_implementation
+        self.post_init()
+
+    get_input_embeddings = GPT2Model.get_input_embeddings
+    set_input_embeddings = GPT2Model.set_input_embeddings
+    forward = GPT2Model.forward
+
+
+class XTCGPT2LMHeadModel(XTCGPT2PreTrainedModel, GenerationMixin):
+    """GPT-2 causal LM compressed with XTC (layer reduction and/or low-bit weights and int8 activations).
+
+    Build one from a GPT-2 teacher with :meth:`from_gpt2`, train it (QAT with STE) with
+    :class:`xtc_hf.DistillationCallback`, then :meth:`pack_` it and ``save_pretrained``.
+
+    Example:
+        >>> from transformers import GPT2Config, GPT2LMHeadModel
+        >>> teacher = GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=32, n_head=2, vocab_size=99))
+        >>> student = XTCGPT2LMHeadModel.from_gpt2(teacher, teacher_layers=[1, 3], weight_bits=1)
+        >>> student.pack_().config.packed
+        True
+    """
+
+    # The LM head is ``transformer.wte.project``: tied by construction, nothing to tie.
+    _tied_weights_keys = {}
+
+    def __init__(self, config: XTCGPT2Config):
+        super().__init__(config)
+        self.transformer = XTCGPT2Model(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return None
+
+    def forward(
+        self,
+        input_ids=None,
+        past_key_values=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        use_cache=None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithCrossAttentions:
+        outputs = self.transformer(
+            input_ids,
+            past_key_values=past_key_values,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int):
+            hidden_states = hidden_states[:, -logits_to_keep:, :] if logits_to_keep else hidden_states
+        else:
+            hidden_states = hidden_states[:, logits_to_keep, :]
+        logits = self.transformer.wte.project(hidden_states)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        return CausalLMOutputWithCrossAttentions(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    # -- packing ---------------------------------------------------------------------------------------------------------
+    def pack_(self) -> XTCGPT2LMHeadModel:
+        """Pack every quantised weight in place (1-bit 8 per byte, ...) and mark ``config.packed``; returns ``self``.
+
+        A packed model is for inference and saving: it has no float copies of the quantised weights.
+        """
+        for module in self.modules():
+            if isinstance(module, (XTCLinear, XTCEmbedding)):
+                module.pack_()
+        self.config.packed = True
+        return self
+
+    def verify_packed(self):
+        """Raise ``ValueError`` if any packed weight fails its checksum (corrupted checkpoint)."""
+        for name, module in self.named_modules():
+            if isinstance(module, (XTCLinear, XTCEmbedding)):
+                module.verify(name)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained`` that refuses incomplete or corrupted packed checkpoints.
+
+        Stock loading initialises missing tensors randomly with a warning; for a packed checkpoint a missing tensor or
+        a checksum mismatch means the file is damaged, so this raises a ``ValueError`` instead.
+        """
+        want_info = kwargs.pop("output_loading_info", False)
+        try:
+            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        except Exception as error:  # safetensors reports truncation with its own exception type
+            if "safetensor" in type(error).__name__.lower() or "incomplete" in str(error).lower():
+                raise ValueError(f"Could not read the checkpoint {args[0] if args else ''!r}: {error}") from error
+            raise
+        if model.config.packed:
+            missing = list(info.get("missing_keys", []))
+            mismatched = list(info.get("mismatched_keys", []))
+            if missing or mismatched:
+                raise ValueError(
+                    f"The packed checkpoint {args[0] if args else ''!r} is incomplete (missing: {missing[:5]}, "
+                    f"mismatched: {mismatched[:5]}); it is truncated or was written by a different configuration."
+                )
+            model.verify_packed()
+        return (model, info) if want_info else model
+
+    # -- conversion ------------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_gpt2(cls, teacher, teacher_layers: list[int] | None = None, **xtc_settings) -> XTCGPT2LMHeadModel:
+        """A student initialised from ``teacher``'s embeddings, final LayerNorm and blocks ``teacher_layers``.
+
+        Args:
+            teacher: a ``GPT2LMHeadModel`` (``Conv1D`` weights are transposed into ``nn.Linear`` layout) or an
+                unpacked ``XTCGPT2LMHeadModel`` (e.g. a layer-reduced student entering quantisation).
+            teacher_layers: teacher block indices, in order (default: all).
+            xtc_settings: ``XTCGPT2Config`` fields, e.g. ``weight_bits=1, activation_bits=8``.
+        """
+        check_gpt2_shaped(teacher)
+        n_teacher = teacher.config.n_layer
+        layers = list(range(n_teacher)) if teacher_layers is None else list(teacher_layers)
+        if not layers:
+            raise ValueError("`teacher_layers` is empty; keep at least one teacher layer.")
+        for index in layers:
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_teacher:
+                raise ValueError(
+                    f"`teacher_layers` holds {index!r}, which is not a layer of this {n_teacher}-layer teacher; use "
+                    f"integers in [0, {n_teacher - 1}]."
+                )
+        if len(set(layers)) != len(layers):
+            raise ValueError(f"`teacher_layers` must not repeat a layer, got {layers}.")
+        settings = teacher.config.to_dict()
+        for key in ("model_type", "architectures", "auto_map", "transformers_version", "_name_or_path", "dtype"):
+            settings.pop(key, None)
+        source_map = getattr(teacher.config, "teacher_layers", None)
+        settings.update(
+            n_layer=len(layers),
+            teacher_layers=[source_map[i] for i in layers] if source_map else layers,
+            packed=False,
+        )
+        settings.update(xtc_settings)
+        config = XTCGPT2Config(**{k: v for k, v in settings.items() if k in XTCGPT2Config.__dataclass_fields__})
+        config._attn_implementation = teacher.config._attn_implementation
+        student = cls(config)
+        student.to(next(teacher.parameters()).dtype)
+        _copy_weights(teacher, student, layers)
+        return student
+
+
+def check_gpt2_shaped(model):
+    """Raise ``ValueError`` unless ``model`` is a GPT-2 causal LM this package can compress."""
+    transformer = getattr(model, "transformer", None)
+    config = getattr(model, "config", None)
+    blocks = getattr(transformer, "h", None)
+    shaped = (
+        config is not None
+        and getattr(config, "model_type", None) in ("gpt2", "xtc_gpt2")
+        and blocks is not None
+        and len(blocks) > 0
+        and all(hasattr(block, "attn") and hasattr(block.attn, "c_attn") and hasattr(block, "mlp") for block in blocks)
+        and hasattr(transformer, "wte")
+        and hasattr(transformer, "wpe")
+    )
+    if not shaped:
+        raise ValueError(
+            f"XTC needs a GPT-2 causal LM (GPT2LMHeadModel or XTCGPT2LMHeadModel with `transformer.h[i].attn.c_attn`), "
+            f"got {type(model).__name__} (model_type={getattr(config, 'model_type', None)!r}). Load the teacher with "
+            "GPT2LMHeadModel.from_pretrained."
+        )
+    if getattr(config, "add_cross_attention", False):
+        raise ValueError("XTC does not support GPT-2 models with `add_cross_attention=True`.")
+    if getattr(config, "packed", False):
+        raise ValueError("The teacher is a packed XTC model; start from its unpacked (training) checkpoint instead.")
+    if getattr(config, "scale_attn_by_inverse_layer_idx", False):
+        raise ValueError(
+            "`scale_attn_by_inverse_layer_idx=True` ties attention scaling to layer positions, which layer reduction "
+            "changes; it is not supported."
+        )
+
+
+@torch.no_grad()
+def _copy_weights(teacher, student, layers: list[int]):
+    def linear_weight(module):
+        # GPT-2's Conv1D stores (in, out); nn.Linear layout is (out, in)
+        return module.weight.t() if type(module).__name__ == "Conv1D" else module.weight
+
+    src, dst = teacher.transformer, student.transformer
+    dst.wte.weight.copy_(src.wte.weight)
+    dst.wpe.weight.copy_(src.wpe.weight)
+    dst.ln_f.load_state_dict(src.ln_f.state_dict())
+    for target, index in zip(dst.h, layers):
+        block = src.h[index]
+        target.ln_1.load_state_dict(block.ln_1.state_dict())
+        target.ln_2.load_state_dict(block.ln_2.state_dict())
+        for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
+            source_module, target_module = block.get_submodule(name), target.get_submodule(name)
+            target_module.weight.copy_(linear_weight(source_module))
+            target_module.bias.copy_(source_module.bias)
+
+
+__all__ = [
+    "TanhGELU",
+    "XTCEmbedding",
+    "XTCGPT2LMHeadModel",
+    "XTCGPT2Model",
+    "XTCGPT2PreTrainedModel",
+    "XTCLinear",
+    "check_gpt2_shaped",
+    "fake_quantize_tokens",
+    "fake_quantize_weight",
+    "int8_linear",
+    "int8_matmul",
+    "pack_codes",
+    "quantize_tokens",
+    "quantize_weight",
+    "unpack_codes",
+]

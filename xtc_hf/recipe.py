@@ -1,0 +1,390 @@
+# Copyright 2026 The codecompress-hf authors. Apache-2.0.
+"""The XTC recipe: layer reduction by distillation, then quantisation-aware distillation, then packing.
+
+Example:
+    >>> from xtc_hf import XTCRecipeConfig, xtc_compress
+    >>> config = XTCRecipeConfig(student_layers="odd", weight_bits=1, activation_bits=8)
+    >>> student = xtc_compress(teacher, config, train_dataset, tokenizer=tokenizer, output_dir="runs/xtc/demo")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .callbacks import DistillationCallback, TimeBudgetCallback
+from .configuration_xtc import ACTIVATION_BITS, GRANULARITIES, WEIGHT_BITS
+from .data import lm_dataset, pack_blocks
+from .modeling_xtc import XTCGPT2LMHeadModel, check_gpt2_shaped
+from .teacher import save_atomic
+
+logger = logging.getLogger(__name__)
+
+LAYER_MODES = ("odd", "even", "first", "last", "all")
+STAGE_FILE = "xtc_stage.json"
+
+
+def resolve_student_layers(layers, num_teacher_layers: int, num_student_layers: int | None = None) -> list[int]:
+    """Teacher block indices the student keeps.
+
+    ``"odd"`` is XTC's every-other-layer choice (1, 3, 5, ... of a 12-layer teacher), ``"even"`` 0, 2, 4, ...,
+    ``"first"``/``"last"`` the bottom/top half, ``"all"``/``None`` no reduction, a list is used as given.
+    ``num_student_layers`` (default: half the teacher) sets how many layers ``first``/``last``/``odd``/``even`` keep.
+
+    Example:
+        >>> resolve_student_layers("odd", 12)
+        [1, 3, 5, 7, 9, 11]
+        >>> resolve_student_layers("first", 12, 4)
+        [0, 1, 2, 3]
+    """
+    if layers is None or layers == "all":
+        return list(range(num_teacher_layers))
+    if isinstance(layers, str):
+        if layers not in LAYER_MODES:
+            raise ValueError(
+                f"`student_layers` must be one of {LAYER_MODES} or a list of layer indices, got {layers!r}."
+            )
+        count = num_student_layers if num_student_layers is not None else max(1, num_teacher_layers // 2)
+        if not 1 <= count <= num_teacher_layers:
+            raise ValueError(
+                f"`num_student_layers` must be in [1, {num_teacher_layers}] for this teacher, got {count}."
+            )
+        if layers == "first":
+            return list(range(count))
+        if layers == "last":
+            return list(range(num_teacher_layers - count, num_teacher_layers))
+        start = 1 if layers == "odd" else 0
+        picked = list(range(start, num_teacher_layers, 2))[:count]
+        if len(picked) < count:
+            raise ValueError(
+                f"`student_layers={layers!r}` yields only {len(picked)} layers of a {num_teacher_layers}-layer teacher, "
+                f"fewer than `num_student_layers={count}`; use a list instead."
+            )
+        return picked
+    indices = list(layers)
+    if not indices:
+        raise ValueError("`student_layers` is an empty list; keep at least one teacher layer.")
+    for index in indices:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < num_teacher_layers:
+            raise ValueError(
+                f"`student_layers` holds {index!r}, which is not a layer index of this {num_teacher_layers}-layer "
+                f"teacher; use integers in [0, {num_teacher_layers - 1}] or one of {LAYER_MODES}."
+            )
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"`student_layers` must not repeat a layer, got {indices}.")
+    return sorted(indices)
+
+
+@dataclass
+class XTCRecipeConfig:
+    """Settings of :func:`xtc_compress`. Defaults follow the CodeGPT-on-XTC paper (every other layer, 1-bit weights,
+    8-bit activations, lr 5e-4 with 20% warm-up and linear decay, temperature 1) with a CPU-sized step budget."""
+
+    student_layers: str | list[int] | None = field(
+        default="odd", metadata={"help": "Kept teacher layers: odd (paper), even, first, last, all, or a list."}
+    )
+    num_student_layers: int | None = field(
+        default=None, metadata={"help": "How many layers odd/even/first/last keep (default: half the teacher)."}
+    )
+    weight_bits: int = field(
+        default=1, metadata={"help": "1 (binary), 2 (ternary), 8 or 32 (no weight quantisation)."}
+    )
+    activation_bits: int = field(default=8, metadata={"help": "8 (per-token int8) or 32."})
+    weight_granularity: str = field(default="matrix", metadata={"help": "Weight scale per `matrix` or per `row`."})
+    quantize_embeddings: bool = field(default=True, metadata={"help": "Quantise word embeddings (row-wise) too."})
+    temperature: float = field(default=1.0, metadata={"help": "KD softmax temperature (XTC: 1)."})
+    logit_weight: float = field(default=1.0, metadata={"help": "Weight of the soft cross-entropy on logits."})
+    hidden_weight: float = field(default=1.0, metadata={"help": "Weight of the hidden-state MSE (layer-mapped)."})
+    gt_weight: float = field(default=0.0, metadata={"help": "Weight of the ground-truth LM loss."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (paper: 5e-4 for 1 epoch)."})
+    warmup_ratio: float = field(default=0.2, metadata={"help": "Fraction of steps of linear warm-up (paper: 0.2)."})
+    batch_size: int = field(default=8, metadata={"help": "Sequences per step."})
+    block_size: int = field(default=256, metadata={"help": "Tokens per training sequence (text datasets)."})
+    layer_reduction_steps: int = field(default=150, metadata={"help": "Optimizer steps of stage 1."})
+    quantization_steps: int = field(default=150, metadata={"help": "Optimizer steps of stage 2."})
+    max_minutes_per_stage: float | None = field(
+        default=None, metadata={"help": "Stop a stage early after this many minutes (and save)."}
+    )
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast during training (fast on AMX CPUs)."})
+    save_steps: int = field(default=50, metadata={"help": "Trainer checkpoint interval (resumable)."})
+    logging_steps: int = field(default=10, metadata={"help": "Trainer logging interval."})
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+
+    def __post_init__(self):
+        if isinstance(self.weight_bits, bool) or self.weight_bits not in WEIGHT_BITS:
+            raise ValueError(f"`weight_bits` must be one of {WEIGHT_BITS}, got {self.weight_bits!r}.")
+        if isinstance(self.activation_bits, bool) or self.activation_bits not in ACTIVATION_BITS:
+            raise ValueError(f"`activation_bits` must be one of {ACTIVATION_BITS}, got {self.activation_bits!r}.")
+        if self.weight_granularity not in GRANULARITIES:
+            raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
+        if isinstance(self.student_layers, str) and self.student_layers not in LAYER_MODES:
+            raise ValueError(
+                f"`student_layers` must be one of {LAYER_MODES} or a list of layer indices, got {self.student_layers!r}."
+            )
+        if isinstance(self.student_layers, (list, tuple)) and not self.student_layers:
+            raise ValueError("`student_layers` is an empty list; keep at least one teacher layer.")
+        if not self.temperature > 0:
+            raise ValueError(f"`temperature` must be > 0, got {self.temperature}.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"`warmup_ratio` must be in [0, 1), got {self.warmup_ratio}.")
+        for name in ("batch_size", "block_size", "save_steps", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
+        for name in ("layer_reduction_steps", "quantization_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be > 0, got {self.learning_rate}.")
+
+    @property
+    def quantizes(self) -> bool:
+        return self.weight_bits < 32 or self.activation_bits < 32
+
+
+def prepare_train_dataset(train_dataset, tokenizer=None, block_size: int = 256):
+    """A causal-LM dataset of ``input_ids``/``labels`` from ``train_dataset``.
+
+    Accepts a ``datasets.Dataset`` (or list of dicts) with a ``text`` column (tokenised and packed into
+    ``block_size``-token blocks with ``tokenizer``) or an ``input_ids`` column (used as is).
+    """
+    from datasets import Dataset
+
+    if isinstance(train_dataset, list):
+        train_dataset = Dataset.from_list(train_dataset)
+    columns = list(getattr(train_dataset, "column_names", None) or [])
+    if len(train_dataset) == 0:
+        raise ValueError("`train_dataset` is empty; give it code in a `text` column.")
+    if "input_ids" in columns:
+        if "labels" not in columns:
+            train_dataset = train_dataset.map(lambda row: {"labels": list(row["input_ids"])})
+        return train_dataset
+    if "text" not in columns:
+        raise ValueError(
+            f"`train_dataset` has no `text` column (columns: {columns}); give it raw code as `text` or token ids as "
+            "`input_ids`, e.g. `dataset.rename_column('content', 'text')`."
+        )
+    if tokenizer is None:
+        raise ValueError("`train_dataset` holds `text`: pass the teacher's `tokenizer` to tokenise it.")
+    texts = [text for text in train_dataset["text"] if isinstance(text, str) and text.strip()]
+    if not texts:
+        raise ValueError("The `text` column of `train_dataset` holds no non-empty strings.")
+    blocks = pack_blocks(texts, tokenizer, block_size)
+    if not blocks:
+        raise ValueError(f"`train_dataset` holds fewer than `block_size`={block_size} tokens; give more text.")
+    return lm_dataset(blocks)
+
+
+def _stage_key(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, steps: int, stage_dir: str, callbacks):
+    """Distil ``teacher`` into ``student`` for ``steps`` steps with a stock Trainer; resumes from checkpoints."""
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    args = TrainingArguments(
+        output_dir=os.path.join(stage_dir, "checkpoints"),
+        max_steps=steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=int(config.warmup_ratio * steps),
+        weight_decay=0.0,
+        bf16=config.bf16,
+        use_cpu=not torch.cuda.is_available(),
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=1,
+        report_to=[],
+        seed=config.seed,
+        dataloader_num_workers=0,
+    )
+    distill = DistillationCallback(
+        teacher,
+        temperature=config.temperature,
+        logit_weight=config.logit_weight,
+        hidden_weight=config.hidden_weight,
+        gt_weight=config.gt_weight,
+        layer_map=layer_map,
+    )
+    extra = [TimeBudgetCallback(config.max_minutes_per_stage)] if config.max_minutes_per_stage else []
+    trainer = Trainer(model=student, args=args, train_dataset=dataset, callbacks=[distill, *extra, *(callbacks or [])])
+    resume = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+    if resume:
+        logger.info("resuming from %s", resume)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - start
+    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    return {"train_seconds": round(seconds, 1), "steps": trainer.state.global_step, "log": history}
+
+
+def _layer_map(student_layers: list[int], num_teacher_layers: int) -> dict[int, int]:
+    """Student ``hidden_states`` index -> teacher index: [0] is the embedding output and [i + 1] the output of block
+    i, except that the last entry of both is after the final LayerNorm, so the last student state maps to the last
+    teacher state."""
+    mapping = {0: 0, **{i + 1: layer + 1 for i, layer in enumerate(student_layers[:-1])}}
+    mapping[len(student_layers)] = num_teacher_layers
+    return mapping
+
+
+def _load_stage(stage_dir: str):
+    final = os.path.join(stage_dir, "final")
+    marker = os.path.join(final, STAGE_FILE)
+    if not os.path.isfile(marker):
+        return None, None
+    with open(marker) as handle:
+        report = json.load(handle)
+    model = XTCGPT2LMHeadModel.from_pretrained(final)
+    model.xtc_checkpoint = final
+    return model, report
+
+
+def _save_stage(model, stage_dir: str, report: dict, tokenizer=None):
+    class _Report:
+        def save_pretrained(self, folder):
+            with open(os.path.join(folder, STAGE_FILE), "w") as handle:
+                json.dump(report, handle, indent=2)
+
+    savables = [model, *([tokenizer] if tokenizer is not None else []), _Report()]
+    model.xtc_checkpoint = save_atomic(os.path.join(stage_dir, "final"), *savables)
+
+
+def xtc_compress(
+    teacher,
+    config: XTCRecipeConfig | None = None,
+    train_dataset=None,
+    tokenizer=None,
+    output_dir: str = os.path.join("runs", "xtc", "compress"),
+    callbacks=None,
+) -> XTCGPT2LMHeadModel:
+    """Compress a GPT-2 ``teacher`` with XTC and return the (packed, if quantised) student.
+
+    Stage 1 (if ``config.student_layers`` drops layers): the student is initialised from the kept teacher layers and
+    trained by KD (logits + layer-mapped hidden states). Stage 2 (if any bits < 32): the student is quantised
+    (weights/activations fake-quantised with STE) and trained by KD from the full-precision teacher, then packed.
+
+    Each stage runs a stock ``transformers.Trainer`` with :class:`DistillationCallback`, checkpoints into
+    ``output_dir/<stage>-<settings hash>/checkpoints`` and resumes from there, and saves its result atomically to
+    ``.../final`` with an ``xtc_stage.json`` report (steps, seconds, loss log); a finished stage is reused, so a 6L
+    and a 1W8A6L run in the same ``output_dir`` share stage 1. The returned model's ``xtc_checkpoint`` attribute is
+    the folder it was saved to.
+
+    Args:
+        teacher: a GPT-2 causal LM (``GPT2LMHeadModel``; any GPT-2 checkpoint, e.g. CodeGPT-small-py).
+        config: :class:`XTCRecipeConfig` (default: 6 of 12 layers, 1-bit weights, 8-bit activations).
+        train_dataset: ``datasets.Dataset`` with a ``text`` column of code (or ``input_ids``).
+        tokenizer: the teacher's tokenizer (needed for ``text``; saved next to the results).
+        output_dir: where stages checkpoint and save.
+        callbacks: extra ``TrainerCallback``s for both stages.
+    """
+    config = config or XTCRecipeConfig()
+    check_gpt2_shaped(teacher)
+    if train_dataset is None:
+        raise ValueError("`train_dataset` is required: a `datasets.Dataset` with code in a `text` column.")
+    layers = resolve_student_layers(config.student_layers, teacher.config.n_layer, config.num_student_layers)
+    dataset = prepare_train_dataset(train_dataset, tokenizer, config.block_size)
+    teacher.eval()
+    common = {
+        "seed": config.seed,
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "warmup_ratio": config.warmup_ratio,
+        "temperature": config.temperature,
+        "weights": [config.logit_weight, config.hidden_weight, config.gt_weight],
+        "bf16": config.bf16,
+        "minutes": config.max_minutes_per_stage,
+        "data": len(dataset),
+    }
+    student = teacher
+    reduce = layers != list(range(teacher.config.n_layer))
+    stage1_key = None
+    if reduce:
+        stage1_key = _stage_key({**common, "layers": layers, "steps": config.layer_reduction_steps})
+        stage_dir = os.path.join(output_dir, f"layer_reduction-{stage1_key}")
+        student, report = _load_stage(stage_dir)
+        if student is None:
+            logger.info("stage 1: layer reduction to teacher layers %s", layers)
+            student = XTCGPT2LMHeadModel.from_gpt2(teacher, teacher_layers=layers, weight_bits=32, activation_bits=32)
+            report = _train_stage(
+                student,
+                teacher,
+                dataset,
+                _layer_map(layers, teacher.config.n_layer),
+                config,
+                config.layer_reduction_steps,
+                stage_dir,
+                callbacks,
+            )
+            report.update(stage="layer_reduction", teacher_layers=layers)
+            _save_stage(student, stage_dir, report, tokenizer)
+            student.eval()
+        else:
+            logger.info("stage 1: reusing %s", stage_dir)
+    if not config.quantizes:
+        if not reduce:
+            raise ValueError("Nothing to do: `student_layers` keeps every layer and all bit widths are 32.")
+        return student.eval()
+    quant = {
+        "bits": [config.weight_bits, config.activation_bits, config.weight_granularity, config.quantize_embeddings],
+        "steps": config.quantization_steps,
+        "init": stage1_key,
+        "layers": layers,
+    }
+    stage_dir = os.path.join(output_dir, f"quantization-{_stage_key({**common, **quant})}")
+    quantized, report = _load_stage(stage_dir)
+    if quantized is not None:
+        logger.info("stage 2: reusing %s", stage_dir)
+        return quantized.eval()
+    logger.info("stage 2: %d-bit weights, %d-bit activations", config.weight_bits, config.activation_bits)
+    quantized = XTCGPT2LMHeadModel.from_gpt2(
+        student,
+        weight_bits=config.weight_bits,
+        activation_bits=config.activation_bits,
+        weight_granularity=config.weight_granularity,
+        quantize_embeddings=config.quantize_embeddings,
+    )
+    report = _train_stage(
+        quantized,
+        teacher,
+        dataset,
+        _layer_map(layers, teacher.config.n_layer),
+        config,
+        config.quantization_steps,
+        stage_dir,
+        callbacks,
+    )
+    report.update(stage="quantization", teacher_layers=layers)
+    quantized.pack_()
+    _save_stage(quantized, stage_dir, report, tokenizer)
+    return quantized.eval()
+
+
+def stage_reports(output_dir: str) -> dict[str, dict]:
+    """The ``xtc_stage.json`` reports of every finished stage under ``output_dir``, keyed by stage folder."""
+    reports = {}
+    if os.path.isdir(output_dir):
+        for name in sorted(os.listdir(output_dir)):
+            marker = os.path.join(output_dir, name, "final", STAGE_FILE)
+            if os.path.isfile(marker):
+                with open(marker) as handle:
+                    reports[name] = json.load(handle)
+    return reports
+
+
+__all__ = [
+    "LAYER_MODES",
+    "XTCRecipeConfig",
+    "prepare_train_dataset",
+    "resolve_student_layers",
+    "stage_reports",
+    "xtc_compress",
+]
