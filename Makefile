@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow lint zoo bench bench-alpine bench-xtc finetune results clean
+.PHONY: install test test-slow lint zoo bench bench-alpine bench-xtc bench-flab finetune results clean
 
 install: $(STAMP)
 
@@ -35,9 +35,11 @@ lint: install
 
 zoo: install
 	$(PY) -m model_cards.cli build $(if $(FULL),--full,)
+	# pruned and recovered SmolLM2 checkpoints (Flab-Pruner), with their measurements
+	OMP_NUM_THREADS=1 $(VENV)/bin/flab-hf --threads 1 bench --model smollm2 --json zoo/flab/results.json --save-dir zoo/flab $(if $(FULL),--full,)
 
 # one thread: these machines are shared, and single-thread ratios are the stable ones (threads are recorded in the JSON)
-bench: bench-alpine bench-xtc
+bench: bench-alpine bench-xtc bench-flab
 
 bench-alpine: install
 	mkdir -p benchmarks/results
@@ -48,6 +50,10 @@ bench-alpine: install
 bench-xtc: install
 	mkdir -p benchmarks/results
 	$(VENV)/bin/xtc-hf bench --threads 1 --json benchmarks/results/xtc_gpt2.json --minutes 20 --steps 150 --samples 200
+
+bench-flab: install
+	mkdir -p benchmarks/results
+	OMP_NUM_THREADS=1 $(VENV)/bin/flab-hf --threads 1 bench --model smollm2 --json benchmarks/results/flab_smollm2.json $(if $(FULL),--full,)
 
 finetune: install
 	$(VENV)/bin/alpine-hf finetune --json benchmarks/results/alpine_finetune_minilm.json

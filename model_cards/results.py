@@ -32,7 +32,14 @@ def _xtc_bench(results: dict) -> str:
     return to_markdown(results)
 
 
+def _flab_bench(results: dict) -> str:
+    from flab_hf.benchmark import markdown_table
+
+    return markdown_table(results)
+
+
 RENDERERS = {
+    "flab_smollm2": ("flab_smollm2.json", _flab_bench),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
     "alpine_minilm": ("alpine_minilm.json", _alpine_bench),
     "alpine_minilm_bf16": ("alpine_minilm_bf16.json", _alpine_bench),

@@ -1,0 +1,76 @@
+"""Flab-Pruner: vocabulary, layer and FFN pruning of Qwen2/Qwen3/Llama code decoders, with LoRA recovery.
+
+Example:
+    >>> from flab_hf import FlabConfig, flab_prune
+    >>> pruned, pruned_tokenizer, report = flab_prune(model, tokenizer, corpus, FlabConfig(layers_to_prune=4))  # doctest: +SKIP
+    >>> report["params"]["ratio"]  # doctest: +SKIP
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+from .callbacks import LoRARecoveryCallback
+from .configuration_flab import FlabLlamaConfig, FlabQwen2Config, FlabQwen3Config, check_intermediate_sizes
+from .modeling_flab import (
+    FlabLlamaForCausalLM,
+    FlabLlamaModel,
+    FlabMLP,
+    FlabQwen2ForCausalLM,
+    FlabQwen2Model,
+    FlabQwen3ForCausalLM,
+    FlabQwen3Model,
+)
+from .pruning import (
+    FFN_RULES,
+    PAPER_FFN_RULES,
+    SUPPORTED_MODEL_TYPES,
+    count_parameters,
+    ffn_keep_indices,
+    prune_vocabulary,
+    remove_layers_,
+    select_layers_cosine,
+    select_layers_kl,
+)
+from .recipe import FlabConfig, flab_prune, save_pruned
+from .recovery import RecoveryConfig, lora_recover, teacher_verified_samples
+
+_AUTO_CLASSES = {
+    FlabQwen2Config: {AutoModel: FlabQwen2Model, AutoModelForCausalLM: FlabQwen2ForCausalLM},
+    FlabQwen3Config: {AutoModel: FlabQwen3Model, AutoModelForCausalLM: FlabQwen3ForCausalLM},
+    FlabLlamaConfig: {AutoModel: FlabLlamaModel, AutoModelForCausalLM: FlabLlamaForCausalLM},
+}
+for _config, _models in _AUTO_CLASSES.items():
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    _config.register_for_auto_class()
+    for _auto, _model in _models.items():
+        _auto.register(_config, _model, exist_ok=True)
+        _model.register_for_auto_class(_auto.__name__)
+
+__all__ = [
+    "FFN_RULES",
+    "FlabConfig",
+    "FlabLlamaConfig",
+    "FlabLlamaForCausalLM",
+    "FlabLlamaModel",
+    "FlabMLP",
+    "FlabQwen2Config",
+    "FlabQwen2ForCausalLM",
+    "FlabQwen2Model",
+    "FlabQwen3Config",
+    "FlabQwen3ForCausalLM",
+    "FlabQwen3Model",
+    "LoRARecoveryCallback",
+    "PAPER_FFN_RULES",
+    "RecoveryConfig",
+    "SUPPORTED_MODEL_TYPES",
+    "check_intermediate_sizes",
+    "count_parameters",
+    "ffn_keep_indices",
+    "flab_prune",
+    "lora_recover",
+    "prune_vocabulary",
+    "remove_layers_",
+    "save_pruned",
+    "select_layers_cosine",
+    "select_layers_kl",
+    "teacher_verified_samples",
+]

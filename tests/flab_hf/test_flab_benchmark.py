@@ -1,0 +1,50 @@
+"""Benchmark metrics on tiny models (the real run is ``flab-hf bench``)."""
+
+import copy
+
+import pytest
+import torch
+from flab_testing import CODE, tiny_model, tiny_tokenizer
+
+from flab_hf import prune_vocabulary, remove_layers_
+from flab_hf.benchmark import generation_speed, markdown_table, memory_bytes, quality
+
+
+def test_quality_metrics():
+    dense = tiny_model("llama", layers=3)
+    tokenizer = tiny_tokenizer()
+    pruned, pruned_tokenizer, kept = prune_vocabulary(copy.deepcopy(dense), tokenizer, CODE, progress=False)
+    kept = torch.tensor(kept)
+    ids = torch.tensor([pruned_tokenizer(CODE[1])["input_ids"][:24]])
+    same = quality(dense, dense, kept[ids], None)
+    assert (
+        same["kl_to_dense"] == 0
+        and same["next_token_agreement"] == 1
+        and same["perplexity"] == same["dense_perplexity"]
+    )
+    vocab = quality(pruned, dense, kept[ids], kept)
+    assert vocab["kl_to_dense"] == pytest.approx(0, abs=1e-5)
+    assert vocab["perplexity"] <= same["perplexity"] * (1 + 1e-5)  # renormalised over fewer tokens
+    shallow = quality(remove_layers_(copy.deepcopy(dense), [1]), dense, kept[ids], None)
+    assert shallow["kl_to_dense"] > 0 and shallow["tokens"] == 23
+
+
+def test_speed_and_memory():
+    model = tiny_model("qwen2", layers=2)
+    assert generation_speed(model, torch.tensor([[5, 6, 7]]), 4, 1) > 0
+    shallow = remove_layers_(copy.deepcopy(model), [0])
+    assert memory_bytes(shallow, 8, 16) < memory_bytes(model, 8, 16)
+
+
+def test_markdown_table():
+    row = {"params": 10, "param_ratio": 1.0, "disk_ratio": 1.0, "perplexity": 2.0, "kl_to_dense": 0.0,
+           "next_token_agreement": 1.0, "humaneval": {"pass@1": 0.5, "passed": 1, "problems": 2}}  # fmt: skip
+    result = {
+        "model": "tiny", "threads": 1, "speed_dtype": "bfloat16", "quality_dtype": "float32",
+        "sizes": {"humaneval": 2}, "variants": {"dense": row},
+        "kl_search_vs_cosine": {"removed_kl": [1], "kl_layers_kl": 0.1, "removed_cosine": [2],
+                                "kl_layers_cosine": 0.2, "heldout_kl_flab": 0.1, "heldout_kl_flab_cosine": 0.2},
+        "flab_report": {"times": {"vocab_s": 1.0}},
+    }  # fmt: skip
+    table = markdown_table(result)
+    assert "| dense | 10 |" in table and "0.500 (1/2)" in table
