@@ -141,7 +141,9 @@ def _tiled_attention_scores(
         v = value.reshape(rows, length, head_dim)
         out = torch.empty_like(v)
     fp32 = query.dtype == torch.float32
-    per_tile = max(1, _TILE_BYTES // (length * length * query.element_size()))
+    # Low precision holds each tile twice (logits, then fp32 probabilities): size tiles by both.
+    entry_bytes = 4 if fp32 else query.element_size() + 4
+    per_tile = max(1, _TILE_BYTES // (length * length * entry_bytes))
     buffer = torch.empty(min(per_tile, rows), length, length, dtype=query.dtype, device=query.device) if fp32 else None
     for start in range(0, rows, per_tile):  # a loop over cache tiles, not over samples: a handful of iterations
         stop = min(start + per_tile, rows)
@@ -154,8 +156,11 @@ def _tiled_attention_scores(
             logits = torch.baddbmm(tile_bias, q[start:stop], k_t[start:stop], alpha=scaling)
             probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
         if out is not None:
-            torch.bmm(probs.to(v.dtype), v[start:stop], out=out[start:stop])
-        torch.bmm(weights[seq][:, None, :], probs.float(), out=received[start:stop])
+            if fp32:
+                torch.bmm(probs, v[start:stop], out=out[start:stop])
+            else:  # fp32 P @ V on the tile: casting V is (rows x n x d), casting P would be (rows x n x n)
+                out[start:stop] = torch.bmm(probs, v[start:stop].float()).to(v.dtype)
+        torch.bmm(weights[seq][:, None, :], probs, out=received[start:stop])
     scores = received.view(batch, heads, length).mean(1)
     if out is not None:
         out = out.view(batch, heads, length, head_dim)

@@ -392,3 +392,17 @@ def test_output_hidden_states_has_one_entry_per_layer_plus_embeddings(family):
         out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
     assert len(out.hidden_states) == model.config.num_hidden_layers + 1
     assert out.hidden_states[0].shape[1] == 30 and out.hidden_states[-1] is out.last_hidden_state
+
+
+def test_tiled_bf16_path_tracks_fp32(monkeypatch):
+    monkeypatch.setattr(modeling, "_TILE_BYTES", 2 * 17 * 17 * 6)  # several tiles in the low-precision sizing
+    q, k, v = (torch.randn(2, 4, 17, 8) for _ in range(3))
+    valid = torch.ones(2, 17, dtype=torch.bool)
+    valid[0, 10:] = False
+    out, scores = modeling._tiled_attention_scores(q, k, v, valid, scaling=8**-0.5)
+    low_out, low_scores = modeling._tiled_attention_scores(
+        q.bfloat16(), k.bfloat16(), v.bfloat16(), valid, scaling=8**-0.5
+    )
+    assert low_out.dtype == torch.bfloat16 and low_scores.dtype == torch.float32
+    torch.testing.assert_close(low_scores, scores, atol=2e-3, rtol=2e-2)
+    torch.testing.assert_close(low_out.float()[1], out[1], atol=3e-2, rtol=3e-2)
