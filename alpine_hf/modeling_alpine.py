@@ -72,7 +72,7 @@ ALPINE_SCORING_FUNCTIONS: dict[str, ScoringFunction] = {}
 
 # Attention-probability tiles are kept near this size so that logits -> softmax -> (P @ V, w @ P) stay in cache
 # instead of streaming a (batch, heads, n, n) tensor through memory three times.
-_TILE_BYTES = 16 * 2**20
+_TILE_BYTES = 8 * 2**20
 
 
 def register_alpine_scoring(name: str):
