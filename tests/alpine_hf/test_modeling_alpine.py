@@ -258,8 +258,9 @@ def test_bf16_runs_and_tracks_fp32(family):
         fp32 = model(input_ids=input_ids, attention_mask=mask)
         bf16 = model.to(torch.bfloat16)(input_ids=input_ids, attention_mask=mask)
     assert bf16.last_hidden_state.dtype == torch.bfloat16
-    if torch.equal(fp32.kept_lengths, bf16.kept_lengths):
-        torch.testing.assert_close(bf16.last_hidden_state.float(), fp32.last_hidden_state, atol=0.1, rtol=0.05)
+    # a wide window (alpha 2) keeps bf16 rounding from flipping keep decisions on these seeded inputs
+    assert torch.equal(fp32.kept_lengths, bf16.kept_lengths)
+    torch.testing.assert_close(bf16.last_hidden_state.float(), fp32.last_hidden_state, atol=0.1, rtol=0.05)
 
 
 def test_batch_of_one_and_determinism(family):
