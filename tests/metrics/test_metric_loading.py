@@ -1,0 +1,48 @@
+"""The documented usage: ``evaluate.load("metrics/<name>")`` from the repository root, offline, in a fresh process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = ("clone_detection", "code_completion", "pass_at_k")
+
+FRESH = """
+import json, sys
+for name in ("alpine_hf", "flab_hf", "xtc_hf", "model_cards"):
+    sys.modules[name] = None  # the modules must be self-contained: the library is not importable here
+import evaluate
+out = {}
+for name in sys.argv[1:]:
+    module = evaluate.load(f"metrics/{name}")
+    info = module.info
+    out[name] = {"citation": info.citation, "description": info.description, "inputs": info.inputs_description,
+                 "features": sorted(info.features), "doc": type(module).__doc__ or ""}
+out["pass_at_k"]["example"] = evaluate.load("metrics/pass_at_k").compute(n=[2, 2], c=[1, 0], k=[1, 2])
+out["code_completion"]["example"] = evaluate.load("metrics/code_completion").compute(
+    predictions=["return x", "return y "], references=[" return x", "return x"])
+out["clone_detection"]["example"] = evaluate.load("metrics/clone_detection").compute(
+    predictions=[1, 1, 0, 0], references=[1, 0, 1, 0])
+print(json.dumps(out))
+"""
+
+
+def test_modules_load_by_relative_path_offline_without_the_library(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "m"),
+           "HF_EVALUATE_CACHE": str(tmp_path / "e"), "PYTHONPATH": ""}  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", FRESH, *NAMES], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    for name in NAMES:
+        assert "@" in out[name]["citation"] and len(out[name]["description"]) > 100
+        assert "Returns:" in out[name]["inputs"] and "Examples:" in out[name]["inputs"]
+        assert (REPO / "metrics" / name / "README.md").is_file()
+    assert out["pass_at_k"]["features"] == ["c", "n"]
+    assert out["code_completion"]["features"] == out["clone_detection"]["features"] == ["predictions", "references"]
+    # the numbers the docstring examples promise
+    assert out["pass_at_k"]["example"] == {"pass@1": 0.25, "pass@2": 0.5}
+    assert out["code_completion"]["example"] == {"exact_match": 50.0, "edit_similarity": 93.75}
+    assert out["clone_detection"]["example"] == {"accuracy": 0.5, "f1": 0.5, "precision": 0.5, "recall": 0.5}
