@@ -51,8 +51,15 @@ def _finetune(args) -> int:
         seed=args.seed,
         output_dir=args.output_dir,
         bf16={"auto": None, "on": True, "off": False}[args.bf16],
+        track_emissions=args.track_emissions,
     )
     results = run_finetune(config, save_mode=args.save_mode, save_to=args.save_to)
+    import torch
+    from accelerate import PartialState
+
+    # under `accelerate launch` every process holds the same results: one writes them
+    if not PartialState(cpu=not torch.cuda.is_available()).is_main_process:
+        return 0
     table = finetune_markdown(results)
     if args.json:
         atomic_write(args.json, lambda path: open(path, "w").write(json.dumps(results, indent=2) + "\n"))
@@ -61,7 +68,28 @@ def _finetune(args) -> int:
     return 0
 
 
-def _convert(args) -> int:
+def add_convert_arguments(parser: argparse.ArgumentParser, standalone: bool = False) -> argparse.ArgumentParser:
+    """Add the arguments of ``convert`` to ``parser``; shared by ``alpine-hf convert`` and ``optimum-cli alpine
+    convert``. ``standalone=True`` also adds ``--quiet``, which ``alpine-hf`` has on its top-level parser.
+
+    Example:
+        >>> args = add_convert_arguments(argparse.ArgumentParser()).parse_args(["in", "out", "--layers", "0,2"])
+        >>> args.model, args.output, args.layers
+        ('in', 'out', '0,2')
+    """
+    parser.add_argument("model", help="Stock checkpoint folder or Hub id.")
+    parser.add_argument("output", help="Output folder (written atomically).")
+    parser.add_argument("--alpha", type=float, default=1.0)
+    parser.add_argument("--layers", default="all", help="all, even, odd, none, or indices like 0,2,5.")
+    parser.add_argument("--no-merge", action="store_true")
+    parser.add_argument("--num-labels", type=int, default=None, help="Add a classification head with N labels.")
+    if standalone:
+        parser.add_argument("--quiet", action="store_true", help="Only warnings and errors.")
+    return parser
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Turn the stock checkpoint ``args.model`` into an ALPINE one saved at ``args.output`` (with its tokenizer)."""
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     from .recipe import AlpinePruningConfig, apply_alpine
@@ -123,17 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="bf16 autocast.")
     finetune.add_argument("--save-mode", default=None, choices=ALL_MODES, help="Save this mode's fine-tuned model.")
     finetune.add_argument("--save-to", default=None, help="Folder for --save-mode's model.")
+    finetune.add_argument(
+        "--track-emissions", default=None, metavar="ISO3", help="Record CO2 with codecarbon for this grid (e.g. FRA)."
+    )
     finetune.add_argument("--json", default=None, help="Write results here (plus a .md table).")
     finetune.set_defaults(func=_finetune)
 
     convert = commands.add_parser("convert", help="Turn a stock BERT/RoBERTa checkpoint into an ALPINE one.")
-    convert.add_argument("model", help="Stock checkpoint folder or Hub id.")
-    convert.add_argument("output", help="Output folder (written atomically).")
-    convert.add_argument("--alpha", type=float, default=1.0)
-    convert.add_argument("--layers", default="all", help="all, even, odd, none, or indices like 0,2,5.")
-    convert.add_argument("--no-merge", action="store_true")
-    convert.add_argument("--num-labels", type=int, default=None, help="Add a classification head with N labels.")
-    convert.set_defaults(func=_convert)
+    add_convert_arguments(convert).set_defaults(func=run_convert)
     return parser
 
 
@@ -144,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     return args.func(args)
 
+
+__all__ = ["add_convert_arguments", "build_parser", "main", "run_convert"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,9 +33,40 @@ def _corpus(value: str | None):
     return value  # a directory of source files
 
 
-def cmd_prune(args) -> None:
+def add_prune_arguments(parser: argparse.ArgumentParser, standalone: bool = False) -> argparse.ArgumentParser:
+    """Add the arguments of ``prune`` to ``parser``; shared by ``flab-hf prune`` and ``optimum-cli flab prune``.
+
+    ``standalone=True`` also adds ``--threads`` and ``--quiet``, which ``flab-hf`` has on its top-level parser.
+
+    Example:
+        >>> parser = add_prune_arguments(argparse.ArgumentParser(), standalone=True)
+        >>> args = parser.parse_args(["--output", "out", "--ffn-neurons", "8,16", "--quiet"])
+        >>> args.model, args.ffn_neurons, args.quiet
+        ('smollm2', '8,16', True)
+    """
+    parser.add_argument("--model", default="smollm2", help="a model folder (Qwen2/Qwen3/Llama) or 'smollm2'")
+    parser.add_argument("--corpus", default="stdlib", help="a directory of source files, or 'stdlib'")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--layer-method", default="kl", choices=["kl", "cosine"])
+    parser.add_argument("--ffn-neurons", default="256", help="an int or a comma-separated per-layer list")
+    parser.add_argument("--ffn-rule", default="auto")
+    parser.add_argument("--no-vocab", action="store_true")
+    parser.add_argument("--calibration-samples", type=int, default=8)
+    parser.add_argument("--calibration-length", type=int, default=128)
+    parser.add_argument("--overwrite", action="store_true")
+    if standalone:
+        parser.add_argument("--threads", type=int, default=1, help="torch threads (1 gives stable ratios).")
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    """Prune ``args.model`` with Flab-Pruner and save it to ``args.output``; prints the report summary as JSON."""
     from .recipe import FlabConfig, flab_prune, save_pruned
 
+    if getattr(args, "threads", None):
+        _threads(args.threads)
     model, tokenizer = _load(args.model)
     neurons = [int(v) for v in args.ffn_neurons.split(",")] if "," in args.ffn_neurons else int(args.ffn_neurons)
     config = FlabConfig(
@@ -44,8 +75,15 @@ def cmd_prune(args) -> None:
         calibration_length=args.calibration_length, progress=not args.quiet,
     )  # fmt: skip
     pruned, pruned_tokenizer, report = flab_prune(model, tokenizer, _corpus(args.corpus), config)
-    save_pruned(pruned, pruned_tokenizer, args.output, report, overwrite=args.overwrite)
-    print(json.dumps({k: report[k] for k in ("params", "removed_layers", "steps", "times") if k in report}, indent=2))
+    from .pruning import distributed_state
+
+    state = distributed_state()  # under `accelerate launch` the calibration is sharded; every process has the result
+    if state is None or state.is_main_process:
+        save_pruned(pruned, pruned_tokenizer, args.output, report, overwrite=args.overwrite)
+        print(
+            json.dumps({k: report[k] for k in ("params", "removed_layers", "steps", "times") if k in report}, indent=2)
+        )
+    return 0
 
 
 def cmd_recover(args) -> None:
@@ -65,11 +103,16 @@ def cmd_recover(args) -> None:
     train, stats = teacher_verified_samples(dense, tokenizer, samples, progress=not args.quiet)
     valid = heldout_windows(pruned_tokenizer, 4, 128, split="valid")
     config = RecoveryConfig(
-        epochs=args.epochs, lora_r=args.lora_r, lora_alpha=args.lora_alpha, progress=not args.quiet
-    )
+        epochs=args.epochs, lora_r=args.lora_r, lora_alpha=args.lora_alpha, progress=not args.quiet,
+        checkpoint_dir=args.checkpoint_dir, track_emissions=args.track_emissions,
+    )  # fmt: skip
     recovered, log = lora_recover(pruned, pruned_tokenizer, train, config, dense, valid, kept)
-    save_pruned(recovered, pruned_tokenizer, args.output, overwrite=args.overwrite)
-    print(json.dumps({**stats, **log}, indent=2, default=str))
+    from accelerate import PartialState
+
+    # under `accelerate launch` every process holds the same merged model: one saves it
+    if PartialState(cpu=not torch.cuda.is_available()).is_main_process:
+        save_pruned(recovered, pruned_tokenizer, args.output, overwrite=args.overwrite)
+        print(json.dumps({**stats, **log}, indent=2, default=str))
 
 
 def cmd_eval(args) -> None:
@@ -101,18 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     prune = sub.add_parser("prune", help="prune vocabulary, layers and FFN neurons of a model folder (or smollm2)")
-    prune.add_argument("--model", default="smollm2")
-    prune.add_argument("--corpus", default="stdlib", help="a directory of source files, or 'stdlib'")
-    prune.add_argument("--output", required=True)
-    prune.add_argument("--layers", type=int, default=4)
-    prune.add_argument("--layer-method", default="kl", choices=["kl", "cosine"])
-    prune.add_argument("--ffn-neurons", default="256", help="an int or a comma-separated per-layer list")
-    prune.add_argument("--ffn-rule", default="auto")
-    prune.add_argument("--no-vocab", action="store_true")
-    prune.add_argument("--calibration-samples", type=int, default=8)
-    prune.add_argument("--calibration-length", type=int, default=128)
-    prune.add_argument("--overwrite", action="store_true")
-    prune.set_defaults(func=cmd_prune)
+    add_prune_arguments(prune).set_defaults(func=run_prune)
 
     recover = sub.add_parser("recover", help="LoRA recovery on teacher-verified stdlib doctest samples")
     recover.add_argument("--model", required=True, help="pruned model folder")
@@ -123,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--lora-r", type=int, default=64)
     recover.add_argument("--lora-alpha", type=int, default=32)
     recover.add_argument("--overwrite", action="store_true")
+    recover.add_argument("--checkpoint-dir", default=None, help="Trainer checkpoints (LoRA adapter); resumes from it")
+    recover.add_argument(
+        "--track-emissions", default=None, metavar="ISO3", help="record CO2 with codecarbon (e.g. FRA)"
+    )
     recover.set_defaults(func=cmd_recover)
 
     evaluate = sub.add_parser("eval", help="HumanEval pass@1 (greedy, chat template, executed)")
@@ -150,6 +186,8 @@ def main(argv=None) -> int:
     args.func(args)
     return 0
 
+
+__all__ = ["add_prune_arguments", "build_parser", "main", "run_prune"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,6 +4,14 @@
 The module tree and parameter names are the stock ones (``model.layers.<i>.mlp.{gate,up,down}_proj``), so a pruned
 state dict loads unchanged; only each layer's MLP is built with its own width from ``config.intermediate_sizes``.
 
+Every class declares the heterogeneous layouts it builds in ``supported_per_layer_attributes``: the config
+attributes that may differ from layer to layer, in the vocabulary of Transformers' ``per_layer_config``. Flab models
+vary only ``intermediate_size`` (FFN pruning); a pruned layer count is just a smaller ``num_hidden_layers``, and
+per-layer heads, KV heads or skipped sublayers are not supported. Check before converting a model::
+
+    >>> FlabLlamaForCausalLM.supported_per_layer_attributes
+    ('intermediate_size',)
+
 This file travels with saved checkpoints (``trust_remote_code``): it imports only torch, transformers and
 ``configuration_flab`` by relative import.
 """
@@ -19,7 +27,7 @@ from transformers import (
 )
 from transformers.activations import ACT2FN
 
-from .configuration_flab import FlabLlamaConfig, FlabQwen2Config, FlabQwen3Config
+from .configuration_flab import PER_LAYER_ATTRIBUTES, FlabLlamaConfig, FlabQwen2Config, FlabQwen3Config
 
 
 class FlabMLP(nn.Module):
@@ -55,6 +63,7 @@ class FlabQwen2Model(Qwen2Model):
     """A ``Qwen2Model`` with per-layer FFN widths."""
 
     config_class = FlabQwen2Config
+    supported_per_layer_attributes = PER_LAYER_ATTRIBUTES
 
     def __init__(self, config: FlabQwen2Config):
         super().__init__(config)
@@ -74,6 +83,7 @@ class FlabQwen2ForCausalLM(Qwen2ForCausalLM):
     """
 
     config_class = FlabQwen2Config
+    supported_per_layer_attributes = PER_LAYER_ATTRIBUTES
 
     def __init__(self, config: FlabQwen2Config):
         super().__init__(config)
@@ -85,6 +95,7 @@ class FlabQwen3Model(Qwen3Model):
     """A ``Qwen3Model`` with per-layer FFN widths."""
 
     config_class = FlabQwen3Config
+    supported_per_layer_attributes = PER_LAYER_ATTRIBUTES
 
     def __init__(self, config: FlabQwen3Config):
         super().__init__(config)
@@ -96,6 +107,7 @@ class FlabQwen3ForCausalLM(Qwen3ForCausalLM):
     """A ``Qwen3ForCausalLM`` with per-layer FFN widths."""
 
     config_class = FlabQwen3Config
+    supported_per_layer_attributes = PER_LAYER_ATTRIBUTES
 
     def __init__(self, config: FlabQwen3Config):
         super().__init__(config)
@@ -107,6 +119,7 @@ class FlabLlamaModel(LlamaModel):
     """A ``LlamaModel`` with per-layer FFN widths."""
 
     config_class = FlabLlamaConfig
+    supported_per_layer_attributes = PER_LAYER_ATTRIBUTES
 
     def __init__(self, config: FlabLlamaConfig):
         super().__init__(config)
@@ -118,6 +131,7 @@ class FlabLlamaForCausalLM(LlamaForCausalLM):
     """A ``LlamaForCausalLM`` (SmolLM2, Llama 2/3) with per-layer FFN widths."""
 
     config_class = FlabLlamaConfig
+    supported_per_layer_attributes = PER_LAYER_ATTRIBUTES
 
     def __init__(self, config: FlabLlamaConfig):
         super().__init__(config)

@@ -30,6 +30,8 @@ from .modeling_xtc import (
     quantize_weight,
     unpack_codes,
 )
+from .optimum_quantizer import XTCQuantizer
+from .quantizer_xtc import XTCHfQuantizer, XTCQuantizationConfig, register_xtc_quantizer
 from .recipe import XTCRecipeConfig, resolve_student_layers, xtc_compress
 
 AutoConfig.register(XTCGPT2Config.model_type, XTCGPT2Config, exist_ok=True)
@@ -45,7 +47,10 @@ __all__ = [
     "XTCGPT2LMHeadModel",
     "XTCGPT2Model",
     "XTCGPT2PreTrainedModel",
+    "XTCHfQuantizer",
     "XTCLinear",
+    "XTCQuantizationConfig",
+    "XTCQuantizer",
     "XTCRecipeConfig",
     "check_gpt2_shaped",
     "fake_quantize_tokens",
@@ -55,6 +60,7 @@ __all__ = [
     "pack_codes",
     "quantize_tokens",
     "quantize_weight",
+    "register_xtc_quantizer",
     "resolve_student_layers",
     "soft_cross_entropy",
     "unpack_codes",

@@ -354,6 +354,23 @@ def to_markdown(result: dict) -> str:
     return header + "\n".join(lines) + "\n" + note + "\nTargets of issue 4:\n\n" + checks + "\n"
 
 
+def write_results(result: dict, json_path: str, markdown_path: str | None = None) -> str:
+    """Write ``result`` as JSON to ``json_path`` and its Markdown table to ``markdown_path`` (default: the JSON path
+    with ``.md``); returns the table. Each file is written to a temporary name and renamed, so a crash never leaves a
+    truncated result for ``make results`` to render."""
+    table = to_markdown(result)
+    markdown_path = markdown_path or os.path.splitext(json_path)[0] + ".md"
+    for path, text in (
+        (json_path, json.dumps(result, indent=2)),
+        (markdown_path, "# XTC for GPT-2: measured here\n\n" + table),
+    ):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path + ".tmp", "w") as handle:
+            handle.write(text)
+        os.replace(path + ".tmp", path)
+    return table
+
+
 __all__ = [
     "BenchSettings",
     "RUN_ORDER",
@@ -365,4 +382,5 @@ __all__ = [
     "peak_memory_mb",
     "run_bench",
     "to_markdown",
+    "write_results",
 ]

@@ -14,6 +14,8 @@ from transformers import GPT2Config
 WEIGHT_BITS = (1, 2, 8, 32)
 ACTIVATION_BITS = (8, 32)
 GRANULARITIES = ("matrix", "row")
+QUANT_METHOD = "xtc"  # `quant_method` of the `quantization_config` in config.json
+QUANTIZED_BLOCK_MODULES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
 
 @strict
@@ -31,6 +33,9 @@ class XTCGPT2Config(GPT2Config):
         teacher_layers: the teacher block each of the ``n_layer`` blocks was initialised from (``None`` = 0..n-1).
         packed: weights are stored packed (1-bit 8 per byte, 2-bit 4 per byte, 8-bit 1 per byte) with their scales
             instead of as floating-point parameters; set by ``XTCGPT2LMHeadModel.pack_()``.
+        quantization_config: (not a field; packed quantised configs only) the Transformers-standard description of
+            the quantisation, ``{"quant_method": "xtc", "weight_bits": ..., ...}`` (see :meth:`xtc_quantization_config`),
+            written to ``config.json`` so that tools reading ``quantization_config`` see how the model is quantised.
 
     Example:
         >>> from xtc_hf import XTCGPT2Config
@@ -52,6 +57,9 @@ class XTCGPT2Config(GPT2Config):
         # Checked here rather than in a ``validate_*`` hook so that users get a plain ``ValueError``.
         self.check_xtc_settings()
         super().__post_init__(**kwargs)
+        if self.packed and self.is_quantized and getattr(self, "quantization_config", None) is None:
+            # checkpoints packed before `quantization_config` existed get it on load, so they look the same
+            self.quantization_config = self.xtc_quantization_config()
 
     def check_xtc_settings(self):
         """Raise a ``ValueError`` naming the setting, its value and the fix if an XTC setting is invalid."""
@@ -101,5 +109,43 @@ class XTCGPT2Config(GPT2Config):
         """Whether any weight or activation is quantised."""
         return self.weight_bits < 32 or self.activation_bits < 32
 
+    def xtc_quantization_config(self) -> dict:
+        """The ``quantization_config`` of a packed checkpoint with these settings (``quant_method: "xtc"``).
 
-__all__ = ["ACTIVATION_BITS", "GRANULARITIES", "WEIGHT_BITS", "XTCGPT2Config"]
+        ``modules`` are the quantised modules (``*`` = every block; the LM head is the tied word embedding) and
+        ``modules_to_not_convert`` those kept in floating point; LayerNorms and biases are never quantised.
+
+        Example:
+            >>> XTCGPT2Config(n_layer=2, weight_bits=2).xtc_quantization_config()["modules"][-1]
+            'transformer.wte'
+        """
+        modules = [f"transformer.h.*.{name}" for name in QUANTIZED_BLOCK_MODULES]
+        embeddings = self.weight_bits < 32 and self.quantize_embeddings  # 32-bit weights leave the embeddings float
+        return {
+            "quant_method": QUANT_METHOD,
+            "weight_bits": self.weight_bits,
+            "activation_bits": self.activation_bits,
+            "weight_granularity": self.weight_granularity,
+            "quantize_embeddings": self.quantize_embeddings,
+            "modules": modules + (["transformer.wte"] if embeddings else []),
+            "modules_to_not_convert": ["transformer.wpe"] + ([] if embeddings else ["transformer.wte"]),
+            "weight_format": "packed",
+        }
+
+
+# `quant_method: "xtc"` in config.json is understood by Transformers wherever this file is imported: by `import xtc_hf`
+# and by every `trust_remote_code` load, which imports the configuration first (tools such as lm-evaluation-harness
+# parse `quantization_config` right after `AutoConfig`, before any model code). The quantizer file travels with the
+# checkpoint, found by this relative import; it is placed last because it imports the constants above.
+from .quantizer_xtc import register_xtc_quantizer  # noqa: E402
+
+register_xtc_quantizer()
+
+__all__ = [
+    "ACTIVATION_BITS",
+    "GRANULARITIES",
+    "QUANTIZED_BLOCK_MODULES",
+    "QUANT_METHOD",
+    "WEIGHT_BITS",
+    "XTCGPT2Config",
+]

@@ -623,6 +623,8 @@ class XTCGPT2LMHeadModel(XTCGPT2PreTrainedModel, GenerationMixin):
             if isinstance(module, (XTCLinear, XTCEmbedding)):
                 module.pack_()
         self.config.packed = True
+        if self.config.is_quantized:
+            self.config.quantization_config = self.config.xtc_quantization_config()
         return self
 
     def verify_packed(self):
@@ -748,6 +750,9 @@ def _copy_weights(teacher, student, layers: list[int]):
             target_module.weight.copy_(linear_weight(source_module))
             target_module.bias.copy_(source_module.bias)
 
+
+# `quant_method: "xtc"` is registered by configuration_xtc.py (imported above), so Transformers understands it as soon
+# as a config is loaded, before any model code runs
 
 __all__ = [
     "TanhGELU",
