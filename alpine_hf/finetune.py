@@ -7,16 +7,24 @@ retention against the unpruned run and the fine-tuning wall-time ratio.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
-from .callbacks import AlpineStatsCallback, find_alpine_encoder
+from .callbacks import (
+    AlpineStatsCallback,
+    EmissionsCallback,
+    check_emissions_country,
+    find_alpine_encoder,
+    reduce_alpine_stats,
+)
 from .data import build_clone_dataset
 from .modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
 from .utils import atomic_dir
@@ -52,6 +60,10 @@ class FinetuneConfig:
     bf16: bool | None = field(
         default=None, metadata={"help": "bf16 autocast for every mode; None = where the hardware has fast bf16."}
     )
+    track_emissions: str | None = field(
+        default=None,
+        metadata={"help": "ISO country code of the grid (e.g. 'FRA') to record CO2 with codecarbon; None = off."},
+    )
 
     def __post_init__(self):
         self.modes = tuple(self.modes)
@@ -64,6 +76,8 @@ class FinetuneConfig:
             raise ValueError(f"`alpha` must be > 0, got {self.alpha}.")
         if self.bf16 is None:
             self.bf16 = fast_bf16_available()
+        if self.track_emissions is not None:
+            self.track_emissions = check_emissions_country(self.track_emissions)
 
 
 def fast_bf16_available() -> bool:
@@ -102,7 +116,37 @@ def prepare_clone_data(tokenizer, config: FinetuneConfig):
     return {split: dataset[split].map(encode, batched=True, remove_columns=columns) for split in ("train", "test")}
 
 
+# The repository's `evaluate` modules (metrics/<name>/<name>.py); absent when installed without the checkout.
+METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
+
+
+@functools.cache
+def _metric_module(name: str):
+    """``evaluate.load`` of ``METRICS_DIR/<name>``, or None (with a logged note) where it cannot be used."""
+    script = METRICS_DIR / name / f"{name}.py"
+    if not script.is_file():
+        logger.info("%s not found (no repository checkout): scoring with the in-library function.", script)
+        return None
+    try:
+        import evaluate
+
+        # keep_in_memory: no cache files or locks under ~/.cache, nothing shared between concurrent runs
+        return evaluate.load(str(script.parent), keep_in_memory=True)
+    except (ImportError, OSError) as error:
+        logger.warning("Could not load the evaluate module %s (%s); scoring in-library.", script, error)
+        return None
+
+
 def _metrics(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy and clone-class F1/precision/recall, by ``evaluate.load("metrics/clone_detection")`` (what users
+    load to reproduce our numbers), or by the same formulas in-library when the checkout's ``metrics/`` is absent."""
+    module = _metric_module("clone_detection")
+    if module is not None:
+        return module.compute(predictions=np.asarray(predictions).tolist(), references=np.asarray(labels).tolist())
+    return _clone_detection_scores(np.asarray(predictions), np.asarray(labels))
+
+
+def _clone_detection_scores(predictions: np.ndarray, labels: np.ndarray) -> dict:
     true_positive = int(((predictions == 1) & (labels == 1)).sum())
     precision = true_positive / max(int((predictions == 1).sum()), 1)
     recall = true_positive / max(int((labels == 1).sum()), 1)
@@ -110,23 +154,17 @@ def _metrics(predictions: np.ndarray, labels: np.ndarray) -> dict:
     return {"accuracy": float((predictions == labels).mean()), "f1": f1, "precision": precision, "recall": recall}
 
 
-def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save_to: str | None = None) -> dict:
-    """Fine-tune and evaluate one mode; optionally save the fine-tuned model (atomically) to ``save_to``."""
-    from .benchmark import embedded_minilm_dir
+def finetune_trainer(model, train_dataset, tokenizer, config: FinetuneConfig, output_dir: str, callbacks=(),
+                     **overrides) -> Trainer:  # fmt: skip
+    """The ``Trainer`` every fine-tuning mode uses (``overrides`` replace ``TrainingArguments`` fields).
 
-    layers, merge = parse_mode(mode)
-    folder = config.model or str(embedded_minilm_dir())
-    set_seed(config.seed)
-    model = _model_class(folder).from_pretrained(
-        folder,
-        num_labels=2,
-        alpine_layers=layers,
-        alpine_merge=merge,
-        alpine_alpha=config.alpha,
-        attn_implementation="sdpa",
-    )
-    args = TrainingArguments(
-        output_dir=os.path.join(config.output_dir, mode),
+    Runs unchanged under ``accelerate launch`` (DDP: each process trains on its shard of every batch).
+
+    Example:
+        >>> trainer = finetune_trainer(model, data["train"], tokenizer, FinetuneConfig(), "runs/x", max_steps=10)  # doctest: +SKIP
+    """
+    settings = dict(
+        output_dir=output_dir,
         per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size * 2,
         num_train_epochs=config.epochs,
@@ -142,24 +180,54 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
         data_seed=config.seed,
         use_cpu=not torch.cuda.is_available(),
         bf16=config.bf16,  # autocast; every mode uses the same precision, so the comparison stays fair
+        # the classification heads return the batch-mean loss and ignore `num_items_in_batch`, but take **kwargs, so
+        # under DDP the Trainer would multiply their loss (and gradients) by the number of processes
+        average_tokens_across_devices=False,
     )
-    trainer = Trainer(
+    settings.update(overrides)
+    callbacks = [AlpineStatsCallback(), *callbacks]
+    if config.track_emissions is not None:
+        callbacks.append(EmissionsCallback(config.track_emissions))
+    return Trainer(
         model=model,
-        args=args,
-        train_dataset=data["train"],
+        args=TrainingArguments(**settings),
+        train_dataset=train_dataset,
         data_collator=DataCollatorWithPadding(tokenizer),
-        callbacks=[AlpineStatsCallback()],
+        callbacks=callbacks,
     )
-    checkpoint = _last_checkpoint(args.output_dir)
+
+
+def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save_to: str | None = None, callbacks=(),
+                  **overrides) -> dict:  # fmt: skip
+    """Fine-tune and evaluate one mode; optionally save the fine-tuned model (atomically) to ``save_to``.
+
+    ``callbacks`` and ``overrides`` (``TrainingArguments`` fields) go to :func:`finetune_trainer`.
+    """
+    from .benchmark import embedded_minilm_dir
+
+    layers, merge = parse_mode(mode)
+    folder = config.model or str(embedded_minilm_dir())
+    set_seed(config.seed)
+    model = _model_class(folder).from_pretrained(
+        folder,
+        num_labels=2,
+        alpine_layers=layers,
+        alpine_merge=merge,
+        alpine_alpha=config.alpha,
+        attn_implementation="sdpa",
+    )
+    output_dir = os.path.join(config.output_dir, mode)
+    trainer = finetune_trainer(model, data["train"], tokenizer, config, output_dir, callbacks, **overrides)
+    checkpoint = _last_checkpoint(trainer.args.output_dir)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - started
     encoder = find_alpine_encoder(trainer.model)
     encoder.reset_alpine_stats()
     started = time.perf_counter()
-    prediction = trainer.predict(data["test"])
+    prediction = trainer.predict(data["test"])  # sharded over processes under accelerate, gathered on every one
     eval_seconds = time.perf_counter() - started
-    stats = encoder.alpine_stats
+    stats = reduce_alpine_stats(encoder.alpine_stats, trainer.args.device)
     result = _metrics(prediction.predictions.argmax(-1), prediction.label_ids)
     result.update(
         mode=mode,
@@ -172,10 +240,17 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
         eval_kept_lengths=[round(x / max(stats["sequences"], 1), 2) for x in stats["kept_tokens"].tolist()],
         eval_input_length=stats["input_tokens"] / max(stats["sequences"], 1),
     )
+    emissions = next(
+        (c.emissions for c in trainer.callback_handler.callbacks if isinstance(c, EmissionsCallback)), None
+    )
+    if emissions is not None:
+        result["emissions"] = emissions
     if save_to is not None:
-        with atomic_dir(save_to) as target:
-            trainer.model.save_pretrained(target)
-            tokenizer.save_pretrained(target)
+        if trainer.is_world_process_zero():  # one writer: every process holds the same weights
+            with atomic_dir(save_to) as target:
+                trainer.model.save_pretrained(target)
+                tokenizer.save_pretrained(target)
+        trainer.accelerator.wait_for_everyone()
     logger.info("%s: accuracy %.4f, F1 %.4f, %.0f s", mode, result["accuracy"], result["f1"], train_seconds)
     return result
 
@@ -239,6 +314,7 @@ __all__ = [
     "FinetuneConfig",
     "finetune_markdown",
     "finetune_mode",
+    "finetune_trainer",
     "fast_bf16_available",
     "parse_mode",
     "run_finetune",

@@ -351,17 +351,42 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
 # --------------------------------------------------------------------------------------------------- forward pieces
 
 
+def distributed_state():
+    """accelerate's ``PartialState`` if this process is one of several (``accelerate launch``, torchrun), else ``None``.
+
+    Without CUDA the processes talk over gloo (accelerate needs ``cpu=True`` for that).
+    """
+    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not initialized and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return state if state.num_processes > 1 else None
+
+
 class CalibrationRunner:
     """Runs decoder layers on fixed calibration batches so that candidate prunings reuse computed prefixes.
 
     Rotary embeddings and causal masks depend only on positions, so they are computed once per micro-batch.
+
+    In a distributed run (``accelerate launch``) each process keeps only its share of the micro-batches
+    (``PartialState.split_between_processes``) and the searches below sum their KL/similarity totals over every
+    process (:meth:`all_sum`), so every process gets the same result as a single process would, in less time. A
+    single process runs exactly as before. ``shard=False`` gives every process every batch.
     """
 
-    def __init__(self, model, input_ids: torch.Tensor, batch_size: int = 4):
+    def __init__(self, model, input_ids: torch.Tensor, batch_size: int = 4, shard: bool = True):
         check_model(model)
         self.model = model
         device = model.get_input_embeddings().weight.device
-        self.batches = [b.to(device) for b in torch.split(input_ids, batch_size)]
+        batches = list(torch.split(input_ids, batch_size))
+        self.state = distributed_state() if shard else None
+        if self.state is not None:
+            # whole micro-batches, not samples: each batch runs with exactly the shapes a single process uses
+            with self.state.split_between_processes(list(range(len(batches)))) as mine:
+                batches = [batches[index] for index in mine]
+        self.batches = [b.to(device) for b in batches]
         self.context = []
         decoder = model.model
         with torch.no_grad():
@@ -409,6 +434,30 @@ class CalibrationRunner:
         layers = list(self.model.model.layers)
         return [self.log_probs(self.run(i, self.embed(i), layers)) for i in range(len(self.batches))]
 
+    def all_sum(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` (float64) summed over the processes sharing the calibration set; unchanged in one process.
+
+        A collective: every process must call it the same number of times, whatever its share of batches.
+        """
+        values = values.double()
+        if self.state is None:
+            return values
+        values = values.to(self.state.device)  # nccl reduces on the GPU, gloo on the CPU
+        torch.distributed.all_reduce(values)
+        return values.cpu()
+
+    @torch.no_grad()
+    def mean_kl(self, references: list[torch.Tensor], candidates: list[torch.Tensor] | None = None) -> float:
+        """:func:`mean_kl` of ``candidates`` (default: the model's current log-probs) over the whole calibration set."""
+        if candidates is None:
+            candidates = self.full_log_probs()
+        if self.state is None:
+            return mean_kl(references, candidates)
+        values = [kl_divergence(r, q) for r, q in zip(references, candidates, strict=True)]
+        local = [sum(float(v.double().sum()) for v in values), sum(v.numel() for v in values)]
+        total, count = self.all_sum(torch.tensor(local, dtype=torch.float64)).tolist()
+        return total / count
+
 
 def kl_divergence(reference: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     """Mean over tokens of KL(P || Q) with ``reference = log P`` and ``log_q = log Q`` (same last dimension)."""
@@ -445,7 +494,10 @@ def select_layers_kl(model, runner: CalibrationRunner, references, n: int, progr
     layers = list(model.model.layers)
     current = list(range(len(layers)))
     removed, kls, scores = [], [], []
-    bar = tqdm(total=sum(len(current) - s for s in range(n)), desc="flab: KL layer search", disable=not progress)
+    main = runner.state is None or runner.state.is_main_process
+    bar = tqdm(
+        total=sum(len(current) - s for s in range(n)), desc="flab: KL layer search", disable=not progress or not main
+    )
     for _ in range(n):
         # running KL sums per candidate: storing every candidate's log-probs would take candidates x calibration x
         # vocabulary floats
@@ -462,6 +514,9 @@ def select_layers_kl(model, runner: CalibrationRunner, references, n: int, progr
                 log_q = runner.log_probs(runner.run(b, prefixes[position], rest))
                 totals[position] += float(kl_divergence(references[b], log_q).sum())
             tokens += references[b].shape[0] * references[b].shape[1]
+        # sums over this process's batches -> sums over the whole calibration set (a no-op in one process)
+        summed = runner.all_sum(torch.tensor([*totals, tokens], dtype=torch.float64)).tolist()
+        totals, tokens = summed[:-1], summed[-1]
         step_scores = {}
         for position in range(len(current)):
             step_scores[current[position]] = totals[position] / tokens
@@ -493,6 +548,8 @@ def select_layers_cosine(model, runner: CalibrationRunner, n: int) -> dict:
             totals[index] += torch.cosine_similarity(hidden.float(), out.float(), dim=-1).sum().double()
             hidden = out
         count += runner.batches[b].numel()
+    summed = runner.all_sum(torch.cat([totals, torch.tensor([count], dtype=torch.float64)]))
+    totals, count = summed[:-1], summed[-1].item()
     influence = 1 - totals / count
     removed = sorted(torch.argsort(influence)[:n].tolist())
     return {"removed": removed, "scores": {i: float(v) for i, v in enumerate(influence)}}
@@ -599,6 +656,10 @@ def ffn_importance(model, runner: CalibrationRunner) -> list[torch.Tensor]:
     finally:
         for handle in handles:
             handle.remove()
+    if runner.state is not None:  # sums over every process's share of the calibration set
+        summed = runner.all_sum(torch.cat([*sums, torch.tensor(counts, dtype=torch.float64)]))
+        sums = list(torch.split(summed[: -len(layers)], [len(s) for s in sums]))
+        counts = [int(c) for c in summed[-len(layers) :].tolist()]
     norms = [layer.mlp.down_proj.weight.detach().float().norm(dim=0).cpu() for layer in layers]
     return [(s / max(c, 1)).float() * n for s, c, n in zip(sums, counts, norms)]
 
@@ -656,7 +717,7 @@ def ffn_rule_kl(model, runner, references, plan) -> float:
     try:
         for layer, keep in zip(layers, plan):
             _set_linears(layer.mlp, _sliced_linears(layer.mlp, keep))
-        return mean_kl(references, runner.full_log_probs())
+        return runner.mean_kl(references)
     finally:
         for layer, linears, width in zip(layers, originals, widths):
             _set_linears(layer.mlp, linears)
@@ -737,6 +798,7 @@ __all__ = [
     "check_model",
     "count_parameters",
     "count_token_ids",
+    "distributed_state",
     "ffn_importance",
     "ffn_keep_indices",
     "ffn_plan",

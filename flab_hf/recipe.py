@@ -22,7 +22,6 @@ from .pruning import (
     count_parameters,
     ffn_plan,
     iter_corpus_texts,
-    mean_kl,
     prune_ffn_,
     prune_vocabulary,
     remove_layers_,
@@ -203,7 +202,7 @@ def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calib
             removed = search["removed"]
             report["layer_scores"] = [{str(k): v for k, v in search["scores"].items()}]
         remove_layers_(pruned, removed)
-        kl = mean_kl(references, runner.full_log_probs())
+        kl = runner.mean_kl(references)  # over the whole calibration set, also when sharded
         report["steps"].append(
             {"stage": "layers", "method": config.layer_method, "removed": sorted(removed), "kl": kl}
         )
@@ -230,7 +229,7 @@ def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calib
 
                 importance = ffn_importance(pruned, runner)
         prune_ffn_(pruned, ffn_plan(pruned, rule, ffn_counts, config.seed, importance))
-        kl = mean_kl(references, runner.full_log_probs())
+        kl = runner.mean_kl(references)  # over the whole calibration set, also when sharded
         report["ffn_rule"] = rule
         report["steps"].append({"stage": "ffn", "rule": rule, "kl": kl})
     report["times"]["ffn_s"] = round(time.perf_counter() - start, 3)

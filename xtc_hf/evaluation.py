@@ -7,6 +7,10 @@ never saw in training) and greedily generates until the target line is complete;
 compared with the true one, both stripped. Edit Similarity is
 CodeXGLUE's ``fuzz.ratio`` (here from the maintained ``rapidfuzz``), in [0, 100].
 
+The scores are computed by the repository's ``evaluate`` module ``metrics/code_completion`` (what a user loads with
+``evaluate.load("metrics/code_completion")`` to reproduce them); where the package is installed without the
+repository checkout, the same numbers come from :func:`exact_match` and :func:`edit_similarity` below.
+
 Example:
     >>> from xtc_hf.evaluation import edit_similarity, exact_match
     >>> exact_match("return x", " return x "), round(edit_similarity("return x", "return y"), 1)
@@ -15,12 +19,17 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+from pathlib import Path
 
 import torch
 
 logger = logging.getLogger(__name__)
+
+# The repository's `evaluate` modules (metrics/<name>/<name>.py); absent when installed without the checkout.
+METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
 
 
 def _fuzz():
@@ -39,6 +48,48 @@ def exact_match(prediction: str, target: str) -> bool:
 def edit_similarity(prediction: str, target: str) -> float:
     """CodeXGLUE's Levenshtein edit similarity ``fuzz.ratio`` of the stripped strings, in [0, 100]."""
     return float(_fuzz().ratio(prediction.strip(), target.strip()))
+
+
+@functools.cache
+def _metric_module(name: str):
+    """``evaluate.load`` of ``METRICS_DIR/<name>``, or None (with a logged note) where it cannot be used."""
+    script = METRICS_DIR / name / f"{name}.py"
+    if not script.is_file():
+        logger.info("%s not found (no repository checkout): scoring with the in-library functions.", script)
+        return None
+    try:
+        import evaluate
+
+        # keep_in_memory: no cache files or locks under ~/.cache, nothing shared between concurrent runs
+        return evaluate.load(str(script.parent), keep_in_memory=True)
+    except (ImportError, OSError) as error:
+        logger.warning(
+            "Could not load the evaluate module %s (%s); scoring with the in-library functions.", script, error
+        )
+        return None
+
+
+def line_completion_scores(predictions: list[str], targets: list[str]) -> dict:
+    """``{"em", "es"}`` of completed lines: EM in %, ES (CodeXGLUE edit similarity) in [0, 100].
+
+    Example:
+        >>> line_completion_scores(["return x", "return y"], ["return x", "return x"])
+        {'em': 50.0, 'es': 93.75}
+    """
+    if not predictions or len(predictions) != len(targets):
+        raise ValueError(
+            f"`predictions` and `targets` must be non-empty and of equal length, got {len(predictions)} and "
+            f"{len(targets)}."
+        )
+    module = _metric_module("code_completion")
+    if module is not None:
+        scores = module.compute(predictions=list(predictions), references=list(targets))
+        return {"em": scores["exact_match"], "es": scores["edit_similarity"]}
+    em = sum(exact_match(p, t) for p, t in zip(predictions, targets))
+    es = 0.0
+    for prediction, target in zip(predictions, targets):  # summed in order, as the module does
+        es += edit_similarity(prediction, target)
+    return {"em": 100.0 * em / len(predictions), "es": es / len(predictions)}
 
 
 def line_completion_samples(files, num_samples: int = 200, seed: int = 0, min_chars: int = 4) -> list[dict]:
@@ -97,14 +148,30 @@ def completed_line(generated: str) -> str:
     return parts[1].strip() if len(parts) > 1 else ""
 
 
+def _distributed_state():
+    """accelerate's ``PartialState`` if this process is one of several (``accelerate launch``, torchrun), else ``None``."""
+    import os
+
+    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not initialized and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo between CPU processes
+    return state if state.num_processes > 1 else None
+
+
 @torch.no_grad()
 def evaluate_line_completion(
-    model, tokenizer, samples, context_tokens: int = 256, max_new_tokens: int = 48, progress: bool = True
-) -> dict:
+    model, tokenizer, samples, context_tokens: int = 256, max_new_tokens: int = 48, progress: bool = True,
+    shard: bool = True,
+) -> dict:  # fmt: skip
     """Greedy line completion on ``samples``; returns ``{"em", "es", "n", "predictions"}`` (EM in %, ES in [0, 100]).
 
     Generation stops once the target line is complete, one sample at a time so that no padding can change the
-    result.
+    result. Under ``accelerate launch`` each process completes its share of the samples
+    (``split_between_processes``) and the predictions are gathered in order, so every process returns what one
+    process would; every process must then call it (``shard=False``: each process does all samples).
     """
     from tqdm.auto import tqdm
     from transformers import StoppingCriteriaList
@@ -116,8 +183,14 @@ def evaluate_line_completion(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     limit = getattr(model.config, "n_positions", 1024) - max_new_tokens
     context = min(context_tokens, limit)
-    predictions, em, es = [], 0, 0.0
-    for sample in tqdm(samples, desc="line completion", disable=not progress):
+    predictions = []
+    state = _distributed_state() if shard else None
+    mine = samples
+    if state is not None:
+        with state.split_between_processes(list(samples)) as part:
+            mine = part
+    main = state is None or state.is_main_process
+    for sample in tqdm(mine, desc="line completion", disable=not progress or not main):
         ids = tokenizer(sample["prompt"], add_special_tokens=False)["input_ids"][-context:]
         input_ids = torch.tensor([ids], device=device)
         output = model.generate(
@@ -130,10 +203,12 @@ def evaluate_line_completion(
         )
         prediction = completed_line(tokenizer.decode(output[0, input_ids.shape[1] :], skip_special_tokens=True))
         predictions.append(prediction)
-        em += exact_match(prediction, sample["target"])
-        es += edit_similarity(prediction, sample["target"])
-    n = len(samples)
-    return {"em": 100.0 * em / n, "es": es / n, "n": n, "predictions": predictions}
+    if state is not None:  # contiguous shards, gathered in process order: the original sample order
+        from accelerate.utils import gather_object
+
+        predictions = gather_object(predictions)
+    scores = line_completion_scores(predictions, [sample["target"] for sample in samples])
+    return {**scores, "n": len(samples), "predictions": predictions}
 
 
 __all__ = [
@@ -142,4 +217,5 @@ __all__ = [
     "evaluate_line_completion",
     "exact_match",
     "line_completion_samples",
+    "line_completion_scores",
 ]

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .callbacks import DistillationCallback, TimeBudgetCallback
+from .callbacks import DistillationCallback, EmissionsCallback, TimeBudgetCallback, check_emissions_country
 from .configuration_xtc import ACTIVATION_BITS, GRANULARITIES, WEIGHT_BITS
 from .data import lm_dataset, pack_blocks
 from .modeling_xtc import XTCGPT2LMHeadModel, check_gpt2_shaped
-from .teacher import save_atomic
+from .teacher import save_atomic_once
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,10 @@ class XTCRecipeConfig:
     save_steps: int = field(default=50, metadata={"help": "Trainer checkpoint interval (resumable)."})
     logging_steps: int = field(default=10, metadata={"help": "Trainer logging interval."})
     seed: int = field(default=0, metadata={"help": "Random seed."})
+    track_emissions: str | None = field(
+        default=None,
+        metadata={"help": "ISO country code of the grid (e.g. 'FRA') to record CO2 with codecarbon; None = off."},
+    )
 
     def __post_init__(self):
         if isinstance(self.weight_bits, bool) or self.weight_bits not in WEIGHT_BITS:
@@ -141,6 +145,8 @@ class XTCRecipeConfig:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0, got {self.learning_rate}.")
+        if self.track_emissions is not None:
+            self.track_emissions = check_emissions_country(self.track_emissions)
 
     @property
     def quantizes(self) -> bool:
@@ -206,6 +212,9 @@ def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, 
         report_to=[],
         seed=config.seed,
         dataloader_num_workers=0,
+        # the distillation loss is a per-batch mean: under DDP the Trainer must not multiply it by the number of
+        # processes (it does for models whose forward takes **kwargs, expecting a loss summed over tokens)
+        average_tokens_across_devices=False,
     )
     distill = DistillationCallback(
         teacher,
@@ -216,6 +225,8 @@ def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, 
         layer_map=layer_map,
     )
     extra = [TimeBudgetCallback(config.max_minutes_per_stage)] if config.max_minutes_per_stage else []
+    emissions = EmissionsCallback(config.track_emissions) if config.track_emissions else None
+    extra += [emissions] if emissions else []
     trainer = Trainer(model=student, args=args, train_dataset=dataset, callbacks=[distill, *extra, *(callbacks or [])])
     resume = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
     if resume:
@@ -224,7 +235,10 @@ def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, 
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
-    return {"train_seconds": round(seconds, 1), "steps": trainer.state.global_step, "log": history}
+    report = {"train_seconds": round(seconds, 1), "steps": trainer.state.global_step, "log": history}
+    if emissions is not None:
+        report["emissions"] = emissions.emissions
+    return report
 
 
 def _layer_map(student_layers: list[int], num_teacher_layers: int) -> dict[int, int]:
@@ -255,7 +269,7 @@ def _save_stage(model, stage_dir: str, report: dict, tokenizer=None):
                 json.dump(report, handle, indent=2)
 
     savables = [model, *([tokenizer] if tokenizer is not None else []), _Report()]
-    model.xtc_checkpoint = save_atomic(os.path.join(stage_dir, "final"), *savables)
+    model.xtc_checkpoint = save_atomic_once(os.path.join(stage_dir, "final"), *savables)  # one writer under DDP
 
 
 def xtc_compress(

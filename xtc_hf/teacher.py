@@ -103,6 +103,22 @@ def save_atomic(folder: str, *savables) -> str:
     return folder
 
 
+def save_atomic_once(folder: str, *savables) -> str:
+    """:func:`save_atomic` by one process of a distributed run (``accelerate launch``), the others waiting for it.
+
+    Every process holds the same trained weights; two renames of temporary folders onto the same ``folder`` would
+    race. Every process must call it (it ends with a barrier); in a single process it is :func:`save_atomic`.
+    """
+    import torch
+
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not distributed or torch.distributed.get_rank() == 0:
+        save_atomic(folder, *savables)
+    if distributed:
+        torch.distributed.barrier()
+    return folder
+
+
 def _steps_for_budget(model, blocks, settings: TeacherSettings) -> int:
     """Estimate how many optimizer steps fit in ``settings.minutes`` from two timed steps on a throwaway copy."""
     import copy
@@ -229,6 +245,7 @@ __all__ = [
     "EOS",
     "TeacherSettings",
     "save_atomic",
+    "save_atomic_once",
     "teacher_perplexity",
     "train_teacher",
     "train_tokenizer",
