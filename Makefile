@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow lint zoo bench bench-alpine bench-xtc bench-flab finetune results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc bench-flab finetune results clean
 
 install: $(STAMP)
 
@@ -29,14 +29,21 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# published tiny checkpoints load by repo id in a fresh venv with only torch + transformers (venv cached in $TMPDIR)
+test-fresh-venv: install
+	$(PY) -m pytest -q -m slow tests/model_cards/test_fresh_venv.py
+
+# lm-evaluation-harness on our remote-code checkpoints (task: tests/lm_eval/tasks/stdlib_code_ppl.yaml), slow or not
+test-lm-eval: install
+	$(PY) -m pytest -q tests/lm_eval -m "slow or not slow"
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# every entry of every family (ALPINE, Flab-Pruner, XTC) with results, model cards and zoo/README.md
 zoo: install
 	$(PY) -m model_cards.cli build $(if $(FULL),--full,)
-	# pruned and recovered SmolLM2 checkpoints (Flab-Pruner), with their measurements
-	OMP_NUM_THREADS=1 $(VENV)/bin/flab-hf --threads 1 bench --model smollm2 --json zoo/flab/results.json --save-dir zoo/flab $(if $(FULL),--full,)
 
 # one thread: these machines are shared, and single-thread ratios are the stable ones (threads are recorded in the JSON)
 bench: bench-alpine bench-xtc bench-flab

@@ -90,7 +90,7 @@ def cmd_recover(args) -> None:
     import torch
 
     from .benchmark import heldout_windows
-    from .data import stdlib_doctest_samples
+    from .data import stdlib_recovery_samples
     from .recipe import save_pruned
     from .recovery import RecoveryConfig, lora_recover, teacher_verified_samples
 
@@ -99,7 +99,7 @@ def cmd_recover(args) -> None:
     kept = torch.tensor(
         tokenizer.convert_tokens_to_ids(pruned_tokenizer.convert_ids_to_tokens(list(range(len(pruned_tokenizer)))))
     )
-    samples = stdlib_doctest_samples("train", limit=args.samples)
+    samples = stdlib_recovery_samples("train", limit=args.samples)
     train, stats = teacher_verified_samples(dense, tokenizer, samples, progress=not args.quiet)
     valid = heldout_windows(pruned_tokenizer, 4, 128, split="valid")
     config = RecoveryConfig(
@@ -132,6 +132,8 @@ def cmd_bench(args) -> None:
         raise SystemExit(f"--model {args.model!r} is not an embedded benchmark model; use smollm2.")
     result = run_benchmark(
         json_path=args.json, full=args.full, humaneval=args.humaneval, threads=args.threads,
+        humaneval_variants=args.humaneval_variants.split(",") if args.humaneval_variants else None,
+        recovery_samples=args.recovery_samples, recovery_epochs=args.recovery_epochs,
         progress=not args.quiet, recover=not args.no_recover, save_dir=args.save_dir,
     )  # fmt: skip
     print(markdown_table(result))
@@ -146,11 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     prune = sub.add_parser("prune", help="prune vocabulary, layers and FFN neurons of a model folder (or smollm2)")
     add_prune_arguments(prune).set_defaults(func=run_prune)
 
-    recover = sub.add_parser("recover", help="LoRA recovery on teacher-verified stdlib doctest samples")
+    recover = sub.add_parser(
+        "recover", help="LoRA recovery on stdlib functions (doctested ones teacher-verified, then untested ones)"
+    )
     recover.add_argument("--model", required=True, help="pruned model folder")
     recover.add_argument("--dense", default="smollm2", help="dense model folder (the teacher)")
     recover.add_argument("--output", required=True)
-    recover.add_argument("--samples", type=int, default=24)
+    recover.add_argument("--samples", type=int, default=128, help="training functions (doctested ones first)")
     recover.add_argument("--epochs", type=float, default=2.0)
     recover.add_argument("--lora-r", type=int, default=64)
     recover.add_argument("--lora-alpha", type=int, default=32)
@@ -173,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--humaneval", type=int, default=None)
     bench.add_argument("--no-recover", action="store_true")
     bench.add_argument("--save-dir", default=None, help="also save the pruned and recovered checkpoints here")
+    bench.add_argument(
+        "--humaneval-variants",
+        default=None,
+        help="comma-separated variants that run HumanEval (default: all), e.g. dense,flab,flab_recovered",
+    )
+    bench.add_argument("--recovery-samples", type=int, default=None, help="recovery training functions")
+    bench.add_argument("--recovery-epochs", type=float, default=None, help="recovery epochs")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -1,7 +1,13 @@
-"""Zoo entries: each builds one Hub-ready checkpoint folder with its results JSON from the embedded defaults.
+"""Zoo entries: each builds one Hub-ready checkpoint folder with its results JSON and model card.
 
-A stage whose output folder is complete is skipped, so rerunning ``zoo build`` resumes instead of restarting;
-folders are written to a temporary name and renamed into place, so an interrupted stage leaves nothing half-written.
+A stage whose output is complete is skipped, so rerunning ``zoo build`` resumes instead of restarting; entry folders
+are assembled in a hidden temporary folder and renamed into place, so an interrupted build leaves nothing
+half-written. Every entry folder gets its model card (``README.md`` and plot) and ``<output_dir>/README.md`` indexes
+them.
+
+Example:
+    >>> from model_cards.zoo import ZooSettings, build_zoo
+    >>> results = build_zoo(["xtc-gpt2-teacher"], ZooSettings(output_dir="zoo"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -9,187 +15,134 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import alpine_entry, flab_entry, xtc_entry
+from .alpine_entry import build_alpine_minilm
+from .common import DEFAULT_ORG, REQUIRED_FILES, ZooSettings, is_complete
+from .flab_entry import build_flab_smollm2, build_flab_smollm2_recovered
+from .xtc_entry import build_xtc_1w8a6l, build_xtc_teacher
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_FILES = ("config.json", "model.safetensors", "results.json")
-
-
-@dataclass
-class ZooSettings:
-    """Budget of a zoo build; the defaults finish in minutes on 2 CPU cores, ``full`` uses paper-sized settings."""
-
-    output_dir: str = field(default="zoo", metadata={"help": "Where entry folders are written."})
-    work_dir: str = field(default="runs/zoo", metadata={"help": "Trainer checkpoints (resumable)."})
-    full: bool = field(default=False, metadata={"help": "Paper-sized settings instead of the quick default budget."})
-    overrides: dict = field(default_factory=dict, metadata={"help": "Per-entry setting overrides (for tests)."})
-
-
-def is_complete(folder: str | os.PathLike) -> bool:
-    """True if ``folder`` holds a finished entry (weights, config and results)."""
-    return all((Path(folder) / name).is_file() for name in REQUIRED_FILES)
-
-
-def build_alpine_minilm(folder: str, settings: ZooSettings) -> dict:
-    """all-MiniLM-L6-v2 fine-tuned on stdlib clone detection with ALPINE pruning in every layer (merge on)."""
-    from alpine_hf.finetune import FinetuneConfig, run_finetune
-    from alpine_hf.utils import atomic_write
-
-    budget = {"train_pairs": 4000, "eval_pairs": 1000, "max_length": 512, "epochs": 2} if settings.full else {}
-    budget.update(settings.overrides.get("alpine-minilm", {}))
-    config = FinetuneConfig(
-        modes=("none", "all"), output_dir=os.path.join(settings.work_dir, "alpine-minilm"), **budget
-    )
-    staging = folder + ".model"
-    results = run_finetune(config, save_mode="all", save_to=staging)
-    results["entry"] = "alpine-minilm"
-    results["base_model"] = "sentence-transformers/all-MiniLM-L6-v2"
-    results["command"] = "make zoo" + (" FULL=1" if settings.full else "")
-    base, pruned = results["modes"]["none"], results["modes"]["all"]
-    results["summary"] = {
-        "task": "clone detection",
-        "metric": "F1",
-        "base": base["f1"],
-        "compressed": pruned["f1"],
-        "retention": pruned["retention_f1"],
-    }
-    atomic_write(Path(staging) / "results.json", lambda path: Path(path).write_text(json.dumps(results, indent=2)))
-    if Path(folder).exists():
-        shutil.rmtree(folder)
-    os.replace(staging, folder)
-    return results
-
-
-def _folder_megabytes(folder: str) -> float:
-    return sum(path.stat().st_size for path in Path(folder).glob("*.safetensors")) / 1e6
-
-
-def _xtc_models(settings: ZooSettings) -> dict[str, str]:
-    """Train (or reuse from the cache) the CodeGPT-style teacher and its 1W8A6L student; return their folders."""
-    from transformers import AutoTokenizer, GPT2LMHeadModel
-
-    from xtc_hf import XTCRecipeConfig, xtc_compress
-    from xtc_hf.data import stdlib_dataset
-    from xtc_hf.teacher import TeacherSettings, train_teacher
-
-    budget = {"minutes": 30.0, "steps": 600} if settings.full else {"minutes": 4.0, "steps": 100}
-    budget.update(settings.overrides.get("xtc", {}))
-    cache = os.path.join(settings.work_dir, "xtc")
-    teacher_dir = train_teacher(
-        TeacherSettings(minutes=budget["minutes"], steps=budget.get("teacher_steps")), cache_dir=cache
-    )
-    teacher = GPT2LMHeadModel.from_pretrained(teacher_dir)
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    recipe = XTCRecipeConfig(layer_reduction_steps=budget["steps"], quantization_steps=budget["steps"])
-    output_dir = os.path.join(cache, "zoo", Path(teacher_dir).parent.name)
-    student = xtc_compress(teacher, recipe, stdlib_dataset("train"), tokenizer=tokenizer, output_dir=output_dir)
-    return {"teacher": teacher_dir, "student": student.xtc_checkpoint, "samples": budget.get("samples", 100)}
-
-
-def _build_xtc(folder: str, settings: ZooSettings, which: str) -> dict:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from alpine_hf.utils import atomic_write
-    from xtc_hf.data import stdlib_code
-    from xtc_hf.evaluation import evaluate_line_completion, line_completion_samples
-
-    models = _xtc_models(settings)
-    samples = line_completion_samples(stdlib_code("test"), models["samples"], seed=0)
-    scores = {}
-    for name in ("teacher", "student"):
-        model = AutoModelForCausalLM.from_pretrained(models[name], trust_remote_code=True)
-        tokenizer = AutoTokenizer.from_pretrained(models[name])
-        result = evaluate_line_completion(model, tokenizer, samples)
-        result.pop("predictions")
-        scores[name] = {**result, "disk_mb": _folder_megabytes(models[name])}
-    results = {
-        "entry": folder.rsplit(os.sep, 1)[-1],
-        "task": "line-level code completion on held-out standard-library files",
-        "teacher": scores["teacher"],
-        "student": scores["student"],
-        "disk_ratio": scores["teacher"]["disk_mb"] / scores["student"]["disk_mb"],
-        "es_retention": scores["student"]["es"] / max(scores["teacher"]["es"], 1e-12),
-        "command": "make zoo" + (" FULL=1" if settings.full else ""),
-    }
-    results["summary"] = {
-        "task": "line completion",
-        "metric": "ES",
-        "base": scores["teacher"]["es"],
-        "compressed": scores["student"]["es"] if which == "student" else None,
-        "retention": results["es_retention"] if which == "student" else None,
-    }
-    staging = folder + ".staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(models[which], staging)
-    atomic_write(Path(staging) / "results.json", lambda path: Path(path).write_text(json.dumps(results, indent=2)))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(staging, folder)  # a half-copied checkpoint never sits at the final name
-    return results
-
-
-def build_xtc_teacher(folder: str, settings: ZooSettings) -> dict:
-    """The CodeGPT-style 12-layer GPT-2 teacher trained here on standard-library code (a stock GPT-2 checkpoint)."""
-    return _build_xtc(folder, settings, "teacher")
-
-
-def build_xtc_1w8a6l(folder: str, settings: ZooSettings) -> dict:
-    """The teacher compressed by XTC: 6 layers, 1-bit weights, 8-bit activations, packed on disk."""
-    return _build_xtc(folder, settings, "student")
-
-
+# built in this order: the recovered Flab entry starts from the pruned one, the XTC teacher entry reuses the
+# student's pipeline
 ENTRIES: dict[str, Callable[[str, ZooSettings], dict]] = {
     "alpine-minilm": build_alpine_minilm,
+    "flab-smollm2": build_flab_smollm2,
+    "flab-smollm2-recovered": build_flab_smollm2_recovered,
     "xtc-gpt2-1w8a6l": build_xtc_1w8a6l,
     "xtc-gpt2-teacher": build_xtc_teacher,
 }
 
 
-def build_entry(name: str, settings: ZooSettings | None = None) -> dict:
-    """Build one zoo entry (or reuse it if it is complete) and return its results."""
-    settings = settings or ZooSettings()
-    if name not in ENTRIES:
-        raise ValueError(f"Unknown zoo entry {name!r}; valid entries: {', '.join(sorted(ENTRIES))}.")
-    folder = os.path.join(settings.output_dir, name)
-    if is_complete(folder):
-        logger.info("%s: complete output found in %s, skipping", name, folder)
-        return json.loads((Path(folder) / "results.json").read_text())
-    logger.info("%s: building into %s", name, folder)
-    return ENTRIES[name](folder, settings)
+# budget key -> its default settings (what `--overrides` may change)
+BUDGETS = {
+    alpine_entry.NAME: alpine_entry.DEFAULT,
+    flab_entry.BUDGET_KEY: flab_entry.DEFAULT,
+    xtc_entry.BUDGET_KEY: xtc_entry.DEFAULT,
+}
 
 
-def build_zoo(names: list[str] | None = None, settings: ZooSettings | None = None) -> dict[str, dict]:
-    """Build every entry named (default: all) and write ``<output_dir>/README.md`` with the results table."""
-    from tqdm.auto import tqdm
+def check_overrides(overrides: dict) -> dict:
+    """``overrides`` if every budget key and setting exists, else a ValueError naming the valid ones."""
+    for key, values in overrides.items():
+        if key not in BUDGETS:
+            raise ValueError(f"`overrides` has unknown budget key {key!r}; valid keys: {', '.join(sorted(BUDGETS))}.")
+        unknown = sorted(set(values) - set(BUDGETS[key]))
+        if unknown:
+            raise ValueError(
+                f"`overrides[{key!r}]` has unknown settings {unknown}; valid ones: {sorted(BUDGETS[key])}."
+            )
+    return overrides
 
-    settings = settings or ZooSettings()
-    names = list(names or ENTRIES)
+
+def check_entry_names(names) -> list[str]:
+    """``names`` as a list, or a ValueError naming the valid entries."""
+    names = list(names)
     for name in names:
         if name not in ENTRIES:
             raise ValueError(f"Unknown zoo entry {name!r}; valid entries: {', '.join(sorted(ENTRIES))}.")
-    results = {name: build_entry(name, settings) for name in tqdm(names, desc="zoo entries")}
+    return names
+
+
+def build_entry(name: str, settings: ZooSettings | None = None) -> dict:
+    """Build one zoo entry (or reuse it if it is complete), write its card and return its results."""
+    from .card import write_card
+
+    settings = settings or ZooSettings()
+    check_entry_names([name])
+    check_overrides(settings.overrides)
+    folder = os.path.join(settings.output_dir, name)
+    if is_complete(folder):
+        logger.info("%s: complete output found in %s, skipping", name, folder)
+        results = json.loads((Path(folder) / "results.json").read_text())
+    else:
+        logger.info("%s: building into %s", name, folder)
+        results = ENTRIES[name](folder, settings)
+    write_card(folder, org=DEFAULT_ORG)
+    return results
+
+
+def build_zoo(names: list[str] | None = None, settings: ZooSettings | None = None) -> dict[str, dict]:
+    """Build every entry named (default: all, in :data:`ENTRIES` order) and write ``<output_dir>/README.md``."""
+    from tqdm.auto import tqdm
+
+    settings = settings or ZooSettings()
+    names = check_entry_names(names or ENTRIES)
+    check_overrides(settings.overrides)
+    results = {
+        name: build_entry(name, settings) for name in tqdm(names, desc="zoo entries", disable=not settings.progress)
+    }
     write_index(settings.output_dir)
     return results
 
 
-def write_index(output_dir: str) -> None:
-    """``zoo/README.md``: one row per complete entry, numbers read from each entry's results.json."""
+def _cell(value, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2%}" if percent else f"{value:.4g}"
+
+
+def write_index(output_dir: str, org: str = DEFAULT_ORG) -> None:
+    """``<output_dir>/README.md``: one row per complete entry, every number read from the entry's results.json."""
     from alpine_hf.utils import atomic_write
 
-    rows = ["# Zoo", "", "| entry | task | metric | base | compressed | retention |", "|---|---|---|---|---|---|"]
-    for name in sorted(ENTRIES):
+    rows = [
+        "# codecompress-hf model zoo",
+        "",
+        "Built by `zoo build` (`make zoo`). Every number is read from the entry's `results.json`; each entry folder "
+        "holds its model card (`README.md`).",
+        "",
+        "| entry | method | task | metric | base | compressed | retention | compression | Hub name |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in ENTRIES:
         folder = Path(output_dir) / name
         if not is_complete(folder):
             continue
-        summary = json.loads((folder / "results.json").read_text())["summary"]
-        cells = [summary["base"], summary["compressed"]]
-        shown = [f"{value:.4g}" if value is not None else "-" for value in cells]
-        retention = f"{summary['retention']:.2%}" if summary["retention"] is not None else "-"
-        rows.append(f"| {name} | {summary['task']} | {summary['metric']} | {shown[0]} | {shown[1]} | {retention} |")
+        results = json.loads((folder / "results.json").read_text())
+        summary = results["summary"]
+        method = results.get("method") or name.split("-", 1)[0].upper()
+        cells = [
+            f"[{name}]({name}/README.md)", method, summary["task"], summary["metric"], _cell(summary["base"]),
+            _cell(summary["compressed"]), _cell(summary["retention"], percent=True),
+            summary.get("compression") or "-", f"`{org}/{name}`",
+        ]  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " |")
     atomic_write(Path(output_dir) / "README.md", lambda path: Path(path).write_text("\n".join(rows) + "\n"))
 
 
-__all__ = ["ENTRIES", "ZooSettings", "build_entry", "build_zoo", "is_complete", "write_index"]
+__all__ = [
+    "BUDGETS",
+    "ENTRIES",
+    "REQUIRED_FILES",
+    "ZooSettings",
+    "build_entry",
+    "build_zoo",
+    "check_entry_names",
+    "check_overrides",
+    "is_complete",
+    "write_index",
+]

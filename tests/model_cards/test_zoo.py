@@ -1,47 +1,110 @@
-"""``zoo build`` with a tiny budget: entry folder, resume by skipping, index, bad entry names."""
+"""``zoo build`` with a tiny budget: every entry folder, measured results, resume by skipping, index, bad names."""
 
 import json
 import os
+from pathlib import Path
 
 import pytest
+from conftest import TINY_ALPINE, read_results
 
 from model_cards.cli import main
-from model_cards.zoo import ZooSettings, build_entry, is_complete
-
-TINY = {"alpine-minilm": {"train_pairs": 16, "eval_pairs": 8, "max_length": 64, "batch_size": 8}}
+from model_cards.zoo import ENTRIES, ZooSettings, build_entry, build_zoo, is_complete
 
 
-def test_zoo_builds_alpine_entry_and_skips_it_when_complete(tmp_path):
-    args = ["build", "alpine-minilm", "--output-dir", str(tmp_path / "zoo"), "--work-dir", str(tmp_path / "work")]
-    assert main([*args, "--overrides", json.dumps(TINY)]) == 0
-    folder = tmp_path / "zoo" / "alpine-minilm"
-    assert is_complete(folder)
-    assert {"modeling_alpine.py", "configuration_alpine.py", "tokenizer.json"} <= set(os.listdir(folder))
-    results = json.loads((folder / "results.json").read_text())
-    assert set(results["modes"]) == {"none", "all"} and "retention_f1" in results["modes"]["all"]
-    assert "| alpine-minilm |" in (tmp_path / "zoo" / "README.md").read_text()
-    assert not [name for name in os.listdir(tmp_path / "zoo") if name.startswith(".")]  # nothing half-written
+def test_every_entry_is_complete_with_card_and_index(tiny_zoo):
+    settings, results = tiny_zoo
+    zoo = Path(settings.output_dir)
+    assert set(results) == set(ENTRIES)
+    for name in ENTRIES:
+        assert is_complete(zoo / name), name
+        assert (zoo / name / "README.md").read_text().startswith("---\n")
+        assert read_results(zoo / name) == json.loads(json.dumps(results[name], default=str))
+        assert read_results(zoo / name)["command"].startswith(f"zoo build {name} --overrides '")
+    assert not [name for name in os.listdir(zoo) if name.startswith(".")]  # nothing half-written
+    index = (zoo / "README.md").read_text()
+    for name in ENTRIES:
+        assert f"| [{name}]({name}/README.md) |" in index and f"`codecompress-hf/{name}`" in index
+    assert "| clone detection | F1 |" in index and "| line completion | ES |" in index
+
+
+def test_alpine_entry_holds_the_pruned_model_and_both_runs(tiny_zoo):
+    settings, _ = tiny_zoo
+    folder = Path(settings.output_dir) / "alpine-minilm"
+    assert {"modeling_alpine.py", "configuration_alpine.py", "tokenizer.json", "alpine_kept_tokens.png"} <= set(
+        os.listdir(folder)
+    )
+    results = read_results(folder)
+    assert set(results["modes"]) == {"none", "all"} and results["settings"]["train_size"] == TINY_ALPINE["train_pairs"]
+    assert json.loads((folder / "config.json").read_text())["alpine_layers"] == "all"
+    assert results["summary"]["compressed"] == results["modes"]["all"]["f1"]
+    assert results["modes"]["all"]["eval_flops_ratio_analytic"] > 1  # tokens were really dropped
+
+
+def test_flab_entries_measure_pruned_and_recovered_models(tiny_zoo):
+    settings, _ = tiny_zoo
+    zoo = Path(settings.output_dir)
+    pruned, recovered = read_results(zoo / "flab-smollm2"), read_results(zoo / "flab-smollm2-recovered")
+    config = json.loads((zoo / "flab-smollm2" / "config.json").read_text())
+    assert config["model_type"] == "flab_llama" and config["intermediate_sizes"] == [56, 48, 40]
+    assert {"modeling_flab.py", "configuration_flab.py", "kept_token_ids.json"} <= set(
+        os.listdir(zoo / "flab-smollm2")
+    )
+    assert pruned["params"]["after"]["total"] < pruned["params"]["before"]["total"]
+    assert pruned["removed_layers"] and [s["stage"] for s in pruned["kl_steps"]][0] == "vocab"
+    assert pruned["quality"]["dense"]["kl_to_dense"] == pytest.approx(0, abs=1e-6)
+    assert pruned["quality"]["pruned"]["kl_to_dense"] > 0
+    assert pruned["humaneval"]["dense"]["problems"] == 1 and "pass@1" in pruned["humaneval"]["pruned"]
+    # recovery starts from the pruned entry: same size, same reference rows, its own measurement
+    assert recovered["params"] == pruned["params"] and recovered["base_entry"] == "flab-smollm2"
+    assert recovered["quality"]["dense"] == pruned["quality"]["dense"]
+    assert recovered["quality"]["pruned"] == pruned["quality"]["pruned"]
+    assert recovered["quality"]["recovered"] != pruned["quality"]["pruned"]
+    assert recovered["recovery"]["steps"] >= 1 and recovered["recovery_data"]["samples"] == 2
+    kept = json.loads((zoo / "flab-smollm2-recovered" / "kept_token_ids.json").read_text())
+    assert (
+        kept == sorted(kept)
+        and len(kept) == json.loads((zoo / "flab-smollm2" / "config.json").read_text())["vocab_size"]
+    )
+
+
+def test_xtc_entries_measure_every_built_variant(tiny_zoo):
+    settings, _ = tiny_zoo
+    zoo = Path(settings.output_dir)
+    student = read_results(zoo / "xtc-gpt2-1w8a6l")
+    assert {"modeling_xtc.py", "configuration_xtc.py"} <= set(os.listdir(zoo / "xtc-gpt2-1w8a6l"))
+    assert set(student["variants"]) == {"base", "6L", "1W8A6L"}
+    assert student["disk_ratio"] > 10  # packed 1-bit weights, measured on the files
+    assert student["variants"]["6L"]["layers"] == 6 and student["variants"]["1W8A6L"]["weight_bits"] == 1
+    teacher = read_results(zoo / "xtc-gpt2-teacher")
+    assert teacher["variants"] == student["variants"]  # one shared, cached evaluation
+    assert teacher["summary"]["compressed"] is None and "modeling_xtc.py" not in os.listdir(zoo / "xtc-gpt2-teacher")
+
+
+def test_complete_entry_is_skipped_and_incomplete_results_are_rebuilt(tiny_zoo, tmp_path):
+    settings, _ = tiny_zoo
+    folder = Path(settings.output_dir) / "xtc-gpt2-teacher"
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
-    settings = ZooSettings(output_dir=str(tmp_path / "zoo"), work_dir=str(tmp_path / "work"), overrides=TINY)
-    assert build_entry("alpine-minilm", settings) == results
+    assert build_entry("xtc-gpt2-teacher", settings) == read_results(folder)
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    # an entry written before results recorded what cards need is not complete: the build redoes it
+    old = read_results(folder)
+    (folder / "results.json").write_text(json.dumps({"summary": old["summary"]}))
+    assert not is_complete(folder)
+    assert build_entry("xtc-gpt2-teacher", settings)["family"] == "xtc" and is_complete(folder)
 
 
 def test_unknown_entry_lists_valid_ones(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["build", "bert-xxl", "--output-dir", str(tmp_path)])
-    assert "valid entries: alpine-minilm, xtc-gpt2-1w8a6l, xtc-gpt2-teacher" in capsys.readouterr().err
+    assert f"valid entries: {', '.join(sorted(ENTRIES))}" in capsys.readouterr().err
+    assert "flab-smollm2-recovered" in ENTRIES
 
 
-def test_zoo_builds_xtc_entries_with_results_and_index(tmp_path):
-    tiny = {"xtc": {"minutes": 1.0, "teacher_steps": 3, "steps": 2, "samples": 2}}
-    settings = ZooSettings(output_dir=str(tmp_path / "zoo"), work_dir=str(tmp_path / "work"), overrides=tiny)
-    from model_cards.zoo import build_zoo
-
-    results = build_zoo(["xtc-gpt2-teacher", "xtc-gpt2-1w8a6l"], settings)
-    student = tmp_path / "zoo" / "xtc-gpt2-1w8a6l"
-    assert is_complete(student) and is_complete(tmp_path / "zoo" / "xtc-gpt2-teacher")
-    assert {"modeling_xtc.py", "configuration_xtc.py"} <= set(os.listdir(student))
-    assert results["xtc-gpt2-1w8a6l"]["disk_ratio"] > 10  # packed 1-bit weights, measured on the files
-    index = (tmp_path / "zoo" / "README.md").read_text()
-    assert "| xtc-gpt2-1w8a6l | line completion | ES |" in index and "| xtc-gpt2-teacher |" in index
+def test_unknown_override_names_the_valid_settings(tmp_path, capsys):
+    settings = ZooSettings(output_dir=str(tmp_path), overrides={"flab": {"layers": 2}}, progress=False)
+    with pytest.raises(ValueError, match=r"unknown settings \['layers'\].*layers_to_prune"):
+        build_zoo(["flab-smollm2"], settings)
+    with pytest.raises(SystemExit):
+        main(["build", "--output-dir", str(tmp_path), "--overrides", '{"flab-smollm2": {"humaneval": 5}}'])
+    assert "unknown budget key 'flab-smollm2'; valid keys: alpine-minilm, flab, xtc" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)

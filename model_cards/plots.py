@@ -1,0 +1,154 @@
+"""The figure each model card embeds, drawn from the entry's ``results.json`` and saved as a reproducible PNG.
+
+Figures are drawn on a bare Agg canvas (no pyplot state, no backend switching) at a fixed size and DPI with PNG
+metadata stripped, so the same results give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DPI = 100
+PLOT_FILES = {"alpine": "alpine_kept_tokens.png", "flab": "flab_pruning.png", "xtc": "xtc_size_vs_accuracy.png"}
+# rcParams that make the output independent of the user's matplotlibrc and of time
+RC = {
+    "svg.hashsalt": "codecompress-hf",
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "font.family": "DejaVu Sans",
+    "path.simplify": True,
+}
+
+
+def _save(draw, path: str | os.PathLike, size: tuple[float, float]) -> None:
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from alpine_hf.utils import atomic_write
+
+    with matplotlib.rc_context(RC):
+        figure = Figure(figsize=size, dpi=DPI)
+        FigureCanvasAgg(figure)
+        draw(figure)
+        figure.tight_layout()
+        atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=DPI, metadata={"Software": None}))
+
+
+def plot_alpine(results: dict, path: str | os.PathLike) -> None:
+    """Mean kept tokens per layer of each fine-tuned mode on the test pairs (the paper's Fig. 3)."""
+
+    def draw(figure):
+        axis = figure.add_subplot()
+        for mode, entry in results["modes"].items():
+            kept = entry["eval_kept_lengths"]
+            axis.plot(range(len(kept)), kept, marker="o", label=f"{mode} ({entry['eval_flops_ratio_analytic']:.2f}x)")
+        axis.axhline(next(iter(results["modes"].values()))["eval_input_length"], color="grey", linestyle="--",
+                     label="input length")  # fmt: skip
+        axis.set_xlabel("layer")
+        axis.set_ylabel("mean kept tokens (test pairs)")
+        axis.set_title("ALPINE: kept tokens per layer (FLOPs ratio in brackets)")
+        axis.set_ylim(bottom=0)
+        axis.legend()
+
+    _save(draw, path, (6.0, 3.6))
+
+
+def _kl_steps(results: dict) -> tuple[list[str], list[float]]:
+    """Labels and KL of every pruning step (cumulative), then the recovery epochs if the entry has them."""
+    labels, values = [], []
+    for step in results["kl_steps"]:
+        if step["stage"] == "vocab":
+            labels.append("vocab")
+        elif step["stage"] == "layer":
+            labels.append(f"-L{step['removed']}")
+        elif step["stage"] == "ffn":
+            labels.append(f"FFN ({step['rule']})")
+        else:
+            continue  # "layers" repeats the last layer step
+        values.append(step["kl"])
+    return labels, values
+
+
+def plot_flab(results: dict, path: str | os.PathLike) -> None:
+    """Left: KL(dense || pruned) on the calibration set after each pruning step (and validation KL after each
+    recovery epoch, if recovered). Right: parameters per component before and after each stage."""
+    labels, values = _kl_steps(results)
+    params = results["params"]
+    stages = [("dense", params["before"]), ("vocab", params["after_vocab"]), ("layers", params["after_layers"]),
+              ("FFN", params["after"])]  # fmt: skip
+    components = ["embed_tokens", "lm_head", "attention", "ffn", "norms"]
+
+    def draw(figure):
+        left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+        left.plot(range(len(values)), values, marker="o", label="pruning (calibration KL)")
+        recovery = results.get("recovery")
+        if recovery and recovery.get("kl_history"):
+            kls = [recovery["kl_before"], *[entry["kl"] for entry in recovery["kl_history"]]]
+            start = len(values) - 1
+            left.plot(range(start, start + len(kls)), kls, marker="s", color="tab:green",
+                      label="LoRA recovery (validation KL)")  # fmt: skip
+            labels_all = labels + [f"epoch {i}" for i in range(1, len(kls))]
+        else:
+            labels_all = labels
+        left.set_xticks(range(len(labels_all)), labels_all, rotation=45, ha="right", fontsize=8)
+        left.set_ylabel("KL to dense (nats/token)")
+        left.set_title("Flab-Pruner: KL after each step")
+        left.legend(fontsize=8)
+        bottom = [0.0] * len(stages)
+        for component in components:
+            heights = [stage[1].get(component, 0) / 1e6 for stage in stages]
+            if any(heights):
+                right.bar([s[0] for s in stages], heights, bottom=bottom, label=component)
+                bottom = [b + h for b, h in zip(bottom, heights)]
+        right.set_ylabel("parameters (M)")
+        right.set_title(f"parameters: {params['ratio']:.3f}x")
+        right.legend(fontsize=8)
+
+    _save(draw, path, (9.0, 3.8))
+
+
+XTC_ORDER = ("base", "1W8A", "6L", "1W8A6L", "2W8A6L")
+
+
+def plot_xtc(results: dict, path: str | os.PathLike) -> None:
+    """Disk size vs line-completion edit similarity of every variant the entry measured (the paper's Table 1/2)."""
+    variants = {name: results["variants"][name] for name in XTC_ORDER if name in results.get("variants", {})}
+    if not variants:  # an entry built before per-variant results existed: teacher and 1W8A6L only
+        variants = {"base": results["teacher"], "1W8A6L": results["student"]}
+    missing = [name for name in ("base", "1W8A", "6L", "1W8A6L") if name not in variants]
+
+    def draw(figure):
+        axis = figure.add_subplot()
+        for name, row in variants.items():
+            axis.scatter(row["disk_mb"], row["es"], s=40)
+            axis.annotate(name, (row["disk_mb"], row["es"]), textcoords="offset points", xytext=(5, 5))
+        axis.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.margins(x=0.25, y=0.2)
+        axis.set_xlabel("weights on disk (MB, log scale)")
+        axis.set_ylabel("edit similarity (line completion)")
+        title = "XTC: size vs accuracy"
+        if missing:
+            title += f" (not measured here: {', '.join(missing)})"
+        axis.set_title(title, fontsize=10)
+        axis.grid(True, which="both", alpha=0.3)
+
+    _save(draw, path, (6.0, 3.8))
+
+
+PLOTTERS = {"alpine": plot_alpine, "flab": plot_flab, "xtc": plot_xtc}
+
+
+def plot_entry(results: dict, folder: str | os.PathLike, family: str) -> str:
+    """Draw the family's figure into ``folder``; returns the file name."""
+    name = PLOT_FILES[family]
+    PLOTTERS[family](results, Path(folder) / name)
+    return name
+
+
+__all__ = ["PLOT_FILES", "plot_alpine", "plot_entry", "plot_flab", "plot_xtc"]

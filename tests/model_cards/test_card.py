@@ -1,0 +1,154 @@
+"""Model cards: Hub metadata per entry, model-index values copied from results.json, byte-identical rebuilds."""
+
+import json
+import re
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from conftest import read_results
+from huggingface_hub import ModelCard
+
+from model_cards.card import build_card, write_card
+from model_cards.cli import main
+from model_cards.plots import PLOT_FILES
+from model_cards.publish import content_revision
+from model_cards.zoo import ENTRIES
+
+# (base_model, base_model_relation, pipeline_tag, custom code) each entry must declare
+EXPECTED = {
+    "alpine-minilm": ("sentence-transformers/all-MiniLM-L6-v2", "finetune", "text-classification", True),
+    "flab-smollm2": ("test-org/tiny-llama", "finetune", "text-generation", True),
+    "flab-smollm2-recovered": ("codecompress-hf/flab-smollm2", "finetune", "text-generation", True),
+    "xtc-gpt2-1w8a6l": ("codecompress-hf/xtc-gpt2-teacher", "quantized", "text-generation", True),
+    "xtc-gpt2-teacher": (None, None, "text-generation", False),
+}
+CITED = {"alpine": "Mootez Saad", "flab": "Less is More", "xtc": "Aral de Moor"}
+
+
+def _card(settings, name) -> ModelCard:
+    return ModelCard((Path(settings.output_dir) / name / "README.md").read_text())
+
+
+def _expected_metrics(results: dict) -> dict:
+    """metric type -> value, read straight from results.json the way a reader would."""
+    name = results["entry"]
+    if name.startswith("alpine"):
+        pruned = results["modes"]["all"]
+        return {"accuracy": pruned["accuracy"], "f1": pruned["f1"], "f1_retention": pruned["retention_f1"]}
+    if name.startswith("flab"):
+        variant = "recovered" if name.endswith("recovered") else "pruned"
+        quality = results["quality"][variant]
+        return {
+            "pass@1": results["humaneval"][variant]["pass@1"],
+            "perplexity": quality["perplexity"],
+            "kl_divergence": quality["kl_to_dense"],
+            "next_token_agreement": quality["next_token_agreement"],
+        }
+    row = results["variants"]["base" if name.endswith("teacher") else "1W8A6L"]
+    return {"exact_match": row["em"], "edit_similarity": row["es"]}
+
+
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_card_metadata_and_model_index_come_from_results(tiny_zoo, name):
+    settings, _ = tiny_zoo
+    card, results = _card(settings, name), read_results(Path(settings.output_dir) / name)
+    base_model, relation, pipeline, custom = EXPECTED[name]
+    data = card.data.to_dict()
+    assert data.get("base_model") == base_model and data.get("base_model_relation") == relation
+    assert data["library_name"] == "transformers" and data["license"] == "apache-2.0"
+    assert data["pipeline_tag"] == pipeline and "codecompress-hf" in data["tags"]
+    assert ("custom_code" in data["tags"]) == custom
+    assert data["datasets"] and "model-index" in data
+    measured = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert measured == _expected_metrics(results)  # exact: copied, never rounded or typed in
+
+
+@pytest.mark.parametrize("name", list(ENTRIES))
+def test_card_body_has_usage_results_command_plot_and_limits(tiny_zoo, name):
+    settings, _ = tiny_zoo
+    folder = Path(settings.output_dir) / name
+    text, results = (folder / "README.md").read_text(), read_results(folder)
+    family = results["family"]
+    snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert f'repo, revision = "codecompress-hf/{name}", "{content_revision(folder)}"' in snippet
+    assert "trust_remote_code=True" in snippet and "revision=revision" in snippet
+    compile(snippet, "snippet", "exec")  # valid Python
+    assert f"```bash\n{results['command']}\n```" in text
+    assert f"![{family} plot]({PLOT_FILES[family]})" in text and (folder / PLOT_FILES[family]).is_file()
+    for section in ("## Method", "## Usage", "## Results", "## How it was produced", "## Limitations"):
+        assert section in text
+    assert CITED[family] in text
+
+
+def test_limitations_state_the_measured_shortfalls(tiny_zoo):
+    settings, _ = tiny_zoo
+    zoo = Path(settings.output_dir)
+    alpine = read_results(zoo / "alpine-minilm")
+    assert (
+        f"F1 retention is {alpine['modes']['all']['retention_f1']:.1%}"
+        in (zoo / "alpine-minilm/README.md").read_text()
+    )
+    flab = read_results(zoo / "flab-smollm2")
+    dense = flab["humaneval"]["dense"]
+    assert (
+        f"solves {dense['passed']}/{dense['problems']} of the HumanEval"
+        in (zoo / "flab-smollm2/README.md").read_text()
+    )
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        chunks.append(data[offset + 4 : offset + 8])
+        offset += 12 + length
+    return chunks
+
+
+@pytest.mark.parametrize("name", ["alpine-minilm", "flab-smollm2-recovered", "xtc-gpt2-1w8a6l"])
+def test_rebuilding_a_card_is_byte_identical(tiny_zoo, tmp_path, name):
+    settings, _ = tiny_zoo
+    folder = tmp_path / name
+    shutil.copytree(Path(settings.output_dir) / name, folder)
+    plot = folder / PLOT_FILES[read_results(folder)["family"]]
+    readme, png = (folder / "README.md").read_bytes(), plot.read_bytes()
+    (folder / "README.md").unlink()
+    plot.unlink()
+    assert main(["card", str(folder)]) == 0
+    assert (folder / "README.md").read_bytes() == readme and plot.read_bytes() == png
+    write_card(folder)
+    assert (folder / "README.md").read_bytes() == readme and plot.read_bytes() == png
+    assert not {b"tIME", b"tEXt", b"iTXt", b"zTXt"} & set(_png_chunks(png))  # no timestamp or version stamp
+
+
+def test_card_follows_results_json_not_typed_numbers(tiny_zoo, tmp_path):
+    settings, _ = tiny_zoo
+    folder = tmp_path / "xtc-gpt2-1w8a6l"
+    shutil.copytree(Path(settings.output_dir) / "xtc-gpt2-1w8a6l", folder)
+    results = read_results(folder)
+    results["variants"]["1W8A6L"]["es"] = 42.125
+    (folder / "results.json").write_text(json.dumps(results))
+    card = write_card(folder)
+    assert {r.metric_type: r.metric_value for r in card.data.eval_results}["edit_similarity"] == 42.125
+    assert "| 42.12 |" in card.content or "| 42.13 |" in card.content
+    # the folder changed, so the pinned revision changed with it
+    assert content_revision(folder) in card.content
+    assert content_revision(folder) != content_revision(Path(settings.output_dir) / "xtc-gpt2-1w8a6l")
+
+
+def test_card_from_results_dict_matches_folder_card(tiny_zoo):
+    settings, _ = tiny_zoo
+    folder = Path(settings.output_dir) / "xtc-gpt2-1w8a6l"
+    from_dict = build_card(read_results(folder), revision=content_revision(folder))
+    assert from_dict.content == (folder / "README.md").read_text()
+    unpinned = build_card(read_results(folder))
+    assert '"main"  # pin a commit hash' in unpinned.content
+
+
+def test_card_of_folder_without_results_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["card", str(tmp_path)])
+    assert "has no results.json; build the entry with `zoo build` first" in capsys.readouterr().err
