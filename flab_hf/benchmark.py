@@ -29,6 +29,7 @@ from .data import (
 from .pruning import (
     CalibrationRunner,
     count_parameters,
+    distributed_state,
     ffn_importance,
     ffn_plan,
     prune_ffn_,
@@ -108,34 +109,54 @@ def heldout_windows(tokenizer, samples: int, length: int, split: str = "test") -
     return torch.tensor([ids[s * length : (s + 1) * length] for s in starts], dtype=torch.long)
 
 
+def _my_share(items: list):
+    """This process's contiguous share of ``items`` under ``accelerate launch`` (all of them in one process)."""
+    state = distributed_state()
+    if state is None:
+        return items, None
+    with state.split_between_processes(items) as mine:
+        return list(mine), state
+
+
 @torch.no_grad()
 def quality(model, dense, ids_original: torch.Tensor, kept: torch.Tensor | None, batch_size: int = 4) -> dict:
     """Perplexity, KL(P_dense restricted to the model's vocabulary || P_model) and greedy next-token agreement on
-    ``ids_original`` (original ids, all inside ``kept``)."""
-    nll = dense_nll = kl = agree = 0.0
-    count = 0
-    for batch in torch.split(ids_original, batch_size):
+    ``ids_original`` (original ids, all inside ``kept``).
+
+    Under ``accelerate launch`` each process scores its share of the batches and the sums are added up, so every
+    process returns the numbers of the whole set.
+    """
+    batches, state = _my_share(list(torch.split(ids_original, batch_size)))
+    sums = torch.zeros(5, dtype=torch.float64)  # nll, dense nll, kl, agreements, predicted tokens
+    for batch in batches:
         dense_logits = dense(batch).logits.float()[:, :-1]
         inputs = batch if kept is None else torch.searchsorted(kept, batch)
         logits = model(inputs).logits.float()[:, :-1]
         targets = batch[:, 1:]
         dense_log = torch.log_softmax(dense_logits, -1)
-        dense_nll += float(-dense_log.gather(-1, targets[..., None]).sum())
         restricted = dense_logits if kept is None else dense_logits[..., kept]
         reference = torch.log_softmax(restricted, -1)
         log_q = torch.log_softmax(logits, -1)
-        new_targets = targets if kept is None else torch.searchsorted(kept, targets)
-        nll += float(-log_q.gather(-1, new_targets[..., None]).sum())
-        kl += float((reference.exp() * (reference - log_q)).sum())
+        new_targets = targets if kept is None else torch.searchsorted(kept, targets.contiguous())
         predicted = logits.argmax(-1) if kept is None else kept[logits.argmax(-1)]
-        agree += float((predicted == dense_logits.argmax(-1)).sum())
-        count += targets.numel()
+        sums += torch.tensor([
+            float(-log_q.gather(-1, new_targets[..., None]).sum()),
+            float(-dense_log.gather(-1, targets[..., None]).sum()),
+            float((reference.exp() * (reference - log_q)).sum()),
+            float((predicted == dense_logits.argmax(-1)).sum()),
+            targets.numel(),
+        ], dtype=torch.float64)  # fmt: skip
+    if state is not None:
+        total = sums.to(state.device)  # nccl reduces on the GPU, gloo on the CPU
+        torch.distributed.all_reduce(total)
+        sums = total.cpu()
+    nll, dense_nll, kl, agree, count = sums.tolist()
     return {
         "perplexity": round(float(torch.exp(torch.tensor(nll / count))), 4),
         "dense_perplexity": round(float(torch.exp(torch.tensor(dense_nll / count))), 4),
         "kl_to_dense": round(kl / count, 5),
         "next_token_agreement": round(agree / count, 4),
-        "tokens": count,
+        "tokens": int(count),
     }
 
 
@@ -145,14 +166,19 @@ def humaneval_pass(model, tokenizer, problems, max_new_tokens: int, batch_size: 
 
     from .data import HUMANEVAL_INSTRUCTION
 
-    prompts = [HUMANEVAL_INSTRUCTION.format(prompt=p["prompt"]) for p in problems]
+    mine, state = _my_share(list(range(len(problems))))  # under accelerate launch each process takes a share
+    prompts = [HUMANEVAL_INSTRUCTION.format(prompt=problems[i]["prompt"]) for i in mine]
     answers = generate_completions(
         model, tokenizer, prompts, max_new_tokens, batch_size, chat=True, progress=progress, desc="HumanEval"
-    )
+    ) if prompts else []  # fmt: skip
     passed = []
-    for problem, answer in zip(problems, answers):
-        result = check_correctness(problem, humaneval_completion(problem, answer), timeout=10.0)
+    for index, answer in zip(mine, answers):
+        result = check_correctness(problems[index], humaneval_completion(problems[index], answer), timeout=10.0)
         passed.append(bool(result["passed"]))
+    if state is not None:  # contiguous shares gathered in process order: the problems' order
+        from accelerate.utils import gather_object
+
+        passed = gather_object(passed)
     module = _pass_at_k_module()  # the same estimator a user gets from evaluate.load("metrics/pass_at_k")
     pass_at_1 = (module.compute(results=[[ok] for ok in passed], k=[1])["pass@1"] if module is not None
                  else sum(passed) / len(passed))  # fmt: skip

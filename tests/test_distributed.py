@@ -134,6 +134,17 @@ def test_flab_layer_search_and_lora_recovery_in_two_processes(launches):
         assert cosine == pytest.approx(single["cosine_scores"], rel=1e-6, abs=1e-9)
         for got, expected in zip(search["importance"], single["importance"]):
             torch.testing.assert_close(torch.tensor(got), torch.tensor(expected), rtol=1e-5, atol=1e-7)
+    # the benchmark's quality and HumanEval loops: each process takes a share, every process reports the whole set
+    metrics = import_script("flab_recover").benchmark_metrics()
+    assert metrics["humaneval"]["passed_tasks"] == ["HumanEval/0", "HumanEval/2", "HumanEval/4"]
+    assert first["metrics"]["humaneval"] == second["metrics"]["humaneval"] == metrics["humaneval"]
+    assert (
+        metrics["local_problems"] == 5
+        and first["metrics"]["local_problems"] + second["metrics"]["local_problems"] == 5
+    )
+    for entry in (first, second):
+        assert entry["metrics"]["quality"]["tokens"] == metrics["quality"]["tokens"] == 10 * 11
+        assert entry["metrics"]["quality"] == pytest.approx(metrics["quality"], rel=1e-6)
     # flab_prune (its calibration sharded too) makes the same non-uniform model on both processes
     assert first["prune"] == second["prune"] and first["pruned_digest"] == second["pruned_digest"]
     assert first["pruned_type"] == "FlabLlamaForCausalLM"

@@ -38,6 +38,33 @@ def layer_search() -> dict:
     }
 
 
+def benchmark_metrics() -> dict:
+    """The benchmark's held-out quality (5 batches: an uneven split) and HumanEval pass@1 on 5 real problems, where
+    the "model" answers with the canonical solution for even-numbered problems (really executed)."""
+    from flab_hf import benchmark
+    from flab_hf.data import HUMANEVAL_INSTRUCTION, humaneval_problems
+
+    dense = tiny_model("llama", layers=3)
+    pruned = tiny_model("llama", layers=3)
+    ids = torch.randint(0, dense.config.vocab_size, (10, 12), generator=torch.Generator().manual_seed(5))
+    problems = humaneval_problems(5)
+    answers = {
+        HUMANEVAL_INSTRUCTION.format(prompt=p["prompt"]): "```python\n" + p["prompt"] + (
+            p["canonical_solution"] if i % 2 == 0 else "    return None\n") + "```"
+        for i, p in enumerate(problems)
+    }  # fmt: skip
+    seen = []
+    benchmark.generate_completions = lambda model, tokenizer, prompts, *args, **kwargs: [
+        answers[p] for p in seen.extend(prompts) or prompts
+    ]
+    result = {
+        "quality": benchmark.quality(pruned, dense, ids, None, batch_size=2),
+        "humaneval": benchmark.humaneval_pass(None, None, problems, 8, 2, False),
+    }
+    result["local_problems"] = len(seen)
+    return result
+
+
 def recovery_samples() -> list[dict]:
     """Prompt = first line of a snippet, target = the rest: 16 samples (8 per process)."""
     samples = []
@@ -49,6 +76,7 @@ def recovery_samples() -> list[dict]:
 
 def main(out: str) -> None:
     search = layer_search()
+    metrics = benchmark_metrics()
     dense, tokenizer = tiny_model("llama", layers=4), tiny_tokenizer()
     config = FlabConfig(
         layers_to_prune=1, ffn_neurons=[8, 24, 40], calibration_samples=4, calibration_length=16, batch_size=2,
@@ -70,6 +98,7 @@ def main(out: str) -> None:
         "flab",
         {
             "search": search,
+            "metrics": metrics,
             "prune": {"removed_layers": report["removed_layers"], "kl_final": report["kl_final"]},
             "pruned_type": type(pruned).__name__,
             "pruned_digest": pruned_digest,
