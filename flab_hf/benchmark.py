@@ -482,7 +482,43 @@ def markdown_table(result: dict) -> str:
                 f"Recovery of {name}: {rec['steps']} LoRA steps; validation KL to dense {rec['kl_before']:.4f} before, "
                 f"{history} after each epoch."
             )
+    lines += _target_lines(result)
     return "\n".join(lines) + "\n"
+
+
+def _target_lines(result: dict) -> list[str]:
+    """The issue's targets, met or not, read from the measured variants (the README quotes these, never types them)."""
+    rows = result["variants"]
+    if "flab" not in rows or "dense" not in rows:
+        return []
+    flab, verdict = rows["flab"], {True: "met", False: "NOT met"}
+    lines = ["", "Targets:"]
+    reduction = 1 - flab["param_ratio"]
+    lines.append(f"- {reduction:.1%} fewer parameters (>= 22%): {verdict[reduction >= 0.22]}")
+    if "speedup_b1" in flab:
+        fast = min(flab["speedup_b1"], flab["speedup_b8"]) >= 1.25
+        lines.append(
+            f"- generation {flab['speedup_b1']}x (batch 1) and {flab['speedup_b8']}x (batch 8) faster (>= 1.25x): "
+            f"{verdict[fast]}; peak memory at batch 8 {flab.get('memory_ratio_b8', '-')}x of dense"
+        )
+    for name, bar, stage in (("flab", 0.97, "before recovery"), ("flab_recovered", 1.0, "after recovery")):
+        if name in rows:
+            agreement = rows[name]["agreement_ratio"]
+            he = rows[name].get("humaneval")
+            solved = f", HumanEval {he['passed']}/{he['problems']}" if he else ""
+            lines.append(
+                f"- quality {stage} (>= {bar:.0%} of dense): next-token agreement {agreement:.1%} of dense{solved}: "
+                f"{verdict[agreement >= bar]}"
+            )
+    dense_he = rows["dense"].get("humaneval")
+    if dense_he:
+        lines.append(f"- the dense model solves {dense_he['passed']}/{dense_he['problems']} HumanEval problems")
+    versus = result.get("kl_search_vs_cosine")
+    if versus:
+        lines.append(
+            f"- KL layer search beats the cosine score at equal pruning: {verdict[versus['kl_beats_cosine']]}"
+        )
+    return lines
 
 
 def write_results(result: dict, json_path: str) -> None:

@@ -86,3 +86,27 @@ def test_humaneval_pass_scores_with_the_evaluate_module(monkeypatch):
     )
     result = benchmark.humaneval_pass(None, None, problems, 8, 2, False)
     assert result["pass@1"] == 0.5 and result["passed_tasks"] == ["t/0", "t/3"]
+
+
+def test_markdown_table_states_the_targets_from_the_rows():
+    def row(ratio, agreement, **extra):
+        return {"params": 10, "param_ratio": ratio, "disk_ratio": ratio, "perplexity": 2.0, "kl_to_dense": 0.1,
+                "next_token_agreement": agreement, "agreement_ratio": agreement, **extra}  # fmt: skip
+
+    result = {
+        "model": "tiny", "threads": 1, "speed_dtype": "bfloat16", "quality_dtype": "float32", "sizes": {"humaneval": 2},
+        "variants": {
+            "dense": row(1.0, 1.0, humaneval={"pass@1": 0.5, "passed": 1, "problems": 2}),
+            "flab": row(0.7, 0.98, tokens_per_s_b1=2, speedup_b1=1.3, tokens_per_s_b8=2, speedup_b8=1.2),
+            "flab_recovered": row(0.7, 1.01),
+        },
+        "kl_search_vs_cosine": {"removed_kl": [1], "kl_layers_kl": 0.1, "removed_cosine": [2], "kl_layers_cosine": 0.2,
+                                "heldout_kl_flab": 0.1, "heldout_kl_flab_cosine": 0.2, "kl_beats_cosine": False},
+        "flab_report": {"times": {"vocab_s": 1.0}},
+    }  # fmt: skip
+    targets = markdown_table(result).split("Targets:")[1]
+    assert "30.0% fewer parameters (>= 22%): met" in targets
+    assert "1.3x (batch 1) and 1.2x (batch 8) faster (>= 1.25x): NOT met" in targets
+    assert "before recovery (>= 97% of dense): next-token agreement 98.0% of dense: met" in targets
+    assert "after recovery (>= 100% of dense): next-token agreement 101.0% of dense: met" in targets
+    assert "dense model solves 1/2" in targets and "beats the cosine score at equal pruning: NOT met" in targets
