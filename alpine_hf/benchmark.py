@@ -19,10 +19,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, BertModel, PreTrainedModel, RobertaConfig, RobertaModel
 
+from compress_utils.io import atomic_write
+
 from .data import iter_source_files, split_of, stdlib_source_dir
 from .flops import analytic_flops, measured_flops
 from .recipe import AlpinePruningConfig, apply_alpine
-from .utils import atomic_write
 
 logger = logging.getLogger(__name__)
 

@@ -35,8 +35,9 @@ def _bench(args) -> int:
 
 
 def _finetune(args) -> int:
+    from compress_utils.io import atomic_write
+
     from .finetune import FinetuneConfig, finetune_markdown, run_finetune
-    from .utils import atomic_write
 
     config = FinetuneConfig(
         model=args.model,
@@ -53,7 +54,7 @@ def _finetune(args) -> int:
         bf16={"auto": None, "on": True, "off": False}[args.bf16],
         track_emissions=args.track_emissions,
     )
-    results = run_finetune(config, save_mode=args.save_mode, save_to=args.save_to)
+    results = run_finetune(config, save_mode=args.save_mode, save_to=args.save_to, overwrite=args.overwrite)
     import torch
     from accelerate import PartialState
 
@@ -83,18 +84,46 @@ def add_convert_arguments(parser: argparse.ArgumentParser, standalone: bool = Fa
     parser.add_argument("--layers", default="all", help="all, even, odd, none, or indices like 0,2,5.")
     parser.add_argument("--no-merge", action="store_true")
     parser.add_argument("--num-labels", type=int, default=None, help="Add a classification head with N labels.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace OUTPUT if it exists and is not empty.")
+    parser.add_argument(
+        "--no-tokenizer", action="store_true", help="Save the model alone (MODEL has no tokenizer to copy)."
+    )
     if standalone:
         parser.add_argument("--quiet", action="store_true", help="Only warnings and errors.")
     return parser
 
 
+# what a BERT/RoBERTa tokenizer needs: one of these sets of files in the checkpoint folder
+_TOKENIZER_FILES = (("tokenizer.json",), ("vocab.txt",), ("vocab.json", "merges.txt"))
+
+
+def _load_tokenizer(model: str):
+    """The tokenizer of ``model``; a local folder without tokenizer files is refused (Transformers would invent one)."""
+    import os
+
+    from transformers import AutoTokenizer
+
+    if os.path.isdir(model) and not any(
+        all(os.path.isfile(os.path.join(model, name)) for name in names) for names in _TOKENIZER_FILES
+    ):
+        wanted = " or ".join(" + ".join(names) for names in _TOKENIZER_FILES)
+        raise FileNotFoundError(
+            f"`model`={model!r} has no tokenizer files ({wanted}). Copy the tokenizer into that folder, or pass "
+            "--no-tokenizer to save the model alone."
+        )
+    return AutoTokenizer.from_pretrained(model)
+
+
 def run_convert(args: argparse.Namespace) -> int:
     """Turn the stock checkpoint ``args.model`` into an ALPINE one saved at ``args.output`` (with its tokenizer)."""
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from compress_utils.io import atomic_dir, check_output_dir
 
     from .recipe import AlpinePruningConfig, apply_alpine
-    from .utils import atomic_dir
 
+    check_output_dir(args.output, overwrite=args.overwrite, argument="output")  # before loading anything
+    tokenizer = None if args.no_tokenizer else _load_tokenizer(args.model)
     layers = [int(x) for x in args.layers.split(",")] if args.layers[0].isdigit() else args.layers
     loader = AutoModelForSequenceClassification if args.num_labels else AutoModel
     extra = {"num_labels": args.num_labels} if args.num_labels else {}
@@ -102,12 +131,10 @@ def run_convert(args: argparse.Namespace) -> int:
         loader.from_pretrained(args.model, **extra),
         AlpinePruningConfig(alpha=args.alpha, layers=layers, merge=not args.no_merge),
     )
-    with atomic_dir(args.output) as folder:
+    with atomic_dir(args.output, overwrite=args.overwrite, argument="output") as folder:
         model.save_pretrained(folder)
-        try:
-            AutoTokenizer.from_pretrained(args.model).save_pretrained(folder)
-        except (OSError, ValueError):
-            logging.getLogger(__name__).warning("No tokenizer found in %s; saved the model only.", args.model)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
     print(f"Saved {type(model).__name__} to {args.output}")
     return 0
 
@@ -151,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="bf16 autocast.")
     finetune.add_argument("--save-mode", default=None, choices=ALL_MODES, help="Save this mode's fine-tuned model.")
     finetune.add_argument("--save-to", default=None, help="Folder for --save-mode's model.")
+    finetune.add_argument("--overwrite", action="store_true", help="Replace --save-to if it exists and is not empty.")
     finetune.add_argument(
         "--track-emissions", default=None, metavar="ISO3", help="Record CO2 with codecarbon for this grid (e.g. FRA)."
     )

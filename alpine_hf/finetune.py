@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
+from compress_utils.io import atomic_dir, check_output_dir
+
 from .callbacks import (
     AlpineStatsCallback,
     EmissionsCallback,
@@ -27,7 +29,6 @@ from .callbacks import (
 )
 from .data import build_clone_dataset
 from .modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
-from .utils import atomic_dir
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +199,10 @@ def finetune_trainer(model, train_dataset, tokenizer, config: FinetuneConfig, ou
 
 
 def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save_to: str | None = None, callbacks=(),
-                  **overrides) -> dict:  # fmt: skip
+                  overwrite: bool = False, **overrides) -> dict:  # fmt: skip
     """Fine-tune and evaluate one mode; optionally save the fine-tuned model (atomically) to ``save_to``.
+
+    A non-empty ``save_to`` is refused, before training, unless ``overwrite``.
 
     ``callbacks`` and ``overrides`` (``TrainingArguments`` fields) go to :func:`finetune_trainer`.
     """
@@ -247,7 +250,7 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
         result["emissions"] = emissions
     if save_to is not None:
         if trainer.is_world_process_zero():  # one writer: every process holds the same weights
-            with atomic_dir(save_to) as target:
+            with atomic_dir(save_to, overwrite=overwrite, argument="save_to") as target:
                 trainer.model.save_pretrained(target)
                 tokenizer.save_pretrained(target)
         trainer.accelerator.wait_for_everyone()
@@ -261,8 +264,16 @@ def _last_checkpoint(output_dir: str) -> str | None:
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
-def run_finetune(config: FinetuneConfig | None = None, save_mode: str | None = None, save_to: str | None = None):
+def run_finetune(
+    config: FinetuneConfig | None = None,
+    save_mode: str | None = None,
+    save_to: str | None = None,
+    overwrite: bool = False,
+):
     """Run every mode of ``config`` and return the comparison (retention and time ratios against ``none``).
+
+    ``save_mode``'s fine-tuned model is saved to ``save_to``; a non-empty ``save_to`` is refused before any
+    training unless ``overwrite``.
 
     A finished mode's Trainer run is resumed from its last checkpoint if the process was interrupted.
 
@@ -272,12 +283,16 @@ def run_finetune(config: FinetuneConfig | None = None, save_mode: str | None = N
     """
     from .benchmark import embedded_minilm_dir
 
+    if save_to is not None:
+        check_output_dir(save_to, overwrite=overwrite, argument="save_to")
     config = config or FinetuneConfig()
     tokenizer = AutoTokenizer.from_pretrained(config.model or embedded_minilm_dir())
     data = prepare_clone_data(tokenizer, config)
     modes = {}
     for mode in config.modes:
-        modes[mode] = finetune_mode(mode, data, tokenizer, config, save_to=save_to if mode == save_mode else None)
+        modes[mode] = finetune_mode(
+            mode, data, tokenizer, config, save_to=save_to if mode == save_mode else None, overwrite=overwrite
+        )
     baseline = modes.get("none")
     if baseline is not None:
         for result in modes.values():

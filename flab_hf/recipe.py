@@ -6,12 +6,12 @@ import copy
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
 import torch
+
+from compress_utils.io import atomic_dir
 
 from .pruning import (
     FFN_RULES,
@@ -254,28 +254,14 @@ def save_pruned(model, tokenizer, folder, report: dict | None = None, overwrite:
     Stock-shaped models are stock checkpoints; ``Flab*`` models also get their code and ``auto_map`` for
     ``trust_remote_code=True``. Nothing is written if saving fails.
     """
-    folder = os.path.abspath(os.fspath(folder))
-    if os.path.isdir(folder) and os.listdir(folder) and not overwrite:
-        raise ValueError(
-            f"{folder!r} already exists and is not empty; pass overwrite=True (--overwrite) to replace it."
-        )
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=".flab-", dir=parent)
-    try:
+    with atomic_dir(folder, overwrite=overwrite, argument="folder") as temporary:
         model.save_pretrained(temporary)
         tokenizer.save_pretrained(temporary)
         if report is not None:
             slim = {key: value for key, value in report.items() if key != "kept_token_ids"}
             with open(os.path.join(temporary, "flab_report.json"), "w", encoding="utf-8") as handle:
                 json.dump(slim, handle, indent=2, default=str)
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.replace(temporary, folder)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return folder
+    return os.path.abspath(os.fspath(folder))
 
 
 __all__ = [

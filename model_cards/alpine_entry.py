@@ -26,7 +26,9 @@ def build_alpine_minilm(folder: str, settings: ZooSettings) -> dict:
         config = FinetuneConfig(modes=("none", "all"), output_dir=str(work / "trainer"), **budget)
         if not (model_dir / "config.json").is_file():  # the model and its results come from the same run
             (work / "finetune.json").unlink(missing_ok=True)
-        results = cached_json(work / "finetune.json", lambda: run_finetune(config, save_mode="all", save_to=model_dir))
+        results = cached_json(
+            work / "finetune.json", lambda: run_finetune(config, save_mode="all", save_to=model_dir, overwrite=True)
+        )
     with stages("package"):
         base, pruned = results["modes"]["none"], results["modes"]["all"]
         results.update(

@@ -499,7 +499,7 @@ def build_card(source: str | os.PathLike | dict, *, repo_id: str | None = None, 
 
 def write_card(folder: str | os.PathLike, repo_id: str | None = None, org: str = DEFAULT_ORG):
     """Draw the entry's plot and write its ``README.md`` (the card) into ``folder``; returns the card."""
-    from alpine_hf.utils import atomic_write
+    from compress_utils.io import atomic_write
 
     folder = Path(folder)
     results_path = folder / "results.json"

@@ -128,7 +128,7 @@ class Stages:
 
 def write_json(path: str | os.PathLike, data) -> None:
     """Write ``data`` as indented JSON atomically."""
-    from alpine_hf.utils import atomic_write
+    from compress_utils.io import atomic_write
 
     atomic_write(path, lambda target: Path(target).write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
@@ -156,9 +156,14 @@ def assemble_entry(
     """
     import importlib
 
-    from alpine_hf.utils import atomic_dir
+    from compress_utils.io import atomic_dir
 
-    with atomic_dir(folder) as staging:
+    if Path(folder).is_dir() and any(Path(folder).iterdir()) and not (Path(folder) / "results.json").is_file():
+        raise FileExistsError(
+            f"{os.fspath(folder)!r} exists and is not a zoo entry (no results.json); the zoo replaces only its own "
+            "entries. Choose another --output folder or move it away."
+        )
+    with atomic_dir(folder, overwrite=True, argument="output") as staging:  # rebuilding an entry replaces it
         for source in sources:
             source = Path(source)
             if source.is_dir():
@@ -171,7 +176,6 @@ def assemble_entry(
                 if (package / code.name).is_file():
                     shutil.copy2(package / code.name, code)
         (Path(staging) / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-        os.chmod(staging, 0o755)  # mkdtemp makes owner-only folders; entries are published
 
 
 __all__ = [

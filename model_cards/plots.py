@@ -26,7 +26,7 @@ def _save(draw, path: str | os.PathLike, size: tuple[float, float]) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from alpine_hf.utils import atomic_write
+    from compress_utils.io import atomic_write
 
     with matplotlib.rc_context(RC):
         figure = Figure(figsize=size, dpi=DPI)

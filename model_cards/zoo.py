@@ -107,7 +107,7 @@ def _cell(value, percent: bool = False) -> str:
 
 def write_index(output_dir: str, org: str = DEFAULT_ORG) -> None:
     """``<output_dir>/README.md``: one row per complete entry, every number read from the entry's results.json."""
-    from alpine_hf.utils import atomic_write
+    from compress_utils.io import atomic_write
 
     rows = [
         "# codecompress-hf model zoo",

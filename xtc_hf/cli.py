@@ -43,6 +43,7 @@ def add_compress_arguments(parser: argparse.ArgumentParser, standalone: bool = F
     parser.add_argument("--steps", type=int, default=150, help="Optimizer steps per stage.")
     parser.add_argument("--minutes-per-stage", type=float, default=None)
     parser.add_argument("--save", default=None, help="Also save the final model (and tokenizer) here.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace --save if it exists and is not empty.")
     parser.add_argument(
         "--track-emissions", default=None, metavar="ISO3", help="Record CO2 with codecarbon for this grid (e.g. FRA)."
     )
@@ -68,7 +69,7 @@ def run_compress(args: argparse.Namespace) -> int:
     )
     quantizer = XTCQuantizer.from_pretrained(args.teacher)
     if args.save:
-        quantizer.quantize(args.save, recipe=recipe, work_dir=args.output_dir)
+        quantizer.quantize(args.save, recipe=recipe, work_dir=args.output_dir, overwrite=args.overwrite)
         print(args.save)
     else:
         print(quantizer.compress(recipe, work_dir=args.output_dir).xtc_checkpoint)

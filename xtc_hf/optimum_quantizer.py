@@ -20,6 +20,8 @@ from pathlib import Path
 
 from optimum.quantization_base import OptimumQuantizer
 
+from compress_utils.io import check_output_dir
+
 from .modeling_xtc import XTCGPT2LMHeadModel, check_gpt2_shaped
 from .recipe import XTCRecipeConfig, xtc_compress
 from .teacher import save_atomic_once
@@ -103,6 +105,7 @@ class XTCQuantizer(OptimumQuantizer):
         train_dataset=None,
         work_dir: str | os.PathLike | None = None,
         callbacks=None,
+        overwrite: bool = False,
         **recipe_fields,
     ) -> XTCGPT2LMHeadModel:
         """Compress the teacher with XTC and save the student (and tokenizer) to ``save_dir`` atomically.
@@ -118,6 +121,7 @@ class XTCQuantizer(OptimumQuantizer):
             work_dir: where the stages checkpoint and resume; default ``<save_dir>.xtc-stages`` (a sibling, so two
                 teachers never share stage results).
             callbacks: extra ``TrainerCallback``s for both stages.
+            overwrite: replace ``save_dir`` if it exists and is not empty (checked before any training).
 
         Returns:
             The student (packed if quantised); its ``xtc_checkpoint`` attribute is ``save_dir``.
@@ -133,11 +137,14 @@ class XTCQuantizer(OptimumQuantizer):
                 f"{sorted(recipe_fields)})."
             )
         recipe = recipe if recipe is not None else XTCRecipeConfig(**recipe_fields)
+        check_output_dir(save_dir, overwrite=overwrite, argument="save_dir")  # before hours of training, not after
         save_dir = os.path.abspath(os.fspath(save_dir))
         work_dir = work_dir if work_dir is not None else save_dir + WORK_SUFFIX
         student = self.compress(recipe, train_dataset, work_dir=work_dir, callbacks=callbacks)
         savables = [student, *([self.tokenizer] if self.tokenizer is not None else [])]
-        student.xtc_checkpoint = save_atomic_once(save_dir, *savables)  # one writer under `accelerate launch`
+        student.xtc_checkpoint = save_atomic_once(
+            save_dir, *savables, overwrite=overwrite
+        )  # one writer under `accelerate launch`
         logger.info("saved the XTC student to %s (stages in %s)", save_dir, work_dir)
         return student
 

@@ -269,7 +269,9 @@ def _save_stage(model, stage_dir: str, report: dict, tokenizer=None):
                 json.dump(report, handle, indent=2)
 
     savables = [model, *([tokenizer] if tokenizer is not None else []), _Report()]
-    model.xtc_checkpoint = save_atomic_once(os.path.join(stage_dir, "final"), *savables)  # one writer under DDP
+    model.xtc_checkpoint = save_atomic_once(
+        os.path.join(stage_dir, "final"), *savables, overwrite=True
+    )  # one writer under DDP
 
 
 def xtc_compress(

@@ -20,11 +20,12 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 import torch
+
+from compress_utils.io import save_pretrained_atomic
 
 from .data import lm_dataset, pack_blocks, stdlib_code
 
@@ -85,25 +86,13 @@ def train_tokenizer(texts, vocab_size: int = 8192):
     )
 
 
-def save_atomic(folder: str, *savables) -> str:
-    """``save_pretrained`` every object into a temporary sibling folder, then rename it into place, so that a crash
-    never leaves a half-written checkpoint at ``folder``."""
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
-        for obj in savables:
-            obj.save_pretrained(tmp)
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+def save_atomic(folder: str, *savables, overwrite: bool = False) -> str:
+    """``save_pretrained`` every object into ``folder`` atomically (:func:`compress_utils.save_pretrained_atomic`):
+    a crash never leaves a half-written checkpoint, and a non-empty ``folder`` is refused unless ``overwrite``."""
+    return save_pretrained_atomic(folder, *savables, overwrite=overwrite)
 
 
-def save_atomic_once(folder: str, *savables) -> str:
+def save_atomic_once(folder: str, *savables, overwrite: bool = False) -> str:
     """:func:`save_atomic` by one process of a distributed run (``accelerate launch``), the others waiting for it.
 
     Every process holds the same trained weights; two renames of temporary folders onto the same ``folder`` would
@@ -113,7 +102,7 @@ def save_atomic_once(folder: str, *savables) -> str:
 
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     if not distributed or torch.distributed.get_rank() == 0:
-        save_atomic(folder, *savables)
+        save_atomic(folder, *savables, overwrite=overwrite)
     if distributed:
         torch.distributed.barrier()
     return folder
@@ -221,7 +210,7 @@ def train_teacher(
             with open(os.path.join(folder, "xtc_teacher.json"), "w") as handle:
                 json.dump(meta, handle, indent=2)
 
-    save_atomic(final, model, tokenizer, _Meta())
+    save_atomic(final, model, tokenizer, _Meta(), overwrite=True)  # our own cache folder, keyed by the settings
     shutil.rmtree(args.output_dir, ignore_errors=True)
     logger.info("teacher saved to %s (%s)", final, meta)
     return final

@@ -78,5 +78,5 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
     monkeypatch.undo()
     save_pruned(model, tokenizer, tmp_path / "out", report)
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(FileExistsError, match=r"`folder`=.*not empty"):
         save_pruned(model, tokenizer, tmp_path / "out", report)

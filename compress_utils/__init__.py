@@ -1,0 +1,27 @@
+"""Shared core of the method packages: what ALPINE, Flab-Pruner and XTC all need and none of them owns.
+
+Every method package may import it; it imports no method package. Remote-code files
+(``configuration_*``/``modeling_*``) never import it: they travel alone with a checkpoint.
+
+- :mod:`compress_utils.io`: safe folder and file writes (refuse to overwrite, atomic rename, leftover cleanup).
+"""
+
+from .io import (
+    atomic_dir,
+    atomic_write,
+    atomic_write_text,
+    check_output_dir,
+    check_output_file,
+    clean_leftovers,
+    save_pretrained_atomic,
+)
+
+__all__ = [
+    "atomic_dir",
+    "atomic_write",
+    "atomic_write_text",
+    "check_output_dir",
+    "check_output_file",
+    "clean_leftovers",
+    "save_pretrained_atomic",
+]
