@@ -50,23 +50,23 @@ bench: bench-alpine bench-xtc bench-flab
 
 bench-alpine: install
 	mkdir -p benchmarks/results
-	$(VENV)/bin/alpine-hf bench --model minilm --batch-size 8 --seq-len 512 --threads 1 --json benchmarks/results/alpine_minilm.json
-	$(VENV)/bin/alpine-hf bench --model codebert-shape --batch-size 8 --seq-len 512 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_codebert_shape.json
-	$(VENV)/bin/alpine-hf bench --model unixcoder-shape --batch-size 4 --seq-len 1024 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_unixcoder_shape.json
+	$(PY) -m benchmarks alpine-speed --model minilm --batch-size 8 --seq-len 512 --threads 1 --json benchmarks/results/alpine_minilm.json
+	$(PY) -m benchmarks alpine-speed --model codebert-shape --batch-size 8 --seq-len 512 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_codebert_shape.json
+	$(PY) -m benchmarks alpine-speed --model unixcoder-shape --batch-size 4 --seq-len 1024 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_unixcoder_shape.json
 
 bench-xtc: install
 	mkdir -p benchmarks/results
-	$(VENV)/bin/xtc-hf bench --threads 1 --json benchmarks/results/xtc_gpt2.json --minutes 20 --steps 150 --samples 200
+	$(PY) -m benchmarks xtc --threads 1 --json benchmarks/results/xtc_gpt2.json --minutes 20 --steps 150 --samples 200
 
 bench-flab: install
 	mkdir -p benchmarks/results
-	OMP_NUM_THREADS=1 $(VENV)/bin/flab-hf --threads 1 bench --model smollm2 --json benchmarks/results/flab_smollm2.json $(if $(FULL),--full,)
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks flab --threads 1 --model smollm2 --json benchmarks/results/flab_smollm2.json $(if $(FULL),--full,)
 
 finetune: install
-	$(VENV)/bin/alpine-hf finetune --json benchmarks/results/alpine_finetune_minilm.json
+	$(PY) -m benchmarks alpine-finetune --json benchmarks/results/alpine_finetune_minilm.json
 
 results: install
-	$(PY) -m model_cards.results README.md
+	$(PY) -m benchmarks results README.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,70 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-
-
-def _bench(args) -> int:
-    import torch
-
-    from .benchmark import markdown_table, run_benchmark, write_results
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    results = run_benchmark(
-        model=args.model,
-        batch_size=args.batch_size,
-        seq_len=args.seq_len,
-        alpha=args.alpha,
-        merge=not args.no_merge,
-        num_batches=args.num_batches,
-        repeats=args.repeats,
-        dtype=args.dtype,
-        root=args.corpus,
-        plot_path=args.plot or (args.json.rsplit(".", 1)[0] + ".png" if args.json else None),
-    )
-    if args.json:
-        write_results(results, args.json)
-    print(markdown_table(results))
-    return 0
-
-
-def _finetune(args) -> int:
-    from compress_utils.io import atomic_write
-
-    from .finetune import FinetuneConfig, finetune_markdown, run_finetune
-
-    config = FinetuneConfig(
-        model=args.model,
-        modes=tuple(args.modes),
-        alpha=args.alpha,
-        train_pairs=args.train_pairs,
-        eval_pairs=args.eval_pairs,
-        max_length=args.max_length,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        output_dir=args.output_dir,
-        bf16={"auto": None, "on": True, "off": False}[args.bf16],
-        track_emissions=args.track_emissions,
-    )
-    results = run_finetune(config, save_mode=args.save_mode, save_to=args.save_to, overwrite=args.overwrite)
-    import torch
-    from accelerate import PartialState
-
-    # under `accelerate launch` every process holds the same results: one writes them
-    if not PartialState(cpu=not torch.cuda.is_available()).is_main_process:
-        return 0
-    table = finetune_markdown(results)
-    if args.json:
-        atomic_write(args.json, lambda path: open(path, "w").write(json.dumps(results, indent=2) + "\n"))
-        atomic_write(args.json.rsplit(".", 1)[0] + ".md", lambda path: open(path, "w").write(table + "\n"))
-    print(table)
-    return 0
 
 
 def add_convert_arguments(parser: argparse.ArgumentParser, standalone: bool = False) -> argparse.ArgumentParser:
@@ -141,49 +79,9 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``alpine-hf`` argument parser (shared with other front doors)."""
-    from .benchmark import BENCHMARK_MODELS
-    from .finetune import ALL_MODES
-
     parser = argparse.ArgumentParser(prog="alpine-hf", description="ALPINE adaptive token pruning for encoders.")
     parser.add_argument("--quiet", action="store_true", help="Only warnings and errors.")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    bench = commands.add_parser("bench", help="Stock (sdpa) vs ALPINE all/even/odd: FLOPs, speed, memory.")
-    bench.add_argument("--model", default="minilm", help=f"One of {BENCHMARK_MODELS} or a checkpoint folder.")
-    bench.add_argument("--batch-size", type=int, default=8)
-    bench.add_argument("--seq-len", type=int, default=512)
-    bench.add_argument("--alpha", type=float, default=1.0)
-    bench.add_argument("--no-merge", action="store_true", help="Drop pruned tokens instead of merging them.")
-    bench.add_argument("--num-batches", type=int, default=2)
-    bench.add_argument("--repeats", type=int, default=5, help="Interleaved timing rounds (median is reported).")
-    bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
-    bench.add_argument("--corpus", default=None, help="Folder of source files (default: the Python stdlib).")
-    bench.add_argument("--json", default=None, help="Write results here (plus .md table and .png plot).")
-    bench.add_argument("--plot", default=None, help="Kept-length plot path (default: next to --json).")
-    bench.set_defaults(func=_bench)
-
-    finetune = commands.add_parser("finetune", help="Clone-detection accuracy retention with a stock Trainer.")
-    finetune.add_argument("--model", default=None, help="Checkpoint folder (default: embedded all-MiniLM-L6-v2).")
-    finetune.add_argument("--modes", nargs="+", default=list(ALL_MODES), choices=ALL_MODES)
-    finetune.add_argument("--alpha", type=float, default=1.0)
-    finetune.add_argument("--train-pairs", type=int, default=1200)
-    finetune.add_argument("--eval-pairs", type=int, default=400)
-    finetune.add_argument("--max-length", type=int, default=256)
-    finetune.add_argument("--epochs", type=float, default=1.0)
-    finetune.add_argument("--batch-size", type=int, default=16)
-    finetune.add_argument("--learning-rate", type=float, default=1e-4)
-    finetune.add_argument("--seed", type=int, default=42)
-    finetune.add_argument("--output-dir", default="runs/alpine_finetune", help="Trainer checkpoints (resumable).")
-    finetune.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="bf16 autocast.")
-    finetune.add_argument("--save-mode", default=None, choices=ALL_MODES, help="Save this mode's fine-tuned model.")
-    finetune.add_argument("--save-to", default=None, help="Folder for --save-mode's model.")
-    finetune.add_argument("--overwrite", action="store_true", help="Replace --save-to if it exists and is not empty.")
-    finetune.add_argument(
-        "--track-emissions", default=None, metavar="ISO3", help="Record CO2 with codecarbon for this grid (e.g. FRA)."
-    )
-    finetune.add_argument("--json", default=None, help="Write results here (plus a .md table).")
-    finetune.set_defaults(func=_finetune)
 
     convert = commands.add_parser("convert", help="Turn a stock BERT/RoBERTa checkpoint into an ALPINE one.")
     add_convert_arguments(convert).set_defaults(func=run_convert)

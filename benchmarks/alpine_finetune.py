@@ -18,17 +18,17 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
-from compress_utils.io import atomic_dir, check_output_dir
-
-from .callbacks import (
+from alpine_hf.callbacks import (
     AlpineStatsCallback,
     EmissionsCallback,
     check_emissions_country,
     find_alpine_encoder,
     reduce_alpine_stats,
 )
-from .data import build_clone_dataset
-from .modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
+from alpine_hf.modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
+from compress_utils.io import atomic_dir, check_output_dir
+
+from .clone_detection import build_clone_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -206,10 +206,10 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
 
     ``callbacks`` and ``overrides`` (``TrainingArguments`` fields) go to :func:`finetune_trainer`.
     """
-    from .benchmark import embedded_minilm_dir
+    from compress_utils.embedded import minilm_dir
 
     layers, merge = parse_mode(mode)
-    folder = config.model or str(embedded_minilm_dir())
+    folder = config.model or str(minilm_dir())
     set_seed(config.seed)
     model = _model_class(folder).from_pretrained(
         folder,
@@ -281,12 +281,12 @@ def run_finetune(
         >>> results = run_finetune(FinetuneConfig(modes=("none", "all")))  # doctest: +SKIP
         >>> results["modes"]["all"]["retention_f1"]  # doctest: +SKIP
     """
-    from .benchmark import embedded_minilm_dir
+    from compress_utils.embedded import minilm_dir
 
     if save_to is not None:
         check_output_dir(save_to, overwrite=overwrite, argument="save_to")
     config = config or FinetuneConfig()
-    tokenizer = AutoTokenizer.from_pretrained(config.model or embedded_minilm_dir())
+    tokenizer = AutoTokenizer.from_pretrained(config.model or minilm_dir())
     data = prepare_clone_data(tokenizer, config)
     modes = {}
     for mode in config.modes:

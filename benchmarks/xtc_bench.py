@@ -1,14 +1,14 @@
 # Copyright 2026 The codecompress-hf authors. Apache-2.0.
-"""``xtc-hf bench``: the paper's Table 1 and 2 rows (base, 1W8A, 6L, 1W8A6L, plus ternary 2W8A6L) measured here.
+"""``python -m benchmarks xtc``: the paper's Table 1 and 2 rows (base, 1W8A, 6L, 1W8A6L, plus ternary 2W8A6L) measured here.
 
-Everything is measured on the teacher trained by :mod:`xtc_hf.teacher` and the students compressed from it by
+Everything is measured on the teacher trained by :mod:`benchmarks.xtc_teacher` and the students compressed from it by
 :func:`xtc_hf.xtc_compress`: disk size (safetensors bytes) and ratio to the fp32 teacher, parameter count, line-level
 completion EM/ES on the held-out test split and retention vs the teacher, forward throughput (samples/s, tokens/s)
 in fp32 and bf16 measured in one process with the models interleaved (ratios to the stock GPT-2 in the same dtype),
 peak memory (a fresh process per model) and training time per stage.
 
 Example:
-    >>> from xtc_hf.bench import BenchSettings, run_bench, to_markdown
+    >>> from benchmarks.xtc_bench import BenchSettings, run_bench, to_markdown
     >>> result = run_bench(BenchSettings(teacher_minutes=4, stage_steps=100))  # doctest: +SKIP
     >>> print(to_markdown(result))  # doctest: +SKIP
 """
@@ -42,7 +42,7 @@ RUN_ORDER = ("6L", "1W8A6L", "2W8A6L", "1W8A")
 
 @dataclass
 class BenchSettings:
-    """What ``xtc-hf bench`` runs. Defaults are the small CI budget; ``full()`` is the longer run."""
+    """What ``python -m benchmarks xtc`` runs. Defaults are the small CI budget; ``full()`` is the longer run."""
 
     teacher_minutes: float = field(default=4.0, metadata={"help": "Teacher training budget (minutes)."})
     teacher_steps: int | None = field(default=None, metadata={"help": "Exact teacher steps (overrides minutes)."})
@@ -77,7 +77,7 @@ def disk_bytes(folder: str) -> int:
 
 def count_parameters(model) -> int:
     """Logical parameter count (a packed weight counts its rows x columns, not its bytes; tied tensors count once)."""
-    from .modeling_xtc import XTCEmbedding, XTCLinear
+    from xtc_hf.modeling_xtc import XTCEmbedding, XTCLinear
 
     seen, total = set(), 0
     for module in model.modules():
@@ -182,11 +182,12 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     """Train (or reuse) the teacher and students, measure everything, return the result dict (see module doc)."""
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
-    from .data import pack_blocks, stdlib_code, stdlib_dataset
-    from .evaluation import evaluate_line_completion, line_completion_samples
-    from .modeling_xtc import XTCGPT2LMHeadModel
-    from .recipe import XTCRecipeConfig, stage_reports, xtc_compress
-    from .teacher import TeacherSettings, train_teacher
+    from xtc_hf.data import pack_blocks, stdlib_code, stdlib_dataset
+    from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel
+    from xtc_hf.recipe import XTCRecipeConfig, stage_reports, xtc_compress
+
+    from .xtc_eval import evaluate_line_completion, line_completion_samples
+    from .xtc_teacher import TeacherSettings, train_teacher
 
     settings = settings or BenchSettings()
     torch.set_num_threads(settings.threads)
@@ -251,7 +252,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     # cached checkpoints carry the remote code of the run that saved them; measure the code of this run
     import shutil
 
-    from . import configuration_xtc, modeling_xtc
+    from xtc_hf import configuration_xtc, modeling_xtc
 
     for name, folder in checkpoints.items():
         if name != "base":

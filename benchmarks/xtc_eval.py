@@ -12,7 +12,7 @@ The scores are computed by the repository's ``evaluate`` module ``metrics/code_c
 repository checkout, the same numbers come from :func:`exact_match` and :func:`edit_similarity` below.
 
 Example:
-    >>> from xtc_hf.evaluation import edit_similarity, exact_match
+    >>> from benchmarks.xtc_eval import edit_similarity, exact_match
     >>> exact_match("return x", " return x "), round(edit_similarity("return x", "return y"), 1)
     (True, 87.5)
 """

@@ -6,7 +6,7 @@ and caches it under ``runs/xtc/teacher/<settings hash>/``. Any GPT-2 checkpoint 
 goes through :func:`xtc_hf.xtc_compress` the same way.
 
 Example:
-    >>> from xtc_hf.teacher import TeacherSettings, train_teacher
+    >>> from benchmarks.xtc_teacher import TeacherSettings, train_teacher
     >>> folder = train_teacher(TeacherSettings(minutes=3))  # doctest: +SKIP
     >>> model = GPT2LMHeadModel.from_pretrained(folder)  # doctest: +SKIP
 """
@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from compress_utils.io import save_pretrained_atomic
-
-from .data import lm_dataset, pack_blocks, stdlib_code
+from xtc_hf.data import lm_dataset, pack_blocks, stdlib_code
 
 logger = logging.getLogger(__name__)
 
@@ -86,28 +85,6 @@ def train_tokenizer(texts, vocab_size: int = 8192):
     )
 
 
-def save_atomic(folder: str, *savables, overwrite: bool = False) -> str:
-    """``save_pretrained`` every object into ``folder`` atomically (:func:`compress_utils.save_pretrained_atomic`):
-    a crash never leaves a half-written checkpoint, and a non-empty ``folder`` is refused unless ``overwrite``."""
-    return save_pretrained_atomic(folder, *savables, overwrite=overwrite)
-
-
-def save_atomic_once(folder: str, *savables, overwrite: bool = False) -> str:
-    """:func:`save_atomic` by one process of a distributed run (``accelerate launch``), the others waiting for it.
-
-    Every process holds the same trained weights; two renames of temporary folders onto the same ``folder`` would
-    race. Every process must call it (it ends with a barrier); in a single process it is :func:`save_atomic`.
-    """
-    import torch
-
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if not distributed or torch.distributed.get_rank() == 0:
-        save_atomic(folder, *savables, overwrite=overwrite)
-    if distributed:
-        torch.distributed.barrier()
-    return folder
-
-
 def _steps_for_budget(model, blocks, settings: TeacherSettings) -> int:
     """Estimate how many optimizer steps fit in ``settings.minutes`` from two timed steps on a throwaway copy."""
     import copy
@@ -139,7 +116,7 @@ def train_teacher(
     from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from .callbacks import TimeBudgetCallback
+    from xtc_hf.callbacks import TimeBudgetCallback
 
     settings = settings or TeacherSettings()
     root = os.path.join(cache_dir or DEFAULT_CACHE, "teacher", settings.key())
@@ -210,7 +187,9 @@ def train_teacher(
             with open(os.path.join(folder, "xtc_teacher.json"), "w") as handle:
                 json.dump(meta, handle, indent=2)
 
-    save_atomic(final, model, tokenizer, _Meta(), overwrite=True)  # our own cache folder, keyed by the settings
+    save_pretrained_atomic(
+        final, model, tokenizer, _Meta(), overwrite=True
+    )  # our own cache folder, keyed by the settings
     shutil.rmtree(args.output_dir, ignore_errors=True)
     logger.info("teacher saved to %s (%s)", final, meta)
     return final
@@ -233,8 +212,6 @@ __all__ = [
     "DEFAULT_CACHE",
     "EOS",
     "TeacherSettings",
-    "save_atomic",
-    "save_atomic_once",
     "teacher_perplexity",
     "train_teacher",
     "train_tokenizer",

@@ -14,6 +14,7 @@ from .io import (
     check_output_file,
     clean_leftovers,
     save_pretrained_atomic,
+    save_pretrained_atomic_once,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "check_output_file",
     "clean_leftovers",
     "save_pretrained_atomic",
+    "save_pretrained_atomic_once",
 ]

@@ -185,6 +185,22 @@ def save_pretrained_atomic(folder: str | os.PathLike, *savables, overwrite: bool
     return os.fspath(folder)
 
 
+def save_pretrained_atomic_once(folder: str | os.PathLike, *savables, overwrite: bool = False) -> str:
+    """:func:`save_pretrained_atomic` by the main process of a distributed run, the others waiting for it.
+
+    Under ``accelerate launch`` every process holds the same weights, and two renames onto one folder would race.
+    Every process must call it (it ends with a barrier); in a single process it is :func:`save_pretrained_atomic`.
+    """
+    import torch
+
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not distributed or torch.distributed.get_rank() == 0:
+        save_pretrained_atomic(folder, *savables, overwrite=overwrite)
+    if distributed:
+        torch.distributed.barrier()
+    return os.fspath(folder)
+
+
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], object]) -> None:
     """Call ``writer(temporary_path)`` and rename the result onto ``path`` (an ordinary file, umask permissions).
 
@@ -217,4 +233,5 @@ __all__ = [
     "check_output_file",
     "clean_leftovers",
     "save_pretrained_atomic",
+    "save_pretrained_atomic_once",
 ]

@@ -1,4 +1,7 @@
-"""``flab-hf prune|recover|eval|bench``: argument parsing only; the work lives in the library."""
+"""``flab-hf prune|recover``: argument parsing only; the work lives in the library.
+
+HumanEval and the benchmark run from ``python -m benchmarks flab-humaneval|flab``.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ def _load(path: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if path == "smollm2":
-        from .benchmark import load_smollm2
+        from compress_utils.embedded import load_smollm2
 
         return load_smollm2()
     model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True).eval()
@@ -89,8 +92,7 @@ def run_prune(args: argparse.Namespace) -> int:
 def cmd_recover(args) -> None:
     import torch
 
-    from .benchmark import heldout_windows
-    from .data import stdlib_recovery_samples
+    from .data import heldout_windows, stdlib_recovery_samples
     from .recipe import save_pruned
     from .recovery import RecoveryConfig, lora_recover, teacher_verified_samples
 
@@ -113,30 +115,6 @@ def cmd_recover(args) -> None:
     if PartialState(cpu=not torch.cuda.is_available()).is_main_process:
         save_pruned(recovered, pruned_tokenizer, args.output, overwrite=args.overwrite)
         print(json.dumps({**stats, **log}, indent=2, default=str))
-
-
-def cmd_eval(args) -> None:
-    from .benchmark import humaneval_pass
-    from .data import check_humaneval_executes, humaneval_problems
-
-    model, tokenizer = _load(args.model)
-    check_humaneval_executes()
-    result = humaneval_pass(model, tokenizer, humaneval_problems(args.humaneval), 256, 8, not args.quiet)
-    print(json.dumps(result, indent=2))
-
-
-def cmd_bench(args) -> None:
-    from .benchmark import markdown_table, run_benchmark
-
-    if args.model != "smollm2":
-        raise SystemExit(f"--model {args.model!r} is not an embedded benchmark model; use smollm2.")
-    result = run_benchmark(
-        json_path=args.json, full=args.full, humaneval=args.humaneval, threads=args.threads,
-        humaneval_variants=args.humaneval_variants.split(",") if args.humaneval_variants else None,
-        recovery_samples=args.recovery_samples, recovery_epochs=args.recovery_epochs,
-        progress=not args.quiet, recover=not args.no_recover, save_dir=args.save_dir,
-    )  # fmt: skip
-    print(markdown_table(result))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,26 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recover.set_defaults(func=cmd_recover)
 
-    evaluate = sub.add_parser("eval", help="HumanEval pass@1 (greedy, chat template, executed)")
-    evaluate.add_argument("--model", required=True)
-    evaluate.add_argument("--humaneval", type=int, default=20, help="number of problems (164 = all)")
-    evaluate.set_defaults(func=cmd_eval)
-
-    bench = sub.add_parser("bench", help="dense vs pruned vs recovered in one run; writes JSON + Markdown")
-    bench.add_argument("--model", default="smollm2")
-    bench.add_argument("--json", default="benchmarks/results/flab_smollm2.json")
-    bench.add_argument("--full", action="store_true", help="more calibration, evaluation and recovery data")
-    bench.add_argument("--humaneval", type=int, default=None)
-    bench.add_argument("--no-recover", action="store_true")
-    bench.add_argument("--save-dir", default=None, help="also save the pruned and recovered checkpoints here")
-    bench.add_argument(
-        "--humaneval-variants",
-        default=None,
-        help="comma-separated variants that run HumanEval (default: all), e.g. dense,flab,flab_recovered",
-    )
-    bench.add_argument("--recovery-samples", type=int, default=None, help="recovery training functions")
-    bench.add_argument("--recovery-epochs", type=float, default=None, help="recovery epochs")
-    bench.set_defaults(func=cmd_bench)
     return parser
 
 

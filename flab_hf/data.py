@@ -267,7 +267,22 @@ def check_humaneval_executes() -> None:
         )
 
 
+def heldout_windows(tokenizer, samples: int, length: int, split: str = "test"):
+    """``samples`` windows (a long tensor) of ``length`` tokens from the held-out standard-library split."""
+    import torch
+
+    ids: list[int] = []
+    for text in stdlib_texts(split):
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if len(ids) >= samples * length * 3:
+            break
+    windows = len(ids) // length
+    starts = torch.linspace(0, windows - 1, steps=min(samples, windows)).round().long().tolist()
+    return torch.tensor([ids[s * length : (s + 1) * length] for s in starts], dtype=torch.long)
+
+
 __all__ = [
+    "heldout_windows",
     "check_humaneval_executes",
     "extract_code",
     "extract_doctest_samples",

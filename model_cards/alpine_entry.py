@@ -16,7 +16,7 @@ FULL = {"train_pairs": 4000, "eval_pairs": 1000, "max_length": 512, "epochs": 2.
 
 def build_alpine_minilm(folder: str, settings: ZooSettings) -> dict:
     """Fine-tune unpruned and ALPINE-all (merge on) on the same data and seed; the entry holds the ALPINE model."""
-    from alpine_hf.finetune import FinetuneConfig, run_finetune
+    from benchmarks.alpine_finetune import FinetuneConfig, run_finetune
 
     budget = entry_budget(settings, NAME, DEFAULT, FULL)
     work = Path(settings.work_dir) / f"{NAME}-{budget_key(budget)}"

@@ -391,7 +391,7 @@ def _xtc_sections(results: dict) -> tuple[list[str], list[str]]:
         *rows,
     ]
     if missing:
-        text += ["", f"Not measured in this zoo build: {', '.join(missing)} (`xtc-hf bench` measures every variant); "
+        text += ["", f"Not measured in this zoo build: {', '.join(missing)} (`python -m benchmarks xtc` measures every variant); "
                      "the plot shows the variants above."]  # fmt: skip
     training = results.get("teacher_training")
     trained = (
@@ -405,7 +405,7 @@ def _xtc_sections(results: dict) -> tuple[list[str], list[str]]:
         f"from scratch on standard-library code{trained}. It is weak: exact match is {base['em']:.1f}%, so only edit "
         "similarity is informative.",
         f"- {n} evaluation lines give noisy scores; differences of a few ES points are within noise at this budget.",
-        "- Speed and memory are not measured by the zoo build; `xtc-hf bench` measures them against stock GPT-2.",
+        "- Speed and memory are not measured by the zoo build; `python -m benchmarks xtc` measures them against stock GPT-2.",
     ]
     if own != "base":
         limits.append("- Loading needs `trust_remote_code=True` (the packed 1-bit layers travel with the checkpoint).")

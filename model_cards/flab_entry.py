@@ -75,7 +75,7 @@ def _load_dense(budget: dict):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if budget["model"] is None:
-        from flab_hf.benchmark import load_smollm2
+        from compress_utils.embedded import load_smollm2
 
         return load_smollm2()
     model = AutoModelForCausalLM.from_pretrained(budget["model"], dtype=torch.float32).eval()
@@ -93,14 +93,14 @@ def _load_checkpoint(folder: str | os.PathLike):
 
 def _eval_ids(pruned_tokenizer, kept: torch.Tensor, windows: int, length: int) -> torch.Tensor:
     """Held-out windows in *original* ids: tokenised by the pruned tokenizer, so every id is a kept one."""
-    from flab_hf.benchmark import heldout_windows
+    from flab_hf.data import heldout_windows
 
     return kept[heldout_windows(pruned_tokenizer, windows, length)]
 
 
 def _measure(model, tokenizer, dense, eval_original, kept, budget: dict, progress: bool) -> dict:
     """Quality against the dense model (float32) and HumanEval pass@1 (greedy, bf16 as the benchmark runs it)."""
-    from flab_hf.benchmark import humaneval_pass, quality
+    from benchmarks.flab_bench import humaneval_pass, quality
     from flab_hf.data import check_humaneval_executes, humaneval_problems
 
     measured = {"quality": quality(model, dense, eval_original, kept)}
@@ -217,8 +217,7 @@ def build_flab_smollm2(folder: str, settings: ZooSettings) -> dict:
 def build_flab_smollm2_recovered(folder: str, settings: ZooSettings) -> dict:
     """The pruned entry after LoRA recovery (paper Sec. 3.5) on stdlib functions (doctested ones teacher-verified)."""
     from flab_hf import RecoveryConfig, lora_recover, save_pruned, teacher_verified_samples
-    from flab_hf.benchmark import heldout_windows
-    from flab_hf.data import stdlib_recovery_samples
+    from flab_hf.data import heldout_windows, stdlib_recovery_samples
     from flab_hf.pruning import to_saveable
 
     from .zoo import build_entry

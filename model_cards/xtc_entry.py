@@ -36,11 +36,11 @@ def _checkpoints(budget: dict, settings: ZooSettings, stages: Stages) -> tuple[d
     folder)``. A previous build's map of finished stage folders is reused without loading or tokenising anything."""
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
+    from benchmarks.xtc_bench import RUN_ORDER, VARIANTS
+    from benchmarks.xtc_teacher import TeacherSettings, train_teacher
     from xtc_hf import XTCRecipeConfig, xtc_compress
-    from xtc_hf.bench import RUN_ORDER, VARIANTS
     from xtc_hf.data import stdlib_dataset
     from xtc_hf.recipe import STAGE_FILE, prepare_train_dataset
-    from xtc_hf.teacher import TeacherSettings, train_teacher
 
     cache = os.path.join(settings.work_dir, "xtc")
     order = [n for n in RUN_ORDER if n in budget["variants"]]
@@ -77,8 +77,8 @@ def _variant_row(name: str, folder: str, samples: list[dict], progress: bool) ->
     """Line-completion EM/ES, disk size, parameters and bit widths of one checkpoint."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from xtc_hf.bench import count_parameters, disk_bytes
-    from xtc_hf.evaluation import evaluate_line_completion
+    from benchmarks.xtc_bench import count_parameters, disk_bytes
+    from benchmarks.xtc_eval import evaluate_line_completion
 
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
     scores = evaluate_line_completion(model, AutoTokenizer.from_pretrained(folder), samples, progress=progress)
@@ -97,9 +97,9 @@ def _variant_row(name: str, folder: str, samples: list[dict], progress: bool) ->
 
 
 def _build_xtc(folder: str, settings: ZooSettings, entry: str) -> dict:
-    from xtc_hf.bench import RUN_ORDER, VARIANTS
+    from benchmarks.xtc_bench import RUN_ORDER, VARIANTS
+    from benchmarks.xtc_eval import line_completion_samples
     from xtc_hf.data import stdlib_code
-    from xtc_hf.evaluation import line_completion_samples
     from xtc_hf.recipe import stage_reports
 
     budget = entry_budget(settings, BUDGET_KEY, DEFAULT, FULL)

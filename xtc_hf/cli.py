@@ -1,11 +1,11 @@
 # Copyright 2026 The codecompress-hf authors. Apache-2.0.
-"""``xtc-hf``: train the teacher, compress it, evaluate, benchmark. Argument parsing only; the work is in the library.
+"""``xtc-hf compress``: compress a GPT-2 with XTC. Argument parsing only; the work is in the library.
 
-Examples:
-    xtc-hf teacher --minutes 4
+Example:
     xtc-hf compress --teacher runs/xtc/teacher/<key>/final --output-dir runs/xtc/demo --layers odd --weight-bits 1
-    xtc-hf eval --model runs/xtc/demo/quantization-<key>/final --samples 200
-    xtc-hf bench --json benchmarks/results/xtc_gpt2.json --markdown benchmarks/results/xtc_gpt2.md
+
+Teacher training, line-completion evaluation and the benchmark run from
+``python -m benchmarks xtc-teacher|xtc-eval|xtc``.
 
 The zoo entries (teacher and 1W8A6L student, evaluated and carded) are built by ``zoo build`` (``model_cards``).
 """
@@ -13,9 +13,7 @@ The zoo entries (teacher and 1W8A6L student, evaluated and carded) are built by 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 
 
@@ -76,78 +74,14 @@ def run_compress(args: argparse.Namespace) -> int:
     return 0
 
 
-def _teacher(args) -> int:
-    from .teacher import TeacherSettings, train_teacher
-
-    print(train_teacher(TeacherSettings(minutes=args.minutes, steps=args.steps, seed=args.seed), args.cache_dir))
-    return 0
-
-
-def _eval(args) -> int:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from . import XTCGPT2Config  # noqa: F401  (registers the xtc_gpt2 model type)
-    from .data import stdlib_code
-    from .evaluation import evaluate_line_completion, line_completion_samples
-
-    model = AutoModelForCausalLM.from_pretrained(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    samples = line_completion_samples(stdlib_code("test"), args.samples, seed=args.seed)
-    scores = evaluate_line_completion(model, tokenizer, samples, progress=not args.quiet)
-    print(json.dumps({k: v for k, v in scores.items() if k != "predictions"}, indent=2))
-    return 0
-
-
-def _bench(args) -> int:
-    from .bench import BenchSettings, run_bench, write_results
-
-    overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(","))}
-    for key, value in (
-        ("teacher_minutes", args.minutes),
-        ("teacher_steps", args.teacher_steps),
-        ("stage_steps", args.steps),
-        ("samples", args.samples),
-    ):
-        if value is not None:
-            overrides[key] = value
-    settings = BenchSettings.full(**overrides) if args.full else BenchSettings(**overrides)
-    print(write_results(run_bench(settings, progress=not args.quiet), args.json, args.markdown))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xtc-hf", description=__doc__.split("\n")[0])
     parser.add_argument("--quiet", action="store_true", help="Only warnings; no progress bars.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    teacher = commands.add_parser("teacher", help="Train (or reuse) the CodeGPT-style GPT-2 teacher.")
-    teacher.add_argument("--minutes", type=float, default=4.0, help="Training budget in minutes.")
-    teacher.add_argument("--steps", type=int, default=None, help="Exact number of steps (deterministic).")
-    teacher.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
-    teacher.add_argument("--seed", type=int, default=0)
-    teacher.set_defaults(func=_teacher)
-
     compress = commands.add_parser("compress", help="Run XTC (layer reduction + quantisation) on a GPT-2 teacher.")
     add_compress_arguments(compress).set_defaults(func=run_compress)
 
-    evaluate = commands.add_parser("eval", help="Line-level completion EM/ES on the held-out test split.")
-    evaluate.add_argument("--model", required=True, help="Checkpoint folder (GPT-2 or XTC) with tokenizer.")
-    evaluate.add_argument("--samples", type=int, default=200)
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.set_defaults(func=_eval)
-
-    bench = commands.add_parser("bench", help="Table 1 + 2 of the paper, measured here; writes JSON and Markdown.")
-    bench.add_argument("--json", required=True, help="Where to write the JSON result.")
-    bench.add_argument("--markdown", default=None, help="Where to write the Markdown table (default: JSON path .md).")
-    bench.add_argument("--full", action="store_true", help="Longer run: 30-min teacher, 600 steps/stage, 500 samples.")
-    bench.add_argument("--minutes", type=float, default=None, help="Teacher training budget in minutes.")
-    bench.add_argument("--teacher-steps", type=int, default=None)
-    bench.add_argument("--steps", type=int, default=None, help="Optimizer steps per XTC stage.")
-    bench.add_argument("--samples", type=int, default=None, help="Line-completion samples.")
-    bench.add_argument("--threads", type=int, default=1, help="torch threads (default 1: shared machines).")
-    bench.add_argument("--variants", default="1W8A,6L,1W8A6L,2W8A6L")
-    bench.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
-    bench.set_defaults(func=_bench)
     return parser
 
 

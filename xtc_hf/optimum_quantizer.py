@@ -20,11 +20,10 @@ from pathlib import Path
 
 from optimum.quantization_base import OptimumQuantizer
 
-from compress_utils.io import check_output_dir
+from compress_utils.io import check_output_dir, save_pretrained_atomic_once
 
 from .modeling_xtc import XTCGPT2LMHeadModel, check_gpt2_shaped
 from .recipe import XTCRecipeConfig, xtc_compress
-from .teacher import save_atomic_once
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +141,7 @@ class XTCQuantizer(OptimumQuantizer):
         work_dir = work_dir if work_dir is not None else save_dir + WORK_SUFFIX
         student = self.compress(recipe, train_dataset, work_dir=work_dir, callbacks=callbacks)
         savables = [student, *([self.tokenizer] if self.tokenizer is not None else [])]
-        student.xtc_checkpoint = save_atomic_once(
+        student.xtc_checkpoint = save_pretrained_atomic_once(
             save_dir, *savables, overwrite=overwrite
         )  # one writer under `accelerate launch`
         logger.info("saved the XTC student to %s (stages in %s)", save_dir, work_dir)

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from compress_utils.io import save_pretrained_atomic_once
+
 from .callbacks import DistillationCallback, EmissionsCallback, TimeBudgetCallback, check_emissions_country
 from .configuration_xtc import ACTIVATION_BITS, GRANULARITIES, WEIGHT_BITS
 from .data import lm_dataset, pack_blocks
 from .modeling_xtc import XTCGPT2LMHeadModel, check_gpt2_shaped
-from .teacher import save_atomic_once
 
 logger = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ def _save_stage(model, stage_dir: str, report: dict, tokenizer=None):
                 json.dump(report, handle, indent=2)
 
     savables = [model, *([tokenizer] if tokenizer is not None else []), _Report()]
-    model.xtc_checkpoint = save_atomic_once(
+    model.xtc_checkpoint = save_pretrained_atomic_once(
         os.path.join(stage_dir, "final"), *savables, overwrite=True
     )  # one writer under DDP
 

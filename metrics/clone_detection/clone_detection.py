@@ -2,7 +2,7 @@
 """Accuracy, precision, recall and F1 of binary code clone detection, as an ``evaluate`` metric module.
 
 Self-contained (numpy, datasets, evaluate): ``evaluate.load`` copies this file into its module cache, so it may not
-import anything from this repository. The numbers are those of ``alpine_hf.finetune`` (tests check it).
+import anything from this repository. The numbers are those of ``benchmarks.alpine_finetune`` (tests check it).
 """
 
 import datasets

@@ -2,7 +2,7 @@
 """Exact Match and Edit Similarity of CodeXGLUE line-level code completion, as an ``evaluate`` metric module.
 
 Self-contained (rapidfuzz, datasets, evaluate): ``evaluate.load`` copies this file into its module cache, so it may
-not import anything from this repository. The numbers are those of ``xtc_hf.evaluation`` (tests check it).
+not import anything from this repository. The numbers are those of ``benchmarks.xtc_eval`` (tests check it).
 """
 
 import datasets
@@ -72,7 +72,7 @@ class CodeCompletion(evaluate.Metric):
             raise ValueError("code_completion needs at least one prediction; got empty `predictions`.")
         ratio = _fuzz().ratio
         exact, similarity = 0, 0.0
-        # Summed in input order, then divided once, exactly like xtc_hf.evaluation.evaluate_line_completion.
+        # Summed in input order, then divided once, exactly like benchmarks.xtc_eval.evaluate_line_completion.
         for prediction, reference in zip(predictions, references):
             prediction, reference = prediction.strip(), reference.strip()
             exact += prediction == reference

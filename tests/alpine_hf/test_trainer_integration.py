@@ -1,4 +1,4 @@
-"""The ALPINE fine-tuning ``Trainer`` (``finetune_trainer``, what ``alpine-hf finetune`` runs): its ``checkpoint-N``
+"""The ALPINE fine-tuning ``Trainer`` (``finetune_trainer``, what ``python -m benchmarks alpine-finetune`` runs): its ``checkpoint-N``
 folders carry the remote code and load without ``alpine_hf``; training resumes from them; CO2 tracking."""
 
 import json
@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerFast
 
 from alpine_hf import AlpineRobertaForSequenceClassification
 from alpine_hf.callbacks import EmissionsCallback
-from alpine_hf.finetune import FinetuneConfig, finetune_trainer
+from benchmarks.alpine_finetune import FinetuneConfig, finetune_trainer
 
 FRESH = """
 import json, sys

@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from alpine_hf.benchmark import load_benchmark_model
-from alpine_hf.cli import main
+from benchmarks.alpine_speed import load_benchmark_model
+from benchmarks.cli import main
 
 
 def test_bench_cli_writes_json_table_and_plot(tmp_path, capsys):
     path = tmp_path / "bench.json"
     code = main(
-        ["--quiet", "bench", "--model", "minilm", "--batch-size", "2", "--seq-len", "128", "--num-batches", "1",
+        ["--quiet", "alpine-speed", "--model", "minilm", "--batch-size", "2", "--seq-len", "128", "--num-batches", "1",
          "--repeats", "1", "--json", str(path)]
     )  # fmt: skip
     assert code == 0

@@ -1,4 +1,4 @@
-"""Tests for alpine_hf.data: source discovery, splitting, extraction, rewrites and the clone dataset."""
+"""Tests for benchmarks.clone_detection: source discovery, splitting, extraction, rewrites and the clone dataset."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from alpine_hf import data
-from alpine_hf.data import (
+from benchmarks import clone_detection as data
+from benchmarks.clone_detection import (
     SPLITS,
     build_clone_dataset,
     extract_functions,
@@ -547,7 +547,7 @@ def test_tiny_dataset_is_identical_across_processes(tiny_root, tiny_dataset):
     # Different hash seeds catch any reliance on set or dict-of-str iteration order.
     script = (
         "import hashlib, json, sys\n"
-        "from alpine_hf.data import build_clone_dataset\n"
+        "from benchmarks.clone_detection import build_clone_dataset\n"
         f"ds = build_clone_dataset(sys.argv[1], seed=0, max_pairs_per_split={TINY_LIMITS!r})\n"
         "rows = {split: ds[split].to_dict() for split in ds}\n"
         "print(hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest())\n"
@@ -583,7 +583,7 @@ def test_code_repeated_across_files_stays_in_the_earliest_split(tmp_path):
 
 
 def test_build_clone_dataset_options_and_logging(tiny_root, caplog):
-    with caplog.at_level(logging.INFO, logger="alpine_hf.data"):
+    with caplog.at_level(logging.INFO, logger="benchmarks.clone_detection"):
         ds = build_clone_dataset(
             tiny_root, max_pairs_per_split={"train": 7, "valid": 0, "test": 2}, rename_functions=False
         )

@@ -1,8 +1,8 @@
-"""``xtc_hf.bench.write_results``: the JSON and Markdown files ``xtc-hf bench`` writes."""
+"""``benchmarks.xtc_bench.write_results``: the JSON and Markdown files ``python -m benchmarks xtc`` writes."""
 
 import json
 
-from xtc_hf.bench import to_markdown, write_results
+from benchmarks.xtc_bench import to_markdown, write_results
 
 
 def _row(name, speedup):

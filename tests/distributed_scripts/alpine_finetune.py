@@ -1,4 +1,4 @@
-"""ALPINE fine-tuning in 2 processes through ``alpine_hf.finetune.finetune_mode`` (what ``alpine-hf finetune`` runs).
+"""ALPINE fine-tuning in 2 processes through ``benchmarks.alpine_finetune.finetune_mode`` (what ``python -m benchmarks alpine-finetune`` runs).
 
 A tiny stock RoBERTa is saved and fine-tuned as an ALPINE classifier on a separable toy task; the test checks the
 loss history, that both processes end with the same weights and the same evaluation (sharded, gathered), and that
@@ -15,7 +15,7 @@ from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForSequenceClassification
 
 from alpine_hf.callbacks import find_alpine_encoder, reduce_alpine_stats
-from alpine_hf.finetune import FinetuneConfig, finetune_mode
+from benchmarks.alpine_finetune import FinetuneConfig, finetune_mode
 
 
 def toy_split(count: int, seed: int) -> Dataset:

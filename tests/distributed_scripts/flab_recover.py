@@ -41,7 +41,7 @@ def layer_search() -> dict:
 def benchmark_metrics() -> dict:
     """The benchmark's held-out quality (5 batches: an uneven split) and HumanEval pass@1 on 5 real problems, where
     the "model" answers with the canonical solution for even-numbered problems (really executed)."""
-    from flab_hf import benchmark
+    from benchmarks import flab_bench as benchmark
     from flab_hf.data import HUMANEVAL_INSTRUCTION, humaneval_problems
 
     dense = tiny_model("llama", layers=3)

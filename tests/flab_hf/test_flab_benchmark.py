@@ -1,4 +1,4 @@
-"""Benchmark metrics on tiny models (the real run is ``flab-hf bench``)."""
+"""Benchmark metrics on tiny models (the real run is ``python -m benchmarks flab``)."""
 
 import copy
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from flab_testing import CODE, tiny_model, tiny_tokenizer
 
+from benchmarks.flab_bench import generation_peak_memory, generation_speed, markdown_table, quality
 from flab_hf import prune_vocabulary, remove_layers_
-from flab_hf.benchmark import generation_peak_memory, generation_speed, markdown_table, quality
 
 
 def test_quality_metrics():
@@ -54,7 +54,7 @@ def test_markdown_table_without_humaneval():
 
 
 def test_unknown_humaneval_variant_is_refused():
-    from flab_hf.benchmark import run_benchmark
+    from benchmarks.flab_bench import run_benchmark
 
     with pytest.raises(ValueError, match="humaneval_variants.*flab_recoverd"):
         run_benchmark(humaneval_variants=["flab_recoverd"])
@@ -75,7 +75,7 @@ def test_markdown_table():
 
 
 def test_humaneval_pass_scores_with_the_evaluate_module(monkeypatch):
-    import flab_hf.benchmark as benchmark
+    import benchmarks.flab_bench as benchmark
 
     assert benchmark._pass_at_k_module() is not None  # the repository's metrics/pass_at_k loads offline
     problems = [{"task_id": f"t/{i}", "entry_point": "f", "prompt": "def f():\n"} for i in range(4)]

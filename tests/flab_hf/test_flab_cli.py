@@ -40,8 +40,11 @@ def test_prune_command_bad_input_writes_nothing(folders):
 
 def test_parser_has_all_commands():
     parser = build_parser()
-    for command in ("prune --output x", "recover --model m --output x", "eval --model m", "bench"):
+    for command in ("prune --output x", "recover --model m --output x"):
         assert parser.parse_args(command.split()).command == command.split()[0]
+    for moved in ("eval --model m", "bench"):  # `python -m benchmarks flab-humaneval|flab`
+        with pytest.raises(SystemExit):
+            parser.parse_args(moved.split())
 
 
 def test_stdlib_splits_are_disjoint_and_stable():

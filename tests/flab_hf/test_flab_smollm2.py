@@ -14,8 +14,8 @@ _STATE = {}
 
 def _pruned():
     if not _STATE:
+        from compress_utils.embedded import load_smollm2
         from flab_hf import prune_vocabulary
-        from flab_hf.benchmark import load_smollm2
         from flab_hf.data import stdlib_texts
 
         torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""metrics/clone_detection: the same accuracy/precision/recall/F1 as alpine_hf.finetune, on random and known inputs."""
+"""metrics/clone_detection: the same accuracy/precision/recall/F1 as benchmarks.alpine_finetune, on random and known inputs."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alpine_hf import finetune
+from benchmarks import alpine_finetune as finetune
 
 MODULE = str(Path(__file__).resolve().parents[2] / "metrics" / "clone_detection")
 LABELS = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=60)
@@ -51,7 +51,7 @@ def test_finetune_uses_the_module_and_falls_back_to_the_same_numbers(monkeypatch
     with_module = finetune._metrics(predictions, labels)
     monkeypatch.setattr(finetune, "METRICS_DIR", Path("/nonexistent/metrics"))
     finetune._metric_module.cache_clear()
-    with caplog.at_level("INFO", logger="alpine_hf.finetune"):
+    with caplog.at_level("INFO", logger="benchmarks.alpine_finetune"):
         in_library = finetune._metrics(predictions, labels)
     finetune._metric_module.cache_clear()
     assert "scoring with the in-library function" in caplog.text

@@ -1,4 +1,4 @@
-"""metrics/code_completion: the same EM/ES numbers as xtc_hf.evaluation, on random and known inputs."""
+"""metrics/code_completion: the same EM/ES numbers as benchmarks.xtc_eval, on random and known inputs."""
 
 from pathlib import Path
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xtc_hf import evaluation
-from xtc_hf.evaluation import edit_similarity, exact_match, line_completion_scores
+from benchmarks import xtc_eval as evaluation
+from benchmarks.xtc_eval import edit_similarity, exact_match, line_completion_scores
 
 MODULE = str(Path(__file__).resolve().parents[2] / "metrics" / "code_completion")
 # Code-like text; no surrogate code points (Arrow stores UTF-8, which cannot encode them)
@@ -52,7 +52,7 @@ def test_library_uses_the_module_and_falls_back_to_the_same_numbers(monkeypatch,
     with_module = line_completion_scores(predictions, targets)
     monkeypatch.setattr(evaluation, "METRICS_DIR", Path("/nonexistent/metrics"))
     evaluation._metric_module.cache_clear()
-    with caplog.at_level("INFO", logger="xtc_hf.evaluation"):
+    with caplog.at_level("INFO", logger="benchmarks.xtc_eval"):
         in_library = line_completion_scores(predictions, targets)
     evaluation._metric_module.cache_clear()
     assert "scoring with the in-library functions" in caplog.text

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from model_cards.results import render_readme
+from benchmarks.render_results import render_readme
 
 
 def test_render_fills_marked_block_from_json(tmp_path):

@@ -15,25 +15,25 @@ RESULTS_DIR = Path("benchmarks/results")
 
 
 def _alpine_bench(results: dict) -> str:
-    from alpine_hf.benchmark import markdown_table
+    from benchmarks.alpine_speed import markdown_table
 
     return markdown_table(results)
 
 
 def _alpine_finetune(results: dict) -> str:
-    from alpine_hf.finetune import finetune_markdown
+    from benchmarks.alpine_finetune import finetune_markdown
 
     return finetune_markdown(results)
 
 
 def _xtc_bench(results: dict) -> str:
-    from xtc_hf.bench import to_markdown
+    from benchmarks.xtc_bench import to_markdown
 
     return to_markdown(results)
 
 
 def _flab_bench(results: dict) -> str:
-    from flab_hf.benchmark import markdown_table
+    from benchmarks.flab_bench import markdown_table
 
     return markdown_table(results)
 

@@ -1,0 +1,275 @@
+"""``python -m benchmarks``: the benchmarks and experiments (argument parsing only; the work is in the modules).
+
+Examples:
+    python -m benchmarks alpine-speed --model minilm --threads 1 --json benchmarks/results/alpine_minilm.json
+    python -m benchmarks alpine-finetune --json benchmarks/results/alpine_finetune_minilm.json
+    python -m benchmarks flab --json benchmarks/results/flab_smollm2.json
+    python -m benchmarks flab-humaneval --model runs/flab/pruned --humaneval 164
+    python -m benchmarks xtc-teacher --steps 300
+    python -m benchmarks xtc-eval --model runs/xtc/teacher/<key>/final
+    python -m benchmarks xtc --threads 1 --json benchmarks/results/xtc_gpt2.json
+    python -m benchmarks results README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def _alpine_speed(args) -> int:
+    import torch
+
+    from .alpine_speed import markdown_table, run_benchmark, write_results
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run_benchmark(
+        model=args.model,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        alpha=args.alpha,
+        merge=not args.no_merge,
+        num_batches=args.num_batches,
+        repeats=args.repeats,
+        dtype=args.dtype,
+        root=args.corpus,
+        plot_path=args.plot or (args.json.rsplit(".", 1)[0] + ".png" if args.json else None),
+    )
+    if args.json:
+        write_results(results, args.json)
+    print(markdown_table(results))
+    return 0
+
+
+def _alpine_finetune(args) -> int:
+    import torch
+    from accelerate import PartialState
+
+    from compress_utils.io import atomic_write_text
+
+    from .alpine_finetune import FinetuneConfig, finetune_markdown, run_finetune
+
+    config = FinetuneConfig(
+        model=args.model,
+        modes=tuple(args.modes),
+        alpha=args.alpha,
+        train_pairs=args.train_pairs,
+        eval_pairs=args.eval_pairs,
+        max_length=args.max_length,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        output_dir=args.output_dir,
+        bf16={"auto": None, "on": True, "off": False}[args.bf16],
+        track_emissions=args.track_emissions,
+    )
+    results = run_finetune(config, save_mode=args.save_mode, save_to=args.save_to, overwrite=args.overwrite)
+    # under `accelerate launch` every process holds the same results: one writes them
+    if not PartialState(cpu=not torch.cuda.is_available()).is_main_process:
+        return 0
+    table = finetune_markdown(results)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
+        atomic_write_text(args.json.rsplit(".", 1)[0] + ".md", table + "\n")
+    print(table)
+    return 0
+
+
+def _flab(args) -> int:
+    from .flab_bench import markdown_table, run_benchmark
+
+    if args.model != "smollm2":
+        raise SystemExit(f"--model {args.model!r} is not an embedded benchmark model; use smollm2.")
+    result = run_benchmark(
+        json_path=args.json, full=args.full, humaneval=args.humaneval, threads=args.threads,
+        humaneval_variants=args.humaneval_variants.split(",") if args.humaneval_variants else None,
+        recovery_samples=args.recovery_samples, recovery_epochs=args.recovery_epochs,
+        progress=not args.quiet, recover=not args.no_recover, save_dir=args.save_dir,
+    )  # fmt: skip
+    print(markdown_table(result))
+    return 0
+
+
+def _flab_humaneval(args) -> int:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from flab_hf.data import check_humaneval_executes, humaneval_problems
+
+    from .flab_bench import humaneval_pass
+
+    if args.model == "smollm2":
+        from compress_utils.embedded import load_smollm2
+
+        model, tokenizer = load_smollm2()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(args.model, trust_remote_code=True).eval()
+        tokenizer = AutoTokenizer.from_pretrained(args.model, trust_remote_code=True)
+    check_humaneval_executes()
+    result = humaneval_pass(model, tokenizer, humaneval_problems(args.humaneval), 256, 8, not args.quiet)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _xtc_teacher(args) -> int:
+    from .xtc_teacher import TeacherSettings, train_teacher
+
+    print(train_teacher(TeacherSettings(minutes=args.minutes, steps=args.steps, seed=args.seed), args.cache_dir))
+    return 0
+
+
+def _xtc_eval(args) -> int:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from xtc_hf import XTCGPT2Config  # noqa: F401  (registers the xtc_gpt2 model type)
+    from xtc_hf.data import stdlib_code
+
+    from .xtc_eval import evaluate_line_completion, line_completion_samples
+
+    model = AutoModelForCausalLM.from_pretrained(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    samples = line_completion_samples(stdlib_code("test"), args.samples, seed=args.seed)
+    scores = evaluate_line_completion(model, tokenizer, samples, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in scores.items() if k != "predictions"}, indent=2))
+    return 0
+
+
+def _xtc(args) -> int:
+    from .xtc_bench import BenchSettings, run_bench, write_results
+
+    overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(","))}
+    for key, value in (
+        ("teacher_minutes", args.minutes),
+        ("teacher_steps", args.teacher_steps),
+        ("stage_steps", args.steps),
+        ("samples", args.samples),
+    ):
+        if value is not None:
+            overrides[key] = value
+    settings = BenchSettings.full(**overrides) if args.full else BenchSettings(**overrides)
+    print(write_results(run_bench(settings, progress=not args.quiet), args.json, args.markdown))
+    return 0
+
+
+def _results(args) -> int:
+    from .render_results import main as render
+
+    return render([args.readme])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m benchmarks`` argument parser."""
+    from .alpine_finetune import ALL_MODES
+    from .alpine_speed import BENCHMARK_MODELS
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--quiet", action="store_true", help="Only warnings and errors; no progress bars.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    bench = commands.add_parser("alpine-speed", help="Stock (sdpa) vs ALPINE all/even/odd: FLOPs, speed, memory.")
+    bench.add_argument("--model", default="minilm", help=f"One of {BENCHMARK_MODELS} or a checkpoint folder.")
+    bench.add_argument("--batch-size", type=int, default=8)
+    bench.add_argument("--seq-len", type=int, default=512)
+    bench.add_argument("--alpha", type=float, default=1.0)
+    bench.add_argument("--no-merge", action="store_true", help="Drop pruned tokens instead of merging them.")
+    bench.add_argument("--num-batches", type=int, default=2)
+    bench.add_argument("--repeats", type=int, default=5, help="Interleaved timing rounds (median is reported).")
+    bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    bench.add_argument("--corpus", default=None, help="Folder of source files (default: the Python stdlib).")
+    bench.add_argument("--json", default=None, help="Write results here (plus .md table and .png plot).")
+    bench.add_argument("--plot", default=None, help="Kept-length plot path (default: next to --json).")
+    bench.set_defaults(func=_alpine_speed)
+
+    finetune = commands.add_parser("alpine-finetune", help="Clone-detection accuracy retention with a stock Trainer.")
+    finetune.add_argument("--model", default=None, help="Checkpoint folder (default: embedded all-MiniLM-L6-v2).")
+    finetune.add_argument("--modes", nargs="+", default=list(ALL_MODES), choices=ALL_MODES)
+    finetune.add_argument("--alpha", type=float, default=1.0)
+    finetune.add_argument("--train-pairs", type=int, default=1200)
+    finetune.add_argument("--eval-pairs", type=int, default=400)
+    finetune.add_argument("--max-length", type=int, default=256)
+    finetune.add_argument("--epochs", type=float, default=1.0)
+    finetune.add_argument("--batch-size", type=int, default=16)
+    finetune.add_argument("--learning-rate", type=float, default=1e-4)
+    finetune.add_argument("--seed", type=int, default=42)
+    finetune.add_argument("--output-dir", default="runs/alpine_finetune", help="Trainer checkpoints (resumable).")
+    finetune.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="bf16 autocast.")
+    finetune.add_argument("--save-mode", default=None, choices=ALL_MODES, help="Save this mode's fine-tuned model.")
+    finetune.add_argument("--save-to", default=None, help="Folder for --save-mode's model.")
+    finetune.add_argument("--overwrite", action="store_true", help="Replace --save-to if it exists and is not empty.")
+    finetune.add_argument(
+        "--track-emissions", default=None, metavar="ISO3", help="Record CO2 with codecarbon for this grid (e.g. FRA)."
+    )
+    finetune.add_argument("--json", default=None, help="Write results here (plus a .md table).")
+    finetune.set_defaults(func=_alpine_finetune)
+
+    flab = commands.add_parser("flab", help="Flab-Pruner: dense vs pruned vs recovered SmolLM2; JSON + Markdown.")
+    flab.add_argument("--model", default="smollm2")
+    flab.add_argument("--json", default="benchmarks/results/flab_smollm2.json")
+    flab.add_argument("--full", action="store_true", help="more calibration, evaluation and recovery data")
+    flab.add_argument("--humaneval", type=int, default=None)
+    flab.add_argument("--no-recover", action="store_true")
+    flab.add_argument("--save-dir", default=None, help="also save the pruned and recovered checkpoints here")
+    flab.add_argument(
+        "--humaneval-variants",
+        default=None,
+        help="comma-separated variants that run HumanEval (default: all), e.g. dense,flab,flab_recovered",
+    )
+    flab.add_argument("--recovery-samples", type=int, default=None, help="recovery training functions")
+    flab.add_argument("--recovery-epochs", type=float, default=None, help="recovery epochs")
+    flab.add_argument("--threads", type=int, default=1, help="torch threads (1 gives stable ratios).")
+    flab.set_defaults(func=_flab)
+
+    humaneval = commands.add_parser("flab-humaneval", help="HumanEval pass@1 (greedy, chat template, executed).")
+    humaneval.add_argument("--model", required=True, help="a causal-LM folder, or 'smollm2'")
+    humaneval.add_argument("--humaneval", type=int, default=164, help="number of problems (164 = all)")
+    humaneval.set_defaults(func=_flab_humaneval)
+
+    teacher = commands.add_parser("xtc-teacher", help="Train (or reuse) the CodeGPT-style GPT-2 teacher.")
+    teacher.add_argument("--minutes", type=float, default=4.0, help="Training budget in minutes.")
+    teacher.add_argument("--steps", type=int, default=None, help="Exact number of steps (deterministic).")
+    teacher.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
+    teacher.add_argument("--seed", type=int, default=0)
+    teacher.set_defaults(func=_xtc_teacher)
+
+    evaluate = commands.add_parser("xtc-eval", help="Line-level completion EM/ES on the held-out test split.")
+    evaluate.add_argument("--model", required=True, help="Checkpoint folder (GPT-2 or XTC) with tokenizer.")
+    evaluate.add_argument("--samples", type=int, default=200)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(func=_xtc_eval)
+
+    xtc = commands.add_parser("xtc", help="XTC Table 1 + 2 of the paper, measured here; writes JSON and Markdown.")
+    xtc.add_argument("--json", required=True, help="Where to write the JSON result.")
+    xtc.add_argument("--markdown", default=None, help="Where to write the Markdown table (default: JSON path .md).")
+    xtc.add_argument("--full", action="store_true", help="Longer run: 30-min teacher, 600 steps/stage, 500 samples.")
+    xtc.add_argument("--minutes", type=float, default=None, help="Teacher training budget in minutes.")
+    xtc.add_argument("--teacher-steps", type=int, default=None)
+    xtc.add_argument("--steps", type=int, default=None, help="Optimizer steps per XTC stage.")
+    xtc.add_argument("--samples", type=int, default=None, help="Line-completion samples.")
+    xtc.add_argument("--threads", type=int, default=1, help="torch threads (default 1: shared machines).")
+    xtc.add_argument("--variants", default="1W8A,6L,1W8A6L,2W8A6L")
+    xtc.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
+    xtc.set_defaults(func=_xtc)
+
+    results = commands.add_parser("results", help="Regenerate README's result tables from benchmarks/results/*.")
+    results.add_argument("readme", nargs="?", default="README.md")
+    results.set_defaults(func=_results)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    return args.func(args)
+
+
+__all__ = ["build_parser", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())
