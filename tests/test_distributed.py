@@ -179,7 +179,8 @@ def test_xtc_compress_in_two_processes(launches, monkeypatch):
     assert os.path.isfile(os.path.join(first["checkpoint"], "xtc_stage.json"))
     # line completion: each process generated for its share of the samples; the gathered predictions are in sample
     # order and equal those of one process evaluating the saved model alone
-    from xtc_hf import XTCGPT2LMHeadModel, evaluation
+    from benchmarks import xtc_eval as evaluation
+    from xtc_hf import XTCGPT2LMHeadModel
 
     script = import_script("xtc_distill")
     assert first["completion"] == second["completion"] and first["completion"]["n"] == 5

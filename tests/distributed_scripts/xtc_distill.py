@@ -10,8 +10,9 @@ from datasets import Dataset
 from ddp_common import Recorder, digest, use_test_helpers, world, write
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments
 
+from benchmarks import xtc_eval as evaluation
 from benchmarks.xtc_eval import evaluate_line_completion, line_completion_samples
-from xtc_hf import XTCGPT2LMHeadModel, XTCRecipeConfig, evaluation, xtc_compress
+from xtc_hf import XTCGPT2LMHeadModel, XTCRecipeConfig, xtc_compress
 from xtc_hf.callbacks import TimeBudgetCallback
 from xtc_hf.recipe import stage_reports
 
