@@ -11,8 +11,17 @@ import sys
 def _bench(args) -> int:
     import torch
 
+    from compress_utils.io import check_output_file
+
     from .benchmark import markdown_table, run_benchmark, write_results
 
+    # every output is checked before the minutes of measuring
+    plot = args.plot or (args.json.rsplit(".", 1)[0] + ".png" if args.json else None)
+    if args.json:
+        check_output_file(args.json, argument="--json")
+        check_output_file(args.json.rsplit(".", 1)[0] + ".md", argument="--json")
+    if plot:
+        check_output_file(plot, argument="--plot")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -26,7 +35,7 @@ def _bench(args) -> int:
         repeats=args.repeats,
         dtype=args.dtype,
         root=args.corpus,
-        plot_path=args.plot or (args.json.rsplit(".", 1)[0] + ".png" if args.json else None),
+        plot_path=plot,
     )
     if args.json:
         write_results(results, args.json)
@@ -35,10 +44,12 @@ def _bench(args) -> int:
 
 
 def _finetune(args) -> int:
-    from compress_utils.io import atomic_write
+    from compress_utils.io import atomic_write, check_output_file
 
     from .finetune import FinetuneConfig, finetune_markdown, run_finetune
 
+    if args.json:
+        check_output_file(args.json, argument="--json")
     config = FinetuneConfig(
         model=args.model,
         modes=tuple(args.modes),
@@ -73,17 +84,24 @@ def add_convert_arguments(parser: argparse.ArgumentParser, standalone: bool = Fa
     """Add the arguments of ``convert`` to ``parser``; shared by ``alpine-hf convert`` and ``optimum-cli alpine
     convert``. ``standalone=True`` also adds ``--quiet``, which ``alpine-hf`` has on its top-level parser.
 
+    The ALPINE options (``--alpha``, ``--layers``, ``--no-merge``, ``--scoring``, ``--special-token-ids``) are the
+    fields of :class:`~alpine_hf.recipe.AlpinePruningConfig`.
+
     Example:
         >>> args = add_convert_arguments(argparse.ArgumentParser()).parse_args(["in", "out", "--layers", "0,2"])
         >>> args.model, args.output, args.layers
-        ('in', 'out', '0,2')
+        ('in', 'out', [0, 2])
     """
+    from compress_utils.cli_args import add_dataclass_arguments, positive_int
+
+    from .recipe import AlpinePruningConfig
+
     parser.add_argument("model", help="Stock checkpoint folder or Hub id.")
     parser.add_argument("output", help="Output folder (written atomically).")
-    parser.add_argument("--alpha", type=float, default=1.0)
-    parser.add_argument("--layers", default="all", help="all, even, odd, none, or indices like 0,2,5.")
-    parser.add_argument("--no-merge", action="store_true")
-    parser.add_argument("--num-labels", type=int, default=None, help="Add a classification head with N labels.")
+    add_dataclass_arguments(parser, AlpinePruningConfig)
+    parser.add_argument(
+        "--num-labels", type=positive_int, default=None, help="Add a classification head with N labels."
+    )
     parser.add_argument("--overwrite", action="store_true", help="Replace OUTPUT if it exists and is not empty.")
     parser.add_argument(
         "--no-tokenizer", action="store_true", help="Save the model alone (MODEL has no tokenizer to copy)."
@@ -114,23 +132,30 @@ def _load_tokenizer(model: str):
     return AutoTokenizer.from_pretrained(model)
 
 
+def _check_model_path(model: str):
+    """A path that does not exist is named as such (Transformers would call it an invalid Hub id)."""
+    import os
+
+    if not os.path.exists(model) and model.startswith((os.sep, ".", "~")):  # Hub ids never start so
+        raise FileNotFoundError(f"`model`={model!r} does not exist; give a checkpoint folder or a cached Hub id.")
+
+
 def run_convert(args: argparse.Namespace) -> int:
     """Turn the stock checkpoint ``args.model`` into an ALPINE one saved at ``args.output`` (with its tokenizer)."""
     from transformers import AutoModel, AutoModelForSequenceClassification
 
+    from compress_utils.cli_args import dataclass_from_args
     from compress_utils.io import atomic_dir, check_output_dir
 
     from .recipe import AlpinePruningConfig, apply_alpine
 
-    check_output_dir(args.output, overwrite=args.overwrite, argument="output")  # before loading anything
+    settings = dataclass_from_args(AlpinePruningConfig, args)  # checks the values before loading anything
+    _check_model_path(args.model)
+    check_output_dir(args.output, overwrite=args.overwrite, argument="output")
     tokenizer = None if args.no_tokenizer else _load_tokenizer(args.model)
-    layers = [int(x) for x in args.layers.split(",")] if args.layers[0].isdigit() else args.layers
     loader = AutoModelForSequenceClassification if args.num_labels else AutoModel
     extra = {"num_labels": args.num_labels} if args.num_labels else {}
-    model = apply_alpine(
-        loader.from_pretrained(args.model, **extra),
-        AlpinePruningConfig(alpha=args.alpha, layers=layers, merge=not args.no_merge),
-    )
+    model = apply_alpine(loader.from_pretrained(args.model, **extra), settings)
     with atomic_dir(args.output, overwrite=args.overwrite, argument="output") as folder:
         model.save_pretrained(folder)
         if tokenizer is not None:
@@ -141,6 +166,8 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``alpine-hf`` argument parser (shared with other front doors)."""
+    from compress_utils.cli_args import positive_int
+
     from .benchmark import BENCHMARK_MODELS
     from .finetune import ALL_MODES
 
@@ -150,14 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="Stock (sdpa) vs ALPINE all/even/odd: FLOPs, speed, memory.")
     bench.add_argument("--model", default="minilm", help=f"One of {BENCHMARK_MODELS} or a checkpoint folder.")
-    bench.add_argument("--batch-size", type=int, default=8)
-    bench.add_argument("--seq-len", type=int, default=512)
+    bench.add_argument("--batch-size", type=positive_int, default=8)
+    bench.add_argument("--seq-len", type=positive_int, default=512)
     bench.add_argument("--alpha", type=float, default=1.0)
     bench.add_argument("--no-merge", action="store_true", help="Drop pruned tokens instead of merging them.")
-    bench.add_argument("--num-batches", type=int, default=2)
-    bench.add_argument("--repeats", type=int, default=5, help="Interleaved timing rounds (median is reported).")
+    bench.add_argument("--num-batches", type=positive_int, default=2)
+    bench.add_argument(
+        "--repeats", type=positive_int, default=5, help="Interleaved timing rounds (median is reported)."
+    )
     bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    bench.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's).")
     bench.add_argument("--corpus", default=None, help="Folder of source files (default: the Python stdlib).")
     bench.add_argument("--json", default=None, help="Write results here (plus .md table and .png plot).")
     bench.add_argument("--plot", default=None, help="Kept-length plot path (default: next to --json).")
@@ -167,11 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--model", default=None, help="Checkpoint folder (default: embedded all-MiniLM-L6-v2).")
     finetune.add_argument("--modes", nargs="+", default=list(ALL_MODES), choices=ALL_MODES)
     finetune.add_argument("--alpha", type=float, default=1.0)
-    finetune.add_argument("--train-pairs", type=int, default=1200)
-    finetune.add_argument("--eval-pairs", type=int, default=400)
-    finetune.add_argument("--max-length", type=int, default=256)
+    finetune.add_argument("--train-pairs", type=positive_int, default=1200)
+    finetune.add_argument("--eval-pairs", type=positive_int, default=400)
+    finetune.add_argument("--max-length", type=positive_int, default=256)
     finetune.add_argument("--epochs", type=float, default=1.0)
-    finetune.add_argument("--batch-size", type=int, default=16)
+    finetune.add_argument("--batch-size", type=positive_int, default=16)
     finetune.add_argument("--learning-rate", type=float, default=1e-4)
     finetune.add_argument("--seed", type=int, default=42)
     finetune.add_argument("--output-dir", default="runs/alpine_finetune", help="Trainer checkpoints (resumable).")
@@ -191,11 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    return args.func(args)
+    """Run ``alpine-hf``; bad input ends as ``alpine-hf: error: ...`` with exit code 2 (no traceback)."""
+    from compress_utils.cli_args import run_main
+
+    def run(args) -> int:
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
+        return args.func(args)
+
+    return run_main(build_parser(), argv, run)
 
 
 __all__ = ["add_convert_arguments", "build_parser", "main", "run_convert"]

@@ -125,7 +125,9 @@ def test_tiny_teacher_trains_and_is_cached(tmp_path):
 def test_cli_parses_every_command():
     parser = build_parser()
     assert parser.parse_args(["bench", "--json", "x.json"]).command == "bench"
-    assert parser.parse_args(["compress", "--teacher", "t", "--output-dir", "o", "--layers", "1,3"]).layers == [1, 3]
+    assert parser.parse_args(
+        ["compress", "--teacher", "t", "--output-dir", "o", "--layers", "1,3"]
+    ).student_layers == [1, 3]
     assert parser.parse_args(["teacher", "--minutes", "2"]).minutes == 2
     with pytest.raises(SystemExit):  # the zoo is built by `zoo build` (model_cards), not by xtc-hf
         parser.parse_args(["zoo"])
