@@ -332,13 +332,13 @@ def verify_checksums(folder: str):
 def _checkpoint_folder(path, kwargs) -> str | None:
     """The local folder of a checkpoint (a directory, or the hub cache snapshot holding its config)."""
     if os.path.isdir(str(path)):
-        return str(path)
+        return os.path.join(str(path), kwargs.get("subfolder") or "")
     try:
         from transformers.utils import cached_file
 
         config_file = cached_file(
             str(path), "config.json", revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"),
-            _raise_exceptions_for_missing_entries=False,
+            subfolder=kwargs.get("subfolder") or "", _raise_exceptions_for_missing_entries=False,
         )  # fmt: skip
     except OSError:
         return None
@@ -348,7 +348,7 @@ def _checkpoint_folder(path, kwargs) -> str | None:
     # pull the checksum file into the snapshot too (absent in older checkpoints)
     try:
         cached_file(str(path), CHECKSUMS_NAME, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"),
-                    _raise_exceptions_for_missing_entries=False)  # fmt: skip
+                    subfolder=kwargs.get("subfolder") or "", _raise_exceptions_for_missing_entries=False)  # fmt: skip
     except OSError:
         pass
     return folder
