@@ -99,6 +99,8 @@ CONVERT_CASES = {
     "unknown scoring": (["--scoring", "magic"], "`scoring="),
     "special ids not integers": (["--special-token-ids", "1,b"], "--special-token-ids"),
     "layer index out of range": (["--layers", "0,7"], "`alpine_layers`"),
+    "negative layer index": (["--layers", "0,-1"], "`layers` must hold layer indices"),
+    "negative special id": (["--special-token-ids", "0,-2"], "`special_token_ids`"),
 }
 
 
