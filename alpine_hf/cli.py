@@ -11,17 +11,24 @@ def add_convert_arguments(parser: argparse.ArgumentParser, standalone: bool = Fa
     """Add the arguments of ``convert`` to ``parser``; shared by ``alpine-hf convert`` and ``optimum-cli alpine
     convert``. ``standalone=True`` also adds ``--quiet``, which ``alpine-hf`` has on its top-level parser.
 
+    The ALPINE options (``--alpha``, ``--layers``, ``--no-merge``, ``--scoring``, ``--special-token-ids``) are the
+    fields of :class:`~alpine_hf.recipe.AlpinePruningConfig`.
+
     Example:
         >>> args = add_convert_arguments(argparse.ArgumentParser()).parse_args(["in", "out", "--layers", "0,2"])
         >>> args.model, args.output, args.layers
-        ('in', 'out', '0,2')
+        ('in', 'out', [0, 2])
     """
+    from compress_utils.cli_args import add_dataclass_arguments, positive_int
+
+    from .recipe import AlpinePruningConfig
+
     parser.add_argument("model", help="Stock checkpoint folder or Hub id.")
     parser.add_argument("output", help="Output folder (written atomically).")
-    parser.add_argument("--alpha", type=float, default=1.0)
-    parser.add_argument("--layers", default="all", help="all, even, odd, none, or indices like 0,2,5.")
-    parser.add_argument("--no-merge", action="store_true")
-    parser.add_argument("--num-labels", type=int, default=None, help="Add a classification head with N labels.")
+    add_dataclass_arguments(parser, AlpinePruningConfig)
+    parser.add_argument(
+        "--num-labels", type=positive_int, default=None, help="Add a classification head with N labels."
+    )
     parser.add_argument("--overwrite", action="store_true", help="Replace OUTPUT if it exists and is not empty.")
     parser.add_argument(
         "--no-tokenizer", action="store_true", help="Save the model alone (MODEL has no tokenizer to copy)."
@@ -52,23 +59,30 @@ def _load_tokenizer(model: str):
     return AutoTokenizer.from_pretrained(model)
 
 
+def _check_model_path(model: str):
+    """A path that does not exist is named as such (Transformers would call it an invalid Hub id)."""
+    import os
+
+    if not os.path.exists(model) and model.startswith((os.sep, ".", "~")):  # Hub ids never start so
+        raise FileNotFoundError(f"`model`={model!r} does not exist; give a checkpoint folder or a cached Hub id.")
+
+
 def run_convert(args: argparse.Namespace) -> int:
     """Turn the stock checkpoint ``args.model`` into an ALPINE one saved at ``args.output`` (with its tokenizer)."""
     from transformers import AutoModel, AutoModelForSequenceClassification
 
+    from compress_utils.cli_args import dataclass_from_args
     from compress_utils.io import atomic_dir, check_output_dir
 
     from .recipe import AlpinePruningConfig, apply_alpine
 
-    check_output_dir(args.output, overwrite=args.overwrite, argument="output")  # before loading anything
+    settings = dataclass_from_args(AlpinePruningConfig, args)  # checks the values before loading anything
+    _check_model_path(args.model)
+    check_output_dir(args.output, overwrite=args.overwrite, argument="output")
     tokenizer = None if args.no_tokenizer else _load_tokenizer(args.model)
-    layers = [int(x) for x in args.layers.split(",")] if args.layers[0].isdigit() else args.layers
     loader = AutoModelForSequenceClassification if args.num_labels else AutoModel
     extra = {"num_labels": args.num_labels} if args.num_labels else {}
-    model = apply_alpine(
-        loader.from_pretrained(args.model, **extra),
-        AlpinePruningConfig(alpha=args.alpha, layers=layers, merge=not args.no_merge),
-    )
+    model = apply_alpine(loader.from_pretrained(args.model, **extra), settings)
     with atomic_dir(args.output, overwrite=args.overwrite, argument="output") as folder:
         model.save_pretrained(folder)
         if tokenizer is not None:
@@ -79,6 +93,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``alpine-hf`` argument parser (shared with other front doors)."""
+
     parser = argparse.ArgumentParser(prog="alpine-hf", description="ALPINE adaptive token pruning for encoders.")
     parser.add_argument("--quiet", action="store_true", help="Only warnings and errors.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,11 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    return args.func(args)
+    """Run ``alpine-hf``; bad input ends as ``alpine-hf: error: ...`` with exit code 2 (no traceback)."""
+    from compress_utils.cli_args import run_main
+
+    def run(args) -> int:
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
+        return args.func(args)
+
+    return run_main(build_parser(), argv, run)
 
 
 __all__ = ["add_convert_arguments", "build_parser", "main", "run_convert"]

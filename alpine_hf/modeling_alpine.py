@@ -301,6 +301,11 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
     """The ALPINE forward pass, shared by the RoBERTa and BERT models (which own the stock submodules)."""
 
     def _check_alpine(self):
+        self._check_alpine_config()
+        self.reset_alpine_stats()
+
+    def _check_alpine_config(self):
+        # Run at construction and again at every forward: `model.config.alpine_alpha = -1` may be set at any time.
         self.config.check_alpine_settings()
         if self.config.alpine_scoring not in ALPINE_SCORING_FUNCTIONS:
             raise ValueError(
@@ -309,7 +314,6 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
             )
         if self.config.is_decoder or self.config.add_cross_attention:
             raise ValueError("ALPINE prunes encoder tokens; `is_decoder` and `add_cross_attention` must be False.")
-        self.reset_alpine_stats()
 
     def reset_alpine_stats(self):
         """Clear the running kept-length statistics read by ``AlpineStatsCallback``."""
@@ -338,11 +342,13 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
         offset = self.config.pad_token_id + 1 if self.config.model_type == "alpine_roberta" else 0
         return self.config.max_position_embeddings - offset
 
-    def _initial_state(self, input_ids, attention_mask, shape, device) -> _TokenState:
+    def _initial_state(self, input_ids, attention_mask, shape, device, special_tokens_mask=None) -> _TokenState:
         batch, length = shape
         valid = torch.ones(shape, dtype=torch.bool, device=device) if attention_mask is None else attention_mask.bool()
         special = torch.zeros(shape, dtype=torch.bool, device=device)
-        if input_ids is not None and self.config.alpine_special_ids:
+        if special_tokens_mask is not None:
+            special = special_tokens_mask.to(device=device, dtype=torch.bool)
+        elif input_ids is not None and self.config.alpine_special_ids:
             ids = torch.tensor(self.config.alpine_special_ids, device=device)
             special = torch.isin(input_ids, ids)
         slots = torch.arange(length, device=device).expand(batch, -1)
@@ -352,6 +358,31 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
         special[rows, first.clamp(max=length - 1)] = True  # CLS, whatever its id
         special[rows, last.clamp(min=0)] = True  # final SEP, as the paper locates it
         return _TokenState(valid=valid, special=special & valid, positions=torch.where(valid, slots, -1))
+
+    def _check_alpine_inputs(self, shape, attention_mask, inputs_embeds, special_tokens_mask):
+        """Refuse inputs that would fail deep inside torch or prune the wrong tokens silently."""
+        if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+            name = "input_ids" if inputs_embeds is None else "inputs_embeds"
+            raise ValueError(
+                f"`{name}` must hold at least one sequence of at least one token (batch, length), got shape "
+                f"{tuple(shape)}; tokenize non-empty text (the tokenizer adds CLS/SEP)."
+            )
+        for name, mask in (("attention_mask", attention_mask), ("special_tokens_mask", special_tokens_mask)):
+            if mask is not None and tuple(mask.shape) != tuple(shape):
+                raise ValueError(f"`{name}` must have the input's shape {tuple(shape)}, got {tuple(mask.shape)}.")
+        if attention_mask is not None:
+            empty = (attention_mask == 0).all(-1)
+            if bool(empty.any()):
+                rows = empty.nonzero().flatten().tolist()
+                raise ValueError(
+                    f"`attention_mask` rows {rows} hold no token (all zeros); remove empty sequences from the batch."
+                )
+        if inputs_embeds is not None and special_tokens_mask is None and self.config.alpine_layer_indices:
+            raise ValueError(
+                "`inputs_embeds` without `special_tokens_mask`: ALPINE cannot recognise the SEP tokens of a "
+                "sequence pair from embeddings and would prune them; pass `special_tokens_mask` (from "
+                "`tokenizer(..., return_special_tokens_mask=True)`) or `input_ids`."
+            )
 
     def _pruning_attention(self, layer, hidden_states, state):
         """Attention block of a pruning layer: output (after residual + LayerNorm) and token scores."""
@@ -381,17 +412,26 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
         output_hidden_states=None,
         return_dict=None,
         output_attentions=None,
+        special_tokens_mask=None,
         **kwargs,
     ) -> AlpineModelOutput | tuple:
-        """Encode, pruning tokens in ``config.alpine_layer_indices``; see :class:`AlpineModelOutput`."""
+        """Encode, pruning tokens in ``config.alpine_layer_indices``; see :class:`AlpineModelOutput`.
+
+        ``special_tokens_mask`` (``(batch, length)``, 1 = CLS/SEP, as returned by
+        ``tokenizer(..., return_special_tokens_mask=True)``) marks the tokens that are never pruned. Without it the
+        special tokens are found from ``input_ids``; with ``inputs_embeds`` it is required whenever a layer prunes,
+        because the SEPs in the middle of a sequence pair cannot be recognised from embeddings.
+        """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        self._check_alpine_config()
+        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
+        self._check_alpine_inputs(shape, attention_mask, inputs_embeds, special_tokens_mask)
         if output_attentions or self.config.output_attentions:
             raise ValueError(
                 "`output_attentions=True` is not supported by ALPINE models (sequence lengths change from layer to "
                 "layer); use `kept_lengths`/`token_positions`, or a stock model with `alpine_layers='none'` weights."
             )
-        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
         if shape[1] > self._max_input_length():
             raise ValueError(
                 f"The input has {shape[1]} tokens but this model's position table allows at most "
@@ -402,7 +442,7 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         device = input_ids.device if input_ids is not None else inputs_embeds.device
-        state = self._initial_state(input_ids, attention_mask, shape, device)
+        state = self._initial_state(input_ids, attention_mask, shape, device, special_tokens_mask)
         input_lengths = state.valid.sum(-1)
         hidden_states = self.embeddings(
             input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds
@@ -510,9 +550,9 @@ class AlpineRobertaForMaskedLM(AlpineFamilyMixin, AlpineRobertaPreTrainedModel, 
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, **kwargs):  # fmt: skip
+                inputs_embeds=None, labels=None, special_tokens_mask=None, **kwargs):  # fmt: skip
         return _masked_lm_forward(self, self.roberta, self.lm_head, input_ids, attention_mask, token_type_ids,
-                                  position_ids, inputs_embeds, labels)  # fmt: skip
+                                  position_ids, inputs_embeds, labels, special_tokens_mask)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -563,14 +603,15 @@ class AlpineBertForMaskedLM(AlpineFamilyMixin, AlpineBertPreTrainedModel, BertFo
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, **kwargs):  # fmt: skip
+                inputs_embeds=None, labels=None, special_tokens_mask=None, **kwargs):  # fmt: skip
         return _masked_lm_forward(self, self.bert, self.cls, input_ids, attention_mask, token_type_ids,
-                                  position_ids, inputs_embeds, labels)  # fmt: skip
+                                  position_ids, inputs_embeds, labels, special_tokens_mask)  # fmt: skip
 
 
 def _masked_lm_forward(model, encoder, head, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                       labels) -> AlpineMaskedLMOutput:  # fmt: skip
-    outputs = encoder(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, return_dict=True)
+                       labels, special_tokens_mask=None) -> AlpineMaskedLMOutput:  # fmt: skip
+    outputs = encoder(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, return_dict=True,
+                      special_tokens_mask=special_tokens_mask)  # fmt: skip
     logits = head(outputs.last_hidden_state)
     labels = _gather_labels(labels, outputs.token_positions)
     loss = None

@@ -52,6 +52,13 @@ class AlpinePruningConfig:
             raise ValueError(f"`alpha` must be a number > 0 (the keep-window width), got {self.alpha!r}.")
         if isinstance(self.layers, str) and self.layers not in LAYER_MODES:
             raise ValueError(f"`layers` must be one of {LAYER_MODES} or a list of layer indices, got {self.layers!r}.")
+        if not isinstance(self.layers, str) and any(
+            isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.layers
+        ):
+            raise ValueError(f"`layers` must hold layer indices (integers >= 0), got {self.layers!r}.")
+        ids = self.special_token_ids
+        if ids is not None and any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
+            raise ValueError(f"`special_token_ids` must be token ids (integers >= 0) or None, got {ids!r}.")
         if self.scoring not in ALPINE_SCORING_FUNCTIONS:
             raise ValueError(
                 f"`scoring={self.scoring!r}` is not registered; choose one of {sorted(ALPINE_SCORING_FUNCTIONS)} "

@@ -23,8 +23,17 @@ import sys
 def _alpine_speed(args) -> int:
     import torch
 
+    from compress_utils.io import check_output_file
+
     from .alpine_speed import markdown_table, run_benchmark, write_results
 
+    # every output is checked before the minutes of measuring
+    plot = args.plot or (args.json.rsplit(".", 1)[0] + ".png" if args.json else None)
+    if args.json:
+        check_output_file(args.json, argument="--json")
+        check_output_file(args.json.rsplit(".", 1)[0] + ".md", argument="--json")
+    if plot:
+        check_output_file(plot, argument="--plot")
     if args.threads:
         torch.set_num_threads(args.threads)
     results = run_benchmark(
@@ -37,7 +46,7 @@ def _alpine_speed(args) -> int:
         repeats=args.repeats,
         dtype=args.dtype,
         root=args.corpus,
-        plot_path=args.plot or (args.json.rsplit(".", 1)[0] + ".png" if args.json else None),
+        plot_path=plot,
     )
     if args.json:
         write_results(results, args.json)
@@ -49,9 +58,12 @@ def _alpine_finetune(args) -> int:
     import torch
     from accelerate import PartialState
 
-    from compress_utils.io import atomic_write_text
+    from compress_utils.io import atomic_write_text, check_output_file
 
     from .alpine_finetune import FinetuneConfig, finetune_markdown, run_finetune
+
+    if args.json:
+        check_output_file(args.json, argument="--json")
 
     config = FinetuneConfig(
         model=args.model,
@@ -81,10 +93,14 @@ def _alpine_finetune(args) -> int:
 
 
 def _flab(args) -> int:
+    from compress_utils.io import check_output_file
+
     from .flab_bench import markdown_table, run_benchmark
 
     if args.model != "smollm2":
-        raise SystemExit(f"--model {args.model!r} is not an embedded benchmark model; use smollm2.")
+        raise ValueError(f"`--model`={args.model!r} is not an embedded benchmark model; use smollm2.")
+    if args.json:
+        check_output_file(args.json, argument="--json")
     result = run_benchmark(
         json_path=args.json, full=args.full, humaneval=args.humaneval, threads=args.threads,
         humaneval_variants=args.humaneval_variants.split(",") if args.humaneval_variants else None,
@@ -102,6 +118,8 @@ def _flab_humaneval(args) -> int:
 
     from .flab_bench import humaneval_pass
 
+    if args.model != "smollm2" and not os.path.isdir(args.model):
+        raise FileNotFoundError(f"`--model`={args.model!r} is not a folder; give a causal-LM folder or 'smollm2'.")
     if args.model == "smollm2":
         from compress_utils.embedded import load_smollm2
 
@@ -139,8 +157,12 @@ def _xtc_eval(args) -> int:
 
 
 def _xtc(args) -> int:
+    from compress_utils.io import check_output_file
+
     from .xtc_bench import BenchSettings, run_bench, write_results
 
+    check_output_file(args.json, argument="--json")  # before the teacher training and measurements
+    check_output_file(args.markdown or os.path.splitext(args.json)[0] + ".md", argument="--markdown")
     overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(","))}
     for key, value in (
         ("teacher_minutes", args.minutes),
@@ -163,6 +185,8 @@ def _results(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m benchmarks`` argument parser."""
+    from compress_utils.cli_args import positive_int
+
     from .alpine_finetune import ALL_MODES
     from .alpine_speed import BENCHMARK_MODELS
 
@@ -172,14 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("alpine-speed", help="Stock (sdpa) vs ALPINE all/even/odd: FLOPs, speed, memory.")
     bench.add_argument("--model", default="minilm", help=f"One of {BENCHMARK_MODELS} or a checkpoint folder.")
-    bench.add_argument("--batch-size", type=int, default=8)
-    bench.add_argument("--seq-len", type=int, default=512)
+    bench.add_argument("--batch-size", type=positive_int, default=8)
+    bench.add_argument("--seq-len", type=positive_int, default=512)
     bench.add_argument("--alpha", type=float, default=1.0)
     bench.add_argument("--no-merge", action="store_true", help="Drop pruned tokens instead of merging them.")
-    bench.add_argument("--num-batches", type=int, default=2)
-    bench.add_argument("--repeats", type=int, default=5, help="Interleaved timing rounds (median is reported).")
+    bench.add_argument("--num-batches", type=positive_int, default=2)
+    bench.add_argument(
+        "--repeats", type=positive_int, default=5, help="Interleaved timing rounds (median is reported)."
+    )
     bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    bench.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's).")
     bench.add_argument("--corpus", default=None, help="Folder of source files (default: the Python stdlib).")
     bench.add_argument("--json", default=None, help="Write results here (plus .md table and .png plot).")
     bench.add_argument("--plot", default=None, help="Kept-length plot path (default: next to --json).")
@@ -189,11 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--model", default=None, help="Checkpoint folder (default: embedded all-MiniLM-L6-v2).")
     finetune.add_argument("--modes", nargs="+", default=list(ALL_MODES), choices=ALL_MODES)
     finetune.add_argument("--alpha", type=float, default=1.0)
-    finetune.add_argument("--train-pairs", type=int, default=1200)
-    finetune.add_argument("--eval-pairs", type=int, default=400)
-    finetune.add_argument("--max-length", type=int, default=256)
+    finetune.add_argument("--train-pairs", type=positive_int, default=1200)
+    finetune.add_argument("--eval-pairs", type=positive_int, default=400)
+    finetune.add_argument("--max-length", type=positive_int, default=256)
     finetune.add_argument("--epochs", type=float, default=1.0)
-    finetune.add_argument("--batch-size", type=int, default=16)
+    finetune.add_argument("--batch-size", type=positive_int, default=16)
     finetune.add_argument("--learning-rate", type=float, default=1e-4)
     finetune.add_argument("--seed", type=int, default=42)
     finetune.add_argument("--output-dir", default="runs/alpine_finetune", help="Trainer checkpoints (resumable).")
@@ -211,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     flab.add_argument("--model", default="smollm2")
     flab.add_argument("--json", default="benchmarks/results/flab_smollm2.json")
     flab.add_argument("--full", action="store_true", help="more calibration, evaluation and recovery data")
-    flab.add_argument("--humaneval", type=int, default=None)
+    flab.add_argument("--humaneval", type=positive_int, default=None)
     flab.add_argument("--no-recover", action="store_true")
     flab.add_argument("--save-dir", default=None, help="also save the pruned and recovered checkpoints here")
     flab.add_argument(
@@ -219,26 +245,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated variants that run HumanEval (default: all), e.g. dense,flab,flab_recovered",
     )
-    flab.add_argument("--recovery-samples", type=int, default=None, help="recovery training functions")
+    flab.add_argument("--recovery-samples", type=positive_int, default=None, help="recovery training functions")
     flab.add_argument("--recovery-epochs", type=float, default=None, help="recovery epochs")
-    flab.add_argument("--threads", type=int, default=1, help="torch threads (1 gives stable ratios).")
+    flab.add_argument("--threads", type=positive_int, default=1, help="torch threads (1 gives stable ratios).")
     flab.set_defaults(func=_flab)
 
     humaneval = commands.add_parser("flab-humaneval", help="HumanEval pass@1 (greedy, chat template, executed).")
     humaneval.add_argument("--model", required=True, help="a causal-LM folder, or 'smollm2'")
-    humaneval.add_argument("--humaneval", type=int, default=164, help="number of problems (164 = all)")
+    humaneval.add_argument("--humaneval", type=positive_int, default=164, help="number of problems (164 = all)")
     humaneval.set_defaults(func=_flab_humaneval)
 
     teacher = commands.add_parser("xtc-teacher", help="Train (or reuse) the CodeGPT-style GPT-2 teacher.")
     teacher.add_argument("--minutes", type=float, default=4.0, help="Training budget in minutes.")
-    teacher.add_argument("--steps", type=int, default=None, help="Exact number of steps (deterministic).")
+    teacher.add_argument("--steps", type=positive_int, default=None, help="Exact number of steps (deterministic).")
     teacher.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
     teacher.add_argument("--seed", type=int, default=0)
     teacher.set_defaults(func=_xtc_teacher)
 
     evaluate = commands.add_parser("xtc-eval", help="Line-level completion EM/ES on the held-out test split.")
     evaluate.add_argument("--model", required=True, help="Checkpoint folder (GPT-2 or XTC) with tokenizer.")
-    evaluate.add_argument("--samples", type=int, default=200)
+    evaluate.add_argument("--samples", type=positive_int, default=200)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.set_defaults(func=_xtc_eval)
 
@@ -247,10 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     xtc.add_argument("--markdown", default=None, help="Where to write the Markdown table (default: JSON path .md).")
     xtc.add_argument("--full", action="store_true", help="Longer run: 30-min teacher, 600 steps/stage, 500 samples.")
     xtc.add_argument("--minutes", type=float, default=None, help="Teacher training budget in minutes.")
-    xtc.add_argument("--teacher-steps", type=int, default=None)
-    xtc.add_argument("--steps", type=int, default=None, help="Optimizer steps per XTC stage.")
-    xtc.add_argument("--samples", type=int, default=None, help="Line-completion samples.")
-    xtc.add_argument("--threads", type=int, default=1, help="torch threads (default 1: shared machines).")
+    xtc.add_argument("--teacher-steps", type=positive_int, default=None)
+    xtc.add_argument("--steps", type=positive_int, default=None, help="Optimizer steps per XTC stage.")
+    xtc.add_argument("--samples", type=positive_int, default=None, help="Line-completion samples.")
+    xtc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: shared machines).")
     xtc.add_argument("--variants", default="1W8A,6L,1W8A6L,2W8A6L")
     xtc.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
     xtc.set_defaults(func=_xtc)
@@ -262,11 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    return args.func(args)
+    """Run a benchmark; bad input ends as ``python -m benchmarks: error: ...`` with exit code 2 (no traceback)."""
+    from compress_utils.cli_args import run_main
+
+    def run(args) -> int:
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
+        return args.func(args)
+
+    return run_main(build_parser(), argv, run)
 
 
 __all__ = ["build_parser", "main"]

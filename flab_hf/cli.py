@@ -28,6 +28,14 @@ def _load(path: str):
     return model, AutoTokenizer.from_pretrained(path, trust_remote_code=True)
 
 
+def _check_source(argument: str, value: str | None, embedded: str):
+    """Refuse a ``--model``/``--corpus`` folder that does not exist before any work starts."""
+    import os
+
+    if value not in (None, embedded) and not os.path.isdir(value):
+        raise FileNotFoundError(f"`{argument}`={value!r} is not a folder; give a folder or {embedded!r}.")
+
+
 def _corpus(value: str | None):
     from .data import stdlib_texts
 
@@ -39,44 +47,45 @@ def _corpus(value: str | None):
 def add_prune_arguments(parser: argparse.ArgumentParser, standalone: bool = False) -> argparse.ArgumentParser:
     """Add the arguments of ``prune`` to ``parser``; shared by ``flab-hf prune`` and ``optimum-cli flab prune``.
 
-    ``standalone=True`` also adds ``--threads`` and ``--quiet``, which ``flab-hf`` has on its top-level parser.
+    ``standalone=True`` also adds ``--threads`` and ``--quiet``, which ``flab-hf`` has on its top-level parser. The
+    pruning options are the fields of :class:`~flab_hf.recipe.FlabConfig` (``layers_to_prune`` is ``--layers``).
 
     Example:
         >>> parser = add_prune_arguments(argparse.ArgumentParser(), standalone=True)
         >>> args = parser.parse_args(["--output", "out", "--ffn-neurons", "8,16", "--quiet"])
         >>> args.model, args.ffn_neurons, args.quiet
-        ('smollm2', '8,16', True)
+        ('smollm2', [8, 16], True)
     """
+    from compress_utils.cli_args import add_dataclass_arguments, positive_int
+
+    from .recipe import FlabConfig
+
     parser.add_argument("--model", default="smollm2", help="a model folder (Qwen2/Qwen3/Llama) or 'smollm2'")
     parser.add_argument("--corpus", default="stdlib", help="a directory of source files, or 'stdlib'")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--layer-method", default="kl", choices=["kl", "cosine"])
-    parser.add_argument("--ffn-neurons", default="256", help="an int or a comma-separated per-layer list")
-    parser.add_argument("--ffn-rule", default="auto")
-    parser.add_argument("--no-vocab", action="store_true")
-    parser.add_argument("--calibration-samples", type=int, default=8)
-    parser.add_argument("--calibration-length", type=int, default=128)
+    add_dataclass_arguments(parser, FlabConfig, exclude=("progress",), names={"layers_to_prune": "layers"})
     parser.add_argument("--overwrite", action="store_true")
     if standalone:
-        parser.add_argument("--threads", type=int, default=1, help="torch threads (1 gives stable ratios).")
+        parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (1 gives stable ratios).")
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
 def run_prune(args: argparse.Namespace) -> int:
     """Prune ``args.model`` with Flab-Pruner and save it to ``args.output``; prints the report summary as JSON."""
+    from compress_utils.cli_args import dataclass_from_args
+    from compress_utils.io import check_output_dir
+
     from .recipe import FlabConfig, flab_prune, save_pruned
 
+    # everything that can be checked without the model is checked before loading it and pruning (minutes)
+    config = dataclass_from_args(FlabConfig, args, progress=not args.quiet)
+    check_output_dir(args.output, overwrite=args.overwrite, argument="--output")
+    _check_source("--model", args.model, "smollm2")
+    _check_source("--corpus", args.corpus, "stdlib")
     if getattr(args, "threads", None):
         _threads(args.threads)
     model, tokenizer = _load(args.model)
-    neurons = [int(v) for v in args.ffn_neurons.split(",")] if "," in args.ffn_neurons else int(args.ffn_neurons)
-    config = FlabConfig(
-        vocab=not args.no_vocab, layers_to_prune=args.layers, layer_method=args.layer_method, ffn_neurons=neurons,
-        ffn_rule=args.ffn_rule, calibration_samples=args.calibration_samples,
-        calibration_length=args.calibration_length, progress=not args.quiet,
-    )  # fmt: skip
     pruned, pruned_tokenizer, report = flab_prune(model, tokenizer, _corpus(args.corpus), config)
     from .pruning import distributed_state
 
@@ -92,10 +101,15 @@ def run_prune(args: argparse.Namespace) -> int:
 def cmd_recover(args) -> None:
     import torch
 
+    from compress_utils.io import check_output_dir
+
     from .data import heldout_windows, stdlib_recovery_samples
     from .recipe import save_pruned
     from .recovery import RecoveryConfig, lora_recover, teacher_verified_samples
 
+    check_output_dir(args.output, overwrite=args.overwrite, argument="--output")
+    _check_source("--model", args.model, "smollm2")
+    _check_source("--dense", args.dense, "smollm2")
     pruned, pruned_tokenizer = _load(args.model)
     dense, tokenizer = _load(args.dense)
     kept = torch.tensor(
@@ -118,8 +132,10 @@ def cmd_recover(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from compress_utils.cli_args import positive_int
+
     parser = argparse.ArgumentParser(prog="flab-hf", description="Flab-Pruner for Qwen2/Qwen3/Llama code models.")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 gives stable ratios).")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (1 gives stable ratios).")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -132,10 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--model", required=True, help="pruned model folder")
     recover.add_argument("--dense", default="smollm2", help="dense model folder (the teacher)")
     recover.add_argument("--output", required=True)
-    recover.add_argument("--samples", type=int, default=128, help="training functions (doctested ones first)")
+    recover.add_argument("--samples", type=positive_int, default=128, help="training functions (doctested ones first)")
     recover.add_argument("--epochs", type=float, default=2.0)
-    recover.add_argument("--lora-r", type=int, default=64)
-    recover.add_argument("--lora-alpha", type=int, default=32)
+    recover.add_argument("--lora-r", type=positive_int, default=64)
+    recover.add_argument("--lora-alpha", type=positive_int, default=32)
     recover.add_argument("--overwrite", action="store_true")
     recover.add_argument("--checkpoint-dir", default=None, help="Trainer checkpoints (LoRA adapter); resumes from it")
     recover.add_argument(
@@ -147,13 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    _threads(args.threads)
-    args.func(args)
-    return 0
+    """Run ``flab-hf``; bad input ends as ``flab-hf: error: ...`` with exit code 2 (no traceback)."""
+    from compress_utils.cli_args import run_main
+
+    def run(args) -> int:
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
+        _threads(args.threads)
+        args.func(args)
+        return 0
+
+    return run_main(build_parser(), argv, run)
 
 
 __all__ = ["add_prune_arguments", "build_parser", "main", "run_prune"]

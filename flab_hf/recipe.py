@@ -114,6 +114,33 @@ def calibration_ids(tokenizer, texts: list[str], samples: int, length: int, max_
     return torch.tensor([ids[s * length : (s + 1) * length] for s in starts], dtype=torch.long)
 
 
+def check_ffn_neurons_range(ffn_neurons, widths: list[int]):
+    """Refuse ``ffn_neurons`` that would empty an FFN, before the vocabulary pruning and layer search start.
+
+    Which layers survive the layer search is known only after it, so a per-layer list is checked against the widest
+    layer (and against every layer when all widths are equal, the usual case).
+
+    Example:
+        >>> check_ffn_neurons_range(64, [64, 64])
+        Traceback (most recent call last):
+        ...
+        ValueError: `ffn_neurons=64` but the narrowest FFN has 64 neurons; remove fewer (at most 63).
+    """
+    if isinstance(ffn_neurons, (list, tuple)):
+        limit = max(widths) if len(set(widths)) > 1 else widths[0]
+        for index, count in enumerate(ffn_neurons):
+            if count >= limit:
+                raise ValueError(
+                    f"`ffn_neurons[{index}]={count}` but the FFN layers have at most {limit} neurons; remove fewer "
+                    f"(at most {limit - 1}, at least one neuron must remain)."
+                )
+    elif ffn_neurons >= min(widths):
+        raise ValueError(
+            f"`ffn_neurons={ffn_neurons}` but the narrowest FFN has {min(widths)} neurons; remove fewer "
+            f"(at most {min(widths) - 1})."
+        )
+
+
 def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calibration: torch.Tensor | None = None):
     """Prune vocabulary, then layers, then FFN neurons (paper Fig. 1); returns ``(model, tokenizer, report)``.
 
@@ -142,13 +169,7 @@ def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calib
             f"`ffn_neurons` lists {len(config.ffn_neurons)} values but {total_layers - config.layers_to_prune} layers "
             f"remain after removing {config.layers_to_prune} of {total_layers}; give one count per remaining layer."
         )
-    widths = [layer.mlp.down_proj.in_features for layer in model.model.layers]
-    counts = config.ffn_neurons if isinstance(config.ffn_neurons, (list, tuple)) else [config.ffn_neurons]
-    if any(count >= min(widths) for count in counts) and not isinstance(config.ffn_neurons, (list, tuple)):
-        raise ValueError(
-            f"`ffn_neurons={config.ffn_neurons}` but the narrowest FFN has {min(widths)} neurons; remove fewer "
-            f"(at most {min(widths) - 1})."
-        )
+    check_ffn_neurons_range(config.ffn_neurons, [layer.mlp.down_proj.in_features for layer in model.model.layers])
     max_positions = getattr(model.config, "max_position_embeddings", None)
     if calibration is not None and max_positions is not None and calibration.shape[-1] > max_positions:
         raise ValueError(
@@ -268,6 +289,7 @@ __all__ = [
     "FlabConfig",
     "LAYER_METHODS",
     "calibration_ids",
+    "check_ffn_neurons_range",
     "flab_prune",
     "save_pruned",
 ]

@@ -40,6 +40,19 @@ def _parser(entries: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def _overrides(text: str) -> dict:
+    """``--overrides`` as a mapping of budget key -> mapping of settings (checked against the budgets later)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"`--overrides` is not valid JSON ({error}): {text!r}.") from None
+    if not isinstance(value, dict) or not all(isinstance(settings, dict) for settings in value.values()):
+        raise ValueError(
+            f'`--overrides` must map budget keys to settings, e.g. {{"xtc": {{"steps": 10}}}}, got {text!r}.'
+        )
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     from .zoo import ENTRIES
 
@@ -50,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         from .zoo import ZooSettings, build_zoo, check_entry_names, check_overrides
 
         try:
-            overrides = check_overrides(json.loads(args.overrides))
+            overrides = check_overrides(_overrides(args.overrides))
             names = check_entry_names(args.entries) or None
             settings = ZooSettings(args.output_dir, args.work_dir, args.full, overrides, progress=not args.quiet)
         except (ValueError, json.JSONDecodeError) as error:

@@ -98,6 +98,48 @@ def _relative_imports(source: str) -> set[str]:
     return modules
 
 
+def _json_problem(path: Path) -> str | None:
+    """Why ``path`` is not a JSON object (``None`` if it is one)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        return f"a valid {path.name} ({error})"
+    return None if isinstance(value, dict) else f"a valid {path.name} (a JSON object, not {type(value).__name__})"
+
+
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a complete safetensors file (``None`` if it is), from its header and size alone.
+
+    The format is an 8-byte little-endian header length, a JSON header giving each tensor's byte range, then the
+    data; a 0-byte, truncated or padded file disagrees with its header.
+
+    Example:
+        >>> safetensors_problem("/nonexistent.safetensors")
+        "/nonexistent.safetensors: cannot be read ([Errno 2] No such file or directory: '/nonexistent.safetensors')"
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                return f"{path}: {size} bytes, too short for a safetensors header (empty or truncated)"
+            length = int.from_bytes(prefix, "little")
+            if 8 + length > size:
+                return f"{path}: header of {length} bytes but the file has {size} (truncated)"
+            header = json.loads(handle.read(length))
+    except OSError as error:
+        return f"{path}: cannot be read ({error})"
+    except (ValueError, UnicodeDecodeError) as error:
+        return f"{path}: the safetensors header is not valid JSON ({error})"
+    if not isinstance(header, dict):
+        return f"{path}: the safetensors header is not a JSON object"
+    ends = [entry.get("data_offsets", [0, 0])[1] for key, entry in header.items() if key != "__metadata__"]
+    expected = 8 + length + max(ends, default=0)
+    if expected != size:
+        return f"{path}: the header describes {expected} bytes but the file has {size} (truncated or corrupted)"
+    return None
+
+
 def missing_pieces(folder: str | os.PathLike, require_tokenizer: bool = True) -> list[str]:
     """What a folder lacks to load with ``from_pretrained(..., trust_remote_code=True)``; empty if nothing.
 
@@ -114,20 +156,39 @@ def missing_pieces(folder: str | os.PathLike, require_tokenizer: bool = True) ->
     if not config_path.is_file():
         missing.append("config.json (the model configuration)")
     else:
-        try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as error:
-            missing.append(f"a valid config.json ({error})")
+        problem = _json_problem(config_path)
+        if problem:
+            missing.append(problem)
+        else:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
     indexes = [root / name for name in WEIGHT_INDEXES if (root / name).is_file()]
+    weight_files = []
     if indexes:
-        shards = set(json.loads(indexes[0].read_text()).get("weight_map", {}).values())
-        missing += [f"weight shard {shard} (listed in {indexes[0].name})" for shard in sorted(shards)
-                    if not (root / shard).is_file()]  # fmt: skip
+        problem = _json_problem(indexes[0])
+        if problem:
+            missing.append(problem)
+        else:
+            shards = set(json.loads(indexes[0].read_text(encoding="utf-8")).get("weight_map", {}).values())
+            missing += [f"weight shard {shard} (listed in {indexes[0].name})" for shard in sorted(shards)
+                        if not (root / shard).is_file()]  # fmt: skip
+            weight_files = [root / shard for shard in sorted(shards) if (root / shard).is_file()]
     elif not any((root / name).is_file() for name in WEIGHT_FILES):
         missing.append(f"weights ({' or '.join(WEIGHT_FILES)})")
+    else:
+        weight_files = [root / name for name in WEIGHT_FILES if (root / name).is_file()]
+    for path in weight_files:  # a 0-byte or truncated file would be published and fail only at load
+        problem = safetensors_problem(path) if path.name.endswith(".safetensors") else None
+        if problem is None and path.stat().st_size == 0:
+            problem = f"{path}: 0 bytes"
+        if problem:
+            missing.append(f"complete weights ({problem})")
     tokenizer_config = {}
     if (root / "tokenizer_config.json").is_file():
-        tokenizer_config = json.loads((root / "tokenizer_config.json").read_text())
+        problem = _json_problem(root / "tokenizer_config.json")
+        if problem:
+            missing.append(problem)
+        else:
+            tokenizer_config = json.loads((root / "tokenizer_config.json").read_text(encoding="utf-8"))
     if require_tokenizer:
         if not (root / "tokenizer_config.json").is_file():
             missing.append("tokenizer_config.json (the tokenizer)")
@@ -301,4 +362,5 @@ __all__ = [
     "publish_to_hub",
     "published_files",
     "repo_cache_folder",
+    "safetensors_problem",
 ]

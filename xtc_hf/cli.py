@@ -14,37 +14,40 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-
-def _layers(value: str):
-    if "," in value or value.isdigit():
-        return [int(part) for part in value.split(",") if part.strip()]
-    return value
+# option names the CLI had before it was derived from the recipe (README, Makefile, tests use them)
+_SHORT_NAMES = {
+    "student_layers": "layers",
+    "weight_granularity": "granularity",
+    "max_minutes_per_stage": "minutes_per_stage",
+}
 
 
 def add_compress_arguments(parser: argparse.ArgumentParser, standalone: bool = False) -> argparse.ArgumentParser:
     """Add the arguments of ``compress`` to ``parser``; shared by ``xtc-hf compress`` and ``optimum-cli xtc
-    compress``. ``standalone=True`` also adds ``--quiet``, which ``xtc-hf`` has on its top-level parser.
+    compress``. ``standalone=True`` also adds ``--quiet``, which ``xtc-hf`` has on its top-level parser. The recipe
+    options are the fields of :class:`~xtc_hf.recipe.XTCRecipeConfig` (``student_layers`` is also ``--layers``,
+    ``weight_granularity`` ``--granularity``, ``max_minutes_per_stage`` ``--minutes-per-stage``).
 
     Example:
         >>> parser = add_compress_arguments(argparse.ArgumentParser())
-        >>> parser.parse_args(["--teacher", "t", "--output-dir", "o", "--layers", "1,3"]).layers
+        >>> parser.parse_args(["--teacher", "t", "--output-dir", "o", "--layers", "1,3"]).student_layers
         [1, 3]
     """
+    from compress_utils.cli_args import add_dataclass_arguments, positive_int
+
+    from .recipe import XTCRecipeConfig
+
     parser.add_argument("--teacher", required=True, help="GPT-2 checkpoint folder (with tokenizer).")
     parser.add_argument("--output-dir", required=True, help="Stage checkpoints (resumable) and results.")
-    parser.add_argument("--layers", type=_layers, default="odd", help="odd, even, first, last, all or 1,3,5.")
-    parser.add_argument("--weight-bits", type=int, default=1, choices=(1, 2, 8, 32))
-    parser.add_argument("--activation-bits", type=int, default=8, choices=(8, 32))
-    parser.add_argument("--granularity", default="matrix", choices=("matrix", "row"))
-    parser.add_argument("--steps", type=int, default=150, help="Optimizer steps per stage.")
-    parser.add_argument("--minutes-per-stage", type=float, default=None)
+    add_dataclass_arguments(parser, XTCRecipeConfig, names=_SHORT_NAMES)
+    parser.add_argument(
+        "--steps", type=positive_int, default=None, help="Optimizer steps of both stages (sets the two options above)."
+    )
     parser.add_argument("--save", default=None, help="Also save the final model (and tokenizer) here.")
     parser.add_argument("--overwrite", action="store_true", help="Replace --save if it exists and is not empty.")
-    parser.add_argument(
-        "--track-emissions", default=None, metavar="ISO3", help="Record CO2 with codecarbon for this grid (e.g. FRA)."
-    )
     if standalone:
         parser.add_argument("--quiet", action="store_true", help="Only warnings; no progress bars.")
     return parser
@@ -52,19 +55,18 @@ def add_compress_arguments(parser: argparse.ArgumentParser, standalone: bool = F
 
 def run_compress(args: argparse.Namespace) -> int:
     """Compress ``args.teacher`` with XTC; prints the folder holding the result (``--save`` or the stage folder)."""
+    from compress_utils.cli_args import dataclass_from_args
+    from compress_utils.io import check_output_dir
+
     from .optimum_quantizer import XTCQuantizer
     from .recipe import XTCRecipeConfig
 
-    recipe = XTCRecipeConfig(
-        student_layers=args.layers,
-        weight_bits=args.weight_bits,
-        activation_bits=args.activation_bits,
-        weight_granularity=args.granularity,
-        layer_reduction_steps=args.steps,
-        quantization_steps=args.steps,
-        max_minutes_per_stage=args.minutes_per_stage,
-        track_emissions=args.track_emissions,
-    )
+    steps = {} if args.steps is None else {"layer_reduction_steps": args.steps, "quantization_steps": args.steps}
+    recipe = dataclass_from_args(XTCRecipeConfig, args, **steps)  # checks the values before loading anything
+    if not os.path.isdir(args.teacher):
+        raise FileNotFoundError(f"`--teacher`={args.teacher!r} is not a folder; give a GPT-2 checkpoint folder.")
+    if args.save:
+        check_output_dir(args.save, overwrite=args.overwrite, argument="--save")
     quantizer = XTCQuantizer.from_pretrained(args.teacher)
     if args.save:
         quantizer.quantize(args.save, recipe=recipe, work_dir=args.output_dir, overwrite=args.overwrite)
@@ -75,6 +77,7 @@ def run_compress(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+
     parser = argparse.ArgumentParser(prog="xtc-hf", description=__doc__.split("\n")[0])
     parser.add_argument("--quiet", action="store_true", help="Only warnings; no progress bars.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,11 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    return args.func(args)
+    """Run ``xtc-hf``; bad input ends as ``xtc-hf: error: ...`` with exit code 2 (no traceback)."""
+    from compress_utils.cli_args import run_main
+
+    def run(args) -> int:
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
+        return args.func(args)
+
+    return run_main(build_parser(), argv, run)
 
 
 __all__ = ["add_compress_arguments", "build_parser", "main", "run_compress"]

@@ -21,7 +21,10 @@ This file travels with saved checkpoints (``trust_remote_code``): it imports onl
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import zlib
 
 import torch
@@ -40,6 +43,8 @@ from transformers.models.gpt2.modeling_gpt2 import (
 from transformers.utils.output_capturing import OutputRecorder
 
 from .configuration_xtc import XTCGPT2Config
+
+logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------------------------------
 # Quantisers
@@ -259,6 +264,96 @@ def int8_linear(x: torch.Tensor, weight_chunks, weight_scale: torch.Tensor, bias
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _check_input_ids(input_ids: torch.Tensor, vocab_size: int):
+    """Raise ``IndexError`` like stock ``nn.Embedding`` does: a packed row lookup would wrap -1 to the last row."""
+    if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size):
+        raise IndexError(
+            f"index out of range in self: `input_ids` must lie in [0, {vocab_size - 1}] (the vocabulary), got values "
+            f"in [{int(input_ids.min())}, {int(input_ids.max())}]; tokenize with this model's tokenizer."
+        )
+
+
+CHECKSUMS_NAME = "xtc_checksums.json"
+
+
+def _tensor_checksums(folder: str) -> dict[str, dict[str, int]]:
+    """``{file: {tensor: crc32}}`` over every tensor of every ``*.safetensors`` file in ``folder``, as stored."""
+    from safetensors import safe_open
+
+    sums = {}
+    for file in sorted(f for f in os.listdir(folder) if f.endswith(".safetensors")):
+        with safe_open(os.path.join(folder, file), framework="pt") as handle:
+            sums[file] = {key: checksum(handle.get_tensor(key)) for key in sorted(handle.keys())}
+    return sums
+
+
+def write_checksums(folder: str):
+    """Write ``xtc_checksums.json``: a CRC32 of every tensor of the saved checkpoint (weights, scales, wpe, norms)."""
+    sums = _tensor_checksums(folder)
+    with open(os.path.join(folder, CHECKSUMS_NAME), "w", encoding="utf-8") as handle:
+        json.dump({"format": "crc32", "files": sums}, handle, indent=1, sort_keys=True)
+
+
+def verify_checksums(folder: str):
+    """Raise ``ValueError`` naming the file and tensor whose bytes do not match ``xtc_checksums.json``.
+
+    Example:
+        >>> verify_checksums("xtc-1w8a6l")  # doctest: +SKIP
+    """
+    path = os.path.join(folder, CHECKSUMS_NAME)
+    if not os.path.isfile(path):
+        logger.warning(
+            "%s has no %s (saved before whole-checkpoint checksums): only packed weights are checked; re-save it "
+            "with `save_pretrained` to cover every tensor.",
+            folder,
+            CHECKSUMS_NAME,
+        )
+        return
+    try:
+        with open(path, encoding="utf-8") as handle:
+            expected = json.load(handle)["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a valid checksum file ({error}): the checkpoint is corrupted.") from error
+    found = _tensor_checksums(folder)
+    for file, tensors in expected.items():
+        if file not in found:
+            raise ValueError(f"{os.path.join(folder, file)} is missing: the checkpoint is incomplete.")
+        for name, crc in tensors.items():
+            if found[file].get(name) != crc:
+                raise ValueError(
+                    f"Tensor `{name}` in {os.path.join(folder, file)} does not match its checksum: the checkpoint is "
+                    "corrupted or truncated. Re-save it from the training checkpoint or download it again."
+                )
+        extra = sorted(set(found[file]) - set(tensors))
+        if extra:
+            raise ValueError(f"{os.path.join(folder, file)} holds tensors {extra[:5]} not in {CHECKSUMS_NAME}.")
+
+
+def _checkpoint_folder(path, kwargs) -> str | None:
+    """The local folder of a checkpoint (a directory, or the hub cache snapshot holding its config)."""
+    if os.path.isdir(str(path)):
+        return os.path.join(str(path), kwargs.get("subfolder") or "")
+    try:
+        from transformers.utils import cached_file
+
+        config_file = cached_file(
+            str(path), "config.json", revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"),
+            subfolder=kwargs.get("subfolder") or "", _raise_exceptions_for_missing_entries=False,
+        )  # fmt: skip
+    except OSError:
+        return None
+    if config_file is None:
+        return None
+    folder = os.path.dirname(config_file)
+    # pull the checksum file into the snapshot too (absent in older checkpoints)
+    try:
+        cached_file(str(path), CHECKSUMS_NAME, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"),
+                    subfolder=kwargs.get("subfolder") or "", _raise_exceptions_for_missing_entries=False)  # fmt: skip
+    except OSError:
+        pass
+    return folder
+
+
 class _PackedWeightMixin:
     """Packed buffers (``weight_packed``, ``weight_scale``, ``weight_crc``) and the cached int8 codes."""
 
@@ -413,6 +508,7 @@ class XTCEmbedding(_PackedWeightMixin, nn.Module):
             self._codes_cache = None
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        _check_input_ids(input_ids, self.num_embeddings)
         if self.is_packed:
             # unpack only the looked-up rows; the cached blocks are laid out for the LM head product
             flat = input_ids.reshape(-1)
@@ -656,7 +752,17 @@ class XTCGPT2LMHeadModel(XTCGPT2PreTrainedModel, GenerationMixin):
                     f"mismatched: {mismatched[:5]}); it is truncated or was written by a different configuration."
                 )
             model.verify_packed()
+            folder = _checkpoint_folder(args[0], kwargs) if args else None
+            if folder is not None:
+                verify_checksums(folder)
         return (model, info) if want_info else model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained`` plus ``xtc_checksums.json`` (CRC32 of every tensor) when packed."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if self.config.packed and kwargs.get("is_main_process", True) and os.path.isdir(save_directory):
+            write_checksums(str(save_directory))
+        return result
 
     # -- conversion ------------------------------------------------------------------------------------------------------
     @classmethod
@@ -770,4 +876,6 @@ __all__ = [
     "quantize_tokens",
     "quantize_weight",
     "unpack_codes",
+    "verify_checksums",
+    "write_checksums",
 ]

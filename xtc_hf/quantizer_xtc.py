@@ -111,6 +111,14 @@ class XTCHfQuantizer(HfQuantizer):
     def _process_model_before_weight_loading(self, model, **kwargs):
         config = model.config
         model_type = getattr(config, "model_type", None)
+        if model_type == "xtc_gpt2" and not type(model).__name__.startswith("XTC"):
+            # the usual mistake: a stock GPT-2 class given a packed XTC folder
+            raise ValueError(
+                f"This is a packed XTC GPT-2 checkpoint (low-bit packed weights, model_type 'xtc_gpt2'), which the "
+                f"stock {type(model).__name__} cannot load. Load it with "
+                "`AutoModelForCausalLM.from_pretrained(path, trust_remote_code=True)`, or `import xtc_hf` and "
+                "`xtc_hf.XTCGPT2LMHeadModel.from_pretrained(path)`."
+            )
         if model_type != "xtc_gpt2" or not hasattr(config, "xtc_quantization_config"):
             raise ValueError(
                 f"`quant_method: xtc` describes XTC GPT-2 checkpoints (model_type 'xtc_gpt2'), but this checkpoint is "

@@ -141,9 +141,13 @@ class XTCRecipeConfig:
         for name in ("batch_size", "block_size", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
-        for name in ("layer_reduction_steps", "quantization_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}.")
+        # 0 used to train one step anyway (Trainer reads max_steps=0 as "use epochs"); a stage is skipped by its
+        # settings instead: keep every layer (student_layers="all") or keep 32-bit weights and activations
+        skip = {"layer_reduction_steps": "`student_layers='all'`", "quantization_steps": "32-bit weights/activations"}
+        for name, how in skip.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}; to skip the stage use {how}.")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0, got {self.learning_rate}.")
         if self.track_emissions is not None:

@@ -4,9 +4,21 @@ import os
 
 import pytest
 import torch
+from conftest import make_batch, tiny_config
 from transformers import AutoTokenizer, RobertaConfig, RobertaModel
 
+from alpine_hf import AlpineRobertaModel
 from alpine_hf.cli import main
+
+
+def cli_error(capsys, argv) -> str:
+    """Run ``alpine-hf argv``; assert it ends as an argparse-style error (exit 2, no traceback); return stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+    return err
 
 
 @pytest.fixture
@@ -42,10 +54,9 @@ def _user_folder(path):
     return path
 
 
-def test_convert_refuses_non_empty_output_and_keeps_it(stock, tmp_path):
+def test_convert_refuses_non_empty_output_and_keeps_it(stock, tmp_path, capsys):
     out = _user_folder(tmp_path / "out")
-    with pytest.raises(FileExistsError, match=r"`output`=.*not empty.*--overwrite"):
-        main(["--quiet", "convert", str(stock), str(out)])
+    assert "`output`=" in cli_error(capsys, ["--quiet", "convert", str(stock), str(out)])
     assert os.listdir(out) == ["notes.txt"]
     assert sorted(os.listdir(tmp_path)) == ["out", "stock", "tok"]
 
@@ -56,22 +67,121 @@ def test_convert_overwrite_replaces(stock, tmp_path):
     assert "notes.txt" not in os.listdir(out) and "config.json" in os.listdir(out)
 
 
-def test_convert_never_replaces_the_current_directory(stock, tmp_path, monkeypatch):
+def test_convert_never_replaces_the_current_directory(stock, tmp_path, monkeypatch, capsys):
     work = _user_folder(tmp_path / "work")
     monkeypatch.chdir(work)
-    with pytest.raises(ValueError, match="current directory"):
-        main(["--quiet", "convert", str(stock), ".", "--overwrite"])
-    with pytest.raises(ValueError, match="contains the current directory"):
-        main(["--quiet", "convert", str(stock), "..", "--overwrite"])
+    assert "current directory" in cli_error(capsys, ["--quiet", "convert", str(stock), ".", "--overwrite"])
+    assert "contains the current directory" in cli_error(
+        capsys, ["--quiet", "convert", str(stock), "..", "--overwrite"]
+    )
     assert os.listdir(work) == ["notes.txt"]
 
 
-def test_convert_refuses_a_folder_without_tokenizer_files(stock, tmp_path):
+def test_convert_refuses_a_folder_without_tokenizer_files(stock, tmp_path, capsys):
     for name in ("vocab.json", "merges.txt", "tokenizer.json"):
         if (stock / name).exists():
             (stock / name).unlink()
-    with pytest.raises(FileNotFoundError, match=r"`model`=.*no tokenizer files.*--no-tokenizer"):
-        main(["--quiet", "convert", str(stock), str(tmp_path / "out")])
+    err = cli_error(capsys, ["--quiet", "convert", str(stock), str(tmp_path / "out")])
+    assert "`model`=" in err and "no tokenizer files" in err and "--no-tokenizer" in err
     assert not (tmp_path / "out").exists()
     assert main(["--quiet", "convert", str(stock), str(tmp_path / "out"), "--no-tokenizer"]) == 0
     assert not (tmp_path / "out" / "tokenizer_config.json").exists()
+
+
+# -- command line: every bad value names its option, and nothing is written -------------------------------------------
+
+CONVERT_CASES = {
+    "layers not integers": (["--layers", "0,x"], "--layers"),
+    "alpha not a number": (["--alpha", "abc"], "--alpha"),
+    "alpha negative": (["--alpha", "-1"], "`alpha`"),
+    "num labels zero": (["--num-labels", "0"], "--num-labels"),
+    "unknown layer mode": (["--layers", "middle"], "`layers`"),
+    "unknown scoring": (["--scoring", "magic"], "`scoring="),
+    "special ids not integers": (["--special-token-ids", "1,b"], "--special-token-ids"),
+    "layer index out of range": (["--layers", "0,7"], "`alpine_layers`"),
+    "negative layer index": (["--layers", "0,-1"], "`layers` must hold layer indices"),
+    "negative special id": (["--special-token-ids", "0,-2"], "`special_token_ids`"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONVERT_CASES))
+def test_convert_bad_option_names_it_and_writes_nothing(stock, tmp_path, capsys, case):
+    extra, named = CONVERT_CASES[case]
+    before = sorted(os.listdir(stock))
+    err = cli_error(capsys, ["--quiet", "convert", str(stock), str(tmp_path / "out"), *extra])
+    assert named in err
+    assert not (tmp_path / "out").exists() and sorted(os.listdir(stock)) == before
+
+
+def test_convert_missing_model_folder_is_named(tmp_path, capsys):
+    err = cli_error(capsys, ["--quiet", "convert", str(tmp_path / "nope"), str(tmp_path / "out")])
+    assert "`model`=" in err and "does not exist" in err
+    assert os.listdir(tmp_path) == []
+
+
+# -- the model: settings changed after construction, empty input, embeddings of a pair --------------------------------
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return AlpineRobertaModel(tiny_config("roberta")).eval()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("alpine_alpha", -1, "`alpine_alpha`"),
+        ("alpine_alpha", 0, "`alpine_alpha`"),
+        ("alpine_layers", [9], "`alpine_layers`"),
+        ("alpine_layers", "middle", "`alpine_layers`"),
+        ("alpine_scoring", "magic", "`alpine_scoring"),
+    ],
+)
+def test_settings_changed_after_construction_are_checked_at_forward(model, setting, value, named):
+    input_ids, attention_mask = make_batch("roberta", [12, 9])
+    setattr(model.config, setting, value)
+    with pytest.raises(ValueError, match=named):
+        model(input_ids=input_ids, attention_mask=attention_mask)
+
+
+@pytest.mark.parametrize("shape", [(0, 8), (2, 0)])
+def test_empty_input_is_refused(model, shape):
+    with pytest.raises(ValueError, match=r"`input_ids` must hold at least one sequence of at least one token"):
+        model(input_ids=torch.zeros(shape, dtype=torch.long))
+
+
+def test_a_row_without_tokens_is_refused(model):
+    input_ids, attention_mask = make_batch("roberta", [12, 9])
+    attention_mask[1] = 0
+    with pytest.raises(ValueError, match=r"`attention_mask` rows \[1\] hold no token"):
+        model(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def test_inputs_embeds_without_special_tokens_mask_is_refused(model):
+    input_ids, attention_mask = make_batch("roberta", [20, 20], pair_at=9)
+    embeds = model.embeddings.word_embeddings(input_ids)
+    with pytest.raises(ValueError, match="`inputs_embeds` without `special_tokens_mask`"):
+        model(inputs_embeds=embeds, attention_mask=attention_mask)
+    with pytest.raises(ValueError, match=r"`special_tokens_mask` must have the input's shape"):
+        model(inputs_embeds=embeds, attention_mask=attention_mask, special_tokens_mask=attention_mask[:, :3])
+
+
+def test_inputs_embeds_with_special_tokens_mask_keep_every_sep_of_a_pair(model):
+    """The caller's mask protects the middle SEPs, exactly as ``input_ids`` do."""
+    model.config.alpine_alpha = 0.1  # prune hard so that unprotected tokens would go
+    input_ids, attention_mask = make_batch("roberta", [20, 20], pair_at=9)
+    special = torch.isin(input_ids, torch.tensor([0, 2])) & attention_mask.bool()
+    assert int(special.sum(-1).min()) >= 4  # <s> a </s></s> b </s>
+    with torch.no_grad():
+        by_ids = model(input_ids=input_ids, attention_mask=attention_mask)
+        by_embeds = model(
+            inputs_embeds=model.embeddings.word_embeddings(input_ids),
+            attention_mask=attention_mask,
+            special_tokens_mask=special.long(),
+        )
+    assert int(by_embeds.kept_lengths[-1].max()) < 20  # tokens were pruned
+    for row in range(2):
+        kept = set(by_embeds.token_positions[row].tolist())
+        assert set(special[row].nonzero().flatten().tolist()) <= kept
+    torch.testing.assert_close(by_embeds.last_hidden_state, by_ids.last_hidden_state)

@@ -30,11 +30,12 @@ def test_prune_command(folders, capsys):
     assert json.loads(capsys.readouterr().out)["removed_layers"]
 
 
-def test_prune_command_bad_input_writes_nothing(folders):
+def test_prune_command_bad_input_writes_nothing(folders, capsys):
     model_dir, corpus_dir, output = folders
-    with pytest.raises(ValueError, match="layers_to_prune"):
+    with pytest.raises(SystemExit) as exit_info:
         main(["--quiet", "prune", "--model", str(model_dir), "--corpus", str(corpus_dir), "--output", str(output),
               "--layers", "9"])  # fmt: skip
+    assert exit_info.value.code == 2 and "layers_to_prune" in capsys.readouterr().err
     assert not output.exists()
 
 

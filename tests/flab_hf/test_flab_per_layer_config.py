@@ -117,6 +117,11 @@ def test_per_layer_config_rejects_what_flab_cannot_build(per_layer_config, match
     ],
 )
 def test_model_classes_declare_their_heterogeneous_layouts(model_class, config_class):
-    assert model_class.supported_per_layer_attributes == ("intermediate_size",)
-    config = config_class(**_settings("qwen3" if "Qwen3" in model_class.__name__ else "llama"))
+    """Each declared per-layer attribute really varies per layer in a built model (not just a declared constant)."""
+    settings = _settings("qwen3" if "Qwen3" in model_class.__name__ else "llama")
+    config = config_class(**settings, intermediate_sizes=WIDTHS)
     assert all(hasattr(config, name) for name in model_class.supported_per_layer_attributes)
+    model = model_class(config)
+    layers = model.model.layers if hasattr(model, "model") else model.layers
+    assert [layer.mlp.down_proj.in_features for layer in layers] == WIDTHS
+    assert [layer.mlp.gate_proj.out_features for layer in layers] == WIDTHS

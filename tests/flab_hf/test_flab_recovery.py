@@ -115,6 +115,9 @@ def test_lora_recovery_callback_merges_and_saves(tmp_path):
     assert log["steps"] == 4 and len(log["kl_history"]) == 2 and log["kl_before"] > 0
     changed = any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), recovered.state_dict().values()))
     assert changed
+    # recovery must move the pruned model towards the dense one, not merely change it
+    after = LoRARecoveryCallback(dense, eval_ids, kept_token_ids=kept).kl_to_dense(recovered)
+    assert after < log["kl_before"], (after, log)
     saved = json.loads((tmp_path / "recovered" / "config.json").read_text())
     assert saved["model_type"] == "llama" and "tokenizer.json" in os.listdir(tmp_path / "recovered")
     callback = LoRARecoveryCallback(dense, eval_ids, kept_token_ids=kept)

@@ -53,7 +53,7 @@ def test_optimum_cli_lists_and_runs_our_commands(tmp_path):
 
 START_UP = """
 import json, sys
-sys.argv = ["optimum-cli", "xtc", "compress", "--help"]
+sys.argv = ["optimum-cli", "--help"]
 from optimum.commands.optimum_cli import main
 try:
     main()
@@ -64,13 +64,16 @@ print(json.dumps(sorted(sys.modules)))
 
 
 def test_optimum_cli_start_up_does_not_import_torch(tmp_path):
-    """optimum-cli imports every registered module on each start (even for `optimum-cli export`): ours stays light."""
+    """optimum-cli imports every registered module on each start (even for `optimum-cli export`): ours stays light.
+
+    Our subcommands' options come from the recipe dataclasses (torch, transformers), so they are filled in only when
+    that subcommand is parsed or its help printed (`optimum-cli xtc compress --help` is tested above)."""
     result = subprocess.run(
         [sys.executable, "-c", START_UP], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120
     )
-    assert result.returncode == 0 and "--teacher" in result.stdout, result.stderr[-2000:]
+    assert result.returncode == 0 and "xtc" in result.stdout, result.stderr[-2000:]
     imported = set(json.loads(result.stdout.strip().splitlines()[-1]))
-    assert {"optimum.commands.register.codecompress_hf", "xtc_hf.cli"} <= imported  # the parser came from xtc_hf.cli
+    assert "optimum.commands.register.codecompress_hf" in imported
     assert not imported & {"torch", "transformers", "alpine_hf", "flab_hf", "xtc_hf"}
 
 
@@ -96,6 +99,8 @@ def test_both_front_doors_share_one_argument_definition(package, command, class_
     assert subparser.get_default("func").__name__ == f"run_{command}"
     via_optimum = argparse.ArgumentParser()
     getattr(codecompress_hf, class_name).parse_args(via_optimum)
+    assert _options(via_optimum) == {"-h", "--help"}  # filled lazily, when parsed or its help is printed
+    via_optimum.format_help()
     # optimum-cli has no top-level --quiet/--threads, so its subcommand adds them; nothing else differs
     assert _options(via_optimum) - _options(subparser) == front_door_options
     assert _options(subparser) <= _options(via_optimum)

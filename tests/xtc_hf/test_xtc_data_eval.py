@@ -124,7 +124,9 @@ def test_tiny_teacher_trains_and_is_cached(tmp_path):
 
 def test_cli_parses_every_command():
     parser = build_parser()
-    assert parser.parse_args(["compress", "--teacher", "t", "--output-dir", "o", "--layers", "1,3"]).layers == [1, 3]
+    assert parser.parse_args(
+        ["compress", "--teacher", "t", "--output-dir", "o", "--layers", "1,3"]
+    ).student_layers == [1, 3]
     for moved in ("zoo", "teacher", "eval", "bench"):  # zoo: `zoo build`; the rest: `python -m benchmarks xtc-*`
         with pytest.raises(SystemExit):
             parser.parse_args([moved])

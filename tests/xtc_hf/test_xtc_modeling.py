@@ -47,9 +47,14 @@ def test_packed_model_matches_fake_quant_model(tiny_gpt2, input_ids, bits, granu
     ).eval()
     fake = _logits(model, input_ids)
     packed = _logits(model.pack_(), input_ids)
-    # Stated tolerance: the int8 path and the straight-through forward use the same integer codes; float32 rounding
-    # order differs and can flip an activation code at a rounding boundary, which moves a logit by ~1e-3 at most.
-    torch.testing.assert_close(packed, fake, rtol=0, atol=2e-3)
+    # Stated tolerance: the int8 path and the straight-through forward use the same integer codes, so almost every
+    # logit agrees to float32 rounding; the summation order differs and can flip one activation code at a rounding
+    # boundary, which moved ~9% of the logits of one configuration by up to 6.4e-4 (0.08% of the logit spread).
+    # A 1% error anywhere breaks the median bound; a 0.2%-of-spread error on any logit breaks the max bound.
+    difference = (packed - fake).abs()
+    spread = float(fake.max() - fake.min())
+    assert float(difference.median()) <= 1e-6, float(difference.median())
+    assert float(difference.max()) <= 2e-3 * spread, (float(difference.max()), spread)
 
 
 def test_packed_save_is_small_and_reloads_exactly(tiny_gpt2, input_ids, tmp_path):
@@ -205,7 +210,7 @@ def test_truncated_checkpoint_is_detected(packed_checkpoint):
     path = packed_checkpoint / "model.safetensors"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 500])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"Could not read the checkpoint|incomplete|checksum"):
         XTCGPT2LMHeadModel.from_pretrained(packed_checkpoint)
 
 

@@ -9,40 +9,45 @@ how codecompress-hf joins it, the same way optimum-onnx and optimum-intel do. Ke
   shadow the real optimum package;
 * light: it runs on every ``optimum-cli`` start, even for ``optimum-cli export``. The arguments and the work live in
   ``alpine_hf.cli``, ``flab_hf.cli`` and ``xtc_hf.cli`` (``add_<command>_arguments`` / ``run_<command>``, shared with
-  ``alpine-hf``, ``flab-hf`` and ``xtc-hf``); those modules import only the standard library at the top, but their
-  packages import torch and transformers (seconds), so they are loaded from their files without running the
-  package ``__init__``, which is imported only when a command runs.
+  ``alpine-hf``, ``flab-hf`` and ``xtc-hf``). Their options are derived from the recipe dataclasses, which import
+  torch and transformers (seconds), so a subcommand's parser is filled only when that subcommand is parsed or its
+  help printed: ``optimum-cli --help`` and ``optimum-cli export ...`` import none of our packages.
 """
 
+import argparse
 import importlib
-import importlib.util
 import logging
-import os
-import sys
 
 from optimum.commands.base import BaseOptimumCLICommand, CommandInfo
 
+# the library's errors for bad input (they name the argument); anything else is a bug and keeps its traceback
+_USER_ERRORS = (ValueError, OSError)
 
-def _cli_module(package: str):
-    """``<package>.cli``, loaded without running ``<package>/__init__.py`` (unless the package is imported already)."""
-    name = f"{package}.cli"
-    if name in sys.modules:
-        return sys.modules[name]
-    if package in sys.modules:
-        return importlib.import_module(name)
-    spec = importlib.util.find_spec(package)  # locates a top-level package without executing it
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"{package} is not installed; reinstall codecompress-hf (`make install`).")
-    location = os.path.join(list(spec.submodule_search_locations)[0], "cli.py")
-    cli_spec = importlib.util.spec_from_file_location(name, location)
-    module = importlib.util.module_from_spec(cli_spec)
-    sys.modules[name] = module
-    try:
-        cli_spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+
+def fill_parser(parser: argparse.ArgumentParser, package: str, name: str) -> argparse.ArgumentParser:
+    """Add the options of ``<package>.cli.add_<name>_arguments`` to ``parser`` (once); imports the package."""
+    if not getattr(parser, "_codecompress_filled", False):
+        parser._codecompress_filled = True
+        cli = importlib.import_module(f"{package}.cli")
+        # standalone: also the options the package's own CLI has on its top-level parser (--quiet, ...)
+        getattr(cli, f"add_{name}_arguments")(parser, standalone=True)
+    return parser
+
+
+def _fill_lazily(parser: argparse.ArgumentParser, package: str, name: str):
+    """Defer :func:`fill_parser` until ``parser`` parses its arguments or prints its help."""
+    parse_known_args, format_help, format_usage = parser.parse_known_args, parser.format_help, parser.format_usage
+
+    def filled(method):
+        def call(*args, **kwargs):
+            fill_parser(parser, package, name)
+            return method(*args, **kwargs)
+
+        return call
+
+    parser.parse_known_args = filled(parse_known_args)
+    parser.format_help = filled(format_help)
+    parser.format_usage = filled(format_usage)
 
 
 class _SharedCommand(BaseOptimumCLICommand):
@@ -53,19 +58,18 @@ class _SharedCommand(BaseOptimumCLICommand):
 
     @classmethod
     def parse_args(cls, parser):
-        # standalone: also the options the package's own CLI has on its top-level parser (--quiet, ...)
-        getattr(_cli_module(cls.PACKAGE), f"add_{cls.NAME}_arguments")(parser, standalone=True)
+        _fill_lazily(parser, cls.PACKAGE, cls.NAME)
 
     def run(self):
         logging.basicConfig(
             level=logging.WARNING if getattr(self.args, "quiet", False) else logging.INFO,
             format="%(levelname)s %(name)s: %(message)s",
         )
-        cli = _cli_module(self.PACKAGE)
-        package = importlib.import_module(self.PACKAGE)  # the heavy import, only now that a command runs
-        if getattr(package, "cli", None) is not cli:
-            package.cli = cli  # the submodule was loaded before its package: bind it as a normal import would
-        return getattr(cli, f"run_{self.NAME}")(self.args)
+        cli = importlib.import_module(f"{self.PACKAGE}.cli")
+        try:
+            return getattr(cli, f"run_{self.NAME}")(self.args)
+        except _USER_ERRORS as error:  # `optimum-cli xtc compress: error: ...`, exit code 2, as argparse errors
+            self.parser.exit(2, f"{self.parser.prog}: error: {error}\n")
 
 
 class AlpineConvertCommand(_SharedCommand):

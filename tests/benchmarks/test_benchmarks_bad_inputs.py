@@ -1,0 +1,53 @@
+"""``python -m benchmarks``: bad options are refused, naming the option, before any training or measurement."""
+
+import os
+
+import pytest
+
+import benchmarks.alpine_finetune
+import benchmarks.alpine_speed
+import benchmarks.flab_bench
+import benchmarks.xtc_bench
+from benchmarks.cli import main
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("bad options must be refused before any training or measurement")
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["alpine-speed", "--threads", "0"], "--threads"),
+        (["alpine-speed", "--batch-size", "0"], "--batch-size"),
+        (["alpine-speed", "--json", "{file}/results.json"], "`--json`="),
+        (["alpine-speed", "--plot", "{file}/plot.png"], "`--plot`="),
+        (["alpine-finetune", "--json", "{file}/results.json"], "`--json`="),
+        (["alpine-finetune", "--max-length", "zero"], "--max-length"),
+        (["flab", "--json", "{file}/r.json"], "`--json`="),
+        (["flab", "--json", "{dir}/r.json", "--model", "tinyllama"], "`--model`="),
+        (["flab", "--json", "{dir}/r.json", "--humaneval", "0"], "--humaneval"),
+        (["flab-humaneval", "--model", "{dir}/missing"], "`--model`="),
+        (["xtc", "--json", "{dir}/r.json", "--threads", "0"], "--threads"),
+        (["xtc", "--json", "{file}/r.json"], "`--json`="),
+        (["xtc", "--json", "{dir}/r.json", "--steps", "-2"], "--steps"),
+        (["xtc-teacher", "--steps", "0"], "--steps"),
+    ],
+)
+def test_bad_options_are_refused_before_work(tmp_path, capsys, monkeypatch, argv, named):
+    for module, name in (
+        (benchmarks.alpine_speed, "run_benchmark"),
+        (benchmarks.alpine_finetune, "run_finetune"),
+        (benchmarks.flab_bench, "run_benchmark"),
+        (benchmarks.flab_bench, "humaneval_pass"),
+        (benchmarks.xtc_bench, "run_bench"),
+    ):
+        monkeypatch.setattr(module, name, _never)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = [value.format(file=blocker, dir=tmp_path) for value in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quiet", *argv])
+    assert exit_info.value.code == 2
+    assert named in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["a-file"]
