@@ -218,6 +218,27 @@ def probe(device=None, refresh: bool = False) -> dict:
         return dict(_CACHE[key])
 
 
+def describe(info: dict | None) -> str:
+    """One line saying where a result was measured, from a :func:`probe` dict (``"unknown machine"`` for results
+    written before the probe existed). Environment caps (an emulated capability) are named.
+
+    Example:
+        >>> describe({"cpu_model": "AMD EPYC", "cpu_capability": "AVX2", "fast": {"fp32": True, "bf16": False,
+        ...           "int8": True}, "isa_env": {"ATEN_CPU_CAPABILITY": "avx2"}})
+        'AMD EPYC, PyTorch CPU capability AVX2 (capped by ATEN_CPU_CAPABILITY=avx2), fast: fp32, int8'
+    """
+    if not info:
+        return "unknown machine (measured before the capability probe was recorded)"
+    text = f"{info.get('cpu_model', 'unknown CPU')}, PyTorch CPU capability {info.get('cpu_capability', '?')}"
+    if info.get("cuda_name"):
+        text += f", GPU {info['cuda_name']} (compute capability {info.get('cuda_capability')})"
+    caps = info.get("isa_env") or {}
+    if caps:
+        text += " (capped by " + ", ".join(f"{name}={value}" for name, value in caps.items()) + ")"
+    fast = [name for name, is_fast in (info.get("fast") or {}).items() if is_fast]
+    return text + (f", fast: {', '.join(fast)}" if fast else "")
+
+
 def resolve_bf16(setting, device=None) -> bool:
     """A ``bf16`` setting as a bool: ``True``/``False`` as given, ``None``/``"auto"`` = bf16 is fast here.
 
@@ -256,6 +277,7 @@ __all__ = [
     "classify",
     "cpu_flags",
     "cpu_model",
+    "describe",
     "fast_int8",
     "fastest_dtype",
     "probe",

@@ -99,7 +99,12 @@ def _eval(args) -> int:
 
 
 def _bench(args) -> int:
-    from .bench import BenchSettings, run_bench, write_results
+    from .bench import BenchSettings, SpeedSettings, run_bench, run_speed_bench, write_results, write_speed_results
+
+    if args.speed_only:  # no teacher training: random teacher-shaped models, forward speed (and a training step)
+        result = run_speed_bench(SpeedSettings(threads=args.threads, train_step=args.train_step))
+        print(write_speed_results(result, args.json, args.markdown))
+        return 0
 
     overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(","))}
     for key, value in (
@@ -147,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=1, help="torch threads (default 1: shared machines).")
     bench.add_argument("--variants", default="1W8A,6L,1W8A6L,2W8A6L")
     bench.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
+    bench.add_argument("--speed-only", action="store_true", help="Forward speed of teacher-shaped models only.")
+    bench.add_argument("--train-step", action="store_true", help="With --speed-only: time a QAT step, fp32 vs bf16.")
     bench.set_defaults(func=_bench)
     return parser
 
