@@ -57,3 +57,15 @@ def test_cli_speed_only_writes_json_and_markdown(avx2_machine, tmp_path, monkeyp
     assert main(["--quiet", "bench", "--speed-only", "--json", str(tmp_path / "s.json")]) == 0
     assert "1W8A6L-int8" in json.loads((tmp_path / "s.json").read_text())["speed"]["fp32"]
     assert (tmp_path / "s.md").is_file()
+
+
+def test_bf16_is_measured_where_it_is_fast_with_the_auto_kernel_only(monkeypatch):
+    # an AMX-like machine: bf16 and int8 7-15x faster than fp32
+    monkeypatch.setattr(capability, "_CACHE", {})
+    monkeypatch.setattr(capability, "_time_products", lambda device: {"fp32": 0.048, "bf16": 0.0068, "int8": 0.0032})
+    monkeypatch.setitem(modeling_xtc._INT8_FAST, "cpu", True)
+    result = run_speed_bench(SpeedSettings(**TINY))
+    assert result["auto_kernel"] == "int8"
+    assert sorted(result["speed"]["bf16"]) == ["1W8A6L-auto", "6L", "base"]
+    assert result["speed"]["bf16"]["1W8A6L-auto"]["kernel"] == "int8"
+    assert "train_step" not in result
