@@ -550,8 +550,13 @@ def speed_markdown(result: dict) -> str:
     from compress_utils.capability import describe
 
     settings = result["settings"]
+    timings = (result.get("capability") or {}).get("timings_ms", {})
+    shape = "x".join(str(n) for n in (result.get("capability") or {}).get("probe_shape", []))
+    probe_line = ", ".join(
+        f"{name} {ms:.2f} ms" if ms is not None else f"{name} no kernel" for name, ms in timings.items()
+    )
     lines = [
-        f"Measured on: {describe(result.get('capability'))}.",
+        f"Measured on: {describe(result.get('capability'))}. Probe, one {shape} product on one thread: {probe_line}.",
         "",
         f"Forward pass, batch {settings['batch_size']} x {settings['seq_len']} tokens, {settings['threads']} thread(s), "
         f"random {settings['n_layer']}-layer {settings['n_embd']}-wide GPT-2 (vocab {settings['vocab_size']}) and its "
