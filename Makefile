@@ -57,6 +57,7 @@ bench-alpine: install
 bench-xtc: install
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks xtc --threads 1 --json benchmarks/results/xtc_gpt2.json --minutes 20 --steps 150 --samples 200
+	$(PY) -m benchmarks xtc --speed-only --train-step --threads 1 --json benchmarks/results/xtc_gpt2_speed.json
 
 bench-flab: install
 	mkdir -p benchmarks/results

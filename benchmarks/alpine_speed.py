@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, BertModel, PreTrainedModel, RobertaConfi
 
 from alpine_hf.flops import analytic_flops, measured_flops
 from alpine_hf.recipe import AlpinePruningConfig, apply_alpine
+from compress_utils.capability import describe, probe
 from compress_utils.embedded import minilm_dir
 from compress_utils.io import atomic_write
 
@@ -129,9 +130,12 @@ def run_benchmark(
         >>> results = run_benchmark("minilm", batch_size=8, seq_len=512)  # doctest: +SKIP
         >>> results["modes"]["all"]["throughput_ratio"]  # doctest: +SKIP
     """
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(dtype)
-    if torch_dtype is None:
-        raise ValueError(f"`dtype={dtype!r}` is not supported; use 'float32' or 'bfloat16'.")
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"`dtype={dtype!r}` is not supported; use 'auto', 'float32' or 'bfloat16'.")
+    capability = probe()
+    if dtype == "auto":  # the fastest dtype here: bf16 only where bf16 products beat fp32
+        dtype = "bfloat16" if capability["fastest_dtype"] == "bf16" else "float32"
+    torch_dtype = getattr(torch, dtype)
     stock, tokenizer, special = load_benchmark_model(model)
     stock = stock.to(torch_dtype).eval()
     batches = code_batches(tokenizer, batch_size, seq_len, num_batches, root)
@@ -216,6 +220,7 @@ def run_benchmark(
         threads=torch.get_num_threads(),
         machine=platform.processor() or platform.machine(),
     )
+    results["capability"] = capability
     if plot_path is not None:
         plot_kept_lengths(results, plot_path)
     return results
@@ -233,6 +238,8 @@ def markdown_table(results: dict) -> str:
         f"ALPINE vs stock Transformers (sdpa) - model `{settings['model']}`, batch {settings['batch_size']} x "
         f"{settings['seq_len']} tokens of real code, {settings['dtype']}, alpha {settings['alpha']}, "
         f"merge {settings['merge']}",
+        "",
+        f"Measured on: {describe(results.get('capability'))}.",
         "",
         "| mode | FLOPs ratio (measured) | FLOPs ratio (Eq. 10+13) | throughput ratio | realised / FLOPs | "
         "training-step speed ratio | "

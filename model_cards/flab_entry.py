@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from compress_utils.capability import fastest_dtype, probe
+
 from .common import (
     Stages,
     ZooSettings,
@@ -99,14 +101,15 @@ def _eval_ids(pruned_tokenizer, kept: torch.Tensor, windows: int, length: int) -
 
 
 def _measure(model, tokenizer, dense, eval_original, kept, budget: dict, progress: bool) -> dict:
-    """Quality against the dense model (float32) and HumanEval pass@1 (greedy, bf16 as the benchmark runs it)."""
+    """Quality against the dense model (float32) and HumanEval pass@1 (greedy, in the fastest dtype the capability
+    probe finds here, as the benchmark runs it: bf16 only where bf16 products beat fp32)."""
     from benchmarks.flab_bench import humaneval_pass, quality
     from flab_hf.data import check_humaneval_executes, humaneval_problems
 
     measured = {"quality": quality(model, dense, eval_original, kept)}
     if budget["humaneval"]:
         check_humaneval_executes()
-        fast = copy.deepcopy(model).to(torch.bfloat16)
+        fast = copy.deepcopy(model).to(fastest_dtype())
         problems = humaneval_problems(budget["humaneval"])
         measured["humaneval"] = humaneval_pass(
             fast, tokenizer, problems, budget["humaneval_max_new_tokens"], 8, progress
@@ -203,7 +206,8 @@ def build_flab_smollm2(folder: str, settings: ZooSettings) -> dict:
             "flab_report": report,
             "quality": {"dense": dense_eval["quality"], "pruned": pruned_eval["quality"]},
             "humaneval": {"dense": dense_eval.get("humaneval"), "pruned": pruned_eval.get("humaneval")},
-            "humaneval_dtype": "bfloat16",
+            "humaneval_dtype": str(fastest_dtype()).removeprefix("torch."),
+            "capability": probe(),
             "disk_mb": _safetensors_mb(pruned_dir),
             "stage_seconds": dict(stages.seconds),  # without packaging, which writes this
             "budget": budget,
@@ -290,7 +294,8 @@ def build_flab_smollm2_recovered(folder: str, settings: ZooSettings) -> dict:
             "recovery_data": data["stats"],
             "quality": {**pruned_results["quality"], "recovered": measured["quality"]},
             "humaneval": {**pruned_results["humaneval"], "recovered": measured.get("humaneval")},
-            "humaneval_dtype": "bfloat16",
+            "humaneval_dtype": str(fastest_dtype()).removeprefix("torch."),
+            "capability": probe(),
             "disk_mb": _safetensors_mb(model_dir),
             "stage_seconds": dict(stages.seconds),  # without packaging, which writes this
             "budget": {**pruned_budget, **_subset(budget, RECOVERY_KEYS)},

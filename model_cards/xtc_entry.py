@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from compress_utils.capability import probe
+
 from .common import (
     Stages,
     ZooSettings,
@@ -124,8 +126,11 @@ def _build_xtc(folder: str, settings: ZooSettings, entry: str) -> dict:
             row = cached_json(path, lambda: _variant_row(name, checkpoint, samples, settings.progress))  # noqa: B023
             variants[name] = {**row, "checkpoint": checkpoint}
         reports = stage_reports(output_dir)
+        student_bf16 = {}
         for name, checkpoint in checkpoints.items():
             report = reports.get(Path(checkpoint).parent.name)
+            if report:
+                student_bf16[name] = report.get("bf16")  # None: a stage trained before bf16 was recorded
             variants[name]["train_seconds"] = report["train_seconds"] if report else teacher_meta["train_seconds"]
             variants[name]["train_steps"] = report["steps"] if report else teacher_meta["steps"]
     with stages("package"):
@@ -139,6 +144,12 @@ def _build_xtc(folder: str, settings: ZooSettings, entry: str) -> dict:
             "task": "line-level code completion on held-out standard-library files",
             "variants": variants,
             "teacher_training": teacher_meta,
+            # bf16 defaults to auto: what the teacher and the students trained in, and on which machine
+            "bf16": {
+                "teacher": teacher_meta.get("settings", {}).get("bf16"),
+                "students": student_bf16,
+            },
+            "capability": probe(),
             "budget": budget,
             "command": entry_command(entry, settings, (BUDGET_KEY,)),
         }

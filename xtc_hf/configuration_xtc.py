@@ -14,6 +14,7 @@ from transformers import GPT2Config
 WEIGHT_BITS = (1, 2, 8, 32)
 ACTIVATION_BITS = (8, 32)
 GRANULARITIES = ("matrix", "row")
+XTC_KERNELS = ("auto", "int8", "float")  # how packed layers with 8-bit activations multiply (see modeling_xtc)
 QUANT_METHOD = "xtc"  # `quant_method` of the `quantization_config` in config.json
 QUANTIZED_BLOCK_MODULES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
@@ -33,6 +34,10 @@ class XTCGPT2Config(GPT2Config):
         teacher_layers: the teacher block each of the ``n_layer`` blocks was initialised from (``None`` = 0..n-1).
         packed: weights are stored packed (1-bit 8 per byte, 2-bit 4 per byte, 8-bit 1 per byte) with their scales
             instead of as floating-point parameters; set by ``XTCGPT2LMHeadModel.pack_()``.
+        xtc_kernel: how packed layers with 8-bit activations compute their products: ``"int8"``
+            (``torch._int_mm``), ``"float"`` (an fp32 product of the same integer codes, bit-identical results) or
+            ``"auto"`` (int8 where ``_int_mm`` is faster than fp32 on the device, else float). Not a property of the
+            weights: change it with ``XTCGPT2LMHeadModel.set_xtc_kernel``.
         quantization_config: (not a field; packed quantised configs only) the Transformers-standard description of
             the quantisation, ``{"quant_method": "xtc", "weight_bits": ..., ...}`` (see :meth:`xtc_quantization_config`),
             written to ``config.json`` so that tools reading ``quantization_config`` see how the model is quantised.
@@ -52,6 +57,7 @@ class XTCGPT2Config(GPT2Config):
     quantize_embeddings: bool = True
     teacher_layers: list[int] | None = None
     packed: bool = False
+    xtc_kernel: str = "auto"
 
     def __post_init__(self, **kwargs):
         # Checked here rather than in a ``validate_*`` hook so that users get a plain ``ValueError``.
@@ -75,6 +81,8 @@ class XTCGPT2Config(GPT2Config):
             )
         if self.weight_granularity not in GRANULARITIES:
             raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
+        if self.xtc_kernel not in XTC_KERNELS:
+            raise ValueError(f"`xtc_kernel` must be one of {XTC_KERNELS}, got {self.xtc_kernel!r}.")
         if self.teacher_layers is not None:
             layers = list(self.teacher_layers)
             if len(layers) != self.n_layer:

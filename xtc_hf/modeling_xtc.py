@@ -8,7 +8,8 @@ Two representations of the same model:
 * packed (``config.packed=True``, after :meth:`XTCGPT2LMHeadModel.pack_`): 1-bit weights 8 per byte, 2-bit 4 per
   byte, 8-bit 1 per byte, stored as buffers with their float scales. ``save_pretrained`` therefore writes a really
   small safetensors file, and inference runs every quantised Linear as an int8 x int8 matrix product
-  (``torch._int_mm``, with an exact float fallback) with the scales applied after.
+  (``torch._int_mm`` where it is fast, else an fp32 product of the same integer codes: bit-identical, see
+  ``config.xtc_kernel``) with the scales applied after.
 
 Quantisers (XTC): binary ``sign(W) * mean|W|``; ternary ``alpha * sign(W) * [|W| > 0.7 mean|W|]`` with ``alpha`` the
 mean magnitude of the kept weights; int8 ``round(W / s)``, ``s = max|W| / 127``; one scale per matrix (default) or
@@ -25,6 +26,7 @@ import json
 import logging
 import math
 import os
+import time
 import zlib
 
 import torch
@@ -120,9 +122,11 @@ def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         >>> codes.tolist(), scale.tolist()
         ([[127.0, -64.0]], [[0.007874015718698502]])
     """
-    amax = x.abs().amax(dim=-1, keepdim=True).float().clamp_(min=_EPS)
-    # x (any float dtype) times a float32 tensor promotes to float32: one pass, no separate upcast copy
-    return torch.round(x * (127.0 / amax)), amax / 127.0
+    # max|x| as max(max x, -min x): the same value without an |x| temporary (a fresh page-faulted buffer per call)
+    amax = torch.maximum(x.amax(dim=-1, keepdim=True), x.amin(dim=-1, keepdim=True).neg()).float().clamp_(min=_EPS)
+    # x (any float dtype) times a float32 tensor promotes to float32: one pass, no separate upcast copy; rounded in
+    # place for the same reason
+    return (x * (127.0 / amax)).round_(), amax / 127.0
 
 
 def fake_quantize_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -198,13 +202,114 @@ CHUNK = 1024
 ROWS = 256
 TILE = 2**18  # output elements per tile (1 MB in float32)
 _INT_MM_OK = {"cpu": hasattr(torch, "_int_mm"), "cuda": hasattr(torch, "_int_mm")}
+KERNELS = ("auto", "int8", "float")
+FLOAT_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32; sums that stay below it are exact
+
+# --------------------------------------------------------------------------------------------------------------------
+# Kernel choice. This is a copy of the int8 check of `compress_utils.capability.probe`, kept minimal: this file
+# travels alone with checkpoints (trust_remote_code) and may import only torch, transformers and its own folder.
+# --------------------------------------------------------------------------------------------------------------------
+
+_INT8_FAST: dict[str, bool] = {}  # device type -> `_int_mm` beats fp32 there (measured once per process)
+_PROBE_SHAPE = (128, 256, 1024)  # (M, K, N) of the timed products; ~1 ms each where the kernel is fast
+
+
+def _measure_int8_fast(device: torch.device) -> bool:
+    if not _INT_MM_OK.get(device.type, False):
+        return False
+    m, k, n = _PROBE_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(m, k, generator=generator).to(device)
+    b = torch.randn(k, n, generator=generator).to(device)
+    a8, b8 = (a * 40).clamp(-127, 127).to(torch.int8), (b * 40).clamp(-127, 127).to(torch.int8)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    best = {"fp32": float("inf"), "int8": float("inf")}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # per-core speed, independent of how loaded the other cores are
+    try:
+        for round_index in range(7):  # 2 untimed rounds (first calls build kernels), then best of 5, interleaved
+            for name, run in (("fp32", lambda: torch.mm(a, b)), ("int8", lambda: torch._int_mm(a8, b8))):
+                start = time.perf_counter()
+                run()
+                sync()
+                if round_index >= 2:
+                    best[name] = min(best[name], time.perf_counter() - start)
+    except RuntimeError:
+        return False
+    finally:
+        torch.set_num_threads(threads)
+    return best["int8"] <= best["fp32"]
+
+
+def int8_is_fast(device="cpu") -> bool:
+    """True where ``torch._int_mm`` is no slower than an fp32 product of the same shape on ``device``.
+
+    Timed once per process and device type (~10 ms): on AVX-512 VNNI/AMX CPUs int8 is ~10x faster than fp32, on
+    AVX2-only CPUs ~50x slower, and no CPU flag tells the two apart reliably.
+
+    Example:
+        >>> isinstance(int8_is_fast("cpu"), bool)
+        True
+    """
+    device = torch.device(device)
+    if device.type not in _INT8_FAST:
+        _INT8_FAST[device.type] = _measure_int8_fast(device)
+    return _INT8_FAST[device.type]
+
+
+def resolve_kernel(kernel: str, device="cpu") -> str:
+    """``"int8"`` or ``"float"``: ``kernel`` itself, or for ``"auto"`` int8 where :func:`int8_is_fast`.
+
+    Example:
+        >>> resolve_kernel("float")
+        'float'
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"`xtc_kernel` must be one of {KERNELS}, got {kernel!r}.")
+    if kernel == "auto":
+        return "int8" if int8_is_fast(device) else "float"
+    return kernel
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Products of integer codes
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def exact_float_depth(max_weight_code: int) -> int:
+    """Largest inner dimension ``K`` whose fp32 product of int8 activation codes (``|a| <= 127``) and weight codes
+    (``|w| <= max_weight_code``) is exact: every partial sum is an integer of magnitude ``<= K * 127 * max|w| <=
+    2**24``, whatever the summation order.
+
+    Example:
+        >>> exact_float_depth(1), exact_float_depth(127)
+        (132104, 1040)
+    """
+    return FLOAT_EXACT // (127 * max(int(max_weight_code), 1))
+
+
+def float_codes_matmul(a: torch.Tensor, b: torch.Tensor, max_weight_code: int) -> torch.Tensor:
+    """The exact integer product of float-valued codes ``a (M, K)`` (``|a| <= 127``) and ``b (K, N)`` in fp32.
+
+    Returns float32 holding the exact integers while ``K <= exact_float_depth(max_weight_code)`` (every 1- and 2-bit
+    layer below 132k inputs); deeper products are split along ``K`` into exact pieces summed in int32, as
+    ``torch._int_mm`` accumulates.
+    """
+    depth = exact_float_depth(max_weight_code)
+    if a.shape[1] <= depth:
+        return a @ b
+    acc = None
+    for start in range(0, a.shape[1], depth):
+        part = (a[:, start : start + depth] @ b[start : start + depth]).to(torch.int32)
+        acc = part if acc is None else acc.add_(part)
+    return acc
 
 
 def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` for int8 ``a (M, K)`` and ``b (K, N)``, accumulated in int32.
 
-    Uses ``torch._int_mm`` (VNNI/AMX on CPU) where it works and falls back to a float32 product, which is exact while
-    ``K * 127 * max|b| < 2**24`` (always for +-1 / 0 weights with ``K < 132k``).
+    Uses ``torch._int_mm`` (VNNI/AMX on CPU) where it works and otherwise the exact float product of
+    :func:`float_codes_matmul` (so 8-bit weights deeper than 1040 inputs stay exact too).
     """
     device = a.device.type
     if _INT_MM_OK.get(device, False):
@@ -212,7 +317,7 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             return torch._int_mm(a, b)
         except RuntimeError:
             _INT_MM_OK[device] = False  # unsupported shape/backend: remember, use the portable path from now on
-    return torch.round(a.float() @ b.float()).to(torch.int32)
+    return float_codes_matmul(a.float(), b.float(), 127).to(torch.int32)
 
 
 def int8_linear(x: torch.Tensor, weight_chunks, weight_scale: torch.Tensor, bias=None) -> torch.Tensor:
@@ -257,6 +362,51 @@ def int8_linear(x: torch.Tensor, weight_chunks, weight_scale: torch.Tensor, bias
             out[row : row + rows, start:stop] = y
             start = stop
     return out.view(*shape[:-1], out.shape[-1])
+
+
+def float_codes_linear(
+    x: torch.Tensor, weight_codes_t: torch.Tensor, weight_scale: torch.Tensor, bias=None, max_weight_code: int = 127
+) -> torch.Tensor:
+    """:func:`int8_linear` computed in fp32: the same int8 activation codes times the same weight codes, as float32.
+
+    The integer product is exact (see :func:`exact_float_depth`), and the rescaling runs the same elementwise ops
+    on the same values, so the output is bit-identical to the int8 path; it is the fast path where ``torch._int_mm``
+    is slow (AVX2-only CPUs). One product over all rows and columns (fp32 GEMMs lose nothing on large shapes, and
+    the rescaling then runs in place).
+
+    Args:
+        x: ``(..., in)`` float activations.
+        weight_codes_t: float32 ``(in, out)`` transposed weight codes.
+        weight_scale: ``(1,)`` or ``(out,)`` float scales.
+        bias: ``(out,)`` or ``None``.
+        max_weight_code: ``max|codes|`` (1 for 1- and 2-bit weights, 127 for 8-bit).
+
+    Example:
+        >>> codes_t = torch.tensor([[1.0, -1.0], [1.0, 1.0]])
+        >>> float_codes_linear(torch.tensor([[1.0, 0.5]]), codes_t, torch.tensor([2.0]), max_weight_code=1)
+        tensor([[ 3.0079, -0.9921]])
+    """
+    shape = x.shape
+    codes, scale = quantize_tokens(x.reshape(-1, shape[-1]))
+    acc = float_codes_matmul(codes, weight_codes_t, max_weight_code)
+    per_tensor = weight_scale.numel() == 1
+    weight_scale = weight_scale.float()
+    bias = bias.float() if bias is not None else None
+    token_scale = scale * weight_scale if per_tensor else scale
+    # the same ops as int8_linear's, in place on the float32 product (an int32 product, after a K split, promotes)
+    if per_tensor and bias is not None:
+        y = (
+            torch.addcmul(bias, acc, token_scale, out=acc)
+            if acc.is_floating_point()
+            else bias.addcmul(acc, token_scale)
+        )
+    else:
+        y = acc.mul_(token_scale) if acc.is_floating_point() else torch.mul(acc, token_scale)
+        if not per_tensor:
+            y.mul_(weight_scale)
+        if bias is not None:
+            y.add_(bias)
+    return y.to(x.dtype).view(*shape[:-1], y.shape[-1])
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -366,6 +516,18 @@ class _PackedWeightMixin:
         self.weight = None
         self._codes_cache = None
 
+    xtc_kernel = "auto"  # "auto" | "int8" | "float"; set per model by XTCGPT2LMHeadModel.set_xtc_kernel
+
+    @property
+    def max_weight_code(self) -> int:
+        return 127 if self.weight_bits == 8 else 1
+
+    def codes_linear(self, x: torch.Tensor, bias=None) -> torch.Tensor:
+        """``x @ (codes * scale)^T + bias`` with int8 activations, on the kernel this layer uses on ``x``'s device."""
+        if resolve_kernel(self.xtc_kernel, x.device) == "int8":
+            return int8_linear(x, self.int8_blocks(), self.weight_scale, bias)
+        return float_codes_linear(x, self.float_codes_t(), self.weight_scale, bias, self.max_weight_code)
+
     @property
     def is_packed(self) -> bool:
         return getattr(self, "weight_packed", None) is not None
@@ -393,6 +555,25 @@ class _PackedWeightMixin:
             return [codes_t[:, i : i + CHUNK].contiguous() for i in range(0, codes_t.shape[1], CHUNK)]
 
         return self._cached("blocks", build)
+
+    def float_codes_t(self) -> torch.Tensor:
+        """Transposed codes ``(cols, rows)`` as float32 for :func:`float_codes_linear`, unpacked once and cached
+        (4 bytes per weight: 32x the packed 1-bit size, the size of the fp32 weight), for devices where fp32
+        products are faster than ``torch._int_mm``."""
+        return self._cached("float-codes", lambda: self.int8_codes().t().float().contiguous())
+
+    def cached_bytes(self) -> int:
+        """Bytes held by unpacked copies of the weights (int8 / float blocks, dequantised weights)."""
+        cache = self._codes_cache if isinstance(self._codes_cache, dict) else {}
+        total = 0
+        for _, value in cache.values():
+            tensors = value if isinstance(value, list) else [value]
+            total += sum(t.numel() * t.element_size() for t in tensors)
+        return total
+
+    def clear_cache(self):
+        """Drop the unpacked copies (they are rebuilt on the next forward)."""
+        self._codes_cache = None
 
     def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
         """``codes * scale`` in ``dtype`` (cached), for packed layers that keep float activations."""
@@ -464,7 +645,7 @@ class XTCLinear(_PackedWeightMixin, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_packed:
             if self.activation_bits == 8:
-                return int8_linear(x, self.int8_blocks(), self.weight_scale, self.bias)
+                return self.codes_linear(x, self.bias)
             bias = self.bias.to(x.dtype) if self.bias is not None else None
             return F.linear(x, self.dequantized_weight(x.dtype), bias)
         weight = fake_quantize_weight(self.weight, self.weight_bits, self.per_row)
@@ -521,7 +702,7 @@ class XTCEmbedding(_PackedWeightMixin, nn.Module):
         """Logits ``hidden_states @ E^T`` (tied LM head), int8 x int8 when packed with 8-bit activations."""
         if self.is_packed:
             if self.activation_bits == 8:
-                return int8_linear(hidden_states, self.int8_blocks(), self.weight_scale)
+                return self.codes_linear(hidden_states)
             return F.linear(hidden_states, self.dequantized_weight(hidden_states.dtype))
         weight = fake_quantize_weight(self.weight, self.weight_bits, per_row=True)
         if self.weight_bits < 32 and self.activation_bits == 8:
@@ -637,6 +818,7 @@ class XTCGPT2Model(XTCGPT2PreTrainedModel):
         self.ln_f = nn.LayerNorm(self.embed_dim, eps=config.layer_norm_epsilon)
         self.gradient_checkpointing = False
         self._attn_implementation = config._attn_implementation
+        _set_kernel(self, getattr(config, "xtc_kernel", "auto"))
         self.post_init()
 
     get_input_embeddings = GPT2Model.get_input_embeddings
@@ -723,6 +905,44 @@ class XTCGPT2LMHeadModel(XTCGPT2PreTrainedModel, GenerationMixin):
             self.config.quantization_config = self.config.xtc_quantization_config()
         return self
 
+    def set_xtc_kernel(self, kernel: str) -> XTCGPT2LMHeadModel:
+        """Choose how packed layers with 8-bit activations multiply: ``"int8"`` (``torch._int_mm``), ``"float"``
+        (fp32 product of the same integer codes: identical logits, fast where int8 is not) or ``"auto"``
+        (:func:`int8_is_fast` decides per device). Recorded in ``config.xtc_kernel``; returns ``self``.
+
+        Example:
+            >>> from transformers import GPT2Config, GPT2LMHeadModel
+            >>> teacher = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=99))
+            >>> student = XTCGPT2LMHeadModel.from_gpt2(teacher, weight_bits=1).pack_()
+            >>> student.set_xtc_kernel("float").config.xtc_kernel
+            'float'
+        """
+        if kernel not in KERNELS:
+            raise ValueError(f"`xtc_kernel` must be one of {KERNELS}, got {kernel!r}.")
+        self.config.xtc_kernel = kernel
+        _set_kernel(self, kernel)
+        return self
+
+    def xtc_kernel_info(self) -> dict:
+        """The kernel setting, what it resolves to on the model's device, and the bytes of packed weights and of
+        their unpacked copies (built on the first forward: 1 byte per weight for int8, 4 for float).
+
+        Example:
+            >>> from transformers import GPT2Config, GPT2LMHeadModel
+            >>> teacher = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=99))
+            >>> info = XTCGPT2LMHeadModel.from_gpt2(teacher, weight_bits=1).pack_().xtc_kernel_info()
+            >>> info["setting"], info["resolved"] in ("int8", "float"), info["unpacked_cache_bytes"]
+            ('auto', True, 0)
+        """
+        layers = [m for m in self.modules() if isinstance(m, _PackedWeightMixin) and m.is_packed]
+        device = next(iter(self.buffers()), torch.empty(0)).device
+        return {
+            "setting": self.config.xtc_kernel,
+            "resolved": resolve_kernel(self.config.xtc_kernel, device),
+            "packed_bytes": sum(m.weight_packed.numel() for m in layers),
+            "unpacked_cache_bytes": sum(m.cached_bytes() for m in layers),
+        }
+
     def verify_packed(self):
         """Raise ``ValueError`` if any packed weight fails its checksum (corrupted checkpoint)."""
         for name, module in self.named_modules():
@@ -806,6 +1026,14 @@ class XTCGPT2LMHeadModel(XTCGPT2PreTrainedModel, GenerationMixin):
         return student
 
 
+def _set_kernel(model: nn.Module, kernel: str):
+    for module in model.modules():
+        if isinstance(module, _PackedWeightMixin):
+            if module.xtc_kernel != kernel:
+                module.clear_cache()  # the other kernel's unpacked copy would otherwise stay in memory
+            module.xtc_kernel = kernel
+
+
 def check_gpt2_shaped(model):
     """Raise ``ValueError`` unless ``model`` is a GPT-2 causal LM this package can compress."""
     transformer = getattr(model, "transformer", None)
@@ -869,12 +1097,17 @@ __all__ = [
     "XTCLinear",
     "check_gpt2_shaped",
     "fake_quantize_tokens",
+    "exact_float_depth",
     "fake_quantize_weight",
+    "float_codes_linear",
+    "float_codes_matmul",
+    "int8_is_fast",
     "int8_linear",
     "int8_matmul",
     "pack_codes",
     "quantize_tokens",
     "quantize_weight",
+    "resolve_kernel",
     "unpack_codes",
     "verify_checksums",
     "write_checksums",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from compress_utils.capability import resolve_bf16
 from compress_utils.io import save_pretrained_atomic_once
 
 from .callbacks import DistillationCallback, EmissionsCallback, TimeBudgetCallback, check_emissions_country
@@ -112,7 +113,12 @@ class XTCRecipeConfig:
     max_minutes_per_stage: float | None = field(
         default=None, metadata={"help": "Stop a stage early after this many minutes (and save)."}
     )
-    bf16: bool = field(default=True, metadata={"help": "bf16 autocast during training (fast on AMX CPUs)."})
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "bf16 autocast during training; None = where bf16 products are fast (compress_utils.probe)."
+        },
+    )
     save_steps: int = field(default=50, metadata={"help": "Trainer checkpoint interval (resumable)."})
     logging_steps: int = field(default=10, metadata={"help": "Trainer logging interval."})
     seed: int = field(default=0, metadata={"help": "Random seed."})
@@ -148,6 +154,8 @@ class XTCRecipeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}; to skip the stage use {how}.")
+        # resolved here, so the stage reports and cache keys record what ran (True/False), not "auto"
+        self.bf16 = resolve_bf16(self.bf16, "cuda" if torch.cuda.is_available() else "cpu")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0, got {self.learning_rate}.")
         if self.track_emissions is not None:
@@ -240,7 +248,12 @@ def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, 
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - start
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
-    report = {"train_seconds": round(seconds, 1), "steps": trainer.state.global_step, "log": history}
+    report = {
+        "train_seconds": round(seconds, 1),
+        "steps": trainer.state.global_step,
+        "bf16": config.bf16,
+        "log": history,
+    }
     if emissions is not None:
         report["emissions"] = emissions.emissions
     return report

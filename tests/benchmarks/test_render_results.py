@@ -34,3 +34,23 @@ def test_render_fills_marked_block_from_json(tmp_path):
 def test_unknown_marker_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="results:nope"):
         render_readme("<!-- results:nope -->x<!-- /results:nope -->", tmp_path)
+
+
+def test_tables_say_on_which_machine_they_were_measured(tmp_path):
+    results = {
+        "settings": {"train_size": 10, "test_size": 4, "max_length": 64, "epochs": 1, "alpha": 1.0},
+        "modes": {"none": {"accuracy": 0.75, "f1": 0.8, "eval_flops_ratio_analytic": 1.0}},
+    }
+    readme = "<!-- results:alpine_finetune_minilm -->\n<!-- /results:alpine_finetune_minilm -->"
+    (tmp_path / "alpine_finetune_minilm.json").write_text(json.dumps(results))
+    assert "unknown machine" in render_readme(readme, tmp_path)  # written before the probe was recorded
+    capability = {
+        "cpu_model": "AMD EPYC 9B14",
+        "cpu_capability": "AVX2",
+        "isa_env": {"ATEN_CPU_CAPABILITY": "avx2"},
+        "fast": {"fp32": True, "bf16": False, "int8": False},
+    }
+    (tmp_path / "alpine_finetune_minilm.json").write_text(json.dumps({**results, "capability": capability}))
+    rendered = render_readme(readme, tmp_path)
+    assert "_Measured on: AMD EPYC 9B14, PyTorch CPU capability AVX2 (capped by ATEN_CPU_CAPABILITY=avx2)" in rendered
+    assert render_readme(rendered, tmp_path) == rendered

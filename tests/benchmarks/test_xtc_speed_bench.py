@@ -1,0 +1,71 @@
+"""``python -m benchmarks xtc --speed-only`` on tiny models: JSON with the capability, both kernels, targets, Markdown."""
+
+import json
+
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.xtc_bench import SpeedSettings, run_speed_bench, write_speed_results
+from compress_utils import capability
+from xtc_hf import modeling_xtc
+
+TINY = {"n_layer": 2, "n_embd": 32, "n_head": 2, "vocab_size": 99, "batch_size": 2, "seq_len": 16, "rounds": 1}
+
+
+@pytest.fixture
+def avx2_machine(monkeypatch):
+    """The AVX2 machine of issue 15 (fp32 50 ms, bf16 3.9 s, int8 2.3 s) for both probes."""
+    monkeypatch.setattr(capability, "_CACHE", {})
+    monkeypatch.setattr(capability, "_time_products", lambda device: {"fp32": 0.05, "bf16": 3.9, "int8": 2.3})
+    monkeypatch.setitem(modeling_xtc._INT8_FAST, "cpu", False)
+
+
+def test_speed_bench_records_machine_kernels_and_training_step(avx2_machine, tmp_path):
+    result = run_speed_bench(SpeedSettings(**TINY, train_step=True))
+    assert result["capability"]["fast"] == {"fp32": True, "bf16": False, "int8": False}
+    assert result["identical_logits"] is True
+    assert result["auto_kernel"] == "float"
+    assert list(result["speed"]) == ["fp32"]  # bf16 is slow here: measured in fp32 only
+    rows = result["speed"]["fp32"]
+    assert rows["base"]["speedup"] == 1.0
+    assert rows["1W8A6L-auto"]["kernel"] == "float"
+    assert rows["1W8A6L-auto"]["seconds"] == rows["1W8A6L-float"]["seconds"]
+    assert result["train_step"]["auto"] == "fp32" and result["train_step"]["auto_vs_fp32"] == 1.0
+    memory = result["kernel_memory"]["1W8A6L-float"]
+    assert memory["unpacked_cache_bytes"] == 32 * memory["packed_bytes"]  # 1 bit -> 4 bytes per weight
+    table = write_speed_results(result, str(tmp_path / "speed.json"))
+    assert json.loads((tmp_path / "speed.json").read_text())["auto_kernel"] == "float"
+    text = (tmp_path / "speed.md").read_text()
+    assert (
+        "PyTorch CPU capability" in text and "picks the **float** kernel" in text and "| 1W8A6L-float | fp32 |" in text
+    )
+    assert table in text
+
+
+def test_speed_bench_refuses_bad_settings():
+    with pytest.raises(ValueError, match="`n_embd` \\(30\\) must be divisible by `n_head` \\(4\\)"):
+        SpeedSettings(n_embd=30, n_head=4)
+    with pytest.raises(ValueError, match="`rounds` must be >= 1, got 0"):
+        SpeedSettings(rounds=0)
+
+
+def test_cli_speed_only_writes_json_and_markdown(avx2_machine, tmp_path, monkeypatch):
+    import benchmarks.xtc_bench as bench
+
+    real = bench.SpeedSettings
+    monkeypatch.setattr(bench, "SpeedSettings", lambda **kw: real(**{**TINY, **kw}))
+    assert main(["--quiet", "xtc", "--speed-only", "--json", str(tmp_path / "s.json")]) == 0
+    assert "1W8A6L-int8" in json.loads((tmp_path / "s.json").read_text())["speed"]["fp32"]
+    assert (tmp_path / "s.md").is_file()
+
+
+def test_bf16_is_measured_where_it_is_fast_with_the_auto_kernel_only(monkeypatch):
+    # an AMX-like machine: bf16 and int8 7-15x faster than fp32
+    monkeypatch.setattr(capability, "_CACHE", {})
+    monkeypatch.setattr(capability, "_time_products", lambda device: {"fp32": 0.048, "bf16": 0.0068, "int8": 0.0032})
+    monkeypatch.setitem(modeling_xtc._INT8_FAST, "cpu", True)
+    result = run_speed_bench(SpeedSettings(**TINY))
+    assert result["auto_kernel"] == "int8"
+    assert sorted(result["speed"]["bf16"]) == ["1W8A6L-auto", "6L", "base"]
+    assert result["speed"]["bf16"]["1W8A6L-auto"]["kernel"] == "int8"
+    assert "train_step" not in result

@@ -1,0 +1,156 @@
+"""The two inference kernels of packed XTC layers (int8 ``_int_mm`` and the fp32 product of the same codes) agree
+bit for bit, and ``xtc_kernel="auto"`` follows the int8 speed check."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from xtc_hf import modeling_xtc
+from xtc_hf.configuration_xtc import XTCGPT2Config
+from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel, exact_float_depth, float_codes_matmul, int8_matmul
+
+
+@torch.no_grad()
+def _logits(model, input_ids):
+    return model(input_ids=input_ids).logits
+
+
+def _packed(teacher, **settings):
+    return XTCGPT2LMHeadModel.from_gpt2(teacher, teacher_layers=[1, 3], **settings).eval().pack_()
+
+
+@pytest.mark.parametrize(
+    ("bits", "granularity", "quantize_embeddings"),
+    [(1, "matrix", True), (1, "row", False), (2, "matrix", True), (8, "row", True)],
+)
+def test_float_kernel_gives_identical_logits(tiny_gpt2, input_ids, bits, granularity, quantize_embeddings):
+    model = _packed(
+        tiny_gpt2, weight_bits=bits, weight_granularity=granularity, quantize_embeddings=quantize_embeddings
+    )
+    int8 = _logits(model.set_xtc_kernel("int8"), input_ids)
+    as_float = _logits(model.set_xtc_kernel("float"), input_ids)
+    torch.testing.assert_close(as_float, int8, rtol=0, atol=0)
+    # and both are the fake-quantised model's numbers up to float rounding of the rescaling
+    fake = XTCGPT2LMHeadModel.from_gpt2(
+        tiny_gpt2, teacher_layers=[1, 3], weight_bits=bits, weight_granularity=granularity,
+        quantize_embeddings=quantize_embeddings,
+    ).eval()  # fmt: skip
+    torch.testing.assert_close(as_float, _logits(fake, input_ids), rtol=1e-4, atol=1e-4)
+
+
+def test_deep_8bit_layers_are_split_and_stay_identical(input_ids):
+    # 4 * 288 = 1152 MLP inputs > exact_float_depth(127) = 1040: the float product is split along K
+    torch.manual_seed(0)
+    teacher = GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=288, n_head=2, vocab_size=99, n_positions=64)).eval()
+    assert 4 * 288 > exact_float_depth(127)
+    model = _packed(teacher, weight_bits=8)
+    int8 = _logits(model.set_xtc_kernel("int8"), input_ids)
+    torch.testing.assert_close(_logits(model.set_xtc_kernel("float"), input_ids), int8, rtol=0, atol=0)
+
+
+def test_float_codes_matmul_is_exact_beyond_float32_integers():
+    torch.manual_seed(0)
+    a = torch.randint(-127, 128, (16, 3000), dtype=torch.int8)
+    b = torch.full((3000, 8), 127, dtype=torch.int8)
+    a[:, :] = 127  # sums of 3000 * 127 * 127 = 48.4M > 2**24: a plain fp32 product would round
+    exact = a.long() @ b.long()
+    assert bool((exact > 2**24).all())
+    assert torch.equal(float_codes_matmul(a.float(), b.float(), 127).long(), exact)
+    assert torch.equal(int8_matmul(a, b).long(), exact)
+
+
+def test_int8_fallback_without_int_mm_is_exact(monkeypatch):
+    monkeypatch.setitem(modeling_xtc._INT_MM_OK, "cpu", False)
+    a = torch.full((17, 2048), 127, dtype=torch.int8)
+    b = torch.full((2048, 8), -127, dtype=torch.int8)
+    assert torch.equal(int8_matmul(a, b).long(), a.long() @ b.long())
+
+
+@pytest.mark.parametrize(("int8_fast", "expected"), [(True, "int8"), (False, "float")])
+def test_auto_follows_the_int8_speed_check(tiny_gpt2, input_ids, monkeypatch, int8_fast, expected):
+    monkeypatch.setitem(modeling_xtc._INT8_FAST, "cpu", int8_fast)
+    model = _packed(tiny_gpt2, weight_bits=1)
+    assert model.config.xtc_kernel == "auto"
+    _logits(model, input_ids)
+    info = model.xtc_kernel_info()
+    assert info["resolved"] == expected
+    cache_kinds = {kind for layer in model.modules() for kind in (getattr(layer, "_codes_cache", None) or {})}
+    assert cache_kinds == ({"blocks"} if expected == "int8" else {"float-codes"})
+    # unpacked copies: 1 byte per weight for int8, 4 for float (the packed 1-bit weights are 8 per byte)
+    assert info["unpacked_cache_bytes"] == info["packed_bytes"] * 8 * (1 if expected == "int8" else 4)
+
+
+def test_switching_kernel_drops_the_other_copy(tiny_gpt2, input_ids):
+    model = _packed(tiny_gpt2, weight_bits=1).set_xtc_kernel("float")
+    _logits(model, input_ids)
+    float_bytes = model.xtc_kernel_info()["unpacked_cache_bytes"]
+    model.set_xtc_kernel("int8")
+    assert model.xtc_kernel_info()["unpacked_cache_bytes"] == 0
+    _logits(model, input_ids)
+    assert model.xtc_kernel_info()["unpacked_cache_bytes"] * 4 == float_bytes
+
+
+def test_bad_kernel_is_refused(tiny_gpt2):
+    model = _packed(tiny_gpt2, weight_bits=1)
+    with pytest.raises(ValueError, match=r"`xtc_kernel` must be one of \('auto', 'int8', 'float'\), got 'fast'"):
+        model.set_xtc_kernel("fast")
+    with pytest.raises(ValueError, match="`xtc_kernel` must be one of"):
+        XTCGPT2Config(n_layer=2, xtc_kernel="int4")
+
+
+def test_config_without_kernel_field_loads_as_auto(tiny_gpt2, input_ids, tmp_path):
+    model = _packed(tiny_gpt2, weight_bits=1)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["xtc_kernel"]  # a checkpoint saved before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = XTCGPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.xtc_kernel == "auto"
+    torch.testing.assert_close(_logits(loaded, input_ids), _logits(model, input_ids), rtol=0, atol=0)
+
+
+REMOTE = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    sys.modules["xtc_hf"] = None
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+    ids = torch.tensor(json.loads(sys.argv[2]))
+    with torch.no_grad():
+        saved = model(input_ids=ids).logits
+        info = model.xtc_kernel_info()
+        other = model.set_xtc_kernel("int8")(input_ids=ids).logits
+    print(json.dumps({"info": info, "module": type(model).__module__, "logits": saved.tolist(),
+                      "identical": bool(torch.equal(saved, other))}))
+    """
+)
+
+
+@pytest.mark.slow  # a fresh interpreter importing transformers: ~15 s on a loaded 2-core machine
+def test_remote_code_load_keeps_the_float_kernel(tiny_gpt2, input_ids, tmp_path):
+    model = _packed(tiny_gpt2, weight_bits=1).set_xtc_kernel("float")
+    expected = _logits(model, input_ids)
+    model.save_pretrained(tmp_path / "ckpt")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE, str(tmp_path / "ckpt"), json.dumps(input_ids.tolist())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["module"].startswith("transformers_modules")
+    assert report["info"]["setting"] == "float" and report["info"]["resolved"] == "float"
+    assert report["identical"]
+    torch.testing.assert_close(torch.tensor(report["logits"]), expected, rtol=0, atol=0)
