@@ -4,8 +4,23 @@ Every method package may import it; it imports no method package. Remote-code fi
 (``configuration_*``/``modeling_*``) never import it: they travel alone with a checkpoint.
 
 - :mod:`compress_utils.io`: safe folder and file writes (refuse to overwrite, atomic rename, leftover cleanup).
+- :mod:`compress_utils.emissions`: the codecarbon ``EmissionsCallback`` (optional dependency, offline tracker).
+- :mod:`compress_utils.metric_loading`: the shipped ``evaluate`` modules (``compress_utils/metrics/``).
+- :mod:`compress_utils.corpus`: the standard-library corpus and its one train/valid/test split rule.
+- :mod:`compress_utils.distributed`: ``accelerate`` state of a multi-process run.
+- :mod:`compress_utils.registration`: Auto-class registration of a method's configs and models.
+- :mod:`compress_utils.counting`: parameter and disk counting.
+
+Example:
+    >>> from compress_utils import split_of
+    >>> split_of("json/decoder.py") in ("train", "valid", "test")
+    True
 """
 
+from .corpus import SPLITS, read_sources, source_files, split_of, stdlib_source_dir
+from .counting import count_parameters, disk_bytes
+from .distributed import distributed_state, is_distributed
+from .emissions import CODECARBON_HINT, EmissionsCallback, check_emissions_country
 from .io import (
     atomic_dir,
     atomic_write,
@@ -15,13 +30,30 @@ from .io import (
     clean_leftovers,
     save_pretrained_atomic,
 )
+from .metric_loading import load_metric, metric_path
+from .registration import register_auto_classes
 
 __all__ = [
+    "CODECARBON_HINT",
+    "EmissionsCallback",
+    "SPLITS",
     "atomic_dir",
     "atomic_write",
     "atomic_write_text",
+    "check_emissions_country",
     "check_output_dir",
     "check_output_file",
     "clean_leftovers",
+    "count_parameters",
+    "disk_bytes",
+    "distributed_state",
+    "is_distributed",
+    "load_metric",
+    "metric_path",
+    "read_sources",
+    "register_auto_classes",
     "save_pretrained_atomic",
+    "source_files",
+    "split_of",
+    "stdlib_source_dir",
 ]

@@ -25,6 +25,9 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedModel
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
+from compress_utils.counting import count_parameters as core_count_parameters
+from compress_utils.distributed import distributed_state
+
 from .configuration_flab import FlabLlamaConfig, FlabQwen2Config, FlabQwen3Config
 from .modeling_flab import FlabLlamaForCausalLM, FlabQwen2ForCausalLM, FlabQwen3ForCausalLM
 
@@ -349,20 +352,6 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
 
 
 # --------------------------------------------------------------------------------------------------- forward pieces
-
-
-def distributed_state():
-    """accelerate's ``PartialState`` if this process is one of several (``accelerate launch``, torchrun), else ``None``.
-
-    Without CUDA the processes talk over gloo (accelerate needs ``cpu=True`` for that).
-    """
-    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if not initialized and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import PartialState
-
-    state = PartialState(cpu=not torch.cuda.is_available())
-    return state if state.num_processes > 1 else None
 
 
 class CalibrationRunner:
@@ -768,25 +757,26 @@ def to_saveable(model: PreTrainedModel) -> PreTrainedModel:
     return new
 
 
+def _component(name: str) -> str:
+    if "embed_tokens" in name:
+        return "embed_tokens"
+    if "lm_head" in name:
+        return "lm_head"
+    if ".self_attn." in name:
+        return "attention"
+    if ".mlp." in name:
+        return "ffn"
+    return "norms"
+
+
 def count_parameters(model: PreTrainedModel) -> dict[str, int]:
-    """Parameters per component (tied ``lm_head`` counted once, under ``embed_tokens``)."""
-    seen, counts = set(), {"embed_tokens": 0, "lm_head": 0, "attention": 0, "ffn": 0, "norms": 0}
-    for name, parameter in model.named_parameters(remove_duplicate=False):
-        if id(parameter) in seen:
-            continue
-        seen.add(id(parameter))
-        if "embed_tokens" in name:
-            key = "embed_tokens"
-        elif "lm_head" in name:
-            key = "lm_head"
-        elif ".self_attn." in name:
-            key = "attention"
-        elif ".mlp." in name:
-            key = "ffn"
-        else:
-            key = "norms"
-        counts[key] += parameter.numel()
-    counts["total"] = sum(counts.values())
+    """Parameters per component (tied ``lm_head`` counted once, under ``embed_tokens``).
+
+    Example:
+        >>> count_parameters(model)["total"]  # doctest: +SKIP
+    """
+    counts = {"embed_tokens": 0, "lm_head": 0, "attention": 0, "ffn": 0, "norms": 0}
+    counts.update(core_count_parameters(model, component=_component))
     return counts
 
 
