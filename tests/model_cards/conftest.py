@@ -1,4 +1,5 @@
-"""A tiny zoo, built once per test session: every entry with a budget of seconds (tiny Llama for Flab)."""
+"""A tiny zoo, built once per test session: every entry with a budget of seconds (tiny BERT for ALPINE, tiny Llama
+for Flab, tiny GPT-2 teacher for XTC)."""
 
 import json
 import sys
@@ -20,8 +21,24 @@ TINY_FLAB = {
 }  # fmt: skip
 
 
-def tiny_overrides(dense_folder) -> dict:
-    return {"alpine-minilm": TINY_ALPINE, "xtc": TINY_XTC, "flab": {**TINY_FLAB, "model": str(dense_folder)}}
+def tiny_overrides(dense_folder, bert_folder=None) -> dict:
+    alpine = {**TINY_ALPINE, "model": str(bert_folder)} if bert_folder else TINY_ALPINE
+    return {"alpine-minilm": alpine, "xtc": TINY_XTC, "flab": {**TINY_FLAB, "model": str(dense_folder)}}
+
+
+def tiny_bert(folder) -> None:
+    """A 2-layer, 32-wide random BERT with all-MiniLM-L6-v2's tokenizer, saved to ``folder``."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from alpine_hf.benchmark import embedded_minilm_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_minilm_dir())
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +52,10 @@ def tiny_zoo(tmp_path_factory):
     dense = root / "tiny-llama"
     zoo_testing.llama(layers=4).save_pretrained(dense)
     zoo_testing.bpe_tokenizer().save_pretrained(dense)
+    tiny_bert(root / "tiny-bert")
+    overrides = tiny_overrides(dense, root / "tiny-bert")
     settings = ZooSettings(
-        output_dir=str(root / "zoo"), work_dir=str(root / "work"), overrides=tiny_overrides(dense), progress=False
+        output_dir=str(root / "zoo"), work_dir=str(root / "work"), overrides=overrides, progress=False
     )
     results = build_zoo(None, settings)
     return settings, results
