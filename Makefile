@@ -29,9 +29,9 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
-# published tiny checkpoints load by repo id in a fresh venv with only torch + transformers (venv cached in $TMPDIR)
+# published tiny checkpoints load by repo id in a fresh venv with only torch + transformers (venv cached in .cache/; also part of `make test`)
 test-fresh-venv: install
-	$(PY) -m pytest -q -m slow tests/model_cards/test_fresh_venv.py
+	$(PY) -m pytest -q tests/model_cards/test_fresh_venv.py
 
 # lm-evaluation-harness on our remote-code checkpoints (task: tests/lm_eval/tasks/stdlib_code_ppl.yaml), slow or not
 test-lm-eval: install

@@ -7,11 +7,12 @@ Example:
 """
 
 from transformers import (
-    AutoConfig,
     AutoModel,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
 )
+
+from compress_utils.registration import register_auto_classes
 
 from .configuration_alpine import AlpineBertConfig, AlpineRobertaConfig, resolve_alpine_layers
 from .modeling_alpine import (
@@ -42,12 +43,7 @@ _AUTO_CLASSES = {
         AutoModelForMaskedLM: AlpineBertForMaskedLM,
     },
 }
-for _config, _models in _AUTO_CLASSES.items():
-    AutoConfig.register(_config.model_type, _config, exist_ok=True)
-    _config.register_for_auto_class()
-    for _auto, _model in _models.items():
-        _auto.register(_config, _model, exist_ok=True)
-        _model.register_for_auto_class(_auto.__name__)
+register_auto_classes(_AUTO_CLASSES)
 
 __all__ = [
     "ALPINE_SCORING_FUNCTIONS",

@@ -7,12 +7,10 @@ retention against the unpruned run and the fine-tuning wall-time ratio.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +26,7 @@ from alpine_hf.callbacks import (
 from alpine_hf.modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
 from compress_utils.capability import resolve_bf16
 from compress_utils.io import atomic_dir, check_output_dir
+from compress_utils.metric_loading import load_metric
 
 from .clone_detection import build_clone_dataset
 
@@ -115,31 +114,10 @@ def prepare_clone_data(tokenizer, config: FinetuneConfig):
     return {split: dataset[split].map(encode, batched=True, remove_columns=columns) for split in ("train", "test")}
 
 
-# The repository's `evaluate` modules (metrics/<name>/<name>.py); absent when installed without the checkout.
-METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
-
-
-@functools.cache
-def _metric_module(name: str):
-    """``evaluate.load`` of ``METRICS_DIR/<name>``, or None (with a logged note) where it cannot be used."""
-    script = METRICS_DIR / name / f"{name}.py"
-    if not script.is_file():
-        logger.info("%s not found (no repository checkout): scoring with the in-library function.", script)
-        return None
-    try:
-        import evaluate
-
-        # keep_in_memory: no cache files or locks under ~/.cache, nothing shared between concurrent runs
-        return evaluate.load(str(script.parent), keep_in_memory=True)
-    except (ImportError, OSError) as error:
-        logger.warning("Could not load the evaluate module %s (%s); scoring in-library.", script, error)
-        return None
-
-
 def _metrics(predictions: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy and clone-class F1/precision/recall, by ``evaluate.load("metrics/clone_detection")`` (what users
-    load to reproduce our numbers), or by the same formulas in-library when the checkout's ``metrics/`` is absent."""
-    module = _metric_module("clone_detection")
+    """Accuracy and clone-class F1/precision/recall, by the shipped ``evaluate`` module ``clone_detection`` (what
+    users load to reproduce our numbers), or by the same formulas in-library when ``evaluate`` cannot load it."""
+    module = load_metric("clone_detection")
     if module is not None:
         return module.compute(predictions=np.asarray(predictions).tolist(), references=np.asarray(labels).tolist())
     return _clone_detection_scores(np.asarray(predictions), np.asarray(labels))

@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import random
-import sysconfig
 import textwrap
 import time
 import tokenize
@@ -39,6 +38,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 import datasets
+
+from compress_utils.corpus import SPLITS, split_of, stdlib_source_dir
+from compress_utils.corpus import source_files as iter_source_files
 
 __all__ = [
     "DEFAULT_MAX_PAIRS",
@@ -56,14 +58,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
 DEFAULT_MAX_PAIRS: Mapping[str, int] = MappingProxyType({"train": 4000, "valid": 500, "test": 1000})
 
-# Test suites are full of near-duplicate fixtures, idlelib/lib2to3 are applications rather than
-# library code, and site-packages is not the standard library at all.
-_SKIP_DIRS = frozenset({"site-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"})
-# Cumulative percentage bounds of the 80/10/10 split.
-_SPLIT_BOUNDS = (("train", 80), ("valid", 90), ("test", 100))
 # Negatives must be this close in line count so that length alone does not give the label away.
 _LENGTH_TOLERANCE = 0.25
 
@@ -99,70 +95,6 @@ _FEATURES = datasets.Features(
         "source": datasets.Value("string"),
     }
 )
-
-
-def stdlib_source_dir() -> Path:
-    """Return the directory holding the running interpreter's standard-library sources.
-
-    Example:
-        >>> (stdlib_source_dir() / "os.py").is_file()
-        True
-    """
-    return Path(sysconfig.get_paths()["stdlib"])
-
-
-def iter_source_files(root: str | os.PathLike[str], suffix: str = ".py") -> list[Path]:
-    """List the source files under ``root`` in a deterministic (sorted) order.
-
-    Folders named ``site-packages``, ``test``, ``tests``, ``idlelib`` and ``lib2to3`` are
-    skipped, as are files that are not valid UTF-8.
-
-    Example:
-        >>> files = iter_source_files(stdlib_source_dir())
-        >>> any(path.name == "os.py" for path in files)
-        True
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise ValueError(f"root={str(root)!r} is not a directory; pass the folder that holds the sources")
-    if not suffix.startswith("."):
-        raise ValueError(f"suffix={suffix!r} must start with a dot, e.g. '.py'")
-    found = []
-    # os.walk with pruning never descends into skipped trees (a venv's site-packages can be huge).
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(name for name in dirnames if name not in _SKIP_DIRS)
-        for name in filenames:
-            path = Path(dirpath, name)
-            if not name.endswith(suffix) or not path.is_file():
-                continue
-            try:
-                path.read_bytes().decode("utf-8")
-            except UnicodeDecodeError:
-                logger.debug("skipping %s: not valid UTF-8", path)
-                continue
-            found.append(path)
-    # Sort on the relative POSIX path so the order does not depend on the OS or on root's spelling.
-    return sorted(found, key=lambda path: path.relative_to(root).as_posix())
-
-
-def split_of(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
-    """Assign a file to ``"train"``, ``"valid"`` or ``"test"`` (80/10/10) by hashing its relative path.
-
-    The hash is SHA-256, not :func:`hash`, so the answer is the same in every process.
-
-    Example:
-        >>> split_of("/lib/python3/json/decoder.py", "/lib/python3") in SPLITS
-        True
-        >>> split_of("/lib/a.py", "/lib") == split_of("/other/a.py", "/other")
-        True
-    """
-    try:
-        relative = Path(path).relative_to(Path(root))
-    except ValueError:
-        raise ValueError(f"path={str(path)!r} is not under root={str(root)!r}; pass a file inside root") from None
-    digest = hashlib.sha256(relative.as_posix().encode("utf-8")).digest()
-    bucket = int.from_bytes(digest[:8], "big") % 100
-    return next(name for name, bound in _SPLIT_BOUNDS if bucket < bound)
 
 
 def extract_functions(source: str, min_lines: int = 4, max_lines: int = 60) -> list[str]:

@@ -6,7 +6,6 @@ Every number comes from running the models here; ``run_benchmark`` writes JSON a
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import logging
 import os
@@ -14,12 +13,14 @@ import shutil
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
 from compress_utils.capability import describe, probe
+from compress_utils.counting import disk_bytes
+from compress_utils.distributed import distributed_state
 from compress_utils.embedded import load_smollm2
+from compress_utils.metric_loading import load_metric
 from flab_hf.data import (
     check_humaneval_executes,
     heldout_windows,
@@ -31,7 +32,6 @@ from flab_hf.data import (
 from flab_hf.pruning import (
     CalibrationRunner,
     count_parameters,
-    distributed_state,
     ffn_importance,
     ffn_plan,
     prune_ffn_,
@@ -46,23 +46,11 @@ from flab_hf.recovery import RecoveryConfig, generate_completions, lora_recover,
 logger = logging.getLogger(__name__)
 
 RUNS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runs", "flab")
-METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"  # the repository's `evaluate` modules
 
 
-@functools.cache
 def _pass_at_k_module():
-    """``evaluate.load`` of metrics/pass_at_k ("results" configuration), or None without the repository checkout."""
-    script = METRICS_DIR / "pass_at_k" / "pass_at_k.py"
-    if not script.is_file():
-        logger.info("%s not found (no repository checkout): pass@1 computed in-library.", script)
-        return None
-    try:
-        import evaluate
-
-        return evaluate.load(str(script.parent), "results", keep_in_memory=True)
-    except (ImportError, OSError) as error:
-        logger.warning("Could not load the evaluate module %s (%s); pass@1 computed in-library.", script, error)
-        return None
+    """The shipped ``evaluate`` module pass_at_k ("results" configuration), or None where it cannot be loaded."""
+    return load_metric("pass_at_k", "results")
 
 
 # --------------------------------------------------------------------------------------------------- metrics
@@ -138,7 +126,9 @@ def humaneval_pass(model, tokenizer, problems, max_new_tokens: int, batch_size: 
         from accelerate.utils import gather_object
 
         passed = gather_object(passed)
-    module = _pass_at_k_module()  # the same estimator a user gets from evaluate.load("metrics/pass_at_k")
+    module = (
+        _pass_at_k_module()
+    )  # the same estimator a user gets from evaluate.load("compress_utils/metrics/pass_at_k")
     pass_at_1 = (module.compute(results=[[ok] for ok in passed], k=[1])["pass@1"] if module is not None
                  else sum(passed) / len(passed))  # fmt: skip
     return {"pass@1": pass_at_1, "passed": sum(passed), "problems": len(passed),
@@ -173,13 +163,6 @@ def interleaved_speeds(models: dict, new_tokens: int, rounds: int) -> dict:
         name: {key: round(statistics.median(values), 2) for key, values in entry.items()}
         for name, entry in rates.items()
     }
-
-
-def disk_bytes(model, tokenizer) -> int:
-    with tempfile.TemporaryDirectory(prefix="flab-disk-") as folder:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        return sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder))
 
 
 def generation_peak_memory(model, prompt_ids: torch.Tensor, new_tokens: int) -> dict:

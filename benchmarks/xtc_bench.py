@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from compress_utils.counting import count_parameters as core_count_parameters
+from compress_utils.counting import disk_bytes as core_disk_bytes
+
 logger = logging.getLogger(__name__)
 
 VARIANTS = {
@@ -72,22 +75,19 @@ class BenchSettings:
 
 def disk_bytes(folder: str) -> int:
     """Bytes of the weight files (``*.safetensors``) of a checkpoint folder."""
-    return sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder) if n.endswith(".safetensors"))
+    return core_disk_bytes(folder, suffix=".safetensors")
+
+
+def _packed_numel(module) -> int:
+    from .modeling_xtc import XTCEmbedding, XTCLinear
+
+    packed = isinstance(module, (XTCLinear, XTCEmbedding)) and module.is_packed
+    return module.weight_packed.shape[0] * module._cols if packed else 0
 
 
 def count_parameters(model) -> int:
     """Logical parameter count (a packed weight counts its rows x columns, not its bytes; tied tensors count once)."""
-    from xtc_hf.modeling_xtc import XTCEmbedding, XTCLinear
-
-    seen, total = set(), 0
-    for module in model.modules():
-        if isinstance(module, (XTCLinear, XTCEmbedding)) and module.is_packed:
-            total += module.weight_packed.shape[0] * module._cols
-        for parameter in module.parameters(recurse=False):
-            if id(parameter) not in seen:
-                seen.add(id(parameter))
-                total += parameter.numel()
-    return total
+    return core_count_parameters(model, extra=_packed_numel)["total"]
 
 
 def model_memory_bytes(model) -> int:

@@ -7,9 +7,9 @@ never saw in training) and greedily generates until the target line is complete;
 compared with the true one, both stripped. Edit Similarity is
 CodeXGLUE's ``fuzz.ratio`` (here from the maintained ``rapidfuzz``), in [0, 100].
 
-The scores are computed by the repository's ``evaluate`` module ``metrics/code_completion`` (what a user loads with
-``evaluate.load("metrics/code_completion")`` to reproduce them); where the package is installed without the
-repository checkout, the same numbers come from :func:`exact_match` and :func:`edit_similarity` below.
+The scores are computed by the shipped ``evaluate`` module ``code_completion`` (what a user loads with
+``evaluate.load(compress_utils.metric_loading.metric_path("code_completion"))`` to reproduce them); where ``evaluate``
+cannot load it, the same numbers come from :func:`exact_match` and :func:`edit_similarity` below.
 
 Example:
     >>> from benchmarks.xtc_eval import edit_similarity, exact_match
@@ -19,17 +19,15 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
-from pathlib import Path
 
 import torch
 
-logger = logging.getLogger(__name__)
+from compress_utils.distributed import distributed_state
+from compress_utils.metric_loading import load_metric
 
-# The repository's `evaluate` modules (metrics/<name>/<name>.py); absent when installed without the checkout.
-METRICS_DIR = Path(__file__).resolve().parents[1] / "metrics"
+logger = logging.getLogger(__name__)
 
 
 def _fuzz():
@@ -50,25 +48,6 @@ def edit_similarity(prediction: str, target: str) -> float:
     return float(_fuzz().ratio(prediction.strip(), target.strip()))
 
 
-@functools.cache
-def _metric_module(name: str):
-    """``evaluate.load`` of ``METRICS_DIR/<name>``, or None (with a logged note) where it cannot be used."""
-    script = METRICS_DIR / name / f"{name}.py"
-    if not script.is_file():
-        logger.info("%s not found (no repository checkout): scoring with the in-library functions.", script)
-        return None
-    try:
-        import evaluate
-
-        # keep_in_memory: no cache files or locks under ~/.cache, nothing shared between concurrent runs
-        return evaluate.load(str(script.parent), keep_in_memory=True)
-    except (ImportError, OSError) as error:
-        logger.warning(
-            "Could not load the evaluate module %s (%s); scoring with the in-library functions.", script, error
-        )
-        return None
-
-
 def line_completion_scores(predictions: list[str], targets: list[str]) -> dict:
     """``{"em", "es"}`` of completed lines: EM in %, ES (CodeXGLUE edit similarity) in [0, 100].
 
@@ -81,7 +60,7 @@ def line_completion_scores(predictions: list[str], targets: list[str]) -> dict:
             f"`predictions` and `targets` must be non-empty and of equal length, got {len(predictions)} and "
             f"{len(targets)}."
         )
-    module = _metric_module("code_completion")
+    module = load_metric("code_completion")
     if module is not None:
         scores = module.compute(predictions=list(predictions), references=list(targets))
         return {"em": scores["exact_match"], "es": scores["edit_similarity"]}
@@ -148,19 +127,6 @@ def completed_line(generated: str) -> str:
     return parts[1].strip() if len(parts) > 1 else ""
 
 
-def _distributed_state():
-    """accelerate's ``PartialState`` if this process is one of several (``accelerate launch``, torchrun), else ``None``."""
-    import os
-
-    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if not initialized and int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import PartialState
-
-    state = PartialState(cpu=not torch.cuda.is_available())  # gloo between CPU processes
-    return state if state.num_processes > 1 else None
-
-
 @torch.no_grad()
 def evaluate_line_completion(
     model, tokenizer, samples, context_tokens: int = 256, max_new_tokens: int = 48, progress: bool = True,
@@ -184,7 +150,7 @@ def evaluate_line_completion(
     limit = getattr(model.config, "n_positions", 1024) - max_new_tokens
     context = min(context_tokens, limit)
     predictions = []
-    state = _distributed_state() if shard else None
+    state = distributed_state() if shard else None
     mine = samples
     if state is not None:
         with state.split_between_processes(list(samples)) as part:

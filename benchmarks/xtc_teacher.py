@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 EOS = "<|endoftext|>"
 DEFAULT_CACHE = os.path.join("runs", "xtc")
+# the corpus and split rule the teacher reads (compress_utils.corpus); part of the cache key
+CORPUS_VERSION = "stdlib, compress_utils.corpus split v1"
 
 
 @dataclass
@@ -54,6 +56,9 @@ class TeacherSettings:
         metadata={"help": "bf16 autocast; None = where bf16 products are fast (AMX: ~4x faster, AVX2: ~60x slower)."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of tokenizer-independent randomness (init, data order)."})
+    max_files: int | None = field(
+        default=None, metadata={"help": "Read only the first N training files (sorted by path); None = all of them."}
+    )
 
     def __post_init__(self):
         for name in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "block_size", "batch_size"):
@@ -66,6 +71,8 @@ class TeacherSettings:
             raise ValueError(f"`block_size` ({self.block_size}) must be <= `n_positions` ({self.n_positions}).")
         if self.steps is None and not self.minutes > 0:
             raise ValueError(f"`minutes` must be > 0 when `steps` is None, got {self.minutes}.")
+        if self.max_files is not None and (not isinstance(self.max_files, int) or self.max_files < 1):
+            raise ValueError(f"`max_files` must be None or a positive integer, got {self.max_files!r}.")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"`steps` must be >= 1, got {self.steps}.")
         # resolved here, so xtc_teacher.json and the cache key record what ran (True/False), not "auto"
@@ -75,6 +82,7 @@ class TeacherSettings:
         """Short hash of the settings, the cache folder name."""
         settings = dataclasses.asdict(self)
         settings.update(minutes=float(self.minutes), learning_rate=float(self.learning_rate))  # 20 and 20.0 alike
+        settings["corpus"] = CORPUS_VERSION  # a teacher trained on another split must not be reused
         blob = json.dumps(settings, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -132,7 +140,7 @@ def train_teacher(
         return final
     set_seed(settings.seed)
     start = time.perf_counter()
-    texts = [item["text"] for item in stdlib_code("train")]
+    texts = [item["text"] for item in stdlib_code("train", max_files=settings.max_files)]
     tokenizer = train_tokenizer(texts, settings.vocab_size)
     blocks = pack_blocks(texts, tokenizer, settings.block_size)
     logger.info("teacher data: %d blocks of %d tokens", len(blocks), settings.block_size)

@@ -6,7 +6,9 @@ Example:
     >>> report["params"]["ratio"]  # doctest: +SKIP
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+from transformers import AutoModel, AutoModelForCausalLM
+
+from compress_utils.registration import register_auto_classes
 
 from .callbacks import LoRARecoveryCallback
 from .configuration_flab import FlabLlamaConfig, FlabQwen2Config, FlabQwen3Config, check_intermediate_sizes
@@ -38,12 +40,7 @@ _AUTO_CLASSES = {
     FlabQwen3Config: {AutoModel: FlabQwen3Model, AutoModelForCausalLM: FlabQwen3ForCausalLM},
     FlabLlamaConfig: {AutoModel: FlabLlamaModel, AutoModelForCausalLM: FlabLlamaForCausalLM},
 }
-for _config, _models in _AUTO_CLASSES.items():
-    AutoConfig.register(_config.model_type, _config, exist_ok=True)
-    _config.register_for_auto_class()
-    for _auto, _model in _models.items():
-        _auto.register(_config, _model, exist_ok=True)
-        _model.register_for_auto_class(_auto.__name__)
+register_auto_classes(_AUTO_CLASSES)
 
 __all__ = [
     "FFN_RULES",

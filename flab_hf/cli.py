@@ -87,7 +87,7 @@ def run_prune(args: argparse.Namespace) -> int:
         _threads(args.threads)
     model, tokenizer = _load(args.model)
     pruned, pruned_tokenizer, report = flab_prune(model, tokenizer, _corpus(args.corpus), config)
-    from .pruning import distributed_state
+    from compress_utils.distributed import distributed_state
 
     state = distributed_state()  # under `accelerate launch` the calibration is sharded; every process has the result
     if state is None or state.is_main_process:

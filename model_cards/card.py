@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .common import DEFAULT_ORG
 from .plots import PLOT_FILES, plot_entry
-from .publish import CARD_FILE, content_revision
+from .revision import CARD_FILE, content_revision
 
 LICENSE = "apache-2.0"  # the project's licence; all-MiniLM-L6-v2 and SmolLM2 are Apache-2.0 as well
 STDLIB = "python-stdlib"  # not a Hub data set: the running interpreter's standard-library sources

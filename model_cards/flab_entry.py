@@ -27,6 +27,7 @@ from .common import (
     cached_json,
     entry_budget,
     entry_command,
+    is_complete,
     write_json,
 )
 
@@ -224,14 +225,17 @@ def build_flab_smollm2_recovered(folder: str, settings: ZooSettings) -> dict:
     from flab_hf.data import heldout_windows, stdlib_recovery_samples
     from flab_hf.pruning import to_saveable
 
-    from .zoo import build_entry
-
     budget = entry_budget(settings, BUDGET_KEY, DEFAULT, FULL)
     names = ["pruned entry", "load", "teacher data", "LoRA recovery", "evaluate", "package"]
     stages = Stages(RECOVERED, names, enabled=settings.progress)
-    with stages("pruned entry"):
-        pruned_results = build_entry(NAME, settings)
     pruned_folder = Path(settings.output_dir) / NAME
+    with stages("pruned entry"):  # built first by the zoo (zoo.REQUIRES), read here: entries never build entries
+        if not is_complete(pruned_folder):
+            raise ValueError(
+                f"{RECOVERED!r} starts from the complete {NAME!r} entry, not found in {str(pruned_folder)!r}; build "
+                f"it first (`zoo build {NAME}`, or build_entry({RECOVERED!r}), which builds what it requires)."
+            )
+        pruned_results = json.loads((pruned_folder / "results.json").read_text())
     # dense model and evaluation windows exactly as the pruned entry used them, so the rows are comparable
     pruned_budget = pruned_results["budget"]
     work = Path(settings.work_dir) / "flab" / budget_key(_subset(pruned_budget, PRUNE_KEYS))

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import logging
 import os
@@ -29,9 +28,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .revision import CARD_FILE, _sha256, content_revision, published_files
+
 logger = logging.getLogger(__name__)
 
-CARD_FILE = "README.md"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = (
@@ -56,19 +56,6 @@ def check_repo_id(repo_id: str) -> str:
             "e.g. codecompress-hf/alpine-minilm."
         )
     return repo_id
-
-
-def published_files(folder: str | os.PathLike) -> list[str]:
-    """Relative paths (POSIX, sorted) of the files a publication includes: all but hidden files and caches."""
-    root = Path(folder)
-    files = []
-    for path in root.rglob("*"):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") or part == "__pycache__" for part in relative.parts):
-            continue
-        if path.is_file():
-            files.append(relative.as_posix())
-    return sorted(files)
 
 
 def _auto_map_modules(auto_map: dict) -> set[str]:
@@ -215,28 +202,6 @@ def check_publishable(folder: str | os.PathLike, require_tokenizer: bool = True)
             f"{folder} would not load with from_pretrained, so nothing was published. Missing: {'; '.join(missing)}. "
             "Save the model and tokenizer with save_pretrained (after `register_for_auto_class` for custom code)."
         )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def content_revision(folder: str | os.PathLike, exclude: tuple[str, ...] = (CARD_FILE,)) -> str:
-    """A 40-hex revision computed from the names and contents of the folder's files (except ``exclude``).
-
-    Example:
-        >>> len(content_revision("zoo/alpine-minilm"))  # doctest: +SKIP
-        40
-    """
-    digest = hashlib.sha1(b"codecompress-hf revision v1\n")
-    for relative in published_files(folder):
-        if relative not in exclude:
-            digest.update(f"{relative}\0{_sha256(Path(folder) / relative)}\n".encode())
-    return digest.hexdigest()
 
 
 def repo_cache_folder(repo_id: str, cache_dir: str | os.PathLike | None = None) -> Path:

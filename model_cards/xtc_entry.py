@@ -6,6 +6,7 @@ Both entries share one cached pipeline (teacher, 6L layer reduction, 1W8A6L quan
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,7 +29,10 @@ BUDGET_KEY = "xtc"
 # ~9 min on 2 idle cores (measured: teacher 237 s, stages 99 s and 102 s, evaluation 73 s).
 # a fixed number of teacher steps, not a time budget: the entry must not depend on how busy the machine is (4 minutes
 # gave 315 steps on an idle 2-core machine and 120 on a busy one); 300 steps take about 4 minutes on 2 idle cores
-DEFAULT = {"minutes": 4.0, "teacher_steps": 300, "steps": 100, "samples": 100, "variants": ["6L", "1W8A6L"]}
+# `teacher`: TeacherSettings fields replaced (dataclasses.replace) on top of minutes/teacher_steps; `train_files`:
+# the first N training files for distillation (None = all). Tests use both for a tiny, fast pipeline.
+DEFAULT = {"minutes": 4.0, "teacher_steps": 300, "steps": 100, "samples": 100, "variants": ["6L", "1W8A6L"],
+           "teacher": {}, "train_files": None}  # fmt: skip
 FULL = {"minutes": 30.0, "teacher_steps": 2400, "steps": 600, "samples": 200, "variants": ["6L", "1W8A6L", "1W8A"]}
 ENTRY_VARIANT = {"xtc-gpt2-teacher": "base", "xtc-gpt2-1w8a6l": "1W8A6L"}
 
@@ -47,12 +51,19 @@ def _checkpoints(budget: dict, settings: ZooSettings, stages: Stages) -> tuple[d
     cache = os.path.join(settings.work_dir, "xtc")
     order = [n for n in RUN_ORDER if n in budget["variants"]]
     with stages("teacher"):
-        teacher_dir = train_teacher(
-            TeacherSettings(minutes=budget["minutes"], steps=budget["teacher_steps"]), cache_dir=cache
-        )
+        teacher_settings = TeacherSettings(minutes=budget["minutes"], steps=budget["teacher_steps"])
+        unknown = sorted(set(budget["teacher"]) - {f.name for f in dataclasses.fields(TeacherSettings)})
+        if unknown:
+            raise ValueError(
+                f"`overrides['xtc']['teacher']` has unknown TeacherSettings fields {unknown}; valid ones: "
+                f"{sorted(f.name for f in dataclasses.fields(TeacherSettings))}."
+            )
+        teacher_dir = train_teacher(dataclasses.replace(teacher_settings, **budget["teacher"]), cache_dir=cache)
     teacher_meta = json.loads((Path(teacher_dir) / "xtc_teacher.json").read_text())
     output_dir = os.path.join(cache, "zoo", Path(teacher_dir).parent.name)
-    done_path = Path(output_dir) / f"checkpoints-{budget_key({k: budget[k] for k in ('steps', 'variants')})}.json"
+    # train_files joins the key only when set, so default builds keep their cached stages
+    keyed = ("steps", "variants") + (("train_files",) if budget["train_files"] is not None else ())
+    done_path = Path(output_dir) / f"checkpoints-{budget_key({k: budget[k] for k in keyed})}.json"
     if done_path.is_file():
         checkpoints = json.loads(done_path.read_text())
         if all((Path(checkpoints.get(name, "")) / STAGE_FILE).is_file() for name in order):
@@ -62,7 +73,9 @@ def _checkpoints(budget: dict, settings: ZooSettings, stages: Stages) -> tuple[d
             return {"base": teacher_dir, **{name: checkpoints[name] for name in order}}, teacher_meta, output_dir
     teacher = GPT2LMHeadModel.from_pretrained(teacher_dir)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    train = prepare_train_dataset(stdlib_dataset("train"), tokenizer)  # once, not once per variant
+    train = prepare_train_dataset(
+        stdlib_dataset("train", max_files=budget["train_files"]), tokenizer
+    )  # once, not once per variant
     checkpoints = {"base": teacher_dir}
     for name in order:
         with stages(f"compress {name}"):

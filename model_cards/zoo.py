@@ -36,6 +36,8 @@ ENTRIES: dict[str, Callable[[str, ZooSettings], dict]] = {
     "xtc-gpt2-teacher": build_xtc_teacher,
 }
 
+# entries an entry starts from: build_entry builds them first, so entry modules never import the zoo
+REQUIRES: dict[str, tuple[str, ...]] = {"flab-smollm2-recovered": ("flab-smollm2",)}
 
 # budget key -> its default settings (what `--overrides` may change)
 BUDGETS = {
@@ -74,6 +76,8 @@ def build_entry(name: str, settings: ZooSettings | None = None) -> dict:
     settings = settings or ZooSettings()
     check_entry_names([name])
     check_overrides(settings.overrides)
+    for required in REQUIRES.get(name, ()):
+        build_entry(required, settings)
     folder = os.path.join(settings.output_dir, name)
     if is_complete(folder):
         logger.info("%s: complete output found in %s, skipping", name, folder)
@@ -138,6 +142,7 @@ __all__ = [
     "BUDGETS",
     "ENTRIES",
     "REQUIRED_FILES",
+    "REQUIRES",
     "ZooSettings",
     "build_entry",
     "build_zoo",

@@ -10,7 +10,9 @@ Example:
     >>> student.save_pretrained("xtc-1w8a6l")  # doctest: +SKIP
 """
 
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoModelForCausalLM
+
+from compress_utils.registration import register_auto_classes
 
 from .callbacks import DistillationCallback, TimeBudgetCallback, soft_cross_entropy
 from .configuration_xtc import XTCGPT2Config
@@ -34,10 +36,7 @@ from .optimum_quantizer import XTCQuantizer
 from .quantizer_xtc import XTCHfQuantizer, XTCQuantizationConfig, register_xtc_quantizer
 from .recipe import XTCRecipeConfig, resolve_student_layers, xtc_compress
 
-AutoConfig.register(XTCGPT2Config.model_type, XTCGPT2Config, exist_ok=True)
-AutoModelForCausalLM.register(XTCGPT2Config, XTCGPT2LMHeadModel, exist_ok=True)
-XTCGPT2Config.register_for_auto_class()
-XTCGPT2LMHeadModel.register_for_auto_class("AutoModelForCausalLM")
+register_auto_classes({XTCGPT2Config: {AutoModelForCausalLM: XTCGPT2LMHeadModel}})
 
 __all__ = [
     "DistillationCallback",

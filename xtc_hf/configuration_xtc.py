@@ -5,17 +5,16 @@ Paper: de Moor, "Compressing a CodeGPT Model Using Hybrid Layer Reduction and Ex
 Distillation" (TU Delft, 2023), after Wu et al., "Extreme Compression for Pre-trained Transformers Made Simple and
 Efficient" (XTC, NeurIPS 2022).
 
-This file travels with saved checkpoints (``trust_remote_code``): it imports only transformers and huggingface_hub.
+This file travels with saved checkpoints (``trust_remote_code``): it imports only transformers, huggingface_hub and its
+own folder (``constants_xtc``, ``quantizer_xtc``; neither imports this file, so the imports form no circle).
 """
 
 from huggingface_hub.dataclasses import strict
 from transformers import GPT2Config
 
-WEIGHT_BITS = (1, 2, 8, 32)
-ACTIVATION_BITS = (8, 32)
-GRANULARITIES = ("matrix", "row")
+from .constants_xtc import ACTIVATION_BITS, GRANULARITIES, QUANT_METHOD, WEIGHT_BITS
+
 XTC_KERNELS = ("auto", "int8", "float")  # how packed layers with 8-bit activations multiply (see modeling_xtc)
-QUANT_METHOD = "xtc"  # `quant_method` of the `quantization_config` in config.json
 QUANTIZED_BLOCK_MODULES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
 
@@ -144,7 +143,7 @@ class XTCGPT2Config(GPT2Config):
 # `quant_method: "xtc"` in config.json is understood by Transformers wherever this file is imported: by `import xtc_hf`
 # and by every `trust_remote_code` load, which imports the configuration first (tools such as lm-evaluation-harness
 # parse `quantization_config` right after `AutoConfig`, before any model code). The quantizer file travels with the
-# checkpoint, found by this relative import; it is placed last because it imports the constants above.
+# checkpoint, found by this relative import; it imports the constants from ``constants_xtc``, never this file.
 from .quantizer_xtc import register_xtc_quantizer  # noqa: E402
 
 register_xtc_quantizer()

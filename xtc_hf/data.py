@@ -1,8 +1,8 @@
 # Copyright 2026 The codecompress-hf authors. Apache-2.0.
 """Real Python code for training and evaluation: the running interpreter's standard library.
 
-Files are split by a stable hash of their path relative to the standard-library root (80/10/10 train/valid/test), so
-the split is the same on every machine with the same Python version and never depends on file order or timestamps.
+Files are split by :func:`compress_utils.corpus.split_of` (80/10/10 train/valid/test by a hash of the relative path),
+the one split rule every method shares.
 
 Example:
     >>> from xtc_hf.data import stdlib_code
@@ -13,32 +13,11 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import sysconfig
+
+from compress_utils.corpus import SKIPPED_DIRS, SPLITS, read_sources, split_of, stdlib_source_dir
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "valid", "test")
-# Third-party code, the standard library's own test suites and two legacy tools are not "the standard library's code".
-SKIPPED_DIRS = frozenset({"site-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"})
-
-
-def split_of(relative_path: str) -> str:
-    """The split a file belongs to, from a stable hash of its relative path (80/10/10).
-
-    Example:
-        >>> split_of("json/decoder.py") in SPLITS
-        True
-    """
-    bucket = int(hashlib.sha256(relative_path.replace(os.sep, "/").encode("utf-8")).hexdigest()[:8], 16) % 10
-    return "train" if bucket < 8 else ("valid" if bucket == 8 else "test")
-
-
-def stdlib_root() -> str:
-    """The standard-library source folder of the running interpreter."""
-    return sysconfig.get_paths()["stdlib"]
 
 
 def stdlib_code(split: str, root: str | None = None, max_files: int | None = None) -> list[dict[str, str]]:
@@ -51,24 +30,9 @@ def stdlib_code(split: str, root: str | None = None, max_files: int | None = Non
     """
     if split not in SPLITS:
         raise ValueError(f"`split` must be one of {SPLITS}, got {split!r}.")
-    root = root or stdlib_root()
-    files = []
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
-        for name in sorted(names):
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(folder, name)
-            relative = os.path.relpath(path, root).replace(os.sep, "/")
-            if split_of(relative) != split:
-                continue
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    text = handle.read()
-            except (UnicodeDecodeError, OSError):
-                continue  # a few files are Latin-1 test fixtures; code models are trained on UTF-8
-            if text.strip():
-                files.append({"path": relative, "text": text})
+    root = stdlib_source_dir() if root is None else root
+    # empty files (package markers) carry no code to learn from
+    files = [{"path": path, "text": text} for path, text in read_sources(root, split) if text.strip()]
     files.sort(key=lambda item: item["path"])
     if max_files is not None:
         files = files[:max_files]
@@ -121,5 +85,5 @@ __all__ = [
     "split_of",
     "stdlib_code",
     "stdlib_dataset",
-    "stdlib_root",
+    "stdlib_source_dir",
 ]

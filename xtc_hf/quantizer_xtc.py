@@ -20,7 +20,7 @@ modules. Where the quantizer is not registered (code written before it existed),
 quantization type, got xtc ... we will skip the quantization" and loads the model with its own code unchanged.
 
 This file travels with saved checkpoints (``trust_remote_code``): it imports only transformers and
-``configuration_xtc`` from its own folder.
+``constants_xtc`` from its own folder (``configuration_xtc`` imports this file to register it, not the reverse).
 """
 
 from transformers.quantizers import HfQuantizer
@@ -32,7 +32,7 @@ from transformers.quantizers.auto import (
 )
 from transformers.utils.quantization_config import QuantizationConfigMixin
 
-from .configuration_xtc import ACTIVATION_BITS, GRANULARITIES, QUANT_METHOD, WEIGHT_BITS
+from .constants_xtc import ACTIVATION_BITS, GRANULARITIES, QUANT_METHOD, WEIGHT_BITS
 
 # the settings both the quantization config and the model config hold; they must agree
 _SHARED_SETTINGS = ("weight_bits", "activation_bits", "weight_granularity", "quantize_embeddings")

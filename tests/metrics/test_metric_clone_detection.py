@@ -1,4 +1,4 @@
-"""metrics/clone_detection: the same accuracy/precision/recall/F1 as benchmarks.alpine_finetune, on random and known inputs."""
+"""compress_utils/metrics/clone_detection: the same accuracy/precision/recall/F1 as benchmarks.alpine_finetune, on random and known inputs."""
 
 from pathlib import Path
 
@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks import alpine_finetune as finetune
+from compress_utils import metric_loading
+from compress_utils.metric_loading import load_metric
 
-MODULE = str(Path(__file__).resolve().parents[2] / "metrics" / "clone_detection")
+MODULE = str(Path(__file__).resolve().parents[2] / "compress_utils" / "metrics" / "clone_detection")
 LABELS = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=60)
 
 
@@ -46,14 +48,14 @@ def test_non_binary_labels_are_refused(clone_detection):
 def test_finetune_uses_the_module_and_falls_back_to_the_same_numbers(monkeypatch, caplog):
     rng = np.random.default_rng(0)
     predictions, labels = rng.integers(0, 2, 50), rng.integers(0, 2, 50)
-    finetune._metric_module.cache_clear()
-    assert isinstance(finetune._metric_module("clone_detection"), evaluate.EvaluationModule)
+    load_metric.cache_clear()
+    assert isinstance(load_metric("clone_detection"), evaluate.EvaluationModule)
     with_module = finetune._metrics(predictions, labels)
-    monkeypatch.setattr(finetune, "METRICS_DIR", Path("/nonexistent/metrics"))
-    finetune._metric_module.cache_clear()
-    with caplog.at_level("INFO", logger="benchmarks.alpine_finetune"):
+    monkeypatch.setattr(metric_loading, "METRICS_DIR", Path("/nonexistent/metrics"))
+    load_metric.cache_clear()
+    with caplog.at_level("INFO", logger="compress_utils.metric_loading"):
         in_library = finetune._metrics(predictions, labels)
-    finetune._metric_module.cache_clear()
-    assert "scoring with the in-library function" in caplog.text
+    load_metric.cache_clear()
+    assert "scoring in-library" in caplog.text
     assert in_library == pytest.approx(with_module, abs=1e-12)
     assert set(with_module) == {"accuracy", "f1", "precision", "recall"}

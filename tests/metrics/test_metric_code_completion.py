@@ -1,4 +1,4 @@
-"""metrics/code_completion: the same EM/ES numbers as benchmarks.xtc_eval, on random and known inputs."""
+"""compress_utils/metrics/code_completion: the same EM/ES numbers as benchmarks.xtc_eval, on random and known inputs."""
 
 from pathlib import Path
 
@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks import xtc_eval as evaluation
 from benchmarks.xtc_eval import edit_similarity, exact_match, line_completion_scores
+from compress_utils import metric_loading
+from compress_utils.metric_loading import load_metric
 
-MODULE = str(Path(__file__).resolve().parents[2] / "metrics" / "code_completion")
+MODULE = str(Path(__file__).resolve().parents[2] / "compress_utils" / "metrics" / "code_completion")
 # Code-like text; no surrogate code points (Arrow stores UTF-8, which cannot encode them)
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40) | st.sampled_from(
     ["return x", "  return x  ", "return y", "", " ", "for i in range(10):", "x = {'a': [1, 2]}"]
@@ -47,15 +48,15 @@ def test_equals_the_library_functions(code_completion, pairs):
 
 def test_library_uses_the_module_and_falls_back_to_the_same_numbers(monkeypatch, caplog):
     predictions, targets = ["return x", "if a:", "pass"], ["return y", "if a:", "raise"]
-    evaluation._metric_module.cache_clear()
-    assert isinstance(evaluation._metric_module("code_completion"), evaluate.EvaluationModule)
+    load_metric.cache_clear()
+    assert isinstance(load_metric("code_completion"), evaluate.EvaluationModule)
     with_module = line_completion_scores(predictions, targets)
-    monkeypatch.setattr(evaluation, "METRICS_DIR", Path("/nonexistent/metrics"))
-    evaluation._metric_module.cache_clear()
-    with caplog.at_level("INFO", logger="benchmarks.xtc_eval"):
+    monkeypatch.setattr(metric_loading, "METRICS_DIR", Path("/nonexistent/metrics"))
+    load_metric.cache_clear()
+    with caplog.at_level("INFO", logger="compress_utils.metric_loading"):
         in_library = line_completion_scores(predictions, targets)
-    evaluation._metric_module.cache_clear()
-    assert "scoring with the in-library functions" in caplog.text
+    load_metric.cache_clear()
+    assert "scoring in-library" in caplog.text
     assert in_library == pytest.approx(with_module, abs=1e-12)
     assert with_module["em"] == pytest.approx(100 / 3)
 

@@ -1,4 +1,4 @@
-"""The documented usage: ``evaluate.load("metrics/<name>")`` from the repository root, offline, in a fresh process."""
+"""The documented usage: ``evaluate.load("compress_utils/metrics/<name>")`` from the repository root, offline."""
 
 import json
 import os
@@ -11,19 +11,19 @@ NAMES = ("clone_detection", "code_completion", "pass_at_k")
 
 FRESH = """
 import json, sys
-for name in ("alpine_hf", "flab_hf", "xtc_hf", "model_cards"):
+for name in ("alpine_hf", "compress_utils", "flab_hf", "xtc_hf", "model_cards"):
     sys.modules[name] = None  # the modules must be self-contained: the library is not importable here
 import evaluate
 out = {}
 for name in sys.argv[1:]:
-    module = evaluate.load(f"metrics/{name}")
+    module = evaluate.load(f"compress_utils/metrics/{name}")
     info = module.info
     out[name] = {"citation": info.citation, "description": info.description, "inputs": info.inputs_description,
                  "features": sorted(info.features), "doc": type(module).__doc__ or ""}
-out["pass_at_k"]["example"] = evaluate.load("metrics/pass_at_k").compute(n=[2, 2], c=[1, 0], k=[1, 2])
-out["code_completion"]["example"] = evaluate.load("metrics/code_completion").compute(
+out["pass_at_k"]["example"] = evaluate.load("compress_utils/metrics/pass_at_k").compute(n=[2, 2], c=[1, 0], k=[1, 2])
+out["code_completion"]["example"] = evaluate.load("compress_utils/metrics/code_completion").compute(
     predictions=["return x", "return y "], references=[" return x", "return x"])
-out["clone_detection"]["example"] = evaluate.load("metrics/clone_detection").compute(
+out["clone_detection"]["example"] = evaluate.load("compress_utils/metrics/clone_detection").compute(
     predictions=[1, 1, 0, 0], references=[1, 0, 1, 0])
 print(json.dumps(out))
 """
@@ -39,7 +39,7 @@ def test_modules_load_by_relative_path_offline_without_the_library(tmp_path):
     for name in NAMES:
         assert "@" in out[name]["citation"] and len(out[name]["description"]) > 100
         assert "Returns:" in out[name]["inputs"] and "Examples:" in out[name]["inputs"]
-        assert (REPO / "metrics" / name / "README.md").is_file()
+        assert (REPO / "compress_utils" / "metrics" / name / "README.md").is_file()
     assert out["pass_at_k"]["features"] == ["c", "n"]
     assert out["code_completion"]["features"] == out["clone_detection"]["features"] == ["predictions", "references"]
     # the numbers the docstring examples promise

@@ -1,4 +1,4 @@
-"""metrics/pass_at_k: the unbiased estimator against exact binomials, hand-computed values and its input checks."""
+"""compress_utils/metrics/pass_at_k: the unbiased estimator against exact binomials, hand-computed values and its input checks."""
 
 import math
 from fractions import Fraction
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-MODULE = str(Path(__file__).resolve().parents[2] / "metrics" / "pass_at_k")
+MODULE = str(Path(__file__).resolve().parents[2] / "compress_utils" / "metrics" / "pass_at_k")
 
 
 @pytest.fixture(scope="module")

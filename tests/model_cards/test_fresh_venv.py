@@ -5,7 +5,8 @@ For each family a tiny model is built in code, saved, written into a temporary H
 trust_remote_code=True)`` under ``HF_HUB_OFFLINE=1`` by the fresh environment's Python, whose logits must match.
 
 The environment is created once (about 1.5 minutes: pip installs torch from the local wheel and transformers) and
-reused by later sessions from a cache folder keyed by the versions; hence ``slow`` (``make test-fresh-venv``).
+reused by later sessions from ``.cache/`` in the repository (git-ignored), keyed by the versions; it is part of
+``make test`` (``make test-fresh-venv`` runs it alone). ``CODECOMPRESS_FRESH_VENV_CACHE`` moves the cache folder.
 """
 
 import importlib.metadata
@@ -13,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,6 @@ import torch
 import zoo_testing
 
 from model_cards.cli import main
-
-pytestmark = pytest.mark.slow
 
 TORCH = importlib.metadata.version("torch").split("+")[0]
 TRANSFORMERS = importlib.metadata.version("transformers")
@@ -40,7 +38,9 @@ def _clean_env(**extra) -> dict:
 def fresh_python() -> Path:
     """Python of a venv with only torch and transformers (and what they pull in), created once and cached."""
     version = f"py{sys.version_info.major}{sys.version_info.minor}-torch{TORCH}-transformers{TRANSFORMERS}"
-    venv = Path(tempfile.gettempdir()) / f"codecompress-hf-fresh-venv-{version}"
+    cache = Path(os.environ.get("CODECOMPRESS_FRESH_VENV_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
+    cache.mkdir(parents=True, exist_ok=True)
+    venv = cache / f"fresh-venv-{version}"
     python = venv / "bin" / "python"
     if not (venv / ".complete").is_file():
         staging = venv.with_name(f"{venv.name}.{os.getpid()}")

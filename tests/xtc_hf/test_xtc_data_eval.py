@@ -111,6 +111,17 @@ def test_teacher_settings_reject_bad_values():
         TeacherSettings(block_size=1024, n_positions=512)
     with pytest.raises(ValueError, match="steps"):
         TeacherSettings(steps=0)
+    with pytest.raises(ValueError, match=r"`max_files` must be None or a positive integer, got 0"):
+        TeacherSettings(max_files=0)
+
+
+def test_teacher_cache_key_changes_with_the_corpus_split(monkeypatch):
+    import benchmarks.xtc_teacher
+
+    key = TeacherSettings().key()
+    assert TeacherSettings(max_files=10).key() != key
+    monkeypatch.setattr(benchmarks.xtc_teacher, "CORPUS_VERSION", "another split rule")
+    assert TeacherSettings().key() != key  # a teacher trained on another split is never reused
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 """Documents of the ``stdlib_code_ppl`` lm-evaluation-harness task: held-out standard-library code, shipped as jsonl.
 
-The documents are the standard-library files that *both* method packages hold out (``xtc_hf.data.split_of`` puts
-10% of files in ``test``, ``flab_hf.data.split_of`` 5%, by hashes of the path), so no checkpoint of this repository
-saw them in training, vocabulary pruning or calibration. They are copied into ``stdlib_code_test.jsonl`` beside this
+The documents are standard-library files of the ``test`` split of ``compress_utils.corpus.split_of`` (the one split
+rule every method package uses), so no checkpoint of this repository saw them in training, vocabulary pruning or
+calibration; a few mid-sized ones (``DOCUMENTS`` files of 1,000 to 15,000 characters, first by path) keep the task quick. They are copied into ``stdlib_code_test.jsonl`` beside this
 file, so the task needs no network and gives the same documents on every Python version. Regenerate (in a checkout,
 with the package installed) with ``python tests/lm_eval/tasks/stdlib_code_ppl.py``.
 
@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 DATA = Path(__file__).with_name("stdlib_code_test.jsonl")
+DOCUMENTS = 4
 
 
 def read_docs(path: str | Path = DATA) -> list[dict]:
@@ -37,13 +38,12 @@ def load_docs(**kwargs):
 
 
 def build_docs() -> list[dict]:
-    """The held-out files of the running interpreter: in the ``test`` split of both ``xtc_hf`` and ``flab_hf``."""
-    from flab_hf.data import split_of as flab_split
-    from xtc_hf.data import stdlib_code
+    """The held-out files of the running interpreter: the first mid-sized files of the shared ``test`` split."""
+    from compress_utils.corpus import read_sources
 
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    files = [item for item in stdlib_code("test") if flab_split(item["path"]) == "test"]
-    return [{"path": item["path"], "text": item["text"], "python": python} for item in files]
+    files = [(path, text) for path, text in read_sources(split="test") if 1_000 <= len(text) <= 15_000]
+    return [{"path": path, "text": text, "python": python} for path, text in files[:DOCUMENTS]]
 
 
 if __name__ == "__main__":

@@ -39,10 +39,10 @@ Both configurations:
 Returns:
     `dict` with one `"pass@<k>"` entry per k, the mean over problems, in [0, 1].
 Examples:
-    >>> pass_at_k = evaluate.load("metrics/pass_at_k")
+    >>> pass_at_k = evaluate.load("compress_utils/metrics/pass_at_k")
     >>> pass_at_k.compute(n=[2, 2], c=[1, 0], k=[1, 2])
     {'pass@1': 0.25, 'pass@2': 0.5}
-    >>> evaluate.load("metrics/pass_at_k", "results").compute(results=[[True, False], [False, False]], k=1)
+    >>> evaluate.load("compress_utils/metrics/pass_at_k", "results").compute(results=[[True, False], [False, False]], k=1)
     {'pass@1': 0.25}
 """
 

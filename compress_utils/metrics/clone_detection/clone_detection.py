@@ -36,7 +36,7 @@ Args:
 Returns:
     accuracy (`float`), f1 (`float`), precision (`float`), recall (`float`): all in [0, 1].
 Examples:
-    >>> clone_detection = evaluate.load("metrics/clone_detection")
+    >>> clone_detection = evaluate.load("compress_utils/metrics/clone_detection")
     >>> clone_detection.compute(predictions=[1, 1, 0, 0], references=[1, 0, 1, 0])
     {'accuracy': 0.5, 'f1': 0.5, 'precision': 0.5, 'recall': 0.5}
 """

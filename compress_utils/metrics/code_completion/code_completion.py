@@ -36,7 +36,7 @@ Returns:
     exact_match (`float`): percentage of stripped predictions equal to their stripped reference, in [0, 100].
     edit_similarity (`float`): mean `rapidfuzz.fuzz.ratio` of the stripped strings, in [0, 100].
 Examples:
-    >>> code_completion = evaluate.load("metrics/code_completion")
+    >>> code_completion = evaluate.load("compress_utils/metrics/code_completion")
     >>> code_completion.compute(predictions=["return x", "return y "], references=[" return x", "return x"])
     {'exact_match': 50.0, 'edit_similarity': 93.75}
 """

@@ -1,0 +1,118 @@
+"""Real Python code for every method: the running interpreter's standard library, with one split rule.
+
+A file's split (80/10/10 train/valid/test) depends only on its path relative to the corpus root, through SHA-256
+(not :func:`hash`, which changes between processes), so it is the same on every machine with the same Python version
+and never depends on file order, timestamps or which method reads the file.
+
+Example:
+    >>> from compress_utils.corpus import read_sources, split_of
+    >>> split_of("json/decoder.py") in SPLITS
+    True
+    >>> path, text = next(read_sources(split="test"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+# Third-party code, the standard library's own test suites and two legacy tools are not "the standard library's code".
+SKIPPED_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__"})
+# Upper bounds (exclusive) of each split on a 0..99 bucket.
+_SPLIT_BOUNDS = (("train", 80), ("valid", 90), ("test", 100))
+
+
+def stdlib_source_dir() -> Path:
+    """The folder holding the running interpreter's standard-library sources (tens of MB of real Python).
+
+    Example:
+        >>> (stdlib_source_dir() / "os.py").is_file()
+        True
+    """
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def split_of(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
+    """``"train"``, ``"valid"`` or ``"test"`` (80/10/10) for a file, from a SHA-256 hash of its relative path.
+
+    Args:
+        path: the file's path relative to the corpus root, or (with ``root``) any path under ``root``.
+        root: the corpus root ``path`` is relative to; ``None`` means ``path`` is already relative.
+
+    Example:
+        >>> split_of("json/decoder.py") in SPLITS
+        True
+        >>> split_of("/lib/python3/json/decoder.py", "/lib/python3") == split_of("json/decoder.py")
+        True
+    """
+    relative = Path(path)
+    if root is not None:
+        try:
+            relative = relative.relative_to(Path(root))
+        except ValueError:
+            raise ValueError(f"path={str(path)!r} is not under root={str(root)!r}; pass a file inside root") from None
+    # as_posix of a PurePath turns Windows separators into "/", so every OS agrees on the split
+    digest = hashlib.sha256(relative.as_posix().encode("utf-8")).digest()
+    bucket = int.from_bytes(digest[:8], "big") % 100
+    return next(name for name, bound in _SPLIT_BOUNDS if bucket < bound)
+
+
+def source_files(root: str | os.PathLike[str] | None = None, suffix: str = ".py") -> list[Path]:
+    """The source files under ``root`` (the standard library by default), sorted by relative POSIX path.
+
+    Folders in :data:`SKIPPED_DIRS` and hidden folders are not entered; files that are not valid UTF-8 are skipped.
+
+    Example:
+        >>> any(path.name == "os.py" for path in source_files())
+        True
+    """
+    root = stdlib_source_dir() if root is None else Path(root)
+    if not root.is_dir():
+        raise ValueError(f"root={str(root)!r} is not a directory; pass the folder that holds the sources")
+    if not suffix.startswith("."):
+        raise ValueError(f"suffix={suffix!r} must start with a dot, e.g. '.py'")
+    found = []
+    # os.walk with pruning never descends into skipped trees (a venv's site-packages can be huge)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(name for name in dirnames if name not in SKIPPED_DIRS and not name.startswith("."))
+        for name in filenames:
+            path = Path(dirpath, name)
+            if not name.endswith(suffix) or not path.is_file():
+                continue
+            try:
+                path.read_bytes().decode("utf-8")
+            except (UnicodeDecodeError, OSError):
+                logger.debug("skipping %s: not readable as UTF-8", path)
+                continue
+            found.append(path)
+    return sorted(found, key=lambda path: path.relative_to(root).as_posix())
+
+
+def read_sources(
+    root: str | os.PathLike[str] | None = None, split: str | None = None, suffix: str = ".py"
+) -> Iterator[tuple[str, str]]:
+    """``(relative POSIX path, text)`` of the files of ``split`` (all splits when ``None``) under ``root``, sorted.
+
+    Example:
+        >>> relative, text = next(read_sources(split="train"))
+        >>> split_of(relative)
+        'train'
+    """
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"`split` must be one of {SPLITS} or None, got {split!r}.")
+    root = stdlib_source_dir() if root is None else Path(root)
+    for path in source_files(root, suffix):
+        relative = path.relative_to(root).as_posix()
+        if split is not None and split_of(relative) != split:
+            continue
+        yield relative, path.read_text(encoding="utf-8")
+
+
+__all__ = ["SKIPPED_DIRS", "SPLITS", "read_sources", "source_files", "split_of", "stdlib_source_dir"]

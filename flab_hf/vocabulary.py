@@ -1,0 +1,295 @@
+# Copyright 2026 The codecompress-hf authors. Apache-2.0.
+"""Vocabulary pruning (paper Sec. 3.2): keep the tokens a code corpus uses (plus special, added and byte-level base
+tokens), rebuild the fast tokenizer with contiguous ids in the original order and slice ``embed_tokens``/``lm_head``.
+
+Example:
+    >>> from flab_hf.vocabulary import prune_vocabulary
+    >>> model, tokenizer, kept_ids = prune_vocabulary(model, tokenizer, ["def f():\n    return 1\n"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, PreTrainedModel
+
+from .calibration import (
+    SPECIAL_ID_NAMES,
+    check_model,
+    tokenizer_state,
+)
+
+logger = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------------- corpus
+
+
+def iter_corpus_texts(corpus, text_column: str | None = None, suffixes: Sequence[str] = (".py",)) -> list[str]:
+    """The non-empty texts of a corpus: a ``datasets.Dataset``, an iterable of strings or a directory of files.
+
+    Example:
+        >>> iter_corpus_texts(["def f():\\n    return 1\\n", ""])
+        ['def f():\\n    return 1\\n']
+    """
+    if isinstance(corpus, (str, os.PathLike)):
+        folder = os.fspath(corpus)
+        if not os.path.isdir(folder):
+            raise ValueError(
+                f"`corpus` is the string {folder[:80]!r}, which is not a directory; pass a directory of source "
+                "files, a datasets.Dataset or a list of strings."
+            )
+        texts = []
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                if name.endswith(tuple(suffixes)):
+                    with open(os.path.join(root, name), encoding="utf-8", errors="replace") as handle:
+                        texts.append(handle.read())
+        where = f"the directory {folder!r} (files ending in {tuple(suffixes)})"
+    else:
+        column_names = getattr(corpus, "column_names", None)
+        if column_names is not None:  # a datasets.Dataset
+            if text_column is None:
+                text_column = next((name for name in ("text", "content", "code") if name in column_names), None)
+            if text_column is None or text_column not in column_names:
+                raise ValueError(
+                    f"`text_column={text_column!r}` is not a column of the dataset {column_names}; "
+                    "pass the name of the column that holds the code."
+                )
+            corpus = corpus[text_column]
+        texts = []
+        for index, item in enumerate(corpus):
+            if not isinstance(item, str):
+                raise ValueError(
+                    f"`corpus` item #{index} is a {type(item).__name__}, not text; the corpus must yield strings."
+                )
+            texts.append(item)
+        where = "`corpus`"
+    texts = [text for text in texts if text.strip()]
+    if not texts:
+        raise ValueError(f"{where} holds no text; give Flab-Pruner a non-empty code corpus.")
+    return texts
+
+
+def count_token_ids(tokenizer, texts: Iterable[str], batch_size: int = 256, progress: bool = True) -> torch.Tensor:
+    """How often each token id occurs when the tokenizer encodes ``texts`` (without added special tokens)."""
+    backend = tokenizer.backend_tokenizer
+    size = max(backend.get_vocab_size(with_added_tokens=True), len(tokenizer))
+    counts = torch.zeros(size, dtype=torch.long)
+    texts = list(texts)
+    for start in tqdm(range(0, len(texts), batch_size), desc="flab: counting tokens", disable=not progress):
+        encodings = backend.encode_batch(texts[start : start + batch_size], add_special_tokens=False)
+        ids = torch.tensor([i for encoding in encodings for i in encoding.ids], dtype=torch.long)
+        counts += torch.bincount(ids, minlength=size)[:size]
+    return counts
+
+
+# --------------------------------------------------------------------------------------------------- vocabulary
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte -> printable character table: the 256 base tokens of every byte-level BPE vocabulary."""
+    visible = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    visible += list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = list(visible), 0
+    for byte in range(256):
+        if byte not in visible:
+            visible.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(visible, (chr(c) for c in chars)))
+
+
+def _merge_pair(merge) -> tuple[str, str]:
+    # tokenizer.json stores merges as "a b" strings (older files) or ["a", "b"] pairs (SmolLM2, newer files)
+    if isinstance(merge, str):
+        left, right = merge.split(" ", 1)
+        return left, right
+    return merge[0], merge[1]
+
+
+def _remap_post_processor(component, new_id: dict[int, int]):
+    """Remap token ids in a ``post_processor`` (TemplateProcessing, Roberta/Bert processing, Sequence)."""
+    if isinstance(component, dict):
+        out = {}
+        for key, value in component.items():
+            if key == "ids" and isinstance(value, list):
+                out[key] = [new_id[i] for i in value]
+            elif key in ("sep", "cls") and isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+                out[key] = [value[0], new_id[value[1]]]
+            else:
+                out[key] = _remap_post_processor(value, new_id)
+        return out
+    if isinstance(component, list):
+        return [_remap_post_processor(value, new_id) for value in component]
+    return component
+
+
+def _remap_ids(value, new_id: dict[int, int]):
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return new_id.get(value, value)
+    if isinstance(value, list):
+        return [new_id.get(v, v) for v in value]
+    return value
+
+
+def vocabulary_to_keep(model, tokenizer, counts: torch.Tensor, min_count: int = 1) -> list[int]:
+    """Sorted original ids to keep: used ``>= min_count`` times, special/added, byte base tokens, merge parents.
+
+    Merge parents make the kept set closed under BPE merges: every merge that can produce a kept token keeps both
+    of its parts, so any text whose original encoding uses only kept tokens is encoded identically afterwards.
+    """
+    state = tokenizer_state(tokenizer)
+    vocab: dict[str, int] = state["model"]["vocab"]
+    keep = {int(i) for i in torch.nonzero(counts >= min_count).flatten().tolist()}
+    keep |= {token["id"] for token in state.get("added_tokens", [])}
+    keep |= set(tokenizer.all_special_ids)
+    for name in SPECIAL_ID_NAMES:
+        value = getattr(model.config, name, None)
+        keep |= {v for v in (value if isinstance(value, list) else [value]) if isinstance(v, int)}
+    base = [vocab[char] for char in bytes_to_unicode().values() if char in vocab]
+    if len(base) < 256:
+        logger.warning(
+            "The vocabulary lacks %d byte-level base tokens; some texts cannot be encoded.", 256 - len(base)
+        )
+    keep |= set(base)
+    parents: dict[str, list[tuple[str, str]]] = {}
+    for merge in state["model"].get("merges", []):
+        left, right = _merge_pair(merge)
+        parents.setdefault(left + right, []).append((left, right))
+    id_to_token = {i: token for token, i in vocab.items()}
+    stack = [id_to_token[i] for i in keep if i in id_to_token]
+    while stack:
+        token = stack.pop()
+        for left, right in parents.get(token, ()):
+            for part in (left, right):
+                if part in vocab and vocab[part] not in keep:
+                    keep.add(vocab[part])
+                    stack.append(part)
+    rows = model.get_input_embeddings().weight.shape[0]
+    too_big = sorted(i for i in keep if i >= rows)
+    if too_big:
+        raise ValueError(
+            f"The tokenizer uses ids {too_big[:5]} but the model has only {rows} embedding rows; the tokenizer does "
+            "not belong to this model."
+        )
+    return sorted(keep)
+
+
+def rebuild_tokenizer(tokenizer, kept_ids: Sequence[int]):
+    """A fast tokenizer over ``kept_ids`` only, ids renumbered ``0..len-1`` in the original order.
+
+    Merges are kept only when both parts and the result are kept; added tokens and the ids in the post-processor
+    are remapped. The tokenizer is written to a temporary folder and read back, so that ``tokenizer_config.json``
+    (chat template, special tokens) carries over exactly as ``save_pretrained`` writes it.
+    """
+    state = tokenizer_state(tokenizer)
+    new_id = {old: new for new, old in enumerate(kept_ids)}
+    vocab = state["model"]["vocab"]
+    new_vocab = {token: new_id[i] for token, i in sorted(vocab.items(), key=lambda item: item[1]) if i in new_id}
+    merges = []
+    for merge in state["model"].get("merges", []):
+        left, right = _merge_pair(merge)
+        if left in new_vocab and right in new_vocab and left + right in new_vocab:
+            merges.append(merge)
+    state["model"]["vocab"] = new_vocab
+    state["model"]["merges"] = merges
+    for token in state.get("added_tokens", []):
+        token["id"] = new_id[token["id"]]
+    state["post_processor"] = _remap_post_processor(state.get("post_processor"), new_id)
+    with tempfile.TemporaryDirectory(prefix="flab-tokenizer-") as folder:
+        tokenizer.save_pretrained(folder)
+        for stale in ("vocab.json", "merges.txt"):  # slow-tokenizer files would override tokenizer.json
+            if os.path.exists(os.path.join(folder, stale)):
+                os.remove(os.path.join(folder, stale))
+        with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as handle:
+            json.dump(state, handle, ensure_ascii=False)
+        config_path = os.path.join(folder, "tokenizer_config.json")
+        with open(config_path, encoding="utf-8") as handle:
+            config = json.load(handle)
+        if "added_tokens_decoder" in config:
+            config["added_tokens_decoder"] = {
+                str(new_id[int(key)]): value for key, value in config["added_tokens_decoder"].items()
+            }
+        with open(config_path, "w", encoding="utf-8") as handle:
+            json.dump(config, handle, ensure_ascii=False, indent=2)
+        pruned = AutoTokenizer.from_pretrained(folder)
+    if len(pruned) != len(kept_ids):
+        raise RuntimeError(f"rebuilt tokenizer has {len(pruned)} tokens, expected {len(kept_ids)}")
+    return pruned
+
+
+def slice_embeddings_(model: PreTrainedModel, kept_ids: Sequence[int]) -> PreTrainedModel:
+    """Keep only the rows ``kept_ids`` of ``embed_tokens`` and ``lm_head`` (tied or untied) and remap special ids."""
+    index = torch.tensor(list(kept_ids), dtype=torch.long)
+    new_id = {old: new for new, old in enumerate(kept_ids)}
+    config = model.config
+    embeddings = model.get_input_embeddings()
+    output = model.get_output_embeddings()
+    tied = output is not None and output.weight is embeddings.weight
+    weight = embeddings.weight.detach()
+    pad = _remap_ids(getattr(config, "pad_token_id", None), new_id)
+    new_embeddings = nn.Embedding(
+        len(kept_ids), weight.shape[1], padding_idx=pad if isinstance(pad, int) else None, device="meta"
+    )  # meta: every parameter is replaced below, so skip the random initialisation
+    new_embeddings.weight = nn.Parameter(weight[index.to(weight.device)].clone())
+    model.set_input_embeddings(new_embeddings)
+    if output is not None:
+        new_output = nn.Linear(weight.shape[1], len(kept_ids), bias=output.bias is not None, device="meta")
+        if tied:
+            new_output.weight = new_embeddings.weight
+        else:
+            new_output.weight = nn.Parameter(output.weight.detach()[index.to(weight.device)].clone())
+        if output.bias is not None:
+            new_output.bias = nn.Parameter(output.bias.detach()[index.to(weight.device)].clone())
+        model.set_output_embeddings(new_output)
+    config.vocab_size = len(kept_ids)
+    for name in SPECIAL_ID_NAMES:
+        if getattr(config, name, None) is not None:
+            setattr(config, name, _remap_ids(getattr(config, name), new_id))
+    generation = getattr(model, "generation_config", None)
+    if generation is not None:
+        for name in SPECIAL_ID_NAMES:
+            if getattr(generation, name, None) is not None:
+                setattr(generation, name, _remap_ids(getattr(generation, name), new_id))
+    return model
+
+
+def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: str | None = None, progress=True):
+    """Vocabulary pruning (paper Sec. 3.2, Algorithm 1): returns ``(model, tokenizer, kept_ids)``.
+
+    ``model`` is changed in place (embeddings sliced, special ids remapped); ``kept_ids`` are the original ids of
+    the new ids ``0..len-1``.
+
+    Example:
+        >>> model, tokenizer, kept = prune_vocabulary(model, tokenizer, ["def f(x):\\n    return x\\n"])  # doctest: +SKIP
+    """
+    check_model(model)
+    tokenizer_state(tokenizer)
+    texts = iter_corpus_texts(corpus, text_column=text_column)
+    counts = count_token_ids(tokenizer, texts, progress=progress)
+    kept = vocabulary_to_keep(model, tokenizer, counts, min_count=min_count)
+    pruned_tokenizer = rebuild_tokenizer(tokenizer, kept)
+    slice_embeddings_(model, kept)
+    logger.info("vocabulary: %d -> %d tokens", counts.numel(), len(kept))
+    return model, pruned_tokenizer, kept
+
+
+__all__ = [
+    "bytes_to_unicode",
+    "count_token_ids",
+    "iter_corpus_texts",
+    "prune_vocabulary",
+    "rebuild_tokenizer",
+    "slice_embeddings_",
+    "vocabulary_to_keep",
+]
