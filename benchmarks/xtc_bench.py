@@ -79,7 +79,7 @@ def disk_bytes(folder: str) -> int:
 
 
 def _packed_numel(module) -> int:
-    from .modeling_xtc import XTCEmbedding, XTCLinear
+    from xtc_hf.modeling_xtc import XTCEmbedding, XTCLinear
 
     packed = isinstance(module, (XTCLinear, XTCEmbedding)) and module.is_packed
     return module.weight_packed.shape[0] * module._cols if packed else 0

@@ -4,7 +4,7 @@ import os
 
 import pytest
 import torch
-from conftest import make_batch, tiny_config
+from alpine_testing import make_batch, tiny_config
 from transformers import AutoTokenizer, RobertaConfig, RobertaModel
 
 from alpine_hf import AlpineRobertaModel

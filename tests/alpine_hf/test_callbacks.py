@@ -5,7 +5,7 @@ import os
 import datasets
 import pytest
 import torch
-from conftest import make_batch, tiny_config
+from alpine_testing import make_batch, tiny_config
 from transformers import Trainer, TrainingArguments
 
 from alpine_hf import AlpineRobertaForSequenceClassification

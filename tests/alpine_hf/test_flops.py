@@ -1,7 +1,7 @@
 """Analytic FLOPs (paper Eq. 10 + 13) and the measured counter agree where they should."""
 
 import torch
-from conftest import make_batch, tiny_config
+from alpine_testing import make_batch, tiny_config
 from transformers import RobertaModel
 
 from alpine_hf import AlpineRobertaModel

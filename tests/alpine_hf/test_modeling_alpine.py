@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import make_batch, special_ids, tiny_config
+from alpine_testing import make_batch, special_ids, tiny_config
 from transformers import (
     AutoConfig,
     AutoModel,

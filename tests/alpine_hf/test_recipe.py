@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import make_batch, tiny_config
+from alpine_testing import make_batch, tiny_config
 from transformers import BertForSequenceClassification, GPT2Config, GPT2Model, RobertaModel
 
 from alpine_hf import AlpineBertForSequenceClassification, AlpineRobertaModel

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import make_batch, tiny_config
+from alpine_testing import make_batch, tiny_config
 
 from alpine_hf import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
 

@@ -9,7 +9,7 @@ import sys
 import datasets
 import pytest
 import torch
-from conftest import make_batch, tiny_config
+from alpine_testing import make_batch, tiny_config
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 

@@ -29,12 +29,11 @@ def test_split_rule_is_80_10_10_stable_and_independent_of_the_root():
 
 
 def test_every_method_uses_the_core_split():
-    import alpine_hf.data
-
+    import benchmarks.clone_detection
     import flab_hf.data
     import xtc_hf.data
 
-    assert alpine_hf.data.split_of is flab_hf.data.split_of is xtc_hf.data.split_of is split_of
+    assert benchmarks.clone_detection.split_of is flab_hf.data.split_of is xtc_hf.data.split_of is split_of
 
 
 def test_reader_skips_test_folders_hidden_folders_and_non_utf8(tmp_path):

@@ -7,8 +7,8 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import read_results
 from huggingface_hub import ModelCard
+from zoo_testing import read_results
 
 from model_cards.card import build_card, write_card
 from model_cards.cli import main

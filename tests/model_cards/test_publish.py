@@ -9,7 +9,7 @@ import huggingface_hub
 import pytest
 import torch
 import zoo_testing
-from conftest import read_results
+from zoo_testing import read_results
 
 from model_cards.cli import main
 from model_cards.publish import (

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import TINY_ALPINE, read_results
+from zoo_testing import TINY_ALPINE, read_results
 
 from model_cards.cli import main
 from model_cards.zoo import ENTRIES, ZooSettings, build_entry, build_zoo, is_complete
