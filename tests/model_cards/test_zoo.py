@@ -96,8 +96,11 @@ def test_complete_entry_is_skipped_and_incomplete_results_are_rebuilt(tiny_zoo, 
 def test_unknown_entry_lists_valid_ones(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["build", "bert-xxl", "--output-dir", str(tmp_path)])
-    assert f"valid entries: {', '.join(sorted(ENTRIES))}" in capsys.readouterr().err
-    assert "flab-smollm2-recovered" in ENTRIES
+    err = capsys.readouterr().err
+    # the message lists every entry by name (written out here: a constant compared with itself proves nothing)
+    for name in ("alpine-minilm", "flab-smollm2", "flab-smollm2-recovered", "xtc-gpt2-1w8a6l", "xtc-gpt2-teacher"):
+        assert name in err
+    assert "valid entries:" in err and not os.listdir(tmp_path)
 
 
 def test_unknown_override_names_the_valid_settings(tmp_path, capsys):
