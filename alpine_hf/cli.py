@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 
@@ -107,13 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``alpine-hf``; bad input ends as ``alpine-hf: error: ...`` with exit code 2 (no traceback)."""
     from compress_utils.cli_args import run_main
 
-    def run(args) -> int:
-        logging.basicConfig(
-            level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-        )
-        return args.func(args)
-
-    return run_main(build_parser(), argv, run)
+    return run_main(build_parser(), argv)
 
 
 __all__ = ["add_convert_arguments", "build_parser", "main", "run_convert"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
@@ -297,13 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a benchmark; bad input ends as ``python -m benchmarks: error: ...`` with exit code 2 (no traceback)."""
     from compress_utils.cli_args import run_main
 
-    def run(args) -> int:
-        logging.basicConfig(
-            level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-        )
-        return args.func(args)
-
-    return run_main(build_parser(), argv, run)
+    return run_main(build_parser(), argv)
 
 
 __all__ = ["build_parser", "main"]

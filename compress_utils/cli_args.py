@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -36,6 +37,7 @@ __all__ = [
     "mode_or_int_list",
     "positive_int",
     "run_main",
+    "run_subcommand",
 ]
 
 
@@ -167,7 +169,20 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, **overrides):
 USER_ERRORS = (ValueError, OSError)
 
 
-def run_main(parser: argparse.ArgumentParser, argv: list[str] | None, run: Callable[[argparse.Namespace], int]) -> int:
+def run_subcommand(args: argparse.Namespace) -> int:
+    """The default ``run`` of :func:`run_main`: logging at INFO (WARNING with ``--quiet``), then ``args.func(args)``."""
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    return args.func(args) or 0
+
+
+def run_main(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    run: Callable[[argparse.Namespace], int] = run_subcommand,
+) -> int:
     """Parse ``argv`` and call ``run(args)``; a user error ends as ``prog: error: message`` with exit code 2.
 
     Example:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 
@@ -164,15 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run ``flab-hf``; bad input ends as ``flab-hf: error: ...`` with exit code 2 (no traceback)."""
-    from compress_utils.cli_args import run_main
+    from compress_utils.cli_args import run_main, run_subcommand
 
     def run(args) -> int:
-        logging.basicConfig(
-            level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-        )
         _threads(args.threads)
-        args.func(args)
-        return 0
+        return run_subcommand(args)
 
     return run_main(build_parser(), argv, run)
 

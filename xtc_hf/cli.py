@@ -13,7 +13,6 @@ The zoo entries (teacher and 1W8A6L student, evaluated and carded) are built by 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -92,13 +91,7 @@ def main(argv=None) -> int:
     """Run ``xtc-hf``; bad input ends as ``xtc-hf: error: ...`` with exit code 2 (no traceback)."""
     from compress_utils.cli_args import run_main
 
-    def run(args) -> int:
-        logging.basicConfig(
-            level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-        )
-        return args.func(args)
-
-    return run_main(build_parser(), argv, run)
+    return run_main(build_parser(), argv)
 
 
 __all__ = ["add_compress_arguments", "build_parser", "main", "run_compress"]
