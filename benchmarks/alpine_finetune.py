@@ -57,6 +57,13 @@ class FinetuneConfig:
     batch_size: int = field(default=16, metadata={"help": "Per-device batch size."})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
     seed: int = field(default=42, metadata={"help": "Seed for data, initialisation and order."})
+    seeds: int = field(
+        default=1,
+        metadata={
+            "help": "Training runs per mode, with seeds seed, seed+1, ...; the data always comes from `seed`. "
+            "Results report the mean and standard deviation over the runs."
+        },
+    )
     output_dir: str = field(default="runs/alpine_finetune", metadata={"help": "Where Trainer checkpoints go."})
     bf16: bool | None = field(
         default=None, metadata={"help": "bf16 autocast for every mode; None = where the hardware has fast bf16."}
@@ -70,7 +77,7 @@ class FinetuneConfig:
         self.modes = tuple(self.modes)
         for mode in self.modes:
             parse_mode(mode)
-        for name in ("train_pairs", "eval_pairs", "max_length", "batch_size"):
+        for name in ("train_pairs", "eval_pairs", "max_length", "batch_size", "seeds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
         if not self.alpha > 0:
@@ -175,10 +182,12 @@ def finetune_trainer(model, train_dataset, tokenizer, config: FinetuneConfig, ou
 
 
 def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save_to: str | None = None, callbacks=(),
-                  overwrite: bool = False, **overrides) -> dict:  # fmt: skip
+                  overwrite: bool = False, seed: int | None = None, **overrides) -> dict:  # fmt: skip
     """Fine-tune and evaluate one mode; optionally save the fine-tuned model (atomically) to ``save_to``.
 
-    A non-empty ``save_to`` is refused, before training, unless ``overwrite``.
+    A non-empty ``save_to`` is refused, before training, unless ``overwrite``. ``seed`` (default ``config.seed``)
+    seeds the classifier head, dropout and batch order; runs with another seed than ``config.seed`` keep their
+    Trainer checkpoints in ``<output_dir>/<mode>/seed-<seed>``.
 
     ``callbacks`` and ``overrides`` (``TrainingArguments`` fields) go to :func:`finetune_trainer`.
     """
@@ -186,7 +195,8 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
 
     layers, merge = parse_mode(mode)
     folder = config.model or str(minilm_dir())
-    set_seed(config.seed)
+    seed = config.seed if seed is None else seed
+    set_seed(seed)
     model = _model_class(folder).from_pretrained(
         folder,
         num_labels=2,
@@ -196,6 +206,9 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
         attn_implementation="sdpa",
     )
     output_dir = os.path.join(config.output_dir, mode)
+    if seed != config.seed:
+        output_dir = os.path.join(output_dir, f"seed-{seed}")
+    overrides = {"seed": seed, "data_seed": seed, **overrides}
     trainer = finetune_trainer(model, data["train"], tokenizer, config, output_dir, callbacks, **overrides)
     checkpoint = _last_checkpoint(trainer.args.output_dir)
     started = time.perf_counter()
@@ -210,6 +223,7 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
     result = _metrics(prediction.predictions.argmax(-1), prediction.label_ids)
     result.update(
         mode=mode,
+        seed=seed,
         layers=layers,
         merge=merge,
         train_seconds=train_seconds,
@@ -264,21 +278,56 @@ def run_finetune(
     config = config or FinetuneConfig()
     tokenizer = AutoTokenizer.from_pretrained(config.model or minilm_dir())
     data = prepare_clone_data(tokenizer, config)
-    modes = {}
+    seeds = [config.seed + offset for offset in range(config.seeds)]
+    runs = {}  # mode -> one result per seed
     for mode in config.modes:
-        modes[mode] = finetune_mode(
-            mode, data, tokenizer, config, save_to=save_to if mode == save_mode else None, overwrite=overwrite
-        )
-    baseline = modes.get("none")
-    if baseline is not None:
-        for result in modes.values():
-            result["retention_accuracy"] = result["accuracy"] / max(baseline["accuracy"], 1e-12)
-            result["retention_f1"] = result["f1"] / max(baseline["f1"], 1e-12)
-            result["train_time_ratio"] = baseline["train_seconds"] / result["train_seconds"]
-            result["eval_time_ratio"] = baseline["eval_seconds"] / result["eval_seconds"]
+        runs[mode] = [
+            finetune_mode(
+                mode,
+                data,
+                tokenizer,
+                config,
+                save_to=save_to if mode == save_mode and seed == seeds[0] else None,
+                overwrite=overwrite,
+                seed=seed,
+            )  # fmt: skip
+            for seed in seeds
+        ]
+    baseline = runs.get("none")
+    if baseline is not None:  # retention against the unpruned run of the same seed
+        for results in runs.values():
+            for result, base in zip(results, baseline):
+                result["retention_accuracy"] = result["accuracy"] / max(base["accuracy"], 1e-12)
+                result["retention_f1"] = result["f1"] / max(base["f1"], 1e-12)
+                result["train_time_ratio"] = base["train_seconds"] / result["train_seconds"]
+                result["eval_time_ratio"] = base["eval_seconds"] / result["eval_seconds"]
+    modes = {mode: _aggregate(results) for mode, results in runs.items()}
     settings = asdict(config)
     settings.update(train_size=len(data["train"]), test_size=len(data["test"]), torch=torch.__version__)
     return {"settings": settings, "modes": modes}
+
+
+# per-run numbers whose mean and standard deviation a multi-seed result reports
+_SPREAD = ("accuracy", "f1", "precision", "recall", "retention_accuracy", "retention_f1", "eval_flops_ratio_analytic")
+
+
+def _aggregate(results: list[dict]) -> dict:
+    """One mode's runs (one per seed) as the first run's fields with the numbers of ``_SPREAD`` replaced by their mean,
+    plus ``<name>_std`` (population standard deviation), ``seeds`` and, for several seeds, every ``runs`` entry."""
+    if len(results) == 1:
+        return {**results[0], "seeds": [results[0]["seed"]]}
+    merged = dict(results[0])
+    for name in _SPREAD:
+        if name in merged:
+            values = np.array([result[name] for result in results], dtype=np.float64)
+            merged[name], merged[f"{name}_std"] = float(values.mean()), float(values.std())
+    for name in ("train_time_ratio", "eval_time_ratio", "train_seconds", "eval_seconds", "eval_input_length"):
+        if name in merged:
+            merged[name] = float(np.mean([result[name] for result in results]))
+    merged["eval_kept_lengths"] = np.mean([r["eval_kept_lengths"] for r in results], axis=0).round(2).tolist()
+    merged["seeds"] = [result["seed"] for result in results]
+    merged["runs"] = results
+    return merged
 
 
 def finetune_markdown(results: dict) -> str:
@@ -291,12 +340,27 @@ def finetune_markdown(results: dict) -> str:
         "| mode | accuracy | F1 | retention (acc) | retention (F1) | fine-tuning speed vs none | eval FLOPs ratio |",
         "|---|---|---|---|---|---|---|",
     ]
+    spread = any("f1_std" in entry for entry in results["modes"].values())
+
+    def value(entry, name, percent=False, default=1.0):
+        number = entry.get(name, default)
+        text = f"{number:.2%}" if percent else f"{number:.4f}"
+        if spread and f"{name}_std" in entry:
+            deviation = entry[f"{name}_std"]
+            text += f" ± {deviation:.2%}" if percent else f" ± {deviation:.4f}"
+        return text
+
     for mode, entry in results["modes"].items():
         lines.append(
-            f"| {mode} | {entry['accuracy']:.4f} | {entry['f1']:.4f} | {entry.get('retention_accuracy', 1):.2%} | "
-            f"{entry.get('retention_f1', 1):.2%} | {entry.get('train_time_ratio', 1):.2f}x | "
-            f"{entry['eval_flops_ratio_analytic']:.2f}x |"
+            f"| {mode} | {value(entry, 'accuracy')} | {value(entry, 'f1')} | "
+            f"{value(entry, 'retention_accuracy', True)} | {value(entry, 'retention_f1', True)} | "
+            f"{entry.get('train_time_ratio', 1):.2f}x | {entry['eval_flops_ratio_analytic']:.2f}x |"
         )
+    if spread:
+        seeds = next(iter(results["modes"].values()))["seeds"]
+        lines += ["", f"Mean ± standard deviation over {len(seeds)} training seeds ({', '.join(map(str, seeds))}); "
+                  "the data and its split are the same for every seed, retention is against the unpruned run of the "
+                  "same seed."]  # fmt: skip
     return "\n".join(lines)
 
 

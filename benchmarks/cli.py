@@ -75,6 +75,7 @@ def _alpine_finetune(args) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        seeds=args.seeds,
         output_dir=args.output_dir,
         bf16={"auto": None, "on": True, "off": False}[args.bf16],
         track_emissions=args.track_emissions,
@@ -225,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--batch-size", type=positive_int, default=16)
     finetune.add_argument("--learning-rate", type=float, default=1e-4)
     finetune.add_argument("--seed", type=int, default=42)
+    finetune.add_argument(
+        "--seeds", type=positive_int, default=1, help="Training runs per mode (seeds seed, seed+1, ...): mean ± std."
+    )
     finetune.add_argument("--output-dir", default="runs/alpine_finetune", help="Trainer checkpoints (resumable).")
     finetune.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="bf16 autocast.")
     finetune.add_argument("--save-mode", default=None, choices=ALL_MODES, help="Save this mode's fine-tuned model.")

@@ -1,0 +1,46 @@
+"""The clone-detection fine-tuning benchmark with several training seeds: mean, standard deviation and every run."""
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from benchmarks.alpine_finetune import FinetuneConfig, finetune_markdown, run_finetune
+from compress_utils.embedded import minilm_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)  # fmt: skip
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_seeds_report_mean_std_and_every_run(tiny_bert, tmp_path):
+    config = FinetuneConfig(
+        model=tiny_bert, modes=("none", "all"), train_pairs=16, eval_pairs=8, max_length=64, batch_size=8,
+        seeds=2, output_dir=str(tmp_path / "runs"), bf16=False,
+    )  # fmt: skip
+    results = run_finetune(config)
+    for mode in ("none", "all"):
+        entry = results["modes"][mode]
+        assert entry["seeds"] == [42, 43] and [run["seed"] for run in entry["runs"]] == [42, 43]
+        f1s = [run["f1"] for run in entry["runs"]]
+        assert entry["f1"] == pytest.approx(sum(f1s) / 2) and entry["f1_std"] == pytest.approx(
+            abs(f1s[0] - f1s[1]) / 2
+        )
+        # retention is per seed, against the unpruned run of the same seed
+        for run, base in zip(entry["runs"], results["modes"]["none"]["runs"]):
+            assert run["retention_f1"] == pytest.approx(run["f1"] / max(base["f1"], 1e-12))
+    assert (tmp_path / "runs" / "all" / "seed-43").is_dir()  # the second seed trains in its own folder
+    table = finetune_markdown(results)
+    assert "±" in table and "over 2 training seeds (42, 43)" in table
+
+
+def test_seeds_must_be_positive():
+    with pytest.raises(ValueError, match=r"`seeds` must be > 0, got 0"):
+        FinetuneConfig(seeds=0)
