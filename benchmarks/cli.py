@@ -208,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--repeats", type=positive_int, default=5, help="Interleaved timing rounds (median is reported)."
     )
-    bench.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    bench.add_argument(
+        "--dtype", default="float32", choices=["float32", "bfloat16", "auto"], help="auto: the fastest dtype here."
+    )
     bench.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's).")
     bench.add_argument("--corpus", default=None, help="Folder of source files (default: the Python stdlib).")
     bench.add_argument("--json", default=None, help="Write results here (plus .md table and .png plot).")

@@ -471,6 +471,9 @@ def run_speed_bench(settings: SpeedSettings | None = None) -> dict:
             n_head=settings.n_head,
             vocab_size=settings.vocab_size,
             n_positions=max(512, settings.seq_len),
+            # GPT-2's default 50256 lies outside this vocabulary; any id inside it will do (speed does not depend on it)
+            bos_token_id=settings.vocab_size - 1,
+            eos_token_id=settings.vocab_size - 1,
         )
         teacher = GPT2LMHeadModel(config).eval()
         odd = list(range(1, settings.n_layer, 2))
