@@ -24,7 +24,7 @@ from alpine_hf.callbacks import (
     reduce_alpine_stats,
 )
 from alpine_hf.modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
-from compress_utils.capability import resolve_bf16
+from compress_utils.capability import probe, resolve_bf16
 from compress_utils.io import atomic_dir, check_output_dir
 from compress_utils.metric_loading import load_metric
 
@@ -304,7 +304,8 @@ def run_finetune(
     modes = {mode: _aggregate(results) for mode, results in runs.items()}
     settings = asdict(config)
     settings.update(train_size=len(data["train"]), test_size=len(data["test"]), torch=torch.__version__)
-    return {"settings": settings, "modes": modes}
+    # where it ran: README tables say so (the CPU decides which dtype "auto" picks)
+    return {"settings": settings, "modes": modes, "capability": probe()}
 
 
 # per-run numbers whose mean and standard deviation a multi-seed result reports

@@ -59,6 +59,7 @@ RENDERERS = {
     "alpine_unixcoder_shape": ("alpine_unixcoder_shape.json", _alpine_bench),
     "alpine_finetune_minilm": ("alpine_finetune_minilm.json", _alpine_finetune),
     "alpine_finetune_minilm_2epochs": ("alpine_finetune_minilm_2epochs.json", _alpine_finetune),
+    "alpine_finetune_minilm_seeds": ("alpine_finetune_minilm_seeds.json", _alpine_finetune),
 }
 
 

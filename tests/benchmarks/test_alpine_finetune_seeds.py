@@ -36,7 +36,10 @@ def test_seeds_report_mean_std_and_every_run(tiny_bert, tmp_path):
         # retention is per seed, against the unpruned run of the same seed
         for run, base in zip(entry["runs"], results["modes"]["none"]["runs"]):
             assert run["retention_f1"] == pytest.approx(run["f1"] / max(base["f1"], 1e-12))
-    assert (tmp_path / "runs" / "all" / "seed-43").is_dir()  # the second seed trains in its own folder
+    assert (tmp_path / "runs" / "all" / "seed-43").is_dir()
+    assert results["capability"][
+        "cpu_capability"
+    ]  # the machine it ran on, for the README table  # the second seed trains in its own folder
     table = finetune_markdown(results)
     assert "±" in table and "over 2 training seeds (42, 43)" in table
 
