@@ -204,7 +204,9 @@ def train_teacher(
     save_pretrained_atomic(
         final, model, tokenizer, _Meta(), overwrite=True
     )  # our own cache folder, keyed by the settings
-    shutil.rmtree(args.output_dir, ignore_errors=True)
+    # the Trainer checkpoints this cache entry resumed from; removed only if they are nothing else
+    if os.path.isdir(args.output_dir) and all(n.startswith("checkpoint-") for n in os.listdir(args.output_dir)):
+        shutil.rmtree(args.output_dir, ignore_errors=True)
     logger.info("teacher saved to %s (%s)", final, meta)
     return final
 

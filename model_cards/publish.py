@@ -28,6 +28,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from compress_utils.io import atomic_dir
+
 from .revision import CARD_FILE, _sha256, content_revision, published_files
 
 logger = logging.getLogger(__name__)
@@ -226,8 +228,10 @@ def publish_to_cache(folder: str | os.PathLike, repo_id: str, cache_dir: str | o
     (repo / "blobs").mkdir(parents=True, exist_ok=True)
     (repo / "snapshots").mkdir(exist_ok=True)
     (repo / "refs").mkdir(exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{revision}.", dir=repo / "snapshots"))
-    try:
+    # a snapshot of this revision holds the same model files (the revision is their content hash): replacing it,
+    # by the shared atomic swap, only refreshes the card; a crash leaves the old snapshot, never none
+    with atomic_dir(repo / "snapshots" / revision, overwrite=True, argument="snapshot") as staging_dir:
+        staging = Path(staging_dir)
         for relative in published_files(folder):
             source = Path(folder) / relative
             blob = repo / "blobs" / _sha256(source)
@@ -242,13 +246,6 @@ def publish_to_cache(folder: str | os.PathLike, repo_id: str, cache_dir: str | o
             # relative to where the link will live (snapshots/<revision>/...), as huggingface_hub writes them
             depth = len(Path(relative).parts) - 1
             link.symlink_to(Path(*([".."] * (depth + 2)), "blobs", blob.name))
-        os.chmod(staging, 0o755)
-        target = repo / "snapshots" / revision
-        if target.exists():
-            shutil.rmtree(target)  # same model files; the card may have changed
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     handle, temporary = tempfile.mkstemp(dir=repo / "refs", prefix=".ref-")
     with os.fdopen(handle, "w") as out:
         out.write(revision)
