@@ -365,6 +365,34 @@ def finetune_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_frontier(results: dict, path: str | os.PathLike) -> None:
+    """F1 retention against the analytic FLOPs ratio of every mode: the mean with a bar of one standard deviation
+    over the training seeds, and each seed's run as a small dot, so the spread is seen next to the differences."""
+    from compress_utils.plotting import save_figure
+
+    def draw(figure):
+        axis = figure.add_subplot()
+        for mode, entry in results["modes"].items():
+            runs = entry.get("runs", [entry])
+            x = [run["eval_flops_ratio_analytic"] for run in runs]
+            y = [100 * run.get("retention_f1", 1.0) for run in runs]
+            line = axis.errorbar(
+                entry["eval_flops_ratio_analytic"], 100 * entry.get("retention_f1", 1.0),
+                yerr=100 * entry.get("retention_f1_std", 0.0), xerr=entry.get("eval_flops_ratio_analytic_std", 0.0),
+                marker="o", capsize=3, label=mode,
+            )  # fmt: skip
+            axis.scatter(x, y, s=10, color=line[0].get_color(), alpha=0.5)
+        seeds = next(iter(results["modes"].values())).get("seeds", [results["settings"]["seed"]])
+        axis.axhline(100, color="grey", linestyle="--", linewidth=1)
+        axis.set_xlabel("FLOPs ratio (stock / ALPINE, analytic, test pairs)")
+        axis.set_ylabel("F1 retention vs unpruned (%)")
+        axis.set_title(f"ALPINE clone detection: retention vs FLOPs ({len(seeds)} seed(s), mean ± std)", fontsize=10)
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8, ncol=2)
+
+    save_figure(draw, path, (6.5, 4.0))
+
+
 __all__ = [
     "ALL_MODES",
     "FinetuneConfig",
@@ -373,5 +401,6 @@ __all__ = [
     "finetune_trainer",
     "fast_bf16_available",
     "parse_mode",
+    "plot_frontier",
     "run_finetune",
 ]

@@ -23,6 +23,7 @@ from alpine_hf.recipe import AlpinePruningConfig, apply_alpine
 from compress_utils.capability import describe, probe
 from compress_utils.embedded import minilm_dir
 from compress_utils.io import atomic_write
+from compress_utils.plotting import save_figure
 
 from .clone_detection import iter_source_files, split_of, stdlib_source_dir
 
@@ -271,24 +272,18 @@ def markdown_table(results: dict) -> str:
 
 def plot_kept_lengths(results: dict, path: str | os.PathLike) -> None:
     """Kept length per layer for each mode (the paper's Fig. 3), saved as PNG."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def draw(figure):
+        axis = figure.add_subplot()
+        for mode, entry in results["modes"].items():
+            axis.plot(range(len(entry["kept_lengths"])), entry["kept_lengths"], marker="o", label=mode)
+        axis.axhline(results["settings"]["mean_input_length"], color="grey", linestyle="--", label="input")
+        axis.set_xlabel("layer")
+        axis.set_ylabel("mean kept tokens")
+        axis.set_title(f"ALPINE kept tokens per layer ({results['settings']['model']})")
+        axis.legend()
 
-    figure, axis = plt.subplots(figsize=(5, 3.2), dpi=120)
-    layers = None
-    for mode, entry in results["modes"].items():
-        layers = range(len(entry["kept_lengths"]))
-        axis.plot(layers, entry["kept_lengths"], marker="o", label=mode)
-    axis.axhline(results["settings"]["mean_input_length"], color="grey", linestyle="--", label="input")
-    axis.set_xlabel("layer")
-    axis.set_ylabel("mean kept tokens")
-    axis.set_title(f"ALPINE kept tokens per layer ({results['settings']['model']})")
-    axis.legend()
-    figure.tight_layout()
-    atomic_write(path, lambda target: figure.savefig(target, format="png"))
-    plt.close(figure)
+    save_figure(draw, path, (6.0, 3.8))
 
 
 def write_results(results: dict, json_path: str | os.PathLike) -> None:

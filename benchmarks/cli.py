@@ -59,10 +59,11 @@ def _alpine_finetune(args) -> int:
 
     from compress_utils.io import atomic_write_text, check_output_file
 
-    from .alpine_finetune import FinetuneConfig, finetune_markdown, run_finetune
+    from .alpine_finetune import FinetuneConfig, finetune_markdown, plot_frontier, run_finetune
 
     if args.json:
-        check_output_file(args.json, argument="--json")
+        for suffix in (".json", ".md", ".png"):
+            check_output_file(args.json.rsplit(".", 1)[0] + suffix, argument="--json")
 
     config = FinetuneConfig(
         model=args.model,
@@ -88,6 +89,7 @@ def _alpine_finetune(args) -> int:
     if args.json:
         atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
         atomic_write_text(args.json.rsplit(".", 1)[0] + ".md", table + "\n")
+        plot_frontier(results, args.json.rsplit(".", 1)[0] + ".png")
     print(table)
     return 0
 
@@ -239,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument(
         "--track-emissions", default=None, metavar="ISO3", help="Record CO2 with codecarbon for this grid (e.g. FRA)."
     )
-    finetune.add_argument("--json", default=None, help="Write results here (plus a .md table).")
+    finetune.add_argument("--json", default=None, help="Write results here (plus a .md table and a .png plot).")
     finetune.set_defaults(func=_alpine_finetune)
 
     flab = commands.add_parser("flab", help="Flab-Pruner: dense vs pruned vs recovered SmolLM2; JSON + Markdown.")

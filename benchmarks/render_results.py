@@ -48,6 +48,12 @@ def _flab_bench(results: dict) -> str:
     return markdown_table(results)
 
 
+def _alpine_frontier(results: dict, path: Path) -> None:
+    from benchmarks.alpine_finetune import plot_frontier
+
+    plot_frontier(results, path)
+
+
 RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _flab_bench),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
@@ -61,6 +67,24 @@ RENDERERS = {
     "alpine_finetune_minilm_2epochs": ("alpine_finetune_minilm_2epochs.json", _alpine_finetune),
     "alpine_finetune_minilm_seeds": ("alpine_finetune_minilm_seeds.json", _alpine_finetune),
 }
+
+
+# figures drawn from a results JSON into the PNG beside it (README embeds them below their tables)
+FIGURES = {
+    "alpine_finetune_minilm.json": _alpine_frontier,
+    "alpine_finetune_minilm_seeds.json": _alpine_frontier,
+}
+
+
+def render_figures(results_dir: Path = RESULTS_DIR) -> list[Path]:
+    """Redraw every figure of ``FIGURES`` whose JSON exists; returns the PNG paths (byte-identical for equal JSON)."""
+    drawn = []
+    for filename, draw in FIGURES.items():
+        source = results_dir / filename
+        if source.is_file():
+            draw(json.loads(source.read_text()), source.with_suffix(".png"))
+            drawn.append(source.with_suffix(".png"))
+    return drawn
 
 
 def render_readme(readme: str, results_dir: Path = RESULTS_DIR) -> str:
@@ -87,11 +111,12 @@ def render_readme(readme: str, results_dir: Path = RESULTS_DIR) -> str:
 def main(argv: list[str] | None = None) -> int:
     path = Path((argv or sys.argv[1:] or ["README.md"])[0])
     path.write_text(render_readme(path.read_text()))
-    print(f"Updated results tables in {path}")
+    figures = render_figures()
+    print(f"Updated results tables in {path} and {len(figures)} figure(s) in {RESULTS_DIR}")
     return 0
 
 
-__all__ = ["RENDERERS", "render_readme"]
+__all__ = ["FIGURES", "RENDERERS", "render_figures", "render_readme"]
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def _eval_results(results: dict, family: str) -> list:
 
     evals = []
     if family == "alpine":
-        pruned = results["modes"]["all"]
+        pruned = _own_run(results["modes"]["all"])  # the model-index describes this checkpoint, not a mean
         settings = results["settings"]
         common = dict(
             task_type="text-classification", task_name="Code clone detection", dataset_type=f"{STDLIB}-clone-pairs",
@@ -253,17 +253,31 @@ def _usage(family: str, repo_id: str, revision: str | None, results: dict) -> st
     return "\n".join([*head, *body, "```"])
 
 
+def _own_run(entry: dict) -> dict:
+    """The published checkpoint's own run of a mode: the first seed's (a multi-seed entry also reports the mean)."""
+    return entry["runs"][0] if entry.get("runs") else entry
+
+
+def _spread(entry: dict, name: str, percent: bool = False) -> str:
+    """``mean ± std`` over the training seeds, or the single value."""
+    text = _pct(entry.get(name)) if percent else _num(entry.get(name))
+    if f"{name}_std" in entry:
+        text += " ± " + (_pct(entry[f"{name}_std"]) if percent else _num(entry[f"{name}_std"]))
+    return text
+
+
 def _alpine_sections(results: dict) -> tuple[list[str], list[str]]:
     settings, modes = results["settings"], results["modes"]
+    seeds = modes["all"].get("seeds", [settings["seed"]])
     rows = [
         "| mode | accuracy | F1 | F1 retention | eval FLOPs ratio | mean kept tokens per layer |",
         "|---|---|---|---|---|---|",
     ]
     for mode, entry in modes.items():
         kept = ", ".join(f"{x:.0f}" for x in entry["eval_kept_lengths"])
-        rows.append(f"| {mode} | {_num(entry['accuracy'])} | {_num(entry['f1'])} | {_pct(entry.get('retention_f1'))} "
-                    f"| {entry['eval_flops_ratio_analytic']:.2f}x | {kept} |")  # fmt: skip
-    pruned = modes["all"]
+        rows.append(f"| {mode} | {_spread(entry, 'accuracy')} | {_spread(entry, 'f1')} "
+                    f"| {_spread(entry, 'retention_f1', True)} | {entry['eval_flops_ratio_analytic']:.2f}x | {kept} |")  # fmt: skip
+    pruned, own = modes["all"], _own_run(modes["all"])
     results_text = [
         f"Clone detection on {settings['test_size']} held-out pairs ({settings['train_size']} training pairs, "
         f"{settings['max_length']} tokens, {settings['epochs']} epoch(s), alpha {settings['alpha']}). `none` is the "
@@ -272,8 +286,17 @@ def _alpine_sections(results: dict) -> tuple[list[str], list[str]]:
         "",
         *rows,
     ]
+    if len(seeds) > 1:
+        results_text += [
+            "",
+            f"Mean ± standard deviation over {len(seeds)} training seeds ({', '.join(map(str, seeds))}; the same data "
+            "for each, retention against the unpruned run of the same seed). The pruning decisions are discrete, so "
+            f"single runs differ by several points. This checkpoint is the seed-{own['seed']} run: F1 "
+            f"{_num(own['f1'])}, accuracy {_num(own['accuracy'])}, F1 retention {_pct(own.get('retention_f1'))}.",
+        ]
+    spread = f" (± {_pct(pruned['retention_f1_std'])} over {len(seeds)} seeds)" if "retention_f1_std" in pruned else ""
     limits = [
-        f"- F1 retention is {_pct(pruned['retention_f1'])} of the unpruned fine-tune (accuracy "
+        f"- F1 retention is {_pct(pruned['retention_f1'])}{spread} of the unpruned fine-tune (accuracy "
         f"{_pct(pruned['retention_accuracy'])}). The paper reports keeping up to 98.1% of the original performance; "
         + ("that is reached" if pruned["retention_f1"] >= 0.981 else "that is **not** reached")
         + f" at this budget ({settings['train_size']} training pairs, {settings['epochs']} epoch(s)).",
@@ -281,6 +304,11 @@ def _alpine_sections(results: dict) -> tuple[list[str], list[str]]:
         "from BigCloneBench or POJ-104; the encoder is all-MiniLM-L6-v2 (a general sentence encoder), not CodeBERT.",
         "- Pruning is input-dependent: the realised speed-up depends on sequence length and batch composition. "
         "The FLOPs ratio above is analytic on the test pairs; it is not a measured wall-clock speed-up.",
+        "- Trained in fp32: bf16 autocast changes the discrete pruning decisions (and so the model) from one CPU to "
+        "another, fp32 gives the same model on every CPU we measured."
+        if settings.get("bf16") is False
+        else "- Trained with bf16 autocast: the discrete pruning decisions (and so this model) depend on the CPU's "
+        "bf16 arithmetic; retrain in fp32 for a model that reproduces across machines.",
         "- Loading needs `trust_remote_code=True` (the ALPINE model code travels with the checkpoint).",
     ]
     return results_text, limits

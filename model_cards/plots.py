@@ -1,39 +1,14 @@
-"""The figure each model card embeds, drawn from the entry's ``results.json`` and saved as a reproducible PNG.
-
-Figures are drawn on a bare Agg canvas (no pyplot state, no backend switching) at a fixed size and DPI with PNG
-metadata stripped, so the same results give byte-identical files.
-"""
+"""The figure each model card embeds, drawn from the entry's ``results.json`` and saved as a reproducible PNG
+(:func:`compress_utils.plotting.save_figure`: the same results give byte-identical files)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-DPI = 100
+from compress_utils.plotting import save_figure
+
 PLOT_FILES = {"alpine": "alpine_kept_tokens.png", "flab": "flab_pruning.png", "xtc": "xtc_size_vs_accuracy.png"}
-# rcParams that make the output independent of the user's matplotlibrc and of time
-RC = {
-    "svg.hashsalt": "codecompress-hf",
-    "figure.dpi": DPI,
-    "savefig.dpi": DPI,
-    "font.family": "DejaVu Sans",
-    "path.simplify": True,
-}
-
-
-def _save(draw, path: str | os.PathLike, size: tuple[float, float]) -> None:
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from compress_utils.io import atomic_write
-
-    with matplotlib.rc_context(RC):
-        figure = Figure(figsize=size, dpi=DPI)
-        FigureCanvasAgg(figure)
-        draw(figure)
-        figure.tight_layout()
-        atomic_write(path, lambda target: figure.savefig(target, format="png", dpi=DPI, metadata={"Software": None}))
 
 
 def plot_alpine(results: dict, path: str | os.PathLike) -> None:
@@ -52,7 +27,7 @@ def plot_alpine(results: dict, path: str | os.PathLike) -> None:
         axis.set_ylim(bottom=0)
         axis.legend()
 
-    _save(draw, path, (6.0, 3.6))
+    save_figure(draw, path, (6.0, 3.6))
 
 
 def _kl_steps(results: dict) -> tuple[list[str], list[float]]:
@@ -106,7 +81,7 @@ def plot_flab(results: dict, path: str | os.PathLike) -> None:
         right.set_title(f"parameters: {params['ratio']:.3f}x")
         right.legend(fontsize=8)
 
-    _save(draw, path, (9.0, 3.8))
+    save_figure(draw, path, (9.0, 3.8))
 
 
 XTC_ORDER = ("base", "1W8A", "6L", "1W8A6L", "2W8A6L")
@@ -138,7 +113,7 @@ def plot_xtc(results: dict, path: str | os.PathLike) -> None:
         axis.set_title(title, fontsize=10)
         axis.grid(True, which="both", alpha=0.3)
 
-    _save(draw, path, (6.0, 3.8))
+    save_figure(draw, path, (6.0, 3.8))
 
 
 PLOTTERS = {"alpine": plot_alpine, "flab": plot_flab, "xtc": plot_xtc}

@@ -54,3 +54,24 @@ def test_tables_say_on_which_machine_they_were_measured(tmp_path):
     rendered = render_readme(readme, tmp_path)
     assert "_Measured on: AMD EPYC 9B14, PyTorch CPU capability AVX2 (capped by ATEN_CPU_CAPABILITY=avx2)" in rendered
     assert render_readme(rendered, tmp_path) == rendered
+
+
+def test_figures_are_drawn_from_json_byte_identically(tmp_path):
+    from benchmarks.render_results import render_figures
+
+    runs = [{"seed": s, "f1": f, "retention_f1": r, "eval_flops_ratio_analytic": x}
+            for s, f, r, x in ((42, 0.6, 0.7, 2.2), (43, 0.7, 0.8, 2.4))]  # fmt: skip
+    results = {
+        "settings": {"seed": 42},
+        "modes": {
+            "none": {"f1": 0.9, "retention_f1": 1.0, "eval_flops_ratio_analytic": 1.0, "seeds": [42, 43]},
+            "all": {"f1": 0.65, "retention_f1": 0.75, "retention_f1_std": 0.05, "eval_flops_ratio_analytic": 2.3,
+                    "eval_flops_ratio_analytic_std": 0.1, "seeds": [42, 43], "runs": runs},
+        },
+    }  # fmt: skip
+    (tmp_path / "alpine_finetune_minilm.json").write_text(json.dumps(results))
+    (figure,) = render_figures(tmp_path)
+    first = figure.read_bytes()
+    assert figure.name == "alpine_finetune_minilm.png" and first.startswith(b"\x89PNG")
+    render_figures(tmp_path)
+    assert figure.read_bytes() == first

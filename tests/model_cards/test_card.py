@@ -152,3 +152,23 @@ def test_card_of_folder_without_results_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["card", str(tmp_path)])
     assert "has no results.json; build the entry with `zoo build` first" in capsys.readouterr().err
+
+
+def test_alpine_card_shows_the_seed_spread_and_describes_its_own_run(tiny_zoo):
+    settings, _ = tiny_zoo
+    results = read_results(Path(settings.output_dir) / "alpine-minilm")
+    for mode, entry in results["modes"].items():
+        runs = [dict(entry, seed=42, f1=0.5, retention_f1=0.625), dict(entry, seed=43, f1=0.7, retention_f1=0.875)]
+        if mode == "none":
+            runs = [dict(entry, seed=42, f1=0.8, retention_f1=1.0), dict(entry, seed=43, f1=0.8, retention_f1=1.0)]
+        entry.update(runs=runs, seeds=[42, 43], f1=sum(r["f1"] for r in runs) / 2,
+                     f1_std=abs(runs[0]["f1"] - runs[1]["f1"]) / 2,
+                     retention_f1=sum(r["retention_f1"] for r in runs) / 2,
+                     retention_f1_std=abs(runs[0]["retention_f1"] - runs[1]["retention_f1"]) / 2)  # fmt: skip
+    card = build_card(results)
+    assert "| 0.6000 ± 0.1000 | 75.0% ± 12.5% |" in card.content
+    assert "over 2 training seeds (42, 43" in card.content and "seed-42 run: F1 0.5000" in card.content
+    assert "75.0% (± 12.5% over 2 seeds)" in card.content
+    # the model-index describes the published checkpoint (the first seed), not the mean
+    metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert metrics["f1"] == 0.5 and metrics["f1_retention"] == 0.625
