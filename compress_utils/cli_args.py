@@ -2,7 +2,7 @@
 
 A recipe config is a ``@dataclass`` whose fields carry ``metadata={"help": ...}`` and whose ``__post_init__``
 checks the values (naming the field). :func:`add_dataclass_arguments` turns its fields into ``argparse`` options
-(``--field-name``, ``--no-field`` for booleans that default to true) whose types name the option when a value does
+(``--field-name``, ``--no-field`` for booleans that default to true, both for ``bool | None``) whose types name the option when a value does
 not parse; :func:`dataclass_from_args` builds the config back from the parsed namespace. :func:`run_main` turns the
 library's ``ValueError``/``OSError`` into ``prog: error: message`` and exit code 2, like argparse's own errors.
 (``transformers.HfArgumentParser`` does the first half but rejects ``str | list[int]`` fields, which our recipes
@@ -144,6 +144,13 @@ def add_dataclass_arguments(
         spelled = [names[spec.name]] if spec.name in names else []
         spelled.append(spec.name)
         convert = _parser_for(hints[spec.name])
+        if convert is None and default is None:  # bool | None: --name / --no-name, unset keeps the automatic choice
+            options = list(dict.fromkeys(f"--{name.replace('_', '-')}" for name in spelled))
+            parser.add_argument(
+                *options, dest=spec.name, action=argparse.BooleanOptionalAction, default=None,
+                help=help_text + " (default: automatic)",
+            )  # fmt: skip
+            continue
         if convert is None:
             prefix = "no-" if default else ""
             options = list(dict.fromkeys(f"--{prefix}{name.replace('_', '-')}" for name in spelled))

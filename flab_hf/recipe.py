@@ -49,6 +49,18 @@ class FlabConfig:
 
     vocab: bool = field(default=True, metadata={"help": "Prune the vocabulary to the tokens the corpus uses."})
     min_token_count: int = field(default=1, metadata={"help": "Keep tokens used at least this often (Eq. 7)."})
+    keep_chat: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Also keep the chat template's tokens and the model's own answers to instruction prompts built "
+            "from the corpus (an instruct model keeps its markdown and English); None = when the tokenizer has a "
+            "chat template."
+        },
+    )
+    answer_prompts: int = field(
+        default=64, metadata={"help": "Instruction prompts whose greedy answers are kept (with `keep_chat`)."}
+    )
+    answer_tokens: int = field(default=256, metadata={"help": "Longest kept answer, in tokens."})
     layers_to_prune: int = field(default=4, metadata={"help": "Decoder layers to remove (paper: 4)."})
     layer_method: str = field(
         default="kl", metadata={"help": f"One of {LAYER_METHODS}: greedy iterative KL or ShortGPT's one-shot cosine."}
@@ -68,10 +80,16 @@ class FlabConfig:
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
     def __post_init__(self):
-        for name in ("min_token_count", "calibration_samples", "calibration_length", "batch_size"):
+        for name in ("min_token_count", "calibration_samples", "calibration_length", "batch_size", "answer_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+        if (
+            isinstance(self.answer_prompts, bool)
+            or not isinstance(self.answer_prompts, int)
+            or self.answer_prompts < 0
+        ):
+            raise ValueError(f"`answer_prompts` must be an int >= 0, got {self.answer_prompts!r}.")
         if (
             isinstance(self.layers_to_prune, bool)
             or not isinstance(self.layers_to_prune, int)
@@ -190,8 +208,9 @@ def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calib
     start = time.perf_counter()
     if config.vocab:
         pruned, pruned_tokenizer, kept = prune_vocabulary(
-            pruned, tokenizer, texts, min_count=config.min_token_count, progress=config.progress
-        )
+            pruned, tokenizer, texts, min_count=config.min_token_count, progress=config.progress,
+            keep_chat=config.keep_chat, answer_prompts=config.answer_prompts, answer_tokens=config.answer_tokens,
+        )  # fmt: skip
         new_id = {old: new for new, old in enumerate(kept)}
         # calibration windows made of removed tokens cannot be fed to the pruned model: map them to unk/eos
         fallback = pruned.config.eos_token_id if isinstance(pruned.config.eos_token_id, int) else 0

@@ -8,8 +8,8 @@ import tempfile
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
+from .answers import generate_completions
 from .callbacks import EmissionsCallback, LoRARecoveryCallback, check_emissions_country
 from .data import function_body, run_tests, sample_program
 
@@ -61,35 +61,6 @@ class RecoveryConfig:
             raise ValueError(f"`learning_rate` and `epochs` must be > 0, got {self.learning_rate!r}, {self.epochs!r}.")
         if self.track_emissions is not None:
             self.track_emissions = check_emissions_country(self.track_emissions)
-
-
-@torch.no_grad()
-def generate_completions(model, tokenizer, prompts: list[str], max_new_tokens: int = 160, batch_size: int = 8,
-                         chat: bool = False, progress: bool = True, desc: str = "generating") -> list[str]:  # fmt: skip
-    """Greedy completions of ``prompts`` (left-padded batches); ``chat=True`` wraps each in the chat template."""
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    device = model.get_input_embeddings().weight.device
-    outputs = []
-    try:
-        for start in tqdm(range(0, len(prompts), batch_size), desc=desc, disable=not progress):
-            batch = prompts[start : start + batch_size]
-            if chat:
-                batch = [
-                    tokenizer.apply_chat_template(
-                        [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
-                    )
-                    for p in batch
-                ]
-            encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            generated = model.generate(
-                **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-            )
-            for row in generated[:, encoded["input_ids"].shape[1] :]:
-                outputs.append(tokenizer.decode(row, skip_special_tokens=True))
-    finally:
-        tokenizer.padding_side = side
-    return outputs
 
 
 def teacher_verified_samples(dense_model, tokenizer, samples: list[dict], max_new_tokens: int = 160,

@@ -142,8 +142,10 @@ def _remap_ids(value, new_id: dict[int, int]):
     return value
 
 
-def vocabulary_to_keep(model, tokenizer, counts: torch.Tensor, min_count: int = 1) -> list[int]:
-    """Sorted original ids to keep: used ``>= min_count`` times, special/added, byte base tokens, merge parents.
+def vocabulary_to_keep(model, tokenizer, counts: torch.Tensor, min_count: int = 1, required: Iterable[int] = ()
+                       ) -> list[int]:  # fmt: skip
+    """Sorted original ids to keep: used ``>= min_count`` times, ``required``, special/added, byte base tokens and
+    merge parents.
 
     Merge parents make the kept set closed under BPE merges: every merge that can produce a kept token keeps both
     of its parts, so any text whose original encoding uses only kept tokens is encoded identically afterwards.
@@ -151,6 +153,7 @@ def vocabulary_to_keep(model, tokenizer, counts: torch.Tensor, min_count: int = 
     state = tokenizer_state(tokenizer)
     vocab: dict[str, int] = state["model"]["vocab"]
     keep = {int(i) for i in torch.nonzero(counts >= min_count).flatten().tolist()}
+    keep |= {int(i) for i in required}
     keep |= {token["id"] for token in state.get("added_tokens", [])}
     keep |= set(tokenizer.all_special_ids)
     for name in SPECIAL_ID_NAMES:
@@ -264,28 +267,80 @@ def slice_embeddings_(model: PreTrainedModel, kept_ids: Sequence[int]) -> PreTra
     return model
 
 
-def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: str | None = None, progress=True):
+def chat_token_ids(model, tokenizer, texts: Sequence[str], answer_prompts: int = 64, answer_tokens: int = 256,
+                   progress: bool = True) -> dict[str, set[int]]:  # fmt: skip
+    """The ids an instruct model needs to keep its chat: ``"template"`` (the rendered chat template) and
+    ``"answers"`` (its own greedy answers to ``answer_prompts`` instruction prompts built from ``texts``)."""
+    from .answers import answer_token_ids, chat_template_texts
+
+    template = count_token_ids(tokenizer, chat_template_texts(tokenizer), progress=False)
+    answers = answer_token_ids(
+        model, tokenizer, texts, prompts=answer_prompts, max_new_tokens=answer_tokens, progress=progress
+    ) if answer_prompts else []  # fmt: skip
+    return {
+        "template": {int(i) for i in torch.nonzero(template).flatten().tolist()},
+        "answers": {token for row in answers for token in row},
+    }
+
+
+def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: str | None = None, progress=True,
+                     keep_chat: bool | None = None, answer_prompts: int = 64, answer_tokens: int = 256,
+                     keep_texts: Sequence[str] = ()):  # fmt: skip
     """Vocabulary pruning (paper Sec. 3.2, Algorithm 1): returns ``(model, tokenizer, kept_ids)``.
 
     ``model`` is changed in place (embeddings sliced, special ids remapped); ``kept_ids`` are the original ids of
     the new ids ``0..len-1``.
+
+    The kept set is every token the corpus uses ``>= min_count`` times, plus every token of ``keep_texts``, plus,
+    with ``keep_chat`` (the default when the tokenizer has a chat template), what an instruct model reads and
+    writes besides code: the rendered chat template and the model's own greedy answers to ``answer_prompts``
+    instruction prompts built from the corpus (at most ``answer_tokens`` tokens each). Without them a code-only
+    vocabulary drops markdown fences and much of the English of prompts: measured on SmolLM2-135M-Instruct, the pruned
+    model then answers HumanEval in unfenced prose (see ``benchmarks/results/flab_vocabulary.json``).
+    ``keep_chat=False`` prunes from the code alone (smaller, for completion-only use).
 
     Example:
         >>> model, tokenizer, kept = prune_vocabulary(model, tokenizer, ["def f(x):\\n    return x\\n"])  # doctest: +SKIP
     """
     check_model(model)
     tokenizer_state(tokenizer)
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if keep_chat is None:
+        keep_chat = has_template
+    elif keep_chat and not has_template:
+        raise ValueError(
+            "`keep_chat=True` but the tokenizer has no chat template; pass keep_chat=False (or None) to prune from "
+            "the corpus alone."
+        )
+    for name, value, low in (("answer_prompts", answer_prompts, 0), ("answer_tokens", answer_tokens, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}.")
     texts = iter_corpus_texts(corpus, text_column=text_column)
     counts = count_token_ids(tokenizer, texts, progress=progress)
-    kept = vocabulary_to_keep(model, tokenizer, counts, min_count=min_count)
+    required: set[int] = set()
+    if keep_texts:
+        extra = count_token_ids(tokenizer, list(keep_texts), progress=False)
+        required |= {int(i) for i in torch.nonzero(extra).flatten().tolist()}
+    sources = {}
+    if keep_chat:
+        sources = chat_token_ids(model, tokenizer, texts, answer_prompts, answer_tokens, progress)
+        for ids in sources.values():
+            required |= ids
+    kept = vocabulary_to_keep(model, tokenizer, counts, min_count=min_count, required=required)
     pruned_tokenizer = rebuild_tokenizer(tokenizer, kept)
     slice_embeddings_(model, kept)
-    logger.info("vocabulary: %d -> %d tokens", counts.numel(), len(kept))
+    corpus_only = int((counts >= min_count).sum())
+    added = {
+        name: len(ids - set(torch.nonzero(counts >= min_count).flatten().tolist())) for name, ids in sources.items()
+    }
+    logger.info("vocabulary: %d -> %d tokens (%d used by the corpus; not in the corpus: %s)", counts.numel(),
+                len(kept), corpus_only, added or "-")  # fmt: skip
     return model, pruned_tokenizer, kept
 
 
 __all__ = [
     "bytes_to_unicode",
+    "chat_token_ids",
     "count_token_ids",
     "iter_corpus_texts",
     "prune_vocabulary",
