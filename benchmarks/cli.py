@@ -113,6 +113,24 @@ def _flab(args) -> int:
     return 0
 
 
+def _flab_vocab(args) -> int:
+    from compress_utils.cli_args import dataclass_from_args
+    from compress_utils.io import atomic_write_text, check_output_file
+
+    from .flab_vocabulary import VocabularySettings, run_vocabulary_bench, vocabulary_markdown
+
+    settings = dataclass_from_args(VocabularySettings, args)
+    markdown = args.json.rsplit(".", 1)[0] + ".md"
+    for path in (args.json, markdown):
+        check_output_file(path, argument="--json")
+    result = run_vocabulary_bench(settings, progress=not args.quiet)
+    table = vocabulary_markdown(result)
+    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(markdown, table + "\n")
+    print(table)
+    return 0
+
+
 def _flab_humaneval(args) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -191,10 +209,11 @@ def _results(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m benchmarks`` argument parser."""
-    from compress_utils.cli_args import positive_int
+    from compress_utils.cli_args import add_dataclass_arguments, positive_int
 
     from .alpine_finetune import ALL_MODES
     from .alpine_speed import BENCHMARK_MODELS
+    from .flab_vocabulary import VocabularySettings
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--quiet", action="store_true", help="Only warnings and errors; no progress bars.")
@@ -260,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     flab.add_argument("--recovery-epochs", type=float, default=None, help="recovery epochs")
     flab.add_argument("--threads", type=positive_int, default=1, help="torch threads (1 gives stable ratios).")
     flab.set_defaults(func=_flab)
+
+    vocab = commands.add_parser(
+        "flab-vocab", help="Flab vocabulary: code-only vs chat-keeping (coverage, tokenization, HumanEval)."
+    )
+    add_dataclass_arguments(vocab, VocabularySettings)
+    vocab.add_argument("--json", default="benchmarks/results/flab_vocabulary.json", help="Results (+ .md table).")
+    vocab.set_defaults(func=_flab_vocab)
 
     humaneval = commands.add_parser("flab-humaneval", help="HumanEval pass@1 (greedy, chat template, executed).")
     humaneval.add_argument("--model", required=True, help="a causal-LM folder, or 'smollm2'")

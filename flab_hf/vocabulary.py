@@ -269,16 +269,22 @@ def slice_embeddings_(model: PreTrainedModel, kept_ids: Sequence[int]) -> PreTra
 
 def chat_token_ids(model, tokenizer, texts: Sequence[str], answer_prompts: int = 64, answer_tokens: int = 256,
                    progress: bool = True) -> dict[str, set[int]]:  # fmt: skip
-    """The ids an instruct model needs to keep its chat: ``"template"`` (the rendered chat template) and
-    ``"answers"`` (its own greedy answers to ``answer_prompts`` instruction prompts built from ``texts``)."""
-    from .answers import answer_token_ids, chat_template_texts
+    """The ids an instruct model needs to keep its chat: ``"template"`` (the rendered chat template), ``"prompts"``
+    (``answer_prompts`` instruction prompts built from ``texts``, the user turns it reads) and ``"answers"`` (its own
+    greedy answers to them, at most ``answer_tokens`` tokens each)."""
+    from .answers import answer_token_ids, chat_template_texts, instruction_prompts
 
-    template = count_token_ids(tokenizer, chat_template_texts(tokenizer), progress=False)
-    answers = answer_token_ids(
-        model, tokenizer, texts, prompts=answer_prompts, max_new_tokens=answer_tokens, progress=progress
-    ) if answer_prompts else []  # fmt: skip
+    prompts = instruction_prompts(texts, limit=answer_prompts) if answer_prompts else []
+    if answer_prompts and not prompts:
+        logger.warning("the corpus has no documented public functions: no instruction prompts, no answers kept")
+    answers = answer_token_ids(model, tokenizer, prompts, answer_tokens, progress=progress)
+
+    def used(strings):
+        return {int(i) for i in torch.nonzero(count_token_ids(tokenizer, strings, progress=False)).flatten().tolist()}
+
     return {
-        "template": {int(i) for i in torch.nonzero(template).flatten().tolist()},
+        "template": used(chat_template_texts(tokenizer)),
+        "prompts": used(prompts),
         "answers": {token for row in answers for token in row},
     }
 
@@ -293,8 +299,8 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
 
     The kept set is every token the corpus uses ``>= min_count`` times, plus every token of ``keep_texts``, plus,
     with ``keep_chat`` (the default when the tokenizer has a chat template), what an instruct model reads and
-    writes besides code: the rendered chat template and the model's own greedy answers to ``answer_prompts``
-    instruction prompts built from the corpus (at most ``answer_tokens`` tokens each). Without them a code-only
+    writes besides code: the rendered chat template, ``answer_prompts`` instruction prompts built from the corpus's
+    documented functions and the model's own greedy answers to them (at most ``answer_tokens`` tokens each). Without them a code-only
     vocabulary drops markdown fences and much of the English of prompts: measured on SmolLM2-135M-Instruct, the pruned
     model then answers HumanEval in unfenced prose (see ``benchmarks/results/flab_vocabulary.json``).
     ``keep_chat=False`` prunes from the code alone (smaller, for completion-only use).

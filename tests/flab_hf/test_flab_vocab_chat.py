@@ -35,8 +35,9 @@ def test_instruction_prompts_come_from_documented_public_functions():
     assert prompts == [
         "Write a Python function `mean(values)` that does the following: Return the arithmetic mean of a sequence "
         "of numbers.",
-        "Write a Python function `shout(text)` that does the following: Convert the given text to upper case and add "
-        "an exclamation mark.",
+        # the second template asks for the stub in a fenced block, as users paste code to an instruct model
+        "Complete the following Python function. Answer with the whole function in a code block.\n\n```python\n"
+        'def shout(text):\n    """Convert the given text to upper case and add an exclamation mark.\n    """\n```',
     ]
     assert instruction_prompts(DOCUMENTED, limit=1) == prompts[:1]
 
@@ -55,9 +56,9 @@ def test_kept_vocabulary_holds_the_chat_template_given_texts_and_the_models_answ
     )  # fmt: skip
     code_only = prune_vocabulary(copy.deepcopy(dense), tokenizer, DOCUMENTED, keep_chat=False, progress=False)[2]
     assert set(code_only) < set(kept)
-    assert sources["answers"] | sources["template"] <= set(kept)
+    assert sources["answers"] | sources["template"] | sources["prompts"] <= set(kept)
     # every token of the rendered template and of the given texts survives, so they tokenize exactly as before
-    for text in chat_template_texts(tokenizer) + given:
+    for text in chat_template_texts(tokenizer) + given + instruction_prompts(DOCUMENTED, 2):
         assert tokenizer.tokenize(text) == pruned_tokenizer.tokenize(text)
     assert _tokens(tokenizer, given) <= set(pruned_tokenizer.get_vocab())
     assert pruned_tokenizer.chat_template == CHATML

