@@ -34,7 +34,7 @@ from compress_utils.embedded import load_smollm2
 from compress_utils.io import atomic_write_text
 from flab_hf.answers import generate_ids, instruction_prompts
 from flab_hf.data import HUMANEVAL_INSTRUCTION, check_humaneval_executes, humaneval_problems, stdlib_texts
-from flab_hf.vocabulary import prune_vocabulary
+from flab_hf.vocabulary import merge_result_ids, prune_vocabulary, rebuild_tokenizer, vocabulary_to_keep
 
 from .flab_bench import humaneval_pass
 
@@ -56,6 +56,10 @@ class VocabularySettings:
     batch_size: int = field(default=8, metadata={"help": "Generation batch size."})
     threads: int = field(default=1, metadata={"help": "torch threads."})
     work_dir: str = field(default="runs/flab_vocabulary", metadata={"help": "Cached answers (resumable)."})
+    frontier_merges: list[int] = field(
+        default_factory=lambda: [0, 8000, 16000, 24000, 32000, 40000],
+        metadata={"help": "`keep_merges` values added to the chat vocabulary for the tokenization frontier."},
+    )
 
     def __post_init__(self):
         for name in ("corpus_chars", "answer_tokens", "heldout_prompts", "humaneval", "humaneval_tokens",
@@ -158,6 +162,21 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
         row.update(_he_summary(humaneval(name, model, pruned_tokenizer), dense_he))
         result["variants"][name] = row
         logger.info("%s: %s", name, row)
+        chat_kept = kept_set
+    # what it takes to tokenize unseen prompts exactly as before: the chat vocabulary plus the first N merges
+    result["merge_frontier"] = []
+    for count in settings.frontier_merges:
+        kept = vocabulary_to_keep(dense, tokenizer, torch.zeros(len(tokenizer), dtype=torch.long),
+                                  required=chat_kept | merge_result_ids(tokenizer, count))  # fmt: skip
+        frontier_tokenizer, kept_set = rebuild_tokenizer(tokenizer, kept), set(kept)
+        result["merge_frontier"].append({
+            "keep_merges": count,
+            "vocabulary": len(kept),
+            "humaneval_prompts_identical": sum(
+                original == frontier_tokenizer.tokenize(prompt) for original, prompt in zip(original_tokens, chat_prompts)
+            ),
+            "answer_token_coverage": sum(token in kept_set for token in answer_tokens) / max(len(answer_tokens), 1),
+        })  # fmt: skip
     dense_row, chat = result["dense"], result["variants"]["chat"]
     result["targets"] = {
         "answer_token_coverage_ge_99.9%": chat["answer_token_coverage"] >= 0.999,
@@ -203,6 +222,13 @@ def vocabulary_markdown(result: dict) -> str:
             f"| {row['humaneval_prompts_identical']}/{row['humaneval_prompts']} | {he['passed']}/{he['problems']} "
             f"| {row['same_answer_as_dense']:.1%} | {row['fenced_answers']}/{he['problems']} |"
         )
+    frontier = result.get("merge_frontier")
+    if frontier:
+        lines += ["", "Chat vocabulary plus the tokenizer's first N merges (`keep_merges=N`): " + ", ".join(
+            f"N={row['keep_merges']:,}: {row['vocabulary']:,} tokens, {row['humaneval_prompts_identical']}/"
+            f"{dense['humaneval']['problems']} prompts identical, coverage {row['answer_token_coverage']:.2%}"
+            for row in frontier
+        ) + "."]  # fmt: skip
     verdict = {True: "met", False: "NOT met"}
     lines += ["", "Targets (`chat`): " + "; ".join(f"{k} {verdict[v]}" for k, v in result["targets"].items()) + "."]
     return "\n".join(lines)

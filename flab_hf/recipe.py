@@ -61,6 +61,10 @@ class FlabConfig:
         default=64, metadata={"help": "Instruction prompts whose greedy answers are kept (with `keep_chat`)."}
     )
     answer_tokens: int = field(default=256, metadata={"help": "Longest kept answer, in tokens."})
+    keep_merges: int = field(
+        default=0,
+        metadata={"help": "Also keep the tokens of the tokenizer's first N BPE merges (its most frequent pieces)."},
+    )
     layers_to_prune: int = field(default=4, metadata={"help": "Decoder layers to remove (paper: 4)."})
     layer_method: str = field(
         default="kl", metadata={"help": f"One of {LAYER_METHODS}: greedy iterative KL or ShortGPT's one-shot cosine."}
@@ -210,6 +214,7 @@ def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calib
         pruned, pruned_tokenizer, kept = prune_vocabulary(
             pruned, tokenizer, texts, min_count=config.min_token_count, progress=config.progress,
             keep_chat=config.keep_chat, answer_prompts=config.answer_prompts, answer_tokens=config.answer_tokens,
+            keep_merges=config.keep_merges,
         )  # fmt: skip
         new_id = {old: new for new, old in enumerate(kept)}
         # calibration windows made of removed tokens cannot be fed to the pruned model: map them to unk/eos

@@ -188,6 +188,24 @@ def vocabulary_to_keep(model, tokenizer, counts: torch.Tensor, min_count: int = 
     return sorted(keep)
 
 
+def merge_result_ids(tokenizer, count: int) -> set[int]:
+    """Ids of the tokens produced by the tokenizer's first ``count`` BPE merges: the pieces most frequent in the
+    tokenizer's own training data (common English words and identifiers), in merge order.
+
+    Example:
+        >>> len(merge_result_ids(tokenizer, 1000)) <= 1000  # doctest: +SKIP
+        True
+    """
+    state = tokenizer_state(tokenizer)
+    vocab = state["model"]["vocab"]
+    ids = set()
+    for merge in state["model"].get("merges", [])[:count]:
+        left, right = _merge_pair(merge)
+        if left + right in vocab:
+            ids.add(vocab[left + right])
+    return ids
+
+
 def rebuild_tokenizer(tokenizer, kept_ids: Sequence[int]):
     """A fast tokenizer over ``kept_ids`` only, ids renumbered ``0..len-1`` in the original order.
 
@@ -291,7 +309,7 @@ def chat_token_ids(model, tokenizer, texts: Sequence[str], answer_prompts: int =
 
 def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: str | None = None, progress=True,
                      keep_chat: bool | None = None, answer_prompts: int = 64, answer_tokens: int = 256,
-                     keep_texts: Sequence[str] = ()):  # fmt: skip
+                     keep_texts: Sequence[str] = (), keep_merges: int = 0):  # fmt: skip
     """Vocabulary pruning (paper Sec. 3.2, Algorithm 1): returns ``(model, tokenizer, kept_ids)``.
 
     ``model`` is changed in place (embeddings sliced, special ids remapped); ``kept_ids`` are the original ids of
@@ -303,7 +321,9 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
     documented functions and the model's own greedy answers to them (at most ``answer_tokens`` tokens each). Without them a code-only
     vocabulary drops markdown fences and much of the English of prompts: measured on SmolLM2-135M-Instruct, the pruned
     model then answers HumanEval in unfenced prose (see ``benchmarks/results/flab_vocabulary.json``).
-    ``keep_chat=False`` prunes from the code alone (smaller, for completion-only use).
+    ``keep_chat=False`` prunes from the code alone (smaller, for completion-only use). ``keep_merges`` also keeps the
+    results of the tokenizer's first ``keep_merges`` BPE merges (its most frequent pieces), so that more unseen English
+    tokenizes as before, at 1 embedding row per token (measured trade-off in ``flab_vocabulary.json``).
 
     Example:
         >>> model, tokenizer, kept = prune_vocabulary(model, tokenizer, ["def f(x):\\n    return x\\n"])  # doctest: +SKIP
@@ -318,7 +338,8 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
             "`keep_chat=True` but the tokenizer has no chat template; pass keep_chat=False (or None) to prune from "
             "the corpus alone."
         )
-    for name, value, low in (("answer_prompts", answer_prompts, 0), ("answer_tokens", answer_tokens, 1)):
+    for name, value, low in (("answer_prompts", answer_prompts, 0), ("answer_tokens", answer_tokens, 1),
+                             ("keep_merges", keep_merges, 0)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}.")
     texts = iter_corpus_texts(corpus, text_column=text_column)
@@ -327,6 +348,7 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
     if keep_texts:
         extra = count_token_ids(tokenizer, list(keep_texts), progress=False)
         required |= {int(i) for i in torch.nonzero(extra).flatten().tolist()}
+    required |= merge_result_ids(tokenizer, keep_merges) if keep_merges else set()
     sources = {}
     if keep_chat:
         sources = chat_token_ids(model, tokenizer, texts, answer_prompts, answer_tokens, progress)
@@ -349,6 +371,7 @@ __all__ = [
     "chat_token_ids",
     "count_token_ids",
     "iter_corpus_texts",
+    "merge_result_ids",
     "prune_vocabulary",
     "rebuild_tokenizer",
     "slice_embeddings_",

@@ -78,3 +78,16 @@ def test_keep_chat_without_a_template_is_refused_before_work():
         prune_vocabulary(tiny_model("llama"), chat_tokenizer(), CODE, answer_prompts=-1, progress=False)
     with pytest.raises(ValueError, match=r"`answer_tokens` must be an int >= 1, got 0"):
         FlabConfig(answer_tokens=0)
+
+
+def test_keep_merges_keeps_the_most_frequent_pieces():
+    from flab_hf.vocabulary import merge_result_ids
+
+    tokenizer, dense = tiny_tokenizer(), tiny_model("llama")
+    frequent = merge_result_ids(tokenizer, 40)
+    assert 0 < len(frequent) <= 40
+    kept = prune_vocabulary(copy.deepcopy(dense), tokenizer, CODE[:1], keep_merges=40, progress=False)[2]
+    fewer = prune_vocabulary(copy.deepcopy(dense), tokenizer, CODE[:1], progress=False)[2]
+    assert frequent <= set(kept) and set(fewer) < set(kept)
+    with pytest.raises(ValueError, match=r"`keep_merges` must be an int >= 0, got -1"):
+        FlabConfig(keep_merges=-1)
