@@ -88,12 +88,10 @@ class FlabConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
-        if (
-            isinstance(self.answer_prompts, bool)
-            or not isinstance(self.answer_prompts, int)
-            or self.answer_prompts < 0
-        ):
-            raise ValueError(f"`answer_prompts` must be an int >= 0, got {self.answer_prompts!r}.")
+        for name in ("answer_prompts", "keep_merges"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"`{name}` must be an int >= 0, got {value!r}.")
         if (
             isinstance(self.layers_to_prune, bool)
             or not isinstance(self.layers_to_prune, int)
