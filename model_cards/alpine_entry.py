@@ -2,37 +2,81 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .common import Stages, ZooSettings, assemble_entry, budget_key, cached_json, entry_budget, entry_command
+from benchmarks.alpine_finetune import FinetuneConfig
+
+from .common import (
+    Stages,
+    ZooSettings,
+    assemble_entry,
+    budget_dict,
+    budget_key,
+    cached_json,
+    entry_budget,
+    entry_command,
+)
 
 NAME = "alpine-minilm"
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# ~4-5 min on 2 cores: the unpruned run costs ~2/3 of it (the old 1200-pair default took ~6 min, 233 s + 94 s of
-# training); `all` runs ~2.5x faster. --full is closer to the paper's setting (still far below its 90K pairs).
-# `model`: a checkpoint folder instead of the embedded all-MiniLM-L6-v2 (None); tests use a tiny BERT
-# `bf16`: fp32, not "bf16 where fast": the pruning decisions are discrete and bf16 changes them (measured on the
-# default budget: F1 of `all` 0.6042 in fp32 on AVX-512 and on AVX2 alike, 0.6494 in bf16 on AVX-512, 0.6506 in bf16
-# on AMX), so an entry built in bf16 would depend on the machine
-DEFAULT = {
-    "train_pairs": 800, "eval_pairs": 400, "max_length": 256, "epochs": 1.0, "batch_size": 16, "model": None,
-    "bf16": False,
-}  # fmt: skip
-FULL = {"train_pairs": 4000, "eval_pairs": 1000, "max_length": 512, "epochs": 2.0}
+# the entry holds `all` and compares it with `none`, so both must run
+MODES = ("none", "all")
+
+
+def _default_finetune() -> FinetuneConfig:
+    # ~4-5 min on 2 cores: the unpruned run costs ~2/3 of it (the old 1200-pair default took ~6 min, 233 s + 94 s of
+    # training); `all` runs ~2.5x faster. --full is closer to the paper's setting (still far below its 90K pairs).
+    # `model=None`: the embedded all-MiniLM-L6-v2 (tests give a tiny BERT folder).
+    # `bf16`: fp32, not "bf16 where fast": the pruning decisions are discrete and bf16 changes them (measured on the
+    # default budget: F1 of `all` 0.6042 in fp32 on AVX-512 and on AVX2 alike, 0.6494 in bf16 on AVX-512, 0.6506 in
+    # bf16 on AMX), so an entry built in bf16 would depend on the machine
+    return FinetuneConfig(modes=MODES, train_pairs=800, eval_pairs=400, max_length=256, epochs=1.0, batch_size=16,
+                          seed=42, bf16=False)  # fmt: skip
+
+
+@dataclass
+class AlpineBudget:
+    """What the ``alpine-minilm`` entry runs: the fine-tuning comparison's own settings (``output_dir`` is set by the
+    build). One stage, so one cache key over all of it.
+
+    Example:
+        >>> AlpineBudget().finetune.train_pairs, FULL.finetune.train_pairs
+        (800, 4000)
+    """
+
+    finetune: FinetuneConfig = field(
+        default_factory=_default_finetune,
+        metadata={
+            "help": f"Fine-tuning settings (benchmarks.alpine_finetune.FinetuneConfig); modes must hold {MODES}."
+        },
+    )
+
+    def __post_init__(self):
+        if not set(MODES) <= set(self.finetune.modes):
+            raise ValueError(
+                f"`finetune.modes` must include {MODES} (the entry compares them), got {self.finetune.modes}."
+            )
+
+
+DEFAULT = AlpineBudget()
+FULL = dataclasses.replace(
+    DEFAULT,
+    finetune=dataclasses.replace(DEFAULT.finetune, train_pairs=4000, eval_pairs=1000, max_length=512, epochs=2.0),
+)
 
 
 def build_alpine_minilm(folder: str, settings: ZooSettings) -> dict:
     """Fine-tune unpruned and ALPINE-all (merge on) on the same data and seed; the entry holds the ALPINE model."""
-    from benchmarks.alpine_finetune import FinetuneConfig, run_finetune
+    from benchmarks.alpine_finetune import run_finetune
 
     budget = entry_budget(settings, NAME, DEFAULT, FULL)
-    # the default model stays out of the key, so builds from before `model` existed keep their cache
-    keyed = {k: v for k, v in budget.items() if not (k == "model" and v is None)}
-    work = Path(settings.work_dir) / f"{NAME}-{budget_key(keyed)}"
+    work = Path(settings.work_dir) / f"{NAME}-{budget_key(budget)}"
     stages = Stages(NAME, ["finetune", "package"], enabled=settings.progress)
     model_dir = work / "model"
     with stages("finetune"):
-        config = FinetuneConfig(modes=("none", "all"), output_dir=str(work / "trainer"), **budget)
+        config = dataclasses.replace(budget.finetune, output_dir=str(work / "trainer"))
         if not (model_dir / "config.json").is_file():  # the model and its results come from the same run
             (work / "finetune.json").unlink(missing_ok=True)
         results = cached_json(
@@ -47,7 +91,7 @@ def build_alpine_minilm(folder: str, settings: ZooSettings) -> dict:
             base_model=BASE_MODEL,
             task="clone detection on standard-library functions (pairs split by source file)",
             command=entry_command(NAME, settings, (NAME,)),
-            budget=budget,
+            budget=budget_dict(budget),
         )
         results["summary"] = {
             "task": "clone detection",
@@ -61,4 +105,4 @@ def build_alpine_minilm(folder: str, settings: ZooSettings) -> dict:
     return results
 
 
-__all__ = ["BASE_MODEL", "DEFAULT", "FULL", "NAME", "build_alpine_minilm"]
+__all__ = ["AlpineBudget", "BASE_MODEL", "DEFAULT", "FULL", "MODES", "NAME", "build_alpine_minilm"]

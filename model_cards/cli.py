@@ -18,7 +18,10 @@ def _parser(entries: list[str]) -> argparse.ArgumentParser:
     build.add_argument("--work-dir", default="runs/zoo", help="Stage outputs and checkpoints (builds resume here).")
     build.add_argument("--full", action="store_true", help="Paper-sized settings (hours on CPU).")
     build.add_argument(
-        "--overrides", default="{}", help='JSON budget overrides per key, e.g. {"alpine-minilm": {"train_pairs": 64}}.'
+        "--overrides",
+        default="{}",
+        help="JSON budget overrides per key (alpine-minilm, flab, xtc); a nested dict sets a recipe config's fields, "
+        'e.g. {"flab": {"humaneval": 20, "prune": {"layers_to_prune": 2}}}.',
     )
     build.add_argument("--quiet", action="store_true", help="No progress bars.")
 
@@ -48,7 +51,7 @@ def _overrides(text: str) -> dict:
         raise ValueError(f"`--overrides` is not valid JSON ({error}): {text!r}.") from None
     if not isinstance(value, dict) or not all(isinstance(settings, dict) for settings in value.values()):
         raise ValueError(
-            f'`--overrides` must map budget keys to settings, e.g. {{"xtc": {{"steps": 10}}}}, got {text!r}.'
+            f'`--overrides` must map budget keys to settings, e.g. {{"xtc": {{"samples": 10}}}}, got {text!r}.'
         )
     return value
 
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         from .zoo import ZooSettings, build_zoo, check_entry_names, check_overrides
 
         try:
-            overrides = check_overrides(_overrides(args.overrides))
+            overrides = check_overrides(_overrides(args.overrides), args.full)
             names = check_entry_names(args.entries) or None
             settings = ZooSettings(args.output_dir, args.work_dir, args.full, overrides, progress=not args.quiet)
         except (ValueError, json.JSONDecodeError) as error:

@@ -1,13 +1,16 @@
 """Pieces every zoo entry shares: build settings, budgets, stage progress bars, atomic entry folders, the command.
 
-An entry's stages write their outputs under the work directory (keyed by a hash of the budget, so a changed budget
-never resumes stale work); the entry folder is assembled from them last, in a hidden temporary folder renamed into
-place, so an interrupted build leaves no half-written entry.
+An entry's budget is a dataclass whose recipe settings are the recipes' own config objects (nested fields), beside
+the few settings only the entry has; ``--overrides`` replaces fields at any depth. An entry's stages write their
+outputs under the work directory (keyed by a hash of what each stage depends on, so a changed budget never resumes
+stale work); the entry folder is assembled from them last, in a hidden temporary folder renamed into place, so an
+interrupted build leaves no half-written entry.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -28,7 +31,7 @@ class ZooSettings:
     """Budget of a zoo build; the defaults finish within 30 minutes on 2 CPU cores, ``full`` is paper-sized.
 
     Example:
-        >>> ZooSettings(overrides={"alpine-minilm": {"train_pairs": 16}}).full
+        >>> ZooSettings(overrides={"flab": {"humaneval": 20, "prune": {"layers_to_prune": 2}}}).full
         False
     """
 
@@ -36,14 +39,19 @@ class ZooSettings:
     work_dir: str = field(default="runs/zoo", metadata={"help": "Stage outputs and Trainer checkpoints (resumable)."})
     full: bool = field(default=False, metadata={"help": "Paper-sized settings instead of the quick default budget."})
     overrides: dict = field(
-        default_factory=dict, metadata={"help": "Budget overrides per budget key (`alpine-minilm`, `xtc`, `flab`)."}
+        default_factory=dict,
+        metadata={
+            "help": "Budget overrides per budget key (`alpine-minilm`, `flab`, `xtc`): a dict of budget fields; a "
+            "nested recipe config takes a dict of its own fields, e.g. "
+            '{"flab": {"humaneval": 20, "prune": {"layers_to_prune": 2}}}.'
+        },
     )
     progress: bool = field(default=True, metadata={"help": "Show a progress bar per entry and stage."})
 
     def __post_init__(self):
         if not isinstance(self.overrides, dict) or any(not isinstance(v, dict) for v in self.overrides.values()):
             raise ValueError(
-                f"`overrides` must map a budget key to a dict of settings, e.g. {{'xtc': {{'steps': 10}}}}; "
+                f"`overrides` must map a budget key to a dict of settings, e.g. {{'xtc': {{'samples': 10}}}}; "
                 f"got {self.overrides!r}."
             )
 
@@ -63,23 +71,93 @@ def is_complete(folder: str | os.PathLike) -> bool:
     return isinstance(results, dict) and {"family", "summary", "command"} <= set(results)
 
 
-def entry_budget(settings: ZooSettings, key: str, default: dict, full: dict) -> dict:
-    """``default`` (updated with ``full`` under ``--full``) updated with ``settings.overrides[key]``.
+# where and how visibly a stage runs, never what it computes: set by the build, kept out of budgets' keys and records
+RUN_FIELDS = ("output_dir", "progress")
 
-    Unknown override names are an error, so a typo never silently builds with the default budget.
+
+def budget_field(stage: str, help: str, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
+    """A budget dataclass field with its ``help`` and the ``stage`` whose cache key it joins (:func:`stage_fields`)."""
+    return field(default=default, default_factory=default_factory, metadata={"help": help, "stage": stage})
+
+
+def apply_overrides(budget, overrides: dict, path: str = "overrides"):
+    """``budget`` (a dataclass) with the fields named in ``overrides`` replaced (``dataclasses.replace``).
+
+    A dict given for a field holding a dataclass (a recipe config) overrides that config's fields in turn, so only the
+    settings named change. Every name is checked before anything is replaced: an unknown one is a ValueError naming
+    ``path`` (the key path so far), the bad names and the valid ones, so a typo never silently builds with the default
+    budget. Values are checked by the configs' own ``__post_init__``.
+
+    Example:
+        >>> from model_cards.flab_entry import DEFAULT
+        >>> budget = apply_overrides(DEFAULT, {"humaneval": 20, "prune": {"layers_to_prune": 2}})
+        >>> budget.humaneval, budget.prune.layers_to_prune, budget.prune.ffn_neurons
+        (20, 2, 256)
     """
-    budget = {**default, **(full if settings.full else {})}
-    overrides = settings.overrides.get(key, {})
-    unknown = sorted(set(overrides) - set(budget))
+    if not isinstance(overrides, dict):
+        raise ValueError(f"`{path}` must be a dict of {type(budget).__name__} settings, got {overrides!r}.")
+    names = sorted({f.name for f in dataclasses.fields(budget)} - set(RUN_FIELDS))
+    unknown = sorted(set(overrides) - set(names))
     if unknown:
-        raise ValueError(f"`overrides[{key!r}]` has unknown settings {unknown}; valid ones: {sorted(budget)}.")
-    budget.update(overrides)
+        raise ValueError(f"`{path}` has unknown settings {unknown}; valid ones: {names}{_hints(budget, unknown)}.")
+    changes = {}
+    for name, value in overrides.items():
+        current = getattr(budget, name)
+        if dataclasses.is_dataclass(current):
+            value = apply_overrides(current, value, f"{path}[{name!r}]")
+        changes[name] = value
+    try:
+        return dataclasses.replace(budget, **changes)
+    except (TypeError, ValueError) as error:  # a bad value, refused by the config's __post_init__
+        raise ValueError(f"`{path}`: {error}") from None
+
+
+def _hints(budget, unknown: list[str]) -> str:
+    """Which fields take nested dicts, where a misplaced name belongs, and who sets the run fields."""
+    nested = {f.name: getattr(budget, f.name) for f in dataclasses.fields(budget)}
+    nested = {name: config for name, config in nested.items() if dataclasses.is_dataclass(config)}
+    hints = [f"`{name}` takes a dict of {type(config).__name__} settings" for name, config in nested.items()]
+    for name in unknown:
+        if name in RUN_FIELDS:
+            hints.append(f"`{name}` is set by the build (--work-dir, --quiet), not by a budget")
+            continue
+        inner = [outer for outer, config in nested.items() if name in {f.name for f in dataclasses.fields(config)}]
+        hints += [f"`{name}` goes inside `{outer}`, e.g. {{{outer!r}: {{{name!r}: ...}}}}" for outer in inner]
+    return "".join(f"; {hint}" for hint in hints)
+
+
+def entry_budget(settings: ZooSettings, key: str, default, full):
+    """The budget of an entry: ``full`` under ``--full`` else ``default``, with ``settings.overrides[key]`` applied
+    (:func:`apply_overrides`)."""
+    return apply_overrides(full if settings.full else default, settings.overrides.get(key, {}), f"overrides[{key!r}]")
+
+
+def budget_dict(budget) -> dict:
+    """A budget (or a dict of budget parts) as JSON-ready data: ``dataclasses.asdict`` without :data:`RUN_FIELDS`.
+
+    What ``results.json`` records and what :func:`budget_key` hashes.
+    """
+    if isinstance(budget, dict):
+        return {name: budget_dict(value) for name, value in budget.items()}
+    if dataclasses.is_dataclass(budget):
+        return dataclasses.asdict(budget, dict_factory=lambda items: {k: v for k, v in items if k not in RUN_FIELDS})
     return budget
 
 
-def budget_key(budget: dict) -> str:
-    """A short stable hash of a budget: the name of its work folder."""
-    return hashlib.sha256(json.dumps(budget, sort_keys=True, default=str).encode()).hexdigest()[:10]
+def stage_fields(budget, stage: str) -> dict:
+    """The fields of ``budget`` whose metadata ``stage`` is ``stage``: what that stage's cache key depends on."""
+    return {f.name: getattr(budget, f.name) for f in dataclasses.fields(budget) if f.metadata["stage"] == stage}
+
+
+def budget_key(budget) -> str:
+    """A short stable hash of a budget or part of one (:func:`budget_dict`): the name of its work folder.
+
+    Example:
+        >>> from model_cards.alpine_entry import DEFAULT
+        >>> len(budget_key(DEFAULT))
+        10
+    """
+    return hashlib.sha256(json.dumps(budget_dict(budget), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def entry_command(name: str, settings: ZooSettings, keys: tuple[str, ...]) -> str:
@@ -181,13 +259,18 @@ def assemble_entry(
 __all__ = [
     "DEFAULT_ORG",
     "REQUIRED_FILES",
+    "RUN_FIELDS",
     "Stages",
     "ZooSettings",
+    "apply_overrides",
     "assemble_entry",
+    "budget_dict",
+    "budget_field",
     "budget_key",
     "cached_json",
     "entry_budget",
     "entry_command",
     "is_complete",
+    "stage_fields",
     "write_json",
 ]

@@ -10,60 +10,118 @@ import dataclasses
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.xtc_bench import RUN_ORDER, VARIANTS
+from benchmarks.xtc_teacher import TeacherSettings
 from compress_utils.capability import probe
+from xtc_hf import XTCRecipeConfig
 
 from .common import (
     Stages,
     ZooSettings,
     assemble_entry,
+    budget_dict,
+    budget_field,
     budget_key,
     cached_json,
     entry_budget,
     entry_command,
+    stage_fields,
     write_json,
 )
 
 BUDGET_KEY = "xtc"
-# ~9 min on 2 idle cores (measured: teacher 237 s, stages 99 s and 102 s, evaluation 73 s).
-# a fixed number of teacher steps, not a time budget: the entry must not depend on how busy the machine is (4 minutes
-# gave 315 steps on an idle 2-core machine and 120 on a busy one); 300 steps take about 4 minutes on 2 idle cores
-# `teacher`: TeacherSettings fields replaced (dataclasses.replace) on top of minutes/teacher_steps; `train_files`:
-# the first N training files for distillation (None = all). Tests use both for a tiny, fast pipeline.
-DEFAULT = {"minutes": 4.0, "teacher_steps": 300, "steps": 100, "samples": 100, "variants": ["6L", "1W8A6L"],
-           "teacher": {}, "train_files": None}  # fmt: skip
-FULL = {"minutes": 30.0, "teacher_steps": 2400, "steps": 600, "samples": 200, "variants": ["6L", "1W8A6L", "1W8A"]}
 ENTRY_VARIANT = {"xtc-gpt2-teacher": "base", "xtc-gpt2-1w8a6l": "1W8A6L"}
+# the recipe fields each variant sets (benchmarks.xtc_bench.VARIANTS); the budget's `recipe` holds the rest
+VARIANT_FIELDS = tuple(sorted(set().union(*VARIANTS.values())))
 
 
-def _checkpoints(budget: dict, settings: ZooSettings, stages: Stages) -> tuple[dict, dict, str]:
+def _default_teacher() -> TeacherSettings:
+    # a fixed number of steps, not a time budget (`minutes` is unused when `steps` is set): the entry must not depend
+    # on how busy the machine is (4 minutes gave 315 steps on an idle 2-core machine and 120 on a busy one); 300 steps
+    # take about 4 minutes on 2 idle cores
+    return TeacherSettings(minutes=4.0, steps=300)
+
+
+def _default_recipe() -> XTCRecipeConfig:
+    return XTCRecipeConfig(layer_reduction_steps=100, quantization_steps=100)
+
+
+# ~9 min on 2 idle cores (measured: teacher 237 s, stages 99 s and 102 s, evaluation 73 s)
+@dataclass
+class XTCBudget:
+    """What the XTC entries run: the teacher's and XTC's own configs (``teacher``, ``recipe``) and which students
+    are built and how many samples score them. Each field's ``stage`` names the cache key it joins (the teacher's
+    settings key its own cache folder).
+
+    Example:
+        >>> DEFAULT.recipe.layer_reduction_steps, FULL.variants
+        (100, ('6L', '1W8A6L', '1W8A'))
+    """
+
+    teacher: TeacherSettings = budget_field(
+        "teacher",
+        "How the teacher is trained (benchmarks.xtc_teacher.TeacherSettings).",
+        default_factory=_default_teacher,
+    )
+    recipe: XTCRecipeConfig = budget_field(
+        "compress",
+        f"XTC settings every student shares (xtc_hf.XTCRecipeConfig); {', '.join(VARIANT_FIELDS)} come from each variant.",
+        default_factory=_default_recipe,
+    )
+    variants: tuple[str, ...] = budget_field(
+        "compress", f"Students to build, from {sorted(VARIANTS)}.", ("6L", "1W8A6L")
+    )
+    train_files: int | None = budget_field("compress", "Distil on the first N training files; None = all.", None)
+    samples: int = budget_field("evaluate", "Held-out line-completion samples every model is scored on.", 100)
+
+    def __post_init__(self):
+        self.variants = tuple(self.variants)
+        unknown = sorted(set(self.variants) - set(VARIANTS))
+        if unknown:
+            raise ValueError(f"`variants` has unknown names {unknown}; choose from {sorted(VARIANTS)}.")
+        defaults = {f.name: f.default for f in dataclasses.fields(XTCRecipeConfig) if f.name in VARIANT_FIELDS}
+        changed = sorted(name for name, value in defaults.items() if getattr(self.recipe, name) != value)
+        if changed:  # each variant replaces them, so a changed value would be recorded but never used
+            raise ValueError(
+                f"`recipe` sets {changed}, which each variant sets itself (benchmarks.xtc_bench.VARIANTS); choose the "
+                f"students with `variants` instead."
+            )
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise ValueError(f"`samples` must be an int >= 1, got {self.samples!r}.")
+        if self.train_files is not None and (not isinstance(self.train_files, int) or self.train_files < 1):
+            raise ValueError(f"`train_files` must be None or an int >= 1, got {self.train_files!r}.")
+
+
+DEFAULT = XTCBudget()
+FULL = dataclasses.replace(
+    DEFAULT,
+    teacher=dataclasses.replace(DEFAULT.teacher, minutes=30.0, steps=2400),
+    recipe=dataclasses.replace(DEFAULT.recipe, layer_reduction_steps=600, quantization_steps=600),
+    variants=("6L", "1W8A6L", "1W8A"),
+    samples=200,
+)
+
+
+def _checkpoints(budget: XTCBudget, settings: ZooSettings, stages: Stages) -> tuple[dict, dict, str]:
     """Train (or reuse) the teacher and every variant of ``budget``: ``({variant: folder}, teacher metadata, stage
     folder)``. A previous build's map of finished stage folders is reused without loading or tokenising anything."""
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
-    from benchmarks.xtc_bench import RUN_ORDER, VARIANTS
-    from benchmarks.xtc_teacher import TeacherSettings, train_teacher
-    from xtc_hf import XTCRecipeConfig, xtc_compress
+    from benchmarks.xtc_teacher import train_teacher
+    from xtc_hf import xtc_compress
     from xtc_hf.data import stdlib_dataset
     from xtc_hf.recipe import STAGE_FILE, prepare_train_dataset
 
     cache = os.path.join(settings.work_dir, "xtc")
-    order = [n for n in RUN_ORDER if n in budget["variants"]]
+    order = [n for n in RUN_ORDER if n in budget.variants]
     with stages("teacher"):
-        teacher_settings = TeacherSettings(minutes=budget["minutes"], steps=budget["teacher_steps"])
-        unknown = sorted(set(budget["teacher"]) - {f.name for f in dataclasses.fields(TeacherSettings)})
-        if unknown:
-            raise ValueError(
-                f"`overrides['xtc']['teacher']` has unknown TeacherSettings fields {unknown}; valid ones: "
-                f"{sorted(f.name for f in dataclasses.fields(TeacherSettings))}."
-            )
-        teacher_dir = train_teacher(dataclasses.replace(teacher_settings, **budget["teacher"]), cache_dir=cache)
+        teacher_dir = train_teacher(budget.teacher, cache_dir=cache)
     teacher_meta = json.loads((Path(teacher_dir) / "xtc_teacher.json").read_text())
     output_dir = os.path.join(cache, "zoo", Path(teacher_dir).parent.name)
-    # train_files joins the key only when set, so default builds keep their cached stages
-    keyed = ("steps", "variants") + (("train_files",) if budget["train_files"] is not None else ())
-    done_path = Path(output_dir) / f"checkpoints-{budget_key({k: budget[k] for k in keyed})}.json"
+    done_path = Path(output_dir) / f"checkpoints-{budget_key(stage_fields(budget, 'compress'))}.json"
     if done_path.is_file():
         checkpoints = json.loads(done_path.read_text())
         if all((Path(checkpoints.get(name, "")) / STAGE_FILE).is_file() for name in order):
@@ -73,15 +131,14 @@ def _checkpoints(budget: dict, settings: ZooSettings, stages: Stages) -> tuple[d
             return {"base": teacher_dir, **{name: checkpoints[name] for name in order}}, teacher_meta, output_dir
     teacher = GPT2LMHeadModel.from_pretrained(teacher_dir)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    # tokenised once, not once per variant
     train = prepare_train_dataset(
-        stdlib_dataset("train", max_files=budget["train_files"]), tokenizer
-    )  # once, not once per variant
+        stdlib_dataset("train", max_files=budget.train_files), tokenizer, budget.recipe.block_size
+    )
     checkpoints = {"base": teacher_dir}
     for name in order:
         with stages(f"compress {name}"):
-            recipe = XTCRecipeConfig(
-                **VARIANTS[name], layer_reduction_steps=budget["steps"], quantization_steps=budget["steps"]
-            )
+            recipe = dataclasses.replace(budget.recipe, **VARIANTS[name])
             model = xtc_compress(teacher, recipe, train, tokenizer=tokenizer, output_dir=output_dir)
             checkpoints[name] = model.xtc_checkpoint
     write_json(done_path, checkpoints)
@@ -112,29 +169,24 @@ def _variant_row(name: str, folder: str, samples: list[dict], progress: bool) ->
 
 
 def _build_xtc(folder: str, settings: ZooSettings, entry: str) -> dict:
-    from benchmarks.xtc_bench import RUN_ORDER, VARIANTS
     from benchmarks.xtc_eval import line_completion_samples
     from xtc_hf.data import stdlib_code
     from xtc_hf.recipe import stage_reports
 
     budget = entry_budget(settings, BUDGET_KEY, DEFAULT, FULL)
-    unknown = sorted(set(budget["variants"]) - set(VARIANTS))
-    if unknown:
-        raise ValueError(
-            f"`overrides['xtc']['variants']` has unknown names {unknown}; choose from {sorted(VARIANTS)}."
-        )
     which = ENTRY_VARIANT[entry]
-    if which != "base" and which not in budget["variants"]:
+    if which != "base" and which not in budget.variants:
         raise ValueError(f"Entry {entry!r} needs the {which} variant; add it to `overrides['xtc']['variants']`.")
-    names = ["teacher", *[f"compress {n}" for n in RUN_ORDER if n in budget["variants"]]]
+    names = ["teacher", *[f"compress {n}" for n in RUN_ORDER if n in budget.variants]]
     stages = Stages(entry, [*names, "evaluate", "package"], enabled=settings.progress)
     checkpoints, teacher_meta, output_dir = _checkpoints(budget, settings, stages)
     with stages("evaluate"):
-        samples = line_completion_samples(stdlib_code("test"), budget["samples"], seed=0)
+        samples = line_completion_samples(stdlib_code("test"), budget.samples, seed=0)
+        evaluate_key = budget_key(stage_fields(budget, "evaluate"))
         variants = {}
         for name, checkpoint in checkpoints.items():
             # checkpoint folders are keyed by their settings, so a score cached for one stays valid
-            key = hashlib.sha256(f"{os.path.abspath(checkpoint)}|{budget['samples']}".encode()).hexdigest()[:12]
+            key = hashlib.sha256(f"{os.path.abspath(checkpoint)}|{evaluate_key}".encode()).hexdigest()[:12]
             path = Path(settings.work_dir) / "xtc" / "scores" / f"{name}-{key}.json"
             row = cached_json(path, lambda: _variant_row(name, checkpoint, samples, settings.progress))  # noqa: B023
             variants[name] = {**row, "checkpoint": checkpoint}
@@ -163,7 +215,7 @@ def _build_xtc(folder: str, settings: ZooSettings, entry: str) -> dict:
                 "students": student_bf16,
             },
             "capability": probe(),
-            "budget": budget,
+            "budget": budget_dict(budget),
             "command": entry_command(entry, settings, (BUDGET_KEY,)),
         }
         if student is not None:
@@ -196,4 +248,4 @@ def build_xtc_1w8a6l(folder: str, settings: ZooSettings) -> dict:
     return _build_xtc(folder, settings, "xtc-gpt2-1w8a6l")
 
 
-__all__ = ["BUDGET_KEY", "DEFAULT", "FULL", "build_xtc_1w8a6l", "build_xtc_teacher"]
+__all__ = ["BUDGET_KEY", "DEFAULT", "FULL", "VARIANT_FIELDS", "XTCBudget", "build_xtc_1w8a6l", "build_xtc_teacher"]

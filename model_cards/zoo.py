@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import alpine_entry, flab_entry, xtc_entry
 from .alpine_entry import build_alpine_minilm
-from .common import DEFAULT_ORG, REQUIRED_FILES, ZooSettings, is_complete
+from .common import DEFAULT_ORG, REQUIRED_FILES, ZooSettings, apply_overrides, is_complete
 from .flab_entry import build_flab_smollm2, build_flab_smollm2_recovered
 from .xtc_entry import build_xtc_1w8a6l, build_xtc_teacher
 
@@ -39,24 +39,26 @@ ENTRIES: dict[str, Callable[[str, ZooSettings], dict]] = {
 # entries an entry starts from: build_entry builds them first, so entry modules never import the zoo
 REQUIRES: dict[str, tuple[str, ...]] = {"flab-smollm2-recovered": ("flab-smollm2",)}
 
-# budget key -> its default settings (what `--overrides` may change)
+# budget key -> (default budget, --full budget): the dataclasses `--overrides` changes
 BUDGETS = {
-    alpine_entry.NAME: alpine_entry.DEFAULT,
-    flab_entry.BUDGET_KEY: flab_entry.DEFAULT,
-    xtc_entry.BUDGET_KEY: xtc_entry.DEFAULT,
+    alpine_entry.NAME: (alpine_entry.DEFAULT, alpine_entry.FULL),
+    flab_entry.BUDGET_KEY: (flab_entry.DEFAULT, flab_entry.FULL),
+    xtc_entry.BUDGET_KEY: (xtc_entry.DEFAULT, xtc_entry.FULL),
 }
 
 
-def check_overrides(overrides: dict) -> dict:
-    """``overrides`` if every budget key and setting exists, else a ValueError naming the valid ones."""
+def check_overrides(overrides: dict, full: bool = False) -> dict:
+    """``overrides`` if they apply to their budgets (every key and name exists, every value passes the configs'
+    checks), else the ValueError naming what is wrong; nothing is built either way.
+
+    Example:
+        >>> check_overrides({"flab": {"humaneval": 20, "prune": {"layers_to_prune": 2}}})
+        {'flab': {'humaneval': 20, 'prune': {'layers_to_prune': 2}}}
+    """
     for key, values in overrides.items():
         if key not in BUDGETS:
             raise ValueError(f"`overrides` has unknown budget key {key!r}; valid keys: {', '.join(sorted(BUDGETS))}.")
-        unknown = sorted(set(values) - set(BUDGETS[key]))
-        if unknown:
-            raise ValueError(
-                f"`overrides[{key!r}]` has unknown settings {unknown}; valid ones: {sorted(BUDGETS[key])}."
-            )
+        apply_overrides(BUDGETS[key][full], values, f"overrides[{key!r}]")
     return overrides
 
 
@@ -75,7 +77,7 @@ def build_entry(name: str, settings: ZooSettings | None = None) -> dict:
 
     settings = settings or ZooSettings()
     check_entry_names([name])
-    check_overrides(settings.overrides)
+    check_overrides(settings.overrides, settings.full)
     for required in REQUIRES.get(name, ()):
         build_entry(required, settings)
     folder = os.path.join(settings.output_dir, name)
@@ -95,7 +97,7 @@ def build_zoo(names: list[str] | None = None, settings: ZooSettings | None = Non
 
     settings = settings or ZooSettings()
     names = check_entry_names(names or ENTRIES)
-    check_overrides(settings.overrides)
+    check_overrides(settings.overrides, settings.full)
     results = {
         name: build_entry(name, settings) for name in tqdm(names, desc="zoo entries", disable=not settings.progress)
     }

@@ -34,7 +34,10 @@ def test_alpine_entry_holds_the_pruned_model_and_both_runs(tiny_zoo):
         os.listdir(folder)
     )
     results = read_results(folder)
-    assert set(results["modes"]) == {"none", "all"} and results["settings"]["train_size"] == TINY_ALPINE["train_pairs"]
+    assert (
+        set(results["modes"]) == {"none", "all"}
+        and results["settings"]["train_size"] == TINY_ALPINE["finetune"]["train_pairs"]
+    )
     assert json.loads((folder / "config.json").read_text())["alpine_layers"] == "all"
     assert results["summary"]["compressed"] == results["modes"]["all"]["f1"]
     assert results["modes"]["all"]["eval_flops_ratio_analytic"] > 1  # tokens were really dropped
@@ -105,7 +108,9 @@ def test_unknown_entry_lists_valid_ones(tmp_path, capsys):
 
 def test_unknown_override_names_the_valid_settings(tmp_path, capsys):
     settings = ZooSettings(output_dir=str(tmp_path), overrides={"flab": {"layers": 2}}, progress=False)
-    with pytest.raises(ValueError, match=r"unknown settings \['layers'\].*layers_to_prune"):
+    with pytest.raises(
+        ValueError, match=r"unknown settings \['layers'\].*'prune'.*`prune` takes a dict of FlabConfig"
+    ):
         build_zoo(["flab-smollm2"], settings)
     with pytest.raises(SystemExit):
         main(["build", "--output-dir", str(tmp_path), "--overrides", '{"flab-smollm2": {"humaneval": 5}}'])

@@ -79,6 +79,9 @@ def test_a_complete_safetensors_file_has_no_problem(saved):
         ("{xtc: {}}", "`--overrides` is not valid JSON"),
         ('{"bert": {"steps": 1}}', "unknown budget key 'bert'"),
         ('{"xtc": {"layers": 1}}', "`overrides['xtc']` has unknown settings ['layers']"),
+        ('{"xtc": {"recipe": {"layers": 1}}}', "`overrides['xtc']['recipe']` has unknown settings ['layers']"),
+        ('{"flab": {"prune": 4}}', "`overrides['flab']['prune']` must be a dict of FlabConfig settings, got 4."),
+        ('{"flab": {"prune": {"layers_to_prune": -1}}}', "`overrides['flab']['prune']`: `layers_to_prune` must be"),
     ],
 )
 def test_build_overrides_are_checked_before_building(tmp_path, capsys, overrides, named):

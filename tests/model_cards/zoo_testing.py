@@ -122,20 +122,25 @@ def xtc_student():
     return student.pack_().eval(), tokenizer
 
 
-TINY_ALPINE = {"train_pairs": 16, "eval_pairs": 8, "max_length": 64, "batch_size": 8}
+# budget overrides in the zoo's nested form: a dict under a recipe config's field sets that config's fields
+TINY_ALPINE = {"finetune": {"train_pairs": 16, "eval_pairs": 8, "max_length": 64, "batch_size": 8}}
 # a 12-block (so 6L keeps 6), 64-wide teacher on 40 files: the zoo tests check the pipeline and its files, not quality
 TINY_TEACHER = {"n_layer": 12, "n_embd": 64, "n_head": 2, "n_positions": 256, "vocab_size": 512, "block_size": 32,
-                "max_files": 40}  # fmt: skip
-TINY_XTC = {"minutes": 1.0, "teacher_steps": 3, "steps": 2, "samples": 2, "teacher": TINY_TEACHER, "train_files": 40}
+                "max_files": 40, "minutes": 1.0, "steps": 3}  # fmt: skip
+TINY_XTC = {"teacher": TINY_TEACHER, "recipe": {"layer_reduction_steps": 2, "quantization_steps": 2}, "samples": 2,
+            "train_files": 40}  # fmt: skip
 TINY_FLAB = {
-    "base_model": "test-org/tiny-llama", "corpus_chars": 30000, "layers_to_prune": 1, "ffn_neurons": [8, 16, 24],
-    "calibration_samples": 2, "calibration_length": 16, "eval_windows": 2, "eval_length": 32, "humaneval": 1,
-    "humaneval_max_new_tokens": 4, "recovery_samples": 2, "recovery_epochs": 1.0, "teacher_max_new_tokens": 4,
+    "base_model": "test-org/tiny-llama", "corpus_chars": 30000,
+    "prune": {"layers_to_prune": 1, "ffn_neurons": [8, 16, 24], "calibration_samples": 2, "calibration_length": 16},
+    "eval_windows": 2, "eval_length": 32, "humaneval": 1, "humaneval_max_new_tokens": 4, "recovery_samples": 2,
+    "teacher_max_new_tokens": 4, "recovery": {"epochs": 1.0},
 }  # fmt: skip
 
 
 def tiny_overrides(dense_folder, bert_folder=None) -> dict:
-    alpine = {**TINY_ALPINE, "model": str(bert_folder)} if bert_folder else TINY_ALPINE
+    alpine = TINY_ALPINE
+    if bert_folder:
+        alpine = {"finetune": {**TINY_ALPINE["finetune"], "model": str(bert_folder)}}
     return {"alpine-minilm": alpine, "xtc": TINY_XTC, "flab": {**TINY_FLAB, "model": str(dense_folder)}}
 
 

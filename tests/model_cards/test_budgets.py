@@ -1,0 +1,155 @@
+"""Zoo budgets: recipe configs nested in small dataclasses, overridden by nested dicts, hashed per stage.
+
+Nothing here trains: budgets are built and compared, and the tiny zoo (built once per session) is only read.
+"""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pytest
+from zoo_testing import TINY_FLAB, read_results
+
+from model_cards import alpine_entry, flab_entry, xtc_entry
+from model_cards.common import ZooSettings, apply_overrides, budget_dict, budget_key, entry_budget
+from model_cards.zoo import build_zoo
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    """``{"prune": {"seed": 0}}`` -> ``{"prune.seed": 0}``."""
+    flat = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def _changed(before, after) -> dict:
+    """The settings (dotted paths) whose value differs between two budgets, with their new values."""
+    old, new = _flat(budget_dict(before)), _flat(budget_dict(after))
+    assert set(old) == set(new)
+    return {name: value for name, value in new.items() if old[name] != value}
+
+
+def test_nested_override_replaces_only_the_named_settings():
+    budget = apply_overrides(flab_entry.DEFAULT, {"humaneval": 20, "prune": {"layers_to_prune": 2}})
+    assert _changed(flab_entry.DEFAULT, budget) == {"humaneval": 20, "prune.layers_to_prune": 2}
+    assert isinstance(budget.prune, type(flab_entry.DEFAULT.prune))  # still the recipe's own config
+    assert flab_entry.DEFAULT.humaneval == 10 and flab_entry.DEFAULT.prune.layers_to_prune == 4  # not mutated
+    # under --full the overrides apply on top of the full budget
+    settings = ZooSettings(full=True, overrides={"flab": {"recovery": {"lora_r": 8}}})
+    full = entry_budget(settings, "flab", flab_entry.DEFAULT, flab_entry.FULL)
+    assert _changed(flab_entry.FULL, full) == {"recovery.lora_r": 8} and full.recovery.epochs == 2.0
+
+
+def test_unknown_nested_name_names_the_path_the_name_and_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError) as error:
+        apply_overrides(flab_entry.DEFAULT, {"humaneval": 20, "prune": {"layers": 2}}, "overrides['flab']")
+    message = str(error.value)
+    assert message.startswith("`overrides['flab']['prune']` has unknown settings ['layers']; valid ones: [")
+    assert "'layers_to_prune'" in message and "'calibration_samples'" in message
+    # a flat name that belongs to a nested config says where it goes
+    with pytest.raises(ValueError, match=r"`layers_to_prune` goes inside `prune`"):
+        apply_overrides(flab_entry.DEFAULT, {"layers_to_prune": 2}, "overrides['flab']")
+    # the build refuses before writing anything
+    settings = ZooSettings(str(tmp_path / "zoo"), str(tmp_path / "work"), overrides={"xtc": {"teacher": {"layer": 2}}})
+    with pytest.raises(ValueError, match=r"`overrides\['xtc'\]\['teacher'\]` has unknown settings \['layer'\]"):
+        build_zoo(["xtc-gpt2-teacher"], settings)
+    assert not os.listdir(tmp_path)
+
+
+def test_run_fields_and_variant_fields_are_not_budget_settings():
+    with pytest.raises(ValueError, match=r"`progress` is set by the build"):
+        apply_overrides(flab_entry.DEFAULT, {"prune": {"progress": False}})
+    with pytest.raises(ValueError, match=r"\['weight_bits'\], which each variant sets itself"):
+        apply_overrides(xtc_entry.DEFAULT, {"recipe": {"weight_bits": 2}})
+    with pytest.raises(ValueError, match=r"`variants` has unknown names \['9L'\]"):
+        apply_overrides(xtc_entry.DEFAULT, {"variants": ["9L"]})
+    with pytest.raises(ValueError, match=r"`finetune.modes` must include \('none', 'all'\)"):
+        apply_overrides(alpine_entry.DEFAULT, {"finetune": {"modes": ["all"]}})
+
+
+def test_default_budgets_keep_their_numbers():
+    finetune = alpine_entry.DEFAULT.finetune
+    assert (finetune.train_pairs, finetune.eval_pairs, finetune.max_length, finetune.epochs, finetune.batch_size,
+            finetune.bf16, finetune.seed, finetune.modes, finetune.model) == (
+        800, 400, 256, 1.0, 16, False, 42, ("none", "all"), None)  # fmt: skip
+    flab = flab_entry.DEFAULT
+    assert (flab.model, flab.base_model, flab.corpus_chars, flab.eval_windows, flab.eval_length, flab.humaneval,
+            flab.humaneval_max_new_tokens, flab.recovery_samples, flab.teacher_max_new_tokens, flab.recovery.epochs) == (
+        None, "HuggingFaceTB/SmolLM2-135M-Instruct", 4_000_000, 8, 256, 10, 256, 48, 160, 1.0)  # fmt: skip
+    prune = flab.prune
+    assert (prune.layers_to_prune, prune.ffn_neurons, prune.calibration_samples, prune.calibration_length) == (
+        4, 256, 6, 128)  # fmt: skip
+    xtc = xtc_entry.DEFAULT
+    assert (xtc.teacher.minutes, xtc.teacher.steps, xtc.recipe.layer_reduction_steps, xtc.recipe.quantization_steps,
+            xtc.samples, xtc.variants, xtc.train_files) == (4.0, 300, 100, 100, 100, ("6L", "1W8A6L"), None)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (alpine_entry, {"finetune.train_pairs": 4000, "finetune.eval_pairs": 1000, "finetune.max_length": 512,
+                        "finetune.epochs": 2.0}),
+        (flab_entry, {"corpus_chars": None, "prune.calibration_samples": 32, "prune.calibration_length": 256,
+                      "eval_windows": 64, "humaneval": 164, "recovery_samples": 256, "recovery.epochs": 2.0}),
+        (xtc_entry, {"teacher.minutes": 30.0, "teacher.steps": 2400, "recipe.layer_reduction_steps": 600,
+                     "recipe.quantization_steps": 600, "samples": 200, "variants": ("6L", "1W8A6L", "1W8A")}),
+    ],
+)  # fmt: skip
+def test_full_budget_differs_from_the_default_as_intended(entry, expected):
+    assert _changed(entry.DEFAULT, entry.FULL) == expected
+    assert type(entry.FULL) is type(entry.DEFAULT)
+
+
+def test_an_eval_only_change_keeps_the_prune_key():
+    keys = flab_entry.stage_keys(flab_entry.DEFAULT)
+    assert len(set(keys.values())) == 3
+
+    def changed_keys(**changes) -> set[str]:
+        new = flab_entry.stage_keys(dataclasses.replace(flab_entry.DEFAULT, **changes))
+        return {stage for stage in keys if new[stage] != keys[stage]}
+
+    prune, recovery = flab_entry.DEFAULT.prune, flab_entry.DEFAULT.recovery
+    assert changed_keys(humaneval=20) == {"eval"}
+    assert changed_keys(eval_windows=16, humaneval_max_new_tokens=64) == {"eval"}
+    assert changed_keys(recovery=dataclasses.replace(recovery, lora_r=8), recovery_samples=4) == {"recovery"}
+    assert changed_keys(prune=dataclasses.replace(prune, layers_to_prune=2)) == {"prune"}
+    assert changed_keys(model="some/folder") == {"prune"}
+    # where and how visibly a stage runs changes no result, so no key
+    assert changed_keys(prune=dataclasses.replace(prune, progress=False), base_model="a label") == set()
+    finetune = alpine_entry.DEFAULT.finetune
+    moved = dataclasses.replace(alpine_entry.DEFAULT, finetune=dataclasses.replace(finetune, output_dir="elsewhere"))
+    assert budget_key(moved) == budget_key(alpine_entry.DEFAULT)
+    assert (
+        "output_dir" not in budget_dict(moved)["finetune"]
+        and "progress" not in budget_dict(flab_entry.DEFAULT)["prune"]
+    )
+
+
+@pytest.mark.parametrize("entry", [alpine_entry, flab_entry, xtc_entry])
+def test_recorded_budget_is_json_and_reads_back(entry):
+    recorded = json.loads(json.dumps(budget_dict(entry.FULL)))
+    again = apply_overrides(entry.DEFAULT, recorded, "budget")
+    # as JSON: a list read back may stay a list where the config holds a tuple (RecoveryConfig.target_modules)
+    assert json.loads(json.dumps(budget_dict(again))) == recorded and budget_key(again) == budget_key(entry.FULL)
+
+
+def test_tiny_zoo_records_its_nested_budgets(tiny_zoo):
+    settings, _ = tiny_zoo
+    zoo = settings.output_dir
+    pruned, recovered = read_results(f"{zoo}/flab-smollm2"), read_results(f"{zoo}/flab-smollm2-recovered")
+    assert pruned["budget"]["prune"]["ffn_neurons"] == TINY_FLAB["prune"]["ffn_neurons"]
+    assert (
+        pruned["budget"]["recovery"]["epochs"] == 1.0
+        and pruned["budget"]["model"] == settings.overrides["flab"]["model"]
+    )
+    assert recovered["budget"] == pruned["budget"]  # same overrides for both: the recovery settings agree too
+    assert "progress" not in pruned["budget"]["prune"]
+    assert read_results(f"{zoo}/xtc-gpt2-1w8a6l")["budget"]["recipe"]["quantization_steps"] == 2
+    alpine = read_results(f"{zoo}/alpine-minilm")["budget"]["finetune"]
+    assert alpine["train_pairs"] == 16 and "output_dir" not in alpine
+    assert "Budget: `finetune={" in (Path(zoo) / "alpine-minilm" / "README.md").read_text()  # the card still shows it
