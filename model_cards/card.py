@@ -448,9 +448,20 @@ TITLES = {
 }
 
 
+def _flatten(budget: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested budget settings as ``(dotted.name, value)`` pairs, the way ``zoo build --overrides`` nests them."""
+    pairs = []
+    for key, value in budget.items():
+        if isinstance(value, dict) and value:
+            pairs += _flatten(value, f"{prefix}{key}.")
+        elif key != "output_dir":
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
+
+
 def _budget(results: dict) -> str:
     budget = results.get("budget") or results.get("settings") or {}
-    shown = [f"`{key}={value}`" for key, value in budget.items() if key not in ("output_dir",)]
+    shown = [f"`{key}={value}`" for key, value in _flatten(budget)]
     return ", ".join(shown) if shown else "not recorded"
 
 

@@ -133,11 +133,19 @@ def write_index(output_dir: str, org: str = DEFAULT_ORG) -> None:
         method = results.get("method") or name.split("-", 1)[0].upper()
         cells = [
             f"[{name}]({name}/README.md)", method, summary["task"], summary["metric"], _cell(summary["base"]),
-            _cell(summary["compressed"]), _cell(summary["retention"], percent=True),
+            _cell(summary["compressed"]), _retention_cell(summary),
             summary.get("compression") or "-", f"`{org}/{name}`",
         ]  # fmt: skip
         rows.append("| " + " | ".join(cells) + " |")
     atomic_write(Path(output_dir) / "README.md", lambda path: Path(path).write_text("\n".join(rows) + "\n"))
+
+
+def _retention_cell(summary: dict) -> str:
+    """This checkpoint's retention, and the mean ± std over training seeds where the entry ran several."""
+    cell = _cell(summary["retention"], percent=True)
+    if summary.get("seeds", 1) > 1:
+        cell += f" ({summary['seeds']} seeds: {summary['retention_mean']:.1%} ± {summary['retention_std']:.1%})"
+    return cell
 
 
 __all__ = [

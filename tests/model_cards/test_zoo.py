@@ -39,7 +39,11 @@ def test_alpine_entry_holds_the_pruned_model_and_both_runs(tiny_zoo):
         and results["settings"]["train_size"] == TINY_ALPINE["finetune"]["train_pairs"]
     )
     assert json.loads((folder / "config.json").read_text())["alpine_layers"] == "all"
-    assert results["summary"]["compressed"] == results["modes"]["all"]["f1"]
+    # the summary is the published checkpoint's (first seed's) run; the seeds' spread comes beside it
+    own = results["modes"]["all"]["runs"][0]
+    assert results["summary"]["compressed"] == own["f1"] and results["modes"]["all"]["seeds"] == [42, 43]
+    assert results["summary"]["retention_std"] == results["modes"]["all"]["retention_f1_std"]
+    assert "(2 seeds: " in (folder.parent / "README.md").read_text()
     assert results["modes"]["all"]["eval_flops_ratio_analytic"] > 1  # tokens were really dropped
 
 

@@ -123,7 +123,8 @@ def xtc_student():
 
 
 # budget overrides in the zoo's nested form: a dict under a recipe config's field sets that config's fields
-TINY_ALPINE = {"finetune": {"train_pairs": 16, "eval_pairs": 8, "max_length": 64, "batch_size": 8}}
+# two seeds: the cards' mean +- std path runs for real
+TINY_ALPINE = {"finetune": {"train_pairs": 16, "eval_pairs": 8, "max_length": 64, "batch_size": 8, "seeds": 2}}
 # a 12-block (so 6L keeps 6), 64-wide teacher on 40 files: the zoo tests check the pipeline and its files, not quality
 TINY_TEACHER = {"n_layer": 12, "n_embd": 64, "n_head": 2, "n_positions": 256, "vocab_size": 512, "block_size": 32,
                 "max_files": 40, "minutes": 1.0, "steps": 3}  # fmt: skip
