@@ -48,6 +48,12 @@ def _flab_bench(results: dict) -> str:
     return markdown_table(results)
 
 
+def _flab_vocabulary(results: dict) -> str:
+    from benchmarks.flab_vocabulary import vocabulary_markdown
+
+    return vocabulary_markdown(results)
+
+
 def _alpine_frontier(results: dict, path: Path) -> None:
     from benchmarks.alpine_finetune import plot_frontier
 
@@ -56,6 +62,7 @@ def _alpine_frontier(results: dict, path: Path) -> None:
 
 RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _flab_bench),
+    "flab_vocabulary": ("flab_vocabulary.json", _flab_vocabulary),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
     "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _xtc_speed),
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _xtc_speed),
