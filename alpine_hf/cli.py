@@ -11,12 +11,15 @@ def add_convert_arguments(parser: argparse.ArgumentParser, standalone: bool = Fa
     convert``. ``standalone=True`` also adds ``--quiet``, which ``alpine-hf`` has on its top-level parser.
 
     The ALPINE options (``--alpha``, ``--layers``, ``--no-merge``, ``--scoring``, ``--special-token-ids``) are the
-    fields of :class:`~alpine_hf.recipe.AlpinePruningConfig`.
+    fields of :class:`~alpine_hf.recipe.AlpinePruningConfig`: ``--layers`` takes a mode or layer indices (``0,2,5``),
+    ``--alpha`` one number or one per encoder layer (``1.5,1.5,1,1,0.5,0.5``).
 
     Example:
         >>> args = add_convert_arguments(argparse.ArgumentParser()).parse_args(["in", "out", "--layers", "0,2"])
         >>> args.model, args.output, args.layers
         ('in', 'out', [0, 2])
+        >>> add_convert_arguments(argparse.ArgumentParser()).parse_args(["in", "out", "--alpha", "1.5,0.5"]).alpha
+        [1.5, 0.5]
     """
     from compress_utils.cli_args import add_dataclass_arguments, positive_int
 

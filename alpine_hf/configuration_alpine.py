@@ -42,7 +42,53 @@ def resolve_alpine_layers(layers, num_hidden_layers: int) -> list[int]:
                 f"`alpine_layers` holds {index!r}, which is not a layer index of this {num_hidden_layers}-layer "
                 f"model; use integers in [0, {num_hidden_layers - 1}] or one of {LAYER_MODES}."
             )
-    return sorted(set(indices))
+    repeated = sorted({index for index in indices if indices.count(index) > 1})
+    if repeated:
+        raise ValueError(
+            f"`alpine_layers={indices!r}` names layer(s) {repeated} more than once; list each pruning layer once, "
+            f"e.g. {sorted(set(indices))!r}."
+        )
+    return sorted(indices)
+
+
+def check_alpine_alpha(alpha, num_hidden_layers: int | None, name: str = "alpine_alpha"):
+    """Raise a ``ValueError`` unless ``alpha`` is a number > 0 or a list of one number > 0 per encoder layer.
+
+    ``num_hidden_layers=None`` checks the values of a list but not its length (the model is not known yet); ``name``
+    is the setting named in the error.
+
+    Example:
+        >>> check_alpine_alpha([1.5, 1.0, 0.5], num_hidden_layers=3)
+        >>> check_alpine_alpha([1.5, 1.0], num_hidden_layers=3)
+        Traceback (most recent call last):
+        ...
+        ValueError: `alpine_alpha` needs one keep-window width per encoder layer (3 values for this 3-layer model), got 2: [1.5, 1.0]; give one value per layer (values of layers that do not prune are unused), or a single number for every layer.
+    """
+    if not isinstance(alpha, (list, tuple)):
+        if not _is_number(alpha) or not alpha > 0:
+            raise ValueError(
+                f"`{name}` must be a number > 0 (the keep-window width; smaller prunes more) or a list of one such "
+                f"number per encoder layer, got {alpha!r}; 1.0 is the default."
+            )
+        return
+    if num_hidden_layers is not None and len(alpha) != num_hidden_layers:
+        raise ValueError(
+            f"`{name}` needs one keep-window width per encoder layer ({num_hidden_layers} values for this "
+            f"{num_hidden_layers}-layer model), got {len(alpha)}: {list(alpha)!r}; give one value per layer (values "
+            "of layers that do not prune are unused), or a single number for every layer."
+        )
+    if not alpha:
+        raise ValueError(f"`{name}` is an empty list; give one number > 0 per encoder layer, or a single number.")
+    for index, value in enumerate(alpha):
+        if not _is_number(value) or not value > 0:
+            raise ValueError(
+                f"`{name}` holds {value!r} for layer {index} ({list(alpha)!r}); every keep-window width must be a "
+                "number > 0 (smaller prunes more), also for layers that do not prune."
+            )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 _SPECIAL_TOKENS = ("[CLS]", "[SEP]", "<s>", "</s>")
@@ -62,8 +108,10 @@ class AlpineConfigMixin:
     """ALPINE settings shared by the RoBERTa and BERT configurations.
 
     Attributes:
-        alpine_alpha: width of the keep window ``[mu - alpha*sigma, mu + alpha*sigma]``; smaller prunes more.
-        alpine_layers: ``"all"``, ``"even"``, ``"odd"``, ``"none"`` or a list of layer indices that prune.
+        alpine_alpha: width of the keep window ``[mu - alpha*sigma, mu + alpha*sigma]``; smaller prunes more. One number
+            for every pruning layer, or a list of one number per encoder layer (``num_hidden_layers`` values; those of
+            layers that do not prune are unused); :meth:`alpine_alpha_for` reads it.
+        alpine_layers: ``"all"``, ``"even"``, ``"odd"``, ``"none"`` or a list of layer indices that prune (each once).
         alpine_merge: average the pruned rows of each sequence into one kept row (paper's RQ3).
         alpine_scoring: name of a registered importance-scoring function (``"attention"`` is the paper's Eq. 14).
         alpine_special_token_ids: token ids that are never pruned and never scored (CLS/BOS, SEP/EOS). ``None``
@@ -78,9 +126,7 @@ class AlpineConfigMixin:
 
     def check_alpine_settings(self):
         """Raise a ``ValueError`` naming the setting, its value and the fix if an ALPINE setting is invalid."""
-        alpha = self.alpine_alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-            raise ValueError(f"`alpine_alpha` must be a number > 0 (the keep-window width), got {alpha!r}.")
+        check_alpine_alpha(self.alpine_alpha, self.num_hidden_layers)
         resolve_alpine_layers(self.alpine_layers, self.num_hidden_layers)
         if not isinstance(self.alpine_scoring, str) or not self.alpine_scoring:
             raise ValueError(
@@ -111,6 +157,26 @@ class AlpineConfigMixin:
         """The sorted indices of the layers that prune tokens."""
         return resolve_alpine_layers(self.alpine_layers, self.num_hidden_layers)
 
+    def alpine_alpha_for(self, layer_index: int) -> float:
+        """The keep-window width of layer ``layer_index``: ``alpine_alpha``, or its entry for that layer.
+
+        Example:
+            >>> config = AlpineBertConfig(num_hidden_layers=3, alpine_alpha=[1.5, 1.0, 0.5], alpine_layers=[1, 2])
+            >>> config.alpine_alpha_for(2), AlpineBertConfig(num_hidden_layers=3).alpine_alpha_for(2)
+            (0.5, 1.0)
+        """
+        if (
+            isinstance(layer_index, bool)
+            or not isinstance(layer_index, int)
+            or not 0 <= layer_index < self.num_hidden_layers
+        ):
+            raise ValueError(
+                f"`layer_index` must be a layer of this {self.num_hidden_layers}-layer model (0 to "
+                f"{self.num_hidden_layers - 1}), got {layer_index!r}."
+            )
+        alpha = self.alpine_alpha
+        return float(alpha[layer_index] if isinstance(alpha, (list, tuple)) else alpha)
+
     @property
     def alpine_special_ids(self) -> list[int]:
         """Token ids that are always kept and excluded from the score statistics."""
@@ -139,7 +205,7 @@ class AlpineRobertaConfig(AlpineConfigMixin, RobertaConfig):
     model_type = "alpine_roberta"
     accepted_model_types = frozenset({"roberta", "xlm-roberta", "alpine_roberta"})
 
-    alpine_alpha: float | int = 1.0
+    alpine_alpha: float | int | list[float | int] = 1.0
     alpine_layers: str | list[int] = "all"
     alpine_merge: bool = True
     alpine_scoring: str = "attention"
@@ -163,11 +229,11 @@ class AlpineBertConfig(AlpineConfigMixin, BertConfig):
     model_type = "alpine_bert"
     accepted_model_types = frozenset({"bert", "alpine_bert"})
 
-    alpine_alpha: float | int = 1.0
+    alpine_alpha: float | int | list[float | int] = 1.0
     alpine_layers: str | list[int] = "all"
     alpine_merge: bool = True
     alpine_scoring: str = "attention"
     alpine_special_token_ids: list[int] | None = None
 
 
-__all__ = ["AlpineBertConfig", "AlpineRobertaConfig", "resolve_alpine_layers"]
+__all__ = ["AlpineBertConfig", "AlpineRobertaConfig", "check_alpine_alpha", "resolve_alpine_layers"]

@@ -455,7 +455,7 @@ class AlpineEncoderMixin(AlpineFamilyMixin):
         for index, layer in enumerate(self.encoder.layer):
             if index in prune_layers:
                 attention_output, scores = self._pruning_attention(layer, hidden_states, state)
-                keep = alpine_keep_mask(scores, state.valid, state.special, self.config.alpine_alpha)
+                keep = alpine_keep_mask(scores, state.valid, state.special, self.config.alpine_alpha_for(index))
                 if not torch.equal(keep, state.valid):
                     attention_output, state = alpine_repack(attention_output, keep, state, self.config.alpine_merge)
                     mask_stale = True

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from transformers import PreTrainedModel
 
-from .configuration_alpine import LAYER_MODES, AlpineBertConfig, AlpineRobertaConfig
+from .configuration_alpine import LAYER_MODES, AlpineBertConfig, AlpineRobertaConfig, check_alpine_alpha
 from .modeling_alpine import (
     ALPINE_SCORING_FUNCTIONS,
     AlpineBertForMaskedLM,
@@ -33,10 +33,19 @@ _TARGETS = {
 
 @dataclass
 class AlpinePruningConfig:
-    """ALPINE settings (paper Sec. III); see :func:`apply_alpine`."""
+    """ALPINE settings (paper Sec. III); see :func:`apply_alpine`.
 
-    alpha: float = field(
-        default=1.0, metadata={"help": "Keep-window width: keep mu - alpha*sigma <= s <= mu + alpha*sigma."}
+    Example:
+        >>> AlpinePruningConfig(alpha=[1.5, 1.0, 0.5], layers=[1, 2]).to_config_kwargs()["alpine_alpha"]
+        [1.5, 1.0, 0.5]
+    """
+
+    alpha: float | list[float] = field(
+        default=1.0,
+        metadata={
+            "help": "Keep-window width: keep mu - alpha*sigma <= s <= mu + alpha*sigma; one number, or one per "
+            "encoder layer (comma-separated; values of layers that do not prune are unused)."
+        },
     )
     layers: str | list[int] = field(
         default="all", metadata={"help": f"One of {LAYER_MODES} or a list of layer indices."}
@@ -48,14 +57,20 @@ class AlpinePruningConfig:
     )
 
     def __post_init__(self):
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
-            raise ValueError(f"`alpha` must be a number > 0 (the keep-window width), got {self.alpha!r}.")
+        if isinstance(self.alpha, tuple):
+            self.alpha = list(self.alpha)
+        check_alpine_alpha(self.alpha, num_hidden_layers=None, name="alpha")  # the length is checked by apply_alpine
         if isinstance(self.layers, str) and self.layers not in LAYER_MODES:
             raise ValueError(f"`layers` must be one of {LAYER_MODES} or a list of layer indices, got {self.layers!r}.")
         if not isinstance(self.layers, str) and any(
             isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.layers
         ):
             raise ValueError(f"`layers` must hold layer indices (integers >= 0), got {self.layers!r}.")
+        if not isinstance(self.layers, str) and len(set(self.layers)) != len(self.layers):
+            raise ValueError(
+                f"`layers={list(self.layers)!r}` names a layer more than once; list each pruning layer once, e.g. "
+                f"{sorted(set(self.layers))!r}."
+            )
         ids = self.special_token_ids
         if ids is not None and any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
             raise ValueError(f"`special_token_ids` must be token ids (integers >= 0) or None, got {ids!r}.")
@@ -82,6 +97,8 @@ def apply_alpine(model: PreTrainedModel, config: AlpinePruningConfig | None = No
         >>> from alpine_hf.recipe import AlpinePruningConfig, apply_alpine
         >>> stock = BertModel.from_pretrained(minilm_dir)  # doctest: +SKIP
         >>> model = apply_alpine(stock, AlpinePruningConfig(alpha=1.0, layers="even"))  # doctest: +SKIP
+        >>> # a wider window (prunes less) early, a narrower one late: one alpha per layer of the 6-layer MiniLM
+        >>> model = apply_alpine(stock, AlpinePruningConfig(alpha=[1.5, 1.5, 1, 1, 0.5, 0.5]))  # doctest: +SKIP
     """
     config = config or AlpinePruningConfig()
     name = type(model).__name__.removeprefix("Alpine")

@@ -1,8 +1,20 @@
 """Accuracy retention: fine-tune an encoder on clone detection with and without ALPINE, with a stock ``Trainer``.
 
-Each mode (no pruning; ALPINE all/even/odd, with and without merging) fine-tunes the same pretrained weights on the
-same data with the same seed, prunes during fine-tuning and evaluation (as the paper does), and reports accuracy, F1,
-retention against the unpruned run and the fine-tuning wall-time ratio.
+Each mode (no pruning; ALPINE all/even/odd, with and without merging; or an explicit plan of layers and per-layer
+alphas, see :func:`parse_mode`) fine-tunes the same pretrained weights on the same data with the same seed, prunes
+during fine-tuning and evaluation (as the paper does), and reports accuracy, F1, retention against the unpruned run
+and the fine-tuning wall-time ratio.
+
+Two training schedules (``FinetuneConfig.schedules``):
+
+- ``"a"`` (the paper's): prune from the first step.
+- ``"b"``: fine-tune unpruned first (the ``none`` run of the same seed, reused if it exists), then continue from its
+  weights with pruning on for ``distill_epochs``, distilling from it (:class:`~alpine_hf.callbacks.
+  AlpineDistillationCallback`: KL on the logits plus the task loss).
+
+Results: ``results["modes"]`` holds schedule (a) and the unpruned baseline, as always; ``results["schedules"]["b"]``
+holds schedule (b), keyed by the same mode strings, with retention against the same unpruned runs. Every run keeps
+its Trainer checkpoints in its own folder and resumes from them.
 """
 
 from __future__ import annotations
@@ -17,12 +29,14 @@ import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
 from alpine_hf.callbacks import (
+    AlpineDistillationCallback,
     AlpineStatsCallback,
     EmissionsCallback,
     check_emissions_country,
     find_alpine_encoder,
     reduce_alpine_stats,
 )
+from alpine_hf.configuration_alpine import check_alpine_alpha, resolve_alpine_layers
 from alpine_hf.modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
 from compress_utils.capability import probe, resolve_bf16
 from compress_utils.io import atomic_dir, check_output_dir
@@ -33,14 +47,131 @@ from .clone_detection import build_clone_dataset
 logger = logging.getLogger(__name__)
 
 ALL_MODES = ("none", "all", "all-nomerge", "even", "even-nomerge", "odd", "odd-nomerge")
+SCHEDULES = ("a", "b")
+PLAN_KEYS = ("layers", "alpha", "merge")
+PLAN_EXAMPLE = "layers=1-5;alpha=1.5,1.5,1,1,0.5,0.5"
+_LAYER_SETS = ("none", "all", "even", "odd")
+_PLAN_SYNTAX = (
+    f"write a plan as ';'-separated key=value settings, e.g. {PLAN_EXAMPLE!r}: layers= layer indices and inclusive "
+    "ranges (0,2,4-6) or all/even/odd/none; alpha= one number, or one per encoder layer; merge=on|off"
+)
 
 
-def parse_mode(mode: str) -> tuple[str, bool]:
-    """``"even-nomerge"`` -> ``("even", False)``; ``"all"`` -> ``("all", True)``."""
-    layers, _, suffix = mode.partition("-")
-    if layers not in ("none", "all", "even", "odd") or suffix not in ("", "nomerge"):
-        raise ValueError(f"`mode={mode!r}` is not one of {ALL_MODES}.")
-    return layers, suffix != "nomerge"
+@dataclass
+class FinetunePlan:
+    """What one fine-tuning mode prunes (see :func:`parse_mode`).
+
+    Attributes:
+        layers: ``"none"``, ``"all"``, ``"even"``, ``"odd"`` or the sorted indices of the layers that prune.
+        merge: average the pruned rows of a sequence into one kept row.
+        alpha: keep-window width (one number or one per encoder layer); ``None`` = ``FinetuneConfig.alpha``.
+    """
+
+    layers: str | list[int]
+    merge: bool = True
+    alpha: float | list[float] | None = None
+
+    @property
+    def prunes(self) -> bool:
+        """Whether any layer prunes (``none`` and an empty list do not)."""
+        return self.layers not in ("none", [])
+
+    def check(self, num_hidden_layers: int, mode: str):
+        """Raise a ``ValueError`` naming ``mode`` if the plan does not fit a ``num_hidden_layers``-layer model."""
+        try:
+            resolve_alpine_layers(self.layers, num_hidden_layers)
+            if self.alpha is not None:
+                check_alpine_alpha(self.alpha, num_hidden_layers, name="alpha")
+        except ValueError as error:
+            raise ValueError(f"`mode={mode!r}` does not fit the {num_hidden_layers}-layer model: {error}") from None
+
+
+def parse_mode(mode: str) -> FinetunePlan:
+    """A mode: one of :data:`ALL_MODES`, or an explicit plan string of ``;``-separated ``key=value`` settings.
+
+    Plan keys: ``layers`` (required) are layer indices and inclusive ranges (``1-5``, ``0,2,4-6``) or one of
+    ``all``/``even``/``odd``/``none``; ``alpha`` is one keep-window width for every pruning layer or one per encoder
+    layer (``num_hidden_layers`` comma-separated values; default ``FinetuneConfig.alpha``); ``merge`` is ``on``
+    (default) or ``off``. Quote plans on a shell command line (``;`` ends a command there).
+
+    Example:
+        >>> parse_mode("even-nomerge")
+        FinetunePlan(layers='even', merge=False, alpha=None)
+        >>> parse_mode("layers=1-3,5;alpha=1.5,1.5,1,1,0.5,0.5")
+        FinetunePlan(layers=[1, 2, 3, 5], merge=True, alpha=[1.5, 1.5, 1.0, 1.0, 0.5, 0.5])
+        >>> parse_mode("layers=odd;alpha=0.5;merge=off")
+        FinetunePlan(layers='odd', merge=False, alpha=0.5)
+    """
+    if not isinstance(mode, str):
+        raise ValueError(f"`mode` must be a string, got {mode!r}; use one of {ALL_MODES} or a plan ({_PLAN_SYNTAX}).")
+    if "=" not in mode:
+        layers, _, suffix = mode.partition("-")
+        if layers not in _LAYER_SETS or suffix not in ("", "nomerge"):
+            raise ValueError(f"`mode={mode!r}` is not one of {ALL_MODES} nor a plan; {_PLAN_SYNTAX}.")
+        return FinetunePlan(layers, suffix != "nomerge")
+    settings = {}
+    for part in mode.split(";"):
+        key, equals, value = (text.strip() for text in part.partition("="))
+        if not equals or key not in PLAN_KEYS or not value:
+            raise _plan_error(mode, f"has {part!r}, which is not a setting key=value with a key of {PLAN_KEYS}")
+        if key in settings:
+            raise _plan_error(mode, f"sets `{key}` twice")
+        settings[key] = value
+    if "layers" not in settings:
+        raise _plan_error(mode, "does not say which layers prune (layers=...)")
+    plan = FinetunePlan(_plan_layers(mode, settings["layers"]))
+    if "alpha" in settings:
+        plan.alpha = _plan_alpha(mode, settings["alpha"])
+    if "merge" in settings:
+        if settings["merge"] not in ("on", "off"):
+            raise _plan_error(mode, f"has merge={settings['merge']!r}; use merge=on or merge=off")
+        plan.merge = settings["merge"] == "on"
+    return plan
+
+
+def _plan_error(mode: str, problem: str) -> ValueError:
+    return ValueError(f"`mode={mode!r}` {problem}; {_PLAN_SYNTAX}.")
+
+
+def _plan_layers(mode: str, text: str) -> str | list[int]:
+    if text in _LAYER_SETS:
+        return text
+    indices = []
+    for part in (part.strip() for part in text.split(",")):
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise _plan_error(mode, f"has layers={text!r}, where {part!r} is neither a layer index nor a range a-b")
+        first, last = int(first), int(last) if dash else int(first)
+        if last < first:
+            raise _plan_error(mode, f"has the empty range {part!r} in layers={text!r}; write it as {last}-{first}")
+        indices.extend(range(first, last + 1))
+    repeated = sorted({index for index in indices if indices.count(index) > 1})
+    if repeated:
+        raise _plan_error(mode, f"names layer(s) {repeated} more than once in layers={text!r}; list each layer once")
+    return sorted(indices)
+
+
+def _plan_alpha(mode: str, text: str) -> float | list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise _plan_error(mode, f"has alpha={text!r}, which is not comma-separated numbers") from None
+    alpha = values if "," in text else values[0]
+    try:
+        check_alpine_alpha(alpha, num_hidden_layers=None, name="alpha")
+    except ValueError as error:
+        raise _plan_error(mode, f"has alpha={text!r}: {error}") from None
+    return alpha
+
+
+def mode_folder(mode: str) -> str:
+    """The folder name of a mode's Trainer checkpoints: the mode itself, or a plan with ``;`` and ``=`` replaced.
+
+    Example:
+        >>> mode_folder("all-nomerge"), mode_folder("layers=1-5;alpha=0.5")
+        ('all-nomerge', 'layers-1-5_alpha-0.5')
+    """
+    return mode.replace(" ", "").replace(";", "_").replace("=", "-")
 
 
 @dataclass
@@ -48,8 +179,11 @@ class FinetuneConfig:
     """Settings of the clone-detection fine-tuning comparison."""
 
     model: str | None = field(default=None, metadata={"help": "Checkpoint folder; None = embedded all-MiniLM-L6-v2."})
-    modes: tuple[str, ...] = field(default=ALL_MODES, metadata={"help": f"Modes to run, from {ALL_MODES}."})
-    alpha: float = field(default=1.0, metadata={"help": "ALPINE keep-window width."})
+    modes: tuple[str, ...] = field(
+        default=ALL_MODES,
+        metadata={"help": f"Modes to run: from {ALL_MODES}, or plans such as {PLAN_EXAMPLE!r} (see parse_mode)."},
+    )
+    alpha: float = field(default=1.0, metadata={"help": "ALPINE keep-window width (for modes that do not set it)."})
     train_pairs: int = field(default=1200, metadata={"help": "Training pairs (balanced)."})
     eval_pairs: int = field(default=400, metadata={"help": "Test pairs (balanced, files unseen in training)."})
     max_length: int = field(default=256, metadata={"help": "Tokens per pair (both functions together)."})
@@ -64,6 +198,21 @@ class FinetuneConfig:
             "Results report the mean and standard deviation over the runs."
         },
     )
+    schedules: tuple[str, ...] = field(
+        default=("a",),
+        metadata={
+            "help": "Training schedules: a = prune from the first step (the paper's); b = fine-tune unpruned first "
+            "(the `none` run of the same seed), then continue with pruning on, distilling from it."
+        },
+    )
+    distill_epochs: float = field(default=1.0, metadata={"help": "Schedule b: epochs with pruning and distillation."})
+    distill_temperature: float = field(default=2.0, metadata={"help": "Schedule b: softmax temperature of the KL."})
+    distill_kl_weight: float = field(
+        default=0.5, metadata={"help": "Schedule b: weight w of the KL; loss = (1-w) * task + w * T^2 * KL."}
+    )
+    distill_learning_rate: float | None = field(
+        default=None, metadata={"help": "Schedule b: learning rate of the pruned phase; None = learning_rate."}
+    )
     output_dir: str = field(default="runs/alpine_finetune", metadata={"help": "Where Trainer checkpoints go."})
     bf16: bool | None = field(
         default=None, metadata={"help": "bf16 autocast for every mode; None = where the hardware has fast bf16."}
@@ -77,15 +226,56 @@ class FinetuneConfig:
         self.modes = tuple(self.modes)
         for mode in self.modes:
             parse_mode(mode)
+        repeated = sorted({mode for mode in self.modes if self.modes.count(mode) > 1})
+        if repeated:
+            raise ValueError(f"`modes` lists {repeated} more than once; list each mode once.")
+        self.schedules = tuple(self.schedules)
+        if (
+            not self.schedules
+            or not set(self.schedules) <= set(SCHEDULES)
+            or len(set(self.schedules)) < len(self.schedules)
+        ):
+            raise ValueError(
+                f"`schedules` must list some of {SCHEDULES}, each once, got {self.schedules!r}; e.g. ('a', 'b')."
+            )
         for name in ("train_pairs", "eval_pairs", "max_length", "batch_size", "seeds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
-        if not self.alpha > 0:
-            raise ValueError(f"`alpha` must be > 0, got {self.alpha}.")
+        for name in ("alpha", "distill_epochs", "distill_temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
+        if self.distill_learning_rate is not None and not self.distill_learning_rate > 0:
+            raise ValueError(
+                f"`distill_learning_rate` must be > 0, or None for `learning_rate`, got {self.distill_learning_rate}."
+            )
+        if not 0 <= self.distill_kl_weight <= 1:
+            raise ValueError(
+                f"`distill_kl_weight` must be in [0, 1] (1 = the teacher alone, 0 = the task alone), got "
+                f"{self.distill_kl_weight}."
+            )
+        if "b" in self.schedules and not any(parse_mode(mode).prunes for mode in self.modes):
+            raise ValueError(
+                f"`schedules` includes 'b', which fine-tunes pruned models from the unpruned one, but `modes` "
+                f"{self.modes!r} prune nothing; add a pruning mode such as 'all'."
+            )
         if self.bf16 is None:
             self.bf16 = fast_bf16_available()
         if self.track_emissions is not None:
             self.track_emissions = check_emissions_country(self.track_emissions)
+
+    def runs(self) -> list[tuple[str, str]]:
+        """The ``(schedule, mode)`` pairs to run, in order: schedule (b) needs the unpruned run of schedule (a) first,
+        so ``("a", "none")`` is included whenever (b) runs, and (b) runs only the modes that prune.
+
+        Example:
+            >>> FinetuneConfig(modes=("all", "layers=1-3"), schedules=("b",), bf16=False).runs()
+            [('a', 'none'), ('b', 'all'), ('b', 'layers=1-3')]
+        """
+        first = list(self.modes) if "a" in self.schedules else []
+        if "b" in self.schedules and "none" not in first:
+            first.insert(0, "none")
+        second = [mode for mode in self.modes if parse_mode(mode).prunes] if "b" in self.schedules else []
+        return [("a", mode) for mode in first] + [("b", mode) for mode in second]
 
 
 def fast_bf16_available() -> bool:
@@ -181,34 +371,77 @@ def finetune_trainer(model, train_dataset, tokenizer, config: FinetuneConfig, ou
     )
 
 
+def run_dir(config: FinetuneConfig, mode: str, seed: int, schedule: str = "a") -> str:
+    """The folder of one run's Trainer checkpoints: ``<output_dir>[/schedule-b]/<mode folder>[/seed-<seed>]``
+    (runs of ``config.seed`` sit in the mode folder itself, as before seeds and schedules existed).
+
+    Example:
+        >>> config = FinetuneConfig(output_dir="runs", bf16=False)
+        >>> run_dir(config, "all", 42), run_dir(config, "layers=0-2", 43, "b")
+        ('runs/all', 'runs/schedule-b/layers-0-2/seed-43')
+    """
+    folder = os.path.join(
+        config.output_dir, *(() if schedule == "a" else (f"schedule-{schedule}",)), mode_folder(mode)
+    )
+    return folder if seed == config.seed else os.path.join(folder, f"seed-{seed}")
+
+
+def teacher_checkpoint(config: FinetuneConfig, seed: int) -> str:
+    """The last Trainer checkpoint of the unpruned (``none``) run of ``seed``: the start and teacher of schedule (b).
+
+    The Trainer saves one when training ends, so a finished ``none`` run always has it.
+    """
+    checkpoint = _last_checkpoint(run_dir(config, "none", seed))
+    if checkpoint is None:
+        raise ValueError(
+            f"Schedule 'b' starts from the unpruned run of seed {seed}, but {run_dir(config, 'none', seed)!r} holds no "
+            "Trainer checkpoint; fine-tune mode 'none' with this seed first (run_finetune does it for schedule 'b')."
+        )
+    return checkpoint
+
+
 def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save_to: str | None = None, callbacks=(),
-                  overwrite: bool = False, seed: int | None = None, **overrides) -> dict:  # fmt: skip
+                  overwrite: bool = False, seed: int | None = None, schedule: str = "a", **overrides) -> dict:  # fmt: skip
     """Fine-tune and evaluate one mode; optionally save the fine-tuned model (atomically) to ``save_to``.
 
     A non-empty ``save_to`` is refused, before training, unless ``overwrite``. ``seed`` (default ``config.seed``)
-    seeds the classifier head, dropout and batch order; runs with another seed than ``config.seed`` keep their
-    Trainer checkpoints in ``<output_dir>/<mode>/seed-<seed>``.
+    seeds the classifier head, dropout and batch order; each run keeps its Trainer checkpoints in :func:`run_dir`.
+
+    ``schedule="a"`` fine-tunes the pretrained weights with pruning from the first step. ``schedule="b"`` starts
+    from the fine-tuned unpruned run of the same seed (:func:`teacher_checkpoint`, which must exist) and trains it
+    with pruning on for ``config.distill_epochs``, distilling from it.
 
     ``callbacks`` and ``overrides`` (``TrainingArguments`` fields) go to :func:`finetune_trainer`.
     """
     from compress_utils.embedded import minilm_dir
 
-    layers, merge = parse_mode(mode)
-    folder = config.model or str(minilm_dir())
+    if schedule not in SCHEDULES:
+        raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}.")
+    plan = parse_mode(mode)
     seed = config.seed if seed is None else seed
+    alpha = config.alpha if plan.alpha is None else plan.alpha
+    pruning = {"alpine_layers": plan.layers, "alpine_merge": plan.merge, "alpine_alpha": alpha}
     set_seed(seed)
-    model = _model_class(folder).from_pretrained(
-        folder,
-        num_labels=2,
-        alpine_layers=layers,
-        alpine_merge=merge,
-        alpine_alpha=config.alpha,
-        attn_implementation="sdpa",
-    )
-    output_dir = os.path.join(config.output_dir, mode)
-    if seed != config.seed:
-        output_dir = os.path.join(output_dir, f"seed-{seed}")
+    if schedule == "a":
+        folder = config.model or str(minilm_dir())
+        model = _model_class(folder).from_pretrained(folder, num_labels=2, attn_implementation="sdpa", **pruning)
+    else:
+        if not plan.prunes:
+            raise ValueError(
+                f"`mode={mode!r}` prunes nothing; schedule 'b' is for pruning modes (its start is 'none')."
+            )
+        folder = teacher_checkpoint(config, seed)
+        teacher = _model_class(folder).from_pretrained(folder, attn_implementation="sdpa", alpine_layers="none")
+        model = _model_class(folder).from_pretrained(folder, attn_implementation="sdpa", **pruning)
+        distill = AlpineDistillationCallback(teacher, config.distill_temperature, config.distill_kl_weight)
+        callbacks = [distill, *callbacks]
+        overrides = {
+            "num_train_epochs": config.distill_epochs,
+            "learning_rate": config.distill_learning_rate or config.learning_rate,
+            **overrides,
+        }
     overrides = {"seed": seed, "data_seed": seed, **overrides}
+    output_dir = run_dir(config, mode, seed, schedule)
     trainer = finetune_trainer(model, data["train"], tokenizer, config, output_dir, callbacks, **overrides)
     checkpoint = _last_checkpoint(trainer.args.output_dir)
     started = time.perf_counter()
@@ -223,9 +456,11 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
     result = _metrics(prediction.predictions.argmax(-1), prediction.label_ids)
     result.update(
         mode=mode,
+        schedule=schedule,
         seed=seed,
-        layers=layers,
-        merge=merge,
+        layers=plan.layers,
+        merge=plan.merge,
+        alpha=alpha,
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
         resumed_from=checkpoint,
@@ -233,6 +468,8 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
         eval_kept_lengths=[round(x / max(stats["sequences"], 1), 2) for x in stats["kept_tokens"].tolist()],
         eval_input_length=stats["input_tokens"] / max(stats["sequences"], 1),
     )
+    if schedule == "b":
+        result["started_from"] = folder
     emissions = next(
         (c.emissions for c in trainer.callback_handler.callbacks if isinstance(c, EmissionsCallback)), None
     )
@@ -244,7 +481,8 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
                 trainer.model.save_pretrained(target)
                 tokenizer.save_pretrained(target)
         trainer.accelerator.wait_for_everyone()
-    logger.info("%s: accuracy %.4f, F1 %.4f, %.0f s", mode, result["accuracy"], result["f1"], train_seconds)
+    logger.info("%s (schedule %s): accuracy %.4f, F1 %.4f, %.0f s", mode, schedule, result["accuracy"], result["f1"],
+                train_seconds)  # fmt: skip
     return result
 
 
@@ -259,53 +497,87 @@ def run_finetune(
     save_mode: str | None = None,
     save_to: str | None = None,
     overwrite: bool = False,
+    save_schedule: str = "a",
 ):
-    """Run every mode of ``config`` and return the comparison (retention and time ratios against ``none``).
+    """Run every mode of ``config`` in every schedule and return the comparison (retention and time ratios against
+    the unpruned run of the same seed).
 
-    ``save_mode``'s fine-tuned model is saved to ``save_to``; a non-empty ``save_to`` is refused before any
-    training unless ``overwrite``.
+    ``save_mode``'s fine-tuned model (of ``save_schedule`` and the first seed) is saved to ``save_to``; a non-empty
+    ``save_to`` is refused before any training unless ``overwrite``. Every plan is checked against the model's
+    layer count before any training, too.
 
-    A finished mode's Trainer run is resumed from its last checkpoint if the process was interrupted.
+    A run is resumed from its last Trainer checkpoint if the process was interrupted; schedule (b) reuses the
+    unpruned run of the same seed if it is already there.
 
     Example:
-        >>> results = run_finetune(FinetuneConfig(modes=("none", "all")))  # doctest: +SKIP
-        >>> results["modes"]["all"]["retention_f1"]  # doctest: +SKIP
+        >>> results = run_finetune(FinetuneConfig(modes=("none", "all"), schedules=("a", "b")))  # doctest: +SKIP
+        >>> results["modes"]["all"]["retention_f1"], results["schedules"]["b"]["all"]["retention_f1"]  # doctest: +SKIP
     """
+    from transformers import AutoConfig
+
     from compress_utils.embedded import minilm_dir
 
+    config = config or FinetuneConfig()
+    planned = config.runs()
+    if save_mode is not None and (save_schedule, save_mode) not in planned:
+        raise ValueError(
+            f"`save_mode={save_mode!r}` with `save_schedule={save_schedule!r}` is not among the runs of this "
+            f"comparison {planned}; choose one of them."
+        )
     if save_to is not None:
         check_output_dir(save_to, overwrite=overwrite, argument="save_to")
-    config = config or FinetuneConfig()
-    tokenizer = AutoTokenizer.from_pretrained(config.model or minilm_dir())
+    folder = config.model or str(minilm_dir())
+    num_layers = AutoConfig.from_pretrained(folder).num_hidden_layers
+    for mode in config.modes:  # minutes of training must not end in a plan that does not fit the model
+        parse_mode(mode).check(num_layers, mode)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     data = prepare_clone_data(tokenizer, config)
     seeds = [config.seed + offset for offset in range(config.seeds)]
-    runs = {}  # mode -> one result per seed
-    for mode in config.modes:
-        runs[mode] = [
+    runs = {schedule: {} for schedule in SCHEDULES}  # schedule -> mode -> one result per seed
+    for schedule, mode in planned:
+        runs[schedule][mode] = [
             finetune_mode(
                 mode,
                 data,
                 tokenizer,
                 config,
-                save_to=save_to if mode == save_mode and seed == seeds[0] else None,
+                save_to=save_to if (schedule, mode) == (save_schedule, save_mode) and seed == seeds[0] else None,
                 overwrite=overwrite,
                 seed=seed,
+                schedule=schedule,
             )  # fmt: skip
             for seed in seeds
         ]
-    baseline = runs.get("none")
+    baseline = runs["a"].get("none")
     if baseline is not None:  # retention against the unpruned run of the same seed
-        for results in runs.values():
-            for result, base in zip(results, baseline):
-                result["retention_accuracy"] = result["accuracy"] / max(base["accuracy"], 1e-12)
-                result["retention_f1"] = result["f1"] / max(base["f1"], 1e-12)
-                result["train_time_ratio"] = base["train_seconds"] / result["train_seconds"]
-                result["eval_time_ratio"] = base["eval_seconds"] / result["eval_seconds"]
-    modes = {mode: _aggregate(results) for mode, results in runs.items()}
+        for by_mode in runs.values():
+            for results in by_mode.values():
+                for result, base in zip(results, baseline):
+                    result["retention_accuracy"] = result["accuracy"] / max(base["accuracy"], 1e-12)
+                    result["retention_f1"] = result["f1"] / max(base["f1"], 1e-12)
+                    result["train_time_ratio"] = base["train_seconds"] / result["train_seconds"]
+                    result["eval_time_ratio"] = base["eval_seconds"] / result["eval_seconds"]
+    modes = {mode: _aggregate(results) for mode, results in runs["a"].items()}
     settings = asdict(config)
     settings.update(train_size=len(data["train"]), test_size=len(data["test"]), torch=torch.__version__)
     # where it ran: README tables say so (the CPU decides which dtype "auto" picks)
-    return {"settings": settings, "modes": modes, "capability": probe()}
+    output = {"settings": settings, "modes": modes}
+    later = {s: {mode: _aggregate(results) for mode, results in runs[s].items()} for s in SCHEDULES[1:] if runs[s]}
+    if later:
+        output["schedules"] = later
+    output["capability"] = probe()
+    return output
+
+
+def results_by_schedule(results: dict) -> dict[str, dict]:
+    """``{schedule: {mode: entry}}`` of a comparison: ``"a"`` is ``results["modes"]`` (with the unpruned baseline),
+    then every schedule of ``results["schedules"]``; results written before schedules existed give ``{"a": ...}``.
+
+    Example:
+        >>> results_by_schedule({"modes": {"none": {}}, "schedules": {"b": {"all": {}}}})
+        {'a': {'none': {}}, 'b': {'all': {}}}
+    """
+    return {"a": results["modes"], **results.get("schedules", {})}
 
 
 # per-run numbers whose mean and standard deviation a multi-seed result reports
@@ -332,16 +604,10 @@ def _aggregate(results: list[dict]) -> dict:
 
 
 def finetune_markdown(results: dict) -> str:
-    """The comparison as a Markdown table."""
+    """The comparison as Markdown: one table per schedule, (a) first (with the unpruned baseline)."""
     settings = results["settings"]
-    lines = [
-        f"Clone detection (stdlib functions, split by file), {settings['train_size']} train / {settings['test_size']} "
-        f"test pairs, {settings['max_length']} tokens, {settings['epochs']} epoch(s), alpha {settings['alpha']}",
-        "",
-        "| mode | accuracy | F1 | retention (acc) | retention (F1) | fine-tuning speed vs none | eval FLOPs ratio |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    spread = any("f1_std" in entry for entry in results["modes"].values())
+    by_schedule = results_by_schedule(results)
+    spread = any("f1_std" in entry for modes in by_schedule.values() for entry in modes.values())
 
     def value(entry, name, percent=False, default=1.0):
         number = entry.get(name, default)
@@ -351,12 +617,31 @@ def finetune_markdown(results: dict) -> str:
             text += f" ± {deviation:.2%}" if percent else f" ± {deviation:.4f}"
         return text
 
-    for mode, entry in results["modes"].items():
-        lines.append(
-            f"| {mode} | {value(entry, 'accuracy')} | {value(entry, 'f1')} | "
-            f"{value(entry, 'retention_accuracy', True)} | {value(entry, 'retention_f1', True)} | "
-            f"{entry.get('train_time_ratio', 1):.2f}x | {entry['eval_flops_ratio_analytic']:.2f}x |"
-        )
+    def table(modes: dict) -> list[str]:
+        rows = [
+            "| mode | accuracy | F1 | retention (acc) | retention (F1) | fine-tuning speed vs none | eval FLOPs ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for mode, entry in modes.items():
+            rows.append(
+                f"| {mode} | {value(entry, 'accuracy')} | {value(entry, 'f1')} | "
+                f"{value(entry, 'retention_accuracy', True)} | {value(entry, 'retention_f1', True)} | "
+                f"{entry.get('train_time_ratio', 1):.2f}x | {entry['eval_flops_ratio_analytic']:.2f}x |"
+            )
+        return rows
+
+    lines = [
+        f"Clone detection (stdlib functions, split by file), {settings['train_size']} train / {settings['test_size']} "
+        f"test pairs, {settings['max_length']} tokens, {settings['epochs']} epoch(s), alpha {settings['alpha']}",
+        "",
+        *table(results["modes"]),
+    ]
+    if "b" in by_schedule:
+        lines += ["", f"Schedule (b): the unpruned `none` run above, then {settings.get('distill_epochs')} epoch(s) with "
+                  f"pruning on, distilling from it (temperature {settings.get('distill_temperature')}, KL weight "
+                  f"{settings.get('distill_kl_weight')}); retention is against the same unpruned runs, the speed "
+                  "column compares the pruned phase alone with the unpruned fine-tuning it follows.", "",
+                  *table(by_schedule["b"])]  # fmt: skip
     if spread:
         seeds = next(iter(results["modes"].values()))["seeds"]
         lines += ["", f"Mean ± standard deviation over {len(seeds)} training seeds ({', '.join(map(str, seeds))}); "
@@ -366,22 +651,25 @@ def finetune_markdown(results: dict) -> str:
 
 
 def plot_frontier(results: dict, path: str | os.PathLike) -> None:
-    """F1 retention against the analytic FLOPs ratio of every mode: the mean with a bar of one standard deviation
-    over the training seeds, and each seed's run as a small dot, so the spread is seen next to the differences."""
+    """F1 retention against the analytic FLOPs ratio of every mode (and schedule): the mean with a bar of one standard
+    deviation over the training seeds, and each seed's run as a small dot, so the spread is seen next to the
+    differences. Schedule (b) is drawn with squares and labelled ``<mode> (b)``."""
     from compress_utils.plotting import save_figure
 
     def draw(figure):
         axis = figure.add_subplot()
-        for mode, entry in results["modes"].items():
-            runs = entry.get("runs", [entry])
-            x = [run["eval_flops_ratio_analytic"] for run in runs]
-            y = [100 * run.get("retention_f1", 1.0) for run in runs]
-            line = axis.errorbar(
-                entry["eval_flops_ratio_analytic"], 100 * entry.get("retention_f1", 1.0),
-                yerr=100 * entry.get("retention_f1_std", 0.0), xerr=entry.get("eval_flops_ratio_analytic_std", 0.0),
-                marker="o", capsize=3, label=mode,
-            )  # fmt: skip
-            axis.scatter(x, y, s=10, color=line[0].get_color(), alpha=0.5)
+        for schedule, modes in results_by_schedule(results).items():
+            for mode, entry in modes.items():
+                runs = entry.get("runs", [entry])
+                x = [run["eval_flops_ratio_analytic"] for run in runs]
+                y = [100 * run.get("retention_f1", 1.0) for run in runs]
+                line = axis.errorbar(
+                    entry["eval_flops_ratio_analytic"], 100 * entry.get("retention_f1", 1.0),
+                    yerr=100 * entry.get("retention_f1_std", 0.0), xerr=entry.get("eval_flops_ratio_analytic_std", 0.0),
+                    marker="o" if schedule == "a" else "s", capsize=3,
+                    label=mode if schedule == "a" else f"{mode} ({schedule})",
+                )  # fmt: skip
+                axis.scatter(x, y, s=10, color=line[0].get_color(), alpha=0.5)
         seeds = next(iter(results["modes"].values())).get("seeds", [results["settings"]["seed"]])
         axis.axhline(100, color="grey", linestyle="--", linewidth=1)
         axis.set_xlabel("FLOPs ratio (stock / ALPINE, analytic, test pairs)")
@@ -395,12 +683,20 @@ def plot_frontier(results: dict, path: str | os.PathLike) -> None:
 
 __all__ = [
     "ALL_MODES",
+    "PLAN_EXAMPLE",
+    "PLAN_KEYS",
+    "SCHEDULES",
     "FinetuneConfig",
+    "FinetunePlan",
+    "fast_bf16_available",
     "finetune_markdown",
     "finetune_mode",
     "finetune_trainer",
-    "fast_bf16_available",
+    "mode_folder",
     "parse_mode",
     "plot_frontier",
+    "results_by_schedule",
+    "run_dir",
     "run_finetune",
+    "teacher_checkpoint",
 ]

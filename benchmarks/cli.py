@@ -3,6 +3,7 @@
 Examples:
     python -m benchmarks alpine-speed --model minilm --threads 1 --json benchmarks/results/alpine_minilm.json
     python -m benchmarks alpine-finetune --json benchmarks/results/alpine_finetune_minilm.json
+    python -m benchmarks alpine-finetune --modes none all 'layers=1-5;alpha=1.5,1.5,1,1,0.5,0.5' --schedules a b
     python -m benchmarks flab --json benchmarks/results/flab_smollm2.json
     python -m benchmarks flab-humaneval --model runs/flab/pruned --humaneval 164
     python -m benchmarks xtc-teacher --steps 300
@@ -77,11 +78,22 @@ def _alpine_finetune(args) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
         seeds=args.seeds,
+        schedules=tuple(args.schedules),
+        distill_epochs=args.distill_epochs,
+        distill_temperature=args.distill_temperature,
+        distill_kl_weight=args.distill_kl_weight,
+        distill_learning_rate=args.distill_learning_rate,
         output_dir=args.output_dir,
         bf16={"auto": None, "on": True, "off": False}[args.bf16],
         track_emissions=args.track_emissions,
     )
-    results = run_finetune(config, save_mode=args.save_mode, save_to=args.save_to, overwrite=args.overwrite)
+    results = run_finetune(
+        config,
+        save_mode=args.save_mode,
+        save_to=args.save_to,
+        overwrite=args.overwrite,
+        save_schedule=args.save_schedule,
+    )
     # under `accelerate launch` every process holds the same results: one writes them
     if not PartialState(cpu=not torch.cuda.is_available()).is_main_process:
         return 0
@@ -211,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m benchmarks`` argument parser."""
     from compress_utils.cli_args import add_dataclass_arguments, positive_int
 
-    from .alpine_finetune import ALL_MODES
+    from .alpine_finetune import ALL_MODES, PLAN_EXAMPLE, SCHEDULES
     from .alpine_speed import BENCHMARK_MODELS
     from .flab_vocabulary import VocabularySettings
 
@@ -240,7 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     finetune = commands.add_parser("alpine-finetune", help="Clone-detection accuracy retention with a stock Trainer.")
     finetune.add_argument("--model", default=None, help="Checkpoint folder (default: embedded all-MiniLM-L6-v2).")
-    finetune.add_argument("--modes", nargs="+", default=list(ALL_MODES), choices=ALL_MODES)
+    finetune.add_argument(
+        "--modes", nargs="+", default=list(ALL_MODES), metavar="MODE",
+        help=f"Modes from {', '.join(ALL_MODES)}, or plans of ';'-separated layers=, alpha=, merge=on|off settings, "
+        f"quoted, e.g. '{PLAN_EXAMPLE}' (layer indices and ranges a-b; one alpha, or one per layer).",
+    )  # fmt: skip
     finetune.add_argument("--alpha", type=float, default=1.0)
     finetune.add_argument("--train-pairs", type=positive_int, default=1200)
     finetune.add_argument("--eval-pairs", type=positive_int, default=400)
@@ -252,9 +268,28 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument(
         "--seeds", type=positive_int, default=1, help="Training runs per mode (seeds seed, seed+1, ...): mean ± std."
     )
+    finetune.add_argument(
+        "--schedules", nargs="+", default=["a"], choices=SCHEDULES,
+        help="a: prune from the first step; b: fine-tune unpruned first, then continue with pruning on, distilling "
+        "from it (both: side by side in one JSON).",
+    )  # fmt: skip
+    finetune.add_argument("--distill-epochs", type=float, default=1.0, help="Schedule b: epochs of the pruned phase.")
+    finetune.add_argument("--distill-temperature", type=float, default=2.0, help="Schedule b: KL temperature.")
+    finetune.add_argument(
+        "--distill-kl-weight", type=float, default=0.5, help="Schedule b: w in (1-w) * task + w * T^2 * KL."
+    )
+    finetune.add_argument(
+        "--distill-learning-rate",
+        type=float,
+        default=None,
+        help="Schedule b: learning rate (default: --learning-rate).",
+    )
     finetune.add_argument("--output-dir", default="runs/alpine_finetune", help="Trainer checkpoints (resumable).")
     finetune.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="bf16 autocast.")
-    finetune.add_argument("--save-mode", default=None, choices=ALL_MODES, help="Save this mode's fine-tuned model.")
+    finetune.add_argument("--save-mode", default=None, help="Save this mode's fine-tuned model (one of --modes).")
+    finetune.add_argument(
+        "--save-schedule", default="a", choices=SCHEDULES, help="The schedule of --save-mode's model (default: a)."
+    )
     finetune.add_argument("--save-to", default=None, help="Folder for --save-mode's model.")
     finetune.add_argument("--overwrite", action="store_true", help="Replace --save-to if it exists and is not empty.")
     finetune.add_argument(

@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterable
 __all__ = [
     "add_dataclass_arguments",
     "dataclass_from_args",
+    "float_list",
+    "float_or_float_list",
     "int_list",
     "mode_or_int_list",
     "positive_int",
@@ -71,6 +73,34 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,2,5, got {text!r}") from None
 
 
+def float_list(text: str) -> list[float]:
+    """Comma-separated numbers such as ``1.5,1,0.5``.
+
+    Example:
+        >>> float_list("1.5, 1,0.5")
+        [1.5, 1.0, 0.5]
+    """
+    try:
+        return [float(part.strip()) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 1.5,1,0.5, got {text!r}") from None
+
+
+def float_or_float_list(text: str) -> float | list[float]:
+    """One number, or comma-separated numbers (a per-layer setting such as ``--alpha 1.5,1,0.5``).
+
+    Example:
+        >>> float_or_float_list("0.5"), float_or_float_list("1.5,1,0.5")
+        (0.5, [1.5, 1.0, 0.5])
+    """
+    if "," in text:
+        return float_list(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}") from None
+
+
 def mode_or_int_list(text: str) -> str | list[int]:
     """A mode name (``all``, ``odd``, ...) or comma-separated integers; ``0,x`` is refused here, not deep inside.
 
@@ -101,6 +131,8 @@ def _parser_for(annotation) -> Callable[[str], object] | None:
             return mode_or_int_list
         if args == {int, list[int]}:
             return _int_or_int_list
+        if args == {float, list[float]}:
+            return float_or_float_list
         if len(args) == 1:
             return _parser_for(args.pop())
         raise TypeError(f"no command-line type for the annotation {annotation!r}")
@@ -110,6 +142,8 @@ def _parser_for(annotation) -> Callable[[str], object] | None:
         return annotation
     if annotation == list[int]:
         return int_list
+    if annotation == list[float]:
+        return float_list
     if annotation == tuple[str, ...]:
         return _str_tuple
     raise TypeError(f"no command-line type for the annotation {annotation!r}")

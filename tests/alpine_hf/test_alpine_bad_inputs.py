@@ -67,6 +67,15 @@ def test_convert_overwrite_replaces(stock, tmp_path):
     assert "notes.txt" not in os.listdir(out) and "config.json" in os.listdir(out)
 
 
+def test_convert_takes_explicit_layers_and_one_alpha_per_layer(stock, tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    assert main(["--quiet", "convert", str(stock), str(out), "--layers", "1", "--alpha", "1.5,0.5"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["alpine_layers"] == [1] and saved["alpine_alpha"] == [1.5, 0.5]
+
+
 def test_convert_never_replaces_the_current_directory(stock, tmp_path, monkeypatch, capsys):
     work = _user_folder(tmp_path / "work")
     monkeypatch.chdir(work)
@@ -101,6 +110,10 @@ CONVERT_CASES = {
     "layer index out of range": (["--layers", "0,7"], "`alpine_layers`"),
     "negative layer index": (["--layers", "0,-1"], "`layers` must hold layer indices"),
     "negative special id": (["--special-token-ids", "0,-2"], "`special_token_ids`"),
+    "repeated layer": (["--layers", "1,1"], "`layers=[1, 1]` names a layer more than once"),
+    "per-layer alpha not numbers": (["--alpha", "1,x"], "--alpha"),
+    "per-layer alpha zero": (["--alpha", "1,0"], "`alpha` holds 0.0 for layer 1"),
+    "per-layer alpha of the wrong length": (["--alpha", "1,1,1"], "`alpine_alpha` needs one keep-window width per"),
 }
 
 
@@ -136,12 +149,25 @@ def model():
         ("alpine_layers", [9], "`alpine_layers`"),
         ("alpine_layers", "middle", "`alpine_layers`"),
         ("alpine_scoring", "magic", "`alpine_scoring"),
+        ("alpine_alpha", [1.0, 1.0], r"`alpine_alpha` needs one .* \(4 values .*\), got 2: \[1.0, 1.0\]"),
+        ("alpine_layers", [2, 2], r"`alpine_layers=\[2, 2\]` names layer\(s\) \[2\] more than once"),
     ],
 )
 def test_settings_changed_after_construction_are_checked_at_forward(model, setting, value, named):
     input_ids, attention_mask = make_batch("roberta", [12, 9])
     setattr(model.config, setting, value)
     with pytest.raises(ValueError, match=named):
+        model(input_ids=input_ids, attention_mask=attention_mask)
+
+
+@pytest.mark.parametrize(("value", "named"), [(0.0, "holds 0.0 for layer 2"), ("x", "holds 'x' for layer 2"),
+                                              (True, "holds True for layer 2")])  # fmt: skip
+def test_per_layer_alpha_changed_in_place_is_checked_at_forward(model, value, named):
+    """Editing the list in place bypasses the config's type check; the forward pass still refuses it."""
+    model.config.alpine_alpha = [1.0, 1.0, 1.0, 1.0]
+    model.config.alpine_alpha[2] = value
+    input_ids, attention_mask = make_batch("roberta", [12, 9])
+    with pytest.raises(ValueError, match=f"`alpine_alpha` {named}.*must be a number > 0"):
         model(input_ids=input_ids, attention_mask=attention_mask)
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from alpine_testing import make_batch, special_ids, tiny_config
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -59,12 +60,13 @@ def reference_forward(model, input_ids, special_ids_set):
         context = (probs @ v).transpose(0, 1).reshape(n, -1)
         attended = layer.attention.output(context, hidden)
         if index in config.alpine_layer_indices:
+            alpha = config.alpine_alpha[index] if isinstance(config.alpine_alpha, list) else config.alpine_alpha
             scores = probs.mean(0).mean(0)  # mean over heads, then over query rows (column-wise)
             candidates = [i for i in range(n) if not special[i]]
             if candidates:
                 values = torch.stack([scores[i] for i in candidates]).double()
                 mu, sigma = values.mean(), values.std(unbiased=False)
-                low, high = mu - config.alpine_alpha * sigma, mu + config.alpine_alpha * sigma
+                low, high = mu - alpha * sigma, mu + alpha * sigma
                 tol = 1e-6 * abs(mu)
                 keep = [special[i] or (low - tol <= scores[i] <= high + tol) for i in range(n)]
             else:
@@ -94,6 +96,36 @@ def test_batched_model_matches_literal_reference(family, layers, merge):
             assert out.kept_lengths[:, row].tolist() == lengths
             got = out.last_hidden_state[row, : lengths[-1]]
             torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("layers", ["all", [0, 2, 3]])
+def test_per_layer_alpha_matches_literal_reference(family, layers):
+    # a narrow window in layer 0, a wide one in layer 1: each layer must use its own width
+    model = build(family, alpine_layers=layers, alpine_alpha=[0.3, 1.5, 0.6, 1.0])
+    input_ids, mask = make_batch(family, [24, 15, 9], seed=3)
+    with torch.no_grad():
+        out = model(input_ids=input_ids, attention_mask=mask)
+        for row in range(len(input_ids)):
+            length = int(mask[row].sum())
+            expected, lengths = reference_forward(model, input_ids[row, :length], set(model.config.alpine_special_ids))
+            assert out.kept_lengths[:, row].tolist() == lengths
+            torch.testing.assert_close(out.last_hidden_state[row, : lengths[-1]], expected, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # the same number everywhere would give other lengths
+        scalar = build(family, alpine_layers=layers, alpine_alpha=0.8)(input_ids=input_ids, attention_mask=mask)
+    assert out.kept_lengths.tolist() != scalar.kept_lengths.tolist()
+
+
+def test_per_layer_alpha_of_equal_values_equals_one_number(family):
+    input_ids, mask = make_batch(family, [30, 18], seed=4)
+    torch.manual_seed(0)
+    listed = build(family, alpine_layers="all", alpine_alpha=[0.7] * 4)
+    torch.manual_seed(0)
+    number = build(family, alpine_layers="all", alpine_alpha=0.7)
+    with torch.no_grad():
+        a, b = listed(input_ids=input_ids, attention_mask=mask), number(input_ids=input_ids, attention_mask=mask)
+    assert a.kept_lengths.tolist() == b.kept_lengths.tolist() and int(a.kept_lengths[-1].max()) < 30
+    torch.testing.assert_close(a.last_hidden_state, b.last_hidden_state, atol=0, rtol=0)
+    assert listed.config.alpine_alpha_for(3) == 0.7 and number.config.alpine_alpha_for(3) == 0.7
 
 
 def test_pruning_actually_shortens_sequences(family):
@@ -348,11 +380,27 @@ def test_auto_classes_are_registered(family):
         ({"alpine_layers": "middle"}, "alpine_layers"),
         ({"alpine_layers": [0, 4]}, "alpine_layers"),
         ({"alpine_layers": [-1]}, "alpine_layers"),
+        ({"alpine_layers": [1, 3, 1]}, r"`alpine_layers=\[1, 3, 1\]` names layer\(s\) \[1\] more than once.*\[1, 3\]"),
+        ({"alpine_alpha": [1.0, 1.0, 1.0]}, r"`alpine_alpha` needs one .* \(4 values for this 4-layer model\), got 3"),
+        ({"alpine_alpha": []}, r"`alpine_alpha` needs one .* got 0"),
+        ({"alpine_alpha": [1.0, 0.0, 1.0, 1.0]}, r"`alpine_alpha` holds 0.0 for layer 1 .* must be a number > 0"),
+        ({"alpine_alpha": [1.0, 1.0, -2, 1.0]}, r"`alpine_alpha` holds -2 for layer 2"),
     ],
 )
 def test_bad_settings_raise_value_error(family, settings, message):
     with pytest.raises(ValueError, match=message):
         tiny_config(family, **settings)
+
+
+def test_a_non_number_alpha_is_refused_by_the_strict_config(family):
+    # the @strict type check runs before `check_alpine_settings` and names the field and the value
+    with pytest.raises(StrictDataclassFieldValidationError, match=r"alpine_alpha.*\[1.0, 'wide'"):
+        tiny_config(family, alpine_alpha=[1.0, "wide", 1.0, 1.0])
+
+
+def test_alpha_for_a_layer_outside_the_model_is_refused(family):
+    with pytest.raises(ValueError, match=r"`layer_index` must be a layer of this 4-layer model \(0 to 3\), got 4"):
+        tiny_config(family, alpine_alpha=[1.0, 1.0, 1.0, 1.0]).alpine_alpha_for(4)
 
 
 def test_unknown_scoring_raises(family):

@@ -31,7 +31,10 @@ with torch.no_grad():
     logits = classifier(**inputs).logits
     kept = encoder(**inputs).kept_lengths
 print(json.dumps({"cls": type(classifier).__name__, "enc": type(encoder).__name__, "module": type(classifier).__module__,
-                  "logits": logits.tolist(), "kept": kept.tolist()}))
+                  "logits": logits.tolist(), "kept": kept.tolist(), "alpha": classifier.config.alpine_alpha,
+                  "layers": classifier.config.alpine_layers,
+                  "alpha_per_layer": [classifier.config.alpine_alpha_for(i)
+                                      for i in range(classifier.config.num_hidden_layers)]}))
 """
 
 
@@ -51,9 +54,17 @@ def run_fresh(folder, inputs, tmp_path):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+SETTINGS = {
+    "all layers, one alpha": {"alpine_layers": "all", "alpine_alpha": 0.7},
+    # an explicit layer list and one alpha per layer (layer 1 does not prune: its value is unused)
+    "layer list, per-layer alpha": {"alpine_layers": [0, 2, 3], "alpine_alpha": [0.4, 3.0, 1.2, 0.6]},
+}
+
+
+@pytest.mark.parametrize("settings", list(SETTINGS))
 @pytest.mark.parametrize("family", ["roberta", "bert"])
-def test_save_and_load_in_fresh_process_without_alpine_hf(family, tmp_path):
-    model = CLASSIFIERS[family](tiny_config(family, alpine_layers="all", alpine_alpha=0.7)).eval()
+def test_save_and_load_in_fresh_process_without_alpine_hf(family, settings, tmp_path):
+    model = CLASSIFIERS[family](tiny_config(family, **SETTINGS[settings])).eval()
     folder = tmp_path / "checkpoint"
     model.save_pretrained(folder)
     assert {"modeling_alpine.py", "configuration_alpine.py", "config.json"} <= set(os.listdir(folder))
@@ -68,4 +79,9 @@ def test_save_and_load_in_fresh_process_without_alpine_hf(family, tmp_path):
     assert loaded["module"].startswith("transformers_modules")
     assert loaded["cls"] == type(model).__name__
     torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, atol=1e-5, rtol=1e-5)
-    assert loaded["kept"] == kept.tolist()
+    assert loaded["kept"] == kept.tolist() and kept[-1].max() < 20  # the settings pruned, and identically
+    assert (
+        loaded["alpha"] == SETTINGS[settings]["alpine_alpha"]
+        and loaded["layers"] == SETTINGS[settings]["alpine_layers"]
+    )
+    assert loaded["alpha_per_layer"] == [model.config.alpine_alpha_for(i) for i in range(4)]

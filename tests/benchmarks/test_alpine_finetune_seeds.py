@@ -1,23 +1,8 @@
 """The clone-detection fine-tuning benchmark with several training seeds: mean, standard deviation and every run."""
 
 import pytest
-import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
 
 from benchmarks.alpine_finetune import FinetuneConfig, finetune_markdown, run_finetune
-from compress_utils.embedded import minilm_dir
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)  # fmt: skip
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def test_seeds_report_mean_std_and_every_run(tiny_bert, tmp_path):

@@ -1,0 +1,194 @@
+"""Fine-tuning plans beyond the named modes (explicit layers, per-layer alphas) and schedule (b): fine-tune unpruned
+first, then continue with pruning on, distilling from the unpruned run."""
+
+import json
+import os
+
+import pytest
+
+import benchmarks.alpine_finetune as finetune
+from benchmarks.alpine_finetune import (
+    ALL_MODES,
+    PLAN_EXAMPLE,
+    FinetuneConfig,
+    FinetunePlan,
+    finetune_markdown,
+    parse_mode,
+    plot_frontier,
+    run_finetune,
+    teacher_checkpoint,
+)
+from benchmarks.cli import main
+
+# -- plan strings --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "plan"),
+    [
+        ("all", FinetunePlan("all", True, None)),
+        ("odd-nomerge", FinetunePlan("odd", False, None)),
+        ("layers=1,2,3,4,5", FinetunePlan([1, 2, 3, 4, 5])),
+        ("layers=1-5", FinetunePlan([1, 2, 3, 4, 5])),
+        ("layers=0,2,4-5;merge=off", FinetunePlan([0, 2, 4, 5], merge=False)),
+        ("layers=1-5;alpha=1.5,1.5,1,1,0.5,0.5", FinetunePlan([1, 2, 3, 4, 5], alpha=[1.5, 1.5, 1.0, 1.0, 0.5, 0.5])),
+        ("layers=3;alpha=0.5", FinetunePlan([3], alpha=0.5)),
+        (" layers = even ; merge = on ", FinetunePlan("even", True)),
+        ("layers=none", FinetunePlan("none")),
+    ],
+)
+def test_parse_mode_reads_named_modes_and_plans(mode, plan):
+    assert parse_mode(mode) == plan
+
+
+def test_named_modes_are_unchanged():
+    layers = {"none": "none", "all": "all", "even": "even", "odd": "odd"}
+    for mode in ALL_MODES:
+        name, _, suffix = mode.partition("-")
+        assert parse_mode(mode) == FinetunePlan(layers[name], suffix != "nomerge", None)
+        assert finetune.mode_folder(mode) == mode  # checkpoints of earlier runs are found again
+
+
+BAD_PLANS = {
+    "unknown name": ("middle", r"`mode='middle'` is not one of .*none.* nor a plan; write a plan as"),
+    "named mode, bad suffix": ("all-merge", r"`mode='all-merge'` is not one of"),
+    "no layers": ("alpha=0.5", r"does not say which layers prune \(layers=\.\.\.\); write a plan as"),
+    "reversed range": ("layers=5-1", r"has the empty range '5-1' in layers='5-1'; write it as 1-5"),
+    "repeated layer": (
+        "layers=1-3,2",
+        r"names layer\(s\) \[2\] more than once in layers='1-3,2'; list each layer once",
+    ),
+    "not an index": ("layers=1,x", r"'x' is neither a layer index nor a range a-b"),
+    "negative index": ("layers=-1", r"'-1' is neither a layer index nor a range a-b"),
+    "alpha zero": ("layers=1;alpha=1,0", r"alpha='1,0': `alpha` holds 0.0 for layer 1.*number > 0"),
+    "alpha negative": ("layers=1;alpha=-2", r"alpha='-2': `alpha` must be a number > 0"),
+    "alpha not numbers": ("layers=1;alpha=wide", r"has alpha='wide', which is not comma-separated numbers"),
+    "merge word": ("layers=1;merge=maybe", r"has merge='maybe'; use merge=on or merge=off"),
+    "key twice": ("layers=1;layers=2", r"sets `layers` twice"),
+    "unknown key": ("layers=1;depth=2", r"has 'depth=2', which is not a setting key=value with a key of"),
+    "empty value": ("layers=", r"has 'layers=', which is not a setting key=value"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PLANS))
+def test_bad_plans_name_the_value_and_the_syntax(case):
+    mode, message = BAD_PLANS[case]
+    with pytest.raises(ValueError, match=message) as error:
+        FinetuneConfig(modes=("none", mode), bf16=False)
+    assert f"e.g. {PLAN_EXAMPLE!r}" in str(error.value)  # every error shows the syntax by example
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("layers=1-6", r"`mode='layers=1-6'` does not fit the 6-layer model: `alpine_layers` holds 6.*\[0, 5\]"),
+        ("layers=1;alpha=1,1", r"`mode='layers=1;alpha=1,1'` does not fit .*`alpha` needs one .* \(6 values .*got 2"),
+    ],
+)
+def test_plans_are_checked_against_the_model(mode, message):
+    with pytest.raises(ValueError, match=message):
+        parse_mode(mode).check(6, mode)
+    parse_mode("layers=0-5;alpha=1,1,1,1,1,0.5").check(6, "ok")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"schedules": ("c",)}, r"`schedules` must list some of \('a', 'b'\), each once, got \('c',\)"),
+        ({"schedules": ("a", "a")}, r"`schedules` must list some of"),
+        ({"schedules": ()}, r"`schedules` must list some of"),
+        ({"schedules": ("b",), "modes": ("none",)}, r"`modes` \('none',\) prune nothing; add a pruning mode"),
+        ({"distill_kl_weight": 1.5}, r"`distill_kl_weight` must be in \[0, 1\]"),
+        ({"distill_epochs": 0}, r"`distill_epochs` must be > 0"),
+        ({"distill_learning_rate": 0}, r"`distill_learning_rate` must be > 0, or None"),
+        ({"modes": ("all", "layers=1", "all")}, r"`modes` lists \['all'\] more than once"),
+    ],
+)
+def test_bad_schedule_settings(settings, message):
+    with pytest.raises(ValueError, match=message):
+        FinetuneConfig(bf16=False, **settings)
+
+
+def test_runs_put_the_unpruned_run_before_schedule_b():
+    config = FinetuneConfig(modes=("all", "none", "layers=1"), schedules=("a", "b"), bf16=False)
+    assert config.runs() == [("a", "all"), ("a", "none"), ("a", "layers=1"), ("b", "all"), ("b", "layers=1")]
+
+
+def test_a_plan_that_does_not_fit_the_model_stops_before_training(tiny_bert, tmp_path):
+    config = FinetuneConfig(model=tiny_bert, modes=("none", "layers=0-3"), output_dir=str(tmp_path), bf16=False)
+    with pytest.raises(ValueError, match=r"does not fit the 2-layer model"):
+        run_finetune(config)
+    with pytest.raises(ValueError, match=r"`save_mode='all'` with `save_schedule='b'` is not among the runs"):
+        run_finetune(FinetuneConfig(model=tiny_bert, modes=("none", "all"), bf16=False), save_mode="all",
+                     save_to=str(tmp_path / "saved"), save_schedule="b")  # fmt: skip
+    assert os.listdir(tmp_path) == []
+
+
+def test_schedule_b_needs_the_unpruned_run_of_its_seed(tmp_path):
+    config = FinetuneConfig(modes=("all",), schedules=("b",), output_dir=str(tmp_path), bf16=False)
+    with pytest.raises(ValueError, match=r"unpruned run of seed 43, but '.*none/seed-43' holds no Trainer checkpoint"):
+        teacher_checkpoint(config, 43)
+
+
+def test_cli_names_a_bad_plan(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["alpine-finetune", "--modes", "none", "layers=2-1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "`mode='layers=2-1'` has the empty range" in err and "Traceback" not in err
+
+
+# -- schedule (b) end to end on a tiny BERT ------------------------------------------------------------------------
+
+
+class RecordingDistillation(finetune.AlpineDistillationCallback):
+    """Counts the training forwards whose loss the distillation hook replaced."""
+
+    forwards = 0
+
+    def _distill(self, module, args, kwargs, outputs):
+        if module.training:
+            RecordingDistillation.forwards += 1
+        return super()._distill(module, args, kwargs, outputs)
+
+
+def test_schedule_b_runs_after_the_unpruned_run_and_reports_both_schedules(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setattr(finetune, "AlpineDistillationCallback", RecordingDistillation)
+    RecordingDistillation.forwards = 0
+    plan = "layers=1;alpha=2,0.5"  # prune the last layer only, with its own window
+    config = FinetuneConfig(
+        model=tiny_bert, modes=("none", plan), schedules=("a", "b"), train_pairs=16, eval_pairs=8,
+        max_length=64, batch_size=8, seeds=2, distill_epochs=1.0, output_dir=str(tmp_path / "runs"), bf16=False,
+    )  # fmt: skip
+    results = run_finetune(config)
+    assert list(results["modes"]) == ["none", plan] and list(results["schedules"]) == ["b"]
+    schedule_b = results["schedules"]["b"]
+    assert list(schedule_b) == [plan]  # the unpruned run is the start of (b), not one of its modes
+    assert RecordingDistillation.forwards == 2 * 2  # 2 seeds x 2 steps of 8 pairs
+    runs = tmp_path / "runs"
+    planned = schedule_b[plan]
+    assert planned["schedule"] == "b" and planned["seeds"] == [42, 43] and results["modes"][plan]["schedule"] == "a"
+    folder = runs / "schedule-b" / "layers-1_alpha-2,0.5"
+    assert folder.is_dir() and (folder / "seed-43").is_dir() and (runs / "layers-1_alpha-2,0.5" / "seed-43").is_dir()
+    for run, base in zip(planned["runs"], results["modes"]["none"]["runs"]):
+        assert run["retention_f1"] == pytest.approx(run["f1"] / max(base["f1"], 1e-12)) and run["resumed_from"] is None
+        seed_folder = runs / "none" if run["seed"] == 42 else runs / "none" / "seed-43"
+        assert os.path.dirname(run["started_from"]) == str(seed_folder)  # the unpruned run of the same seed
+    assert planned["layers"] == [1] and planned["alpha"] == [2.0, 0.5] and planned["merge"] is True
+    assert planned["eval_kept_lengths"][0] == pytest.approx(planned["eval_input_length"])  # layer 0 does not prune
+    assert results["modes"]["none"]["alpha"] == 1.0  # FinetuneConfig.alpha, for modes that do not set one
+    assert results["settings"]["schedules"] == ("a", "b")
+    json.dumps(results)  # the comparison is one JSON document
+
+    table = finetune_markdown(results)
+    assert "Schedule (b): the unpruned `none` run above, then 1.0 epoch(s)" in table
+    assert table.count("| mode | accuracy |") == 2 and f"| {plan} |" in table
+    plot_frontier(results, tmp_path / "frontier.png")
+    assert (tmp_path / "frontier.png").read_bytes().startswith(b"\x89PNG")
+
+    # interrupted and started again: every run (both schedules) resumes from its checkpoint, nothing retrains
+    again = run_finetune(config)
+    for run in again["schedules"]["b"][plan]["runs"] + again["modes"]["none"]["runs"]:
+        assert run["resumed_from"] is not None
+    assert again["schedules"]["b"][plan]["f1"] == planned["f1"]
+    assert RecordingDistillation.forwards == 4
