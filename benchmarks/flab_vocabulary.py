@@ -72,7 +72,9 @@ class VocabularySettings:
 
 
 def _key(settings: VocabularySettings) -> str:
-    keyed = {k: v for k, v in asdict(settings).items() if k not in ("threads", "work_dir", "batch_size")}
+    keyed = {
+        k: v for k, v in asdict(settings).items() if k not in ("threads", "work_dir", "batch_size", "frontier_merges")
+    }
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 
