@@ -91,6 +91,12 @@ def count_token_ids(tokenizer, texts: Iterable[str], batch_size: int = 256, prog
     return counts
 
 
+def used_token_ids(tokenizer, texts: Sequence[str], min_count: int = 1) -> set[int]:
+    """The ids that encoding ``texts`` uses at least ``min_count`` times (without added special tokens)."""
+    counts = count_token_ids(tokenizer, list(texts), progress=False) if texts else torch.zeros(0, dtype=torch.long)
+    return {int(i) for i in torch.nonzero(counts >= min_count).flatten().tolist()}
+
+
 # --------------------------------------------------------------------------------------------------- vocabulary
 
 
@@ -297,12 +303,9 @@ def chat_token_ids(model, tokenizer, texts: Sequence[str], answer_prompts: int =
         logger.warning("the corpus has no documented public functions: no instruction prompts, no answers kept")
     answers = answer_token_ids(model, tokenizer, prompts, answer_tokens, progress=progress)
 
-    def used(strings):
-        return {int(i) for i in torch.nonzero(count_token_ids(tokenizer, strings, progress=False)).flatten().tolist()}
-
     return {
-        "template": used(chat_template_texts(tokenizer)),
-        "prompts": used(prompts),
+        "template": used_token_ids(tokenizer, chat_template_texts(tokenizer)),
+        "prompts": used_token_ids(tokenizer, prompts),
         "answers": {token for row in answers for token in row},
     }
 
@@ -344,10 +347,7 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
             raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}.")
     texts = iter_corpus_texts(corpus, text_column=text_column)
     counts = count_token_ids(tokenizer, texts, progress=progress)
-    required: set[int] = set()
-    if keep_texts:
-        extra = count_token_ids(tokenizer, list(keep_texts), progress=False)
-        required |= {int(i) for i in torch.nonzero(extra).flatten().tolist()}
+    required = used_token_ids(tokenizer, keep_texts)
     required |= merge_result_ids(tokenizer, keep_merges) if keep_merges else set()
     sources = {}
     if keep_chat:
@@ -357,12 +357,10 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
     kept = vocabulary_to_keep(model, tokenizer, counts, min_count=min_count, required=required)
     pruned_tokenizer = rebuild_tokenizer(tokenizer, kept)
     slice_embeddings_(model, kept)
-    corpus_only = int((counts >= min_count).sum())
-    added = {
-        name: len(ids - set(torch.nonzero(counts >= min_count).flatten().tolist())) for name, ids in sources.items()
-    }
+    corpus_ids = {int(i) for i in torch.nonzero(counts >= min_count).flatten().tolist()}
+    added = {name: len(ids - corpus_ids) for name, ids in sources.items()}
     logger.info("vocabulary: %d -> %d tokens (%d used by the corpus; not in the corpus: %s)", counts.numel(),
-                len(kept), corpus_only, added or "-")  # fmt: skip
+                len(kept), len(corpus_ids), added or "-")  # fmt: skip
     return model, pruned_tokenizer, kept
 
 
@@ -375,5 +373,6 @@ __all__ = [
     "prune_vocabulary",
     "rebuild_tokenizer",
     "slice_embeddings_",
+    "used_token_ids",
     "vocabulary_to_keep",
 ]
