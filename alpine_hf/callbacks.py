@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 
 import torch
-import torch.nn.functional as F
 from transformers import TrainerCallback
 
+from compress_utils.distillation import DistillationCallback
 from compress_utils.emissions import CODECARBON_HINT, EmissionsCallback, check_emissions_country
 
 logger = logging.getLogger(__name__)
@@ -61,28 +60,19 @@ class AlpineStatsCallback(TrainerCallback):
         encoder.reset_alpine_stats()
 
 
-# what the teacher sees of the student's batch (labels are the student's task loss, not the teacher's business)
-_TEACHER_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
-
-
-class AlpineDistillationCallback(TrainerCallback):
+class AlpineDistillationCallback(DistillationCallback):
     """Fine-tune an ALPINE model with a stock ``Trainer`` while distilling from an unpruned teacher.
 
     The loss becomes ``(1 - kl_weight) * task + kl_weight * T^2 * KL(teacher || student)``, with both softmaxes at
     temperature ``T`` (Hinton et al.): the task loss the model returns for the batch's ``labels``, plus how far its
     logits are from the teacher's on the same inputs. This is schedule (b) of the retention study: fine-tune the
-    unpruned model first, then continue with pruning on, distilling from it.
-
-    A ``TrainerCallback`` cannot return a loss, and ``Trainer(compute_loss_func=...)`` sees the outputs but not the
-    inputs the teacher needs; so on ``on_train_begin`` this callback registers a forward hook on the student. In
-    training mode the hook runs the teacher (eval mode, no grad) on the same inputs and replaces ``outputs.loss``;
-    in eval mode it does nothing, so evaluation reports the plain task loss. ``on_train_end`` removes the hook. The
-    teacher is held by the callback, never a submodule of the student, so checkpoints hold the student alone: a normal
-    ALPINE checkpoint.
+    unpruned model first, then continue with pruning on, distilling from it. The mechanics (a forward hook on the
+    student, the teacher outside the checkpoint, ``distill/kl`` and ``distill/task`` in the logs) are
+    :class:`compress_utils.distillation.DistillationCallback`'s, so checkpoints are normal ALPINE checkpoints.
 
     Sequence-level logits (classification) are compared row by row. Token-level logits of an ALPINE masked-LM cover
     the surviving rows only; the teacher's rows are gathered by ``token_positions`` to match (merged and pad rows
-    excluded). ``distill/kl`` and ``distill/task`` (means since the previous log) are added to the Trainer logs.
+    excluded).
 
     Args:
         teacher: the unpruned model to imitate (same tokenizer and labels; moved to the student's device, frozen).
@@ -96,102 +86,21 @@ class AlpineDistillationCallback(TrainerCallback):
         ...                   callbacks=[AlpineDistillationCallback(teacher, temperature=2.0, kl_weight=0.5)])
     """
 
-    def __init__(self, teacher: torch.nn.Module, temperature: float = 2.0, kl_weight: float = 0.5):
-        if not isinstance(teacher, torch.nn.Module):
-            raise ValueError(f"`teacher` must be a model (torch.nn.Module), got {type(teacher).__name__}.")
-        if not temperature > 0:
-            raise ValueError(f"`temperature` must be > 0 (softmax temperature; 1 = plain softmax), got {temperature}.")
-        if not 0 <= kl_weight <= 1:
-            raise ValueError(
-                f"`kl_weight` must be in [0, 1] (the weight of the KL term; the task loss gets 1 - kl_weight), got "
-                f"{kl_weight}."
-            )
-        self.teacher = teacher
-        self.temperature = float(temperature)
-        self.kl_weight = float(kl_weight)
-        self._handle = None
-        self._sums = {"distill/kl": 0.0, "distill/task": 0.0}
-        self._count = 0
+    # what the teacher sees of the student's batch (labels are the student's task loss, not the teacher's business)
+    teacher_inputs = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if model is None:
-            raise ValueError("AlpineDistillationCallback needs the Trainer to pass `model` to its callbacks.")
-        if model is self.teacher:
-            raise ValueError("`teacher` is the model being trained; pass a separate (unpruned) copy as the teacher.")
-        self.teacher.to(next(model.parameters()).device)
-        self.teacher.eval()
-        self.teacher.requires_grad_(False)
-        self._remove_hook()
-        self._teacher_takes_special_mask = find_alpine_encoder(self.teacher) is not None
-        self._handle = model.register_forward_hook(self._distill, with_kwargs=True)
+        super().on_train_begin(args, state, control, model=model, **kwargs)
+        if find_alpine_encoder(self.teacher) is not None:  # a pruning teacher reads the special-tokens mask too
+            self.teacher_inputs = (*type(self).teacher_inputs, "special_tokens_mask")
 
-    def on_train_end(self, args, state, control, **kwargs):
-        self._remove_hook()
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is None or "loss" not in logs:
-            return
-        if self._count and state.is_world_process_zero:
-            averages = {name: round(total / self._count, 6) for name, total in self._sums.items()}
-            logs.update(averages)
-            if state.log_history and state.log_history[-1].get("step") == state.global_step:
-                state.log_history[-1].update(averages)  # the Trainer appended its copy of `logs` before calling us
-        self._sums, self._count = dict.fromkeys(self._sums, 0.0), 0
-
-    def _remove_hook(self):
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-
-    def _distill(self, module, args, kwargs, outputs):
-        """Forward hook of the student: replace the task loss by the distillation loss (training mode only)."""
-        if not module.training:
-            return outputs
-        if not isinstance(outputs, dict):
-            raise ValueError(
-                "AlpineDistillationCallback needs the student's outputs as a ModelOutput; do not pass "
-                "`return_dict=False` while training."
-            )
-        inputs = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments if args else kwargs
-        names = _TEACHER_INPUTS + (("special_tokens_mask",) if self._teacher_takes_special_mask else ())
-        with torch.no_grad():
-            teacher_logits = self.teacher(**{name: inputs[name] for name in names if inputs.get(name) is not None})
-            teacher_logits = teacher_logits.logits
-        kl = self._kl(outputs, teacher_logits)
-        task = outputs.get("loss")
-        if task is None and self.kl_weight < 1:
-            raise ValueError(
-                "AlpineDistillationCallback: the student returned no task loss (the batch has no `labels`); add "
-                "labels to the training data, or set `kl_weight=1.0` to train on the teacher alone."
-            )
-        loss = self.kl_weight * self.temperature**2 * kl
-        if self.kl_weight < 1:
-            loss = loss + (1 - self.kl_weight) * task
-            self._sums["distill/task"] += float(task.detach())
-        self._sums["distill/kl"] += float(kl.detach())
-        self._count += 1
-        outputs["loss"] = loss  # ModelOutput.__setitem__ sets the attribute too, even where `loss` was None
-        return outputs
-
-    def _kl(self, outputs, teacher_logits: torch.Tensor) -> torch.Tensor:
-        """Mean over rows of ``KL(softmax(t / T) || softmax(s / T))``."""
+    def align(self, outputs, teacher_logits: torch.Tensor, inputs: dict):
         student_logits = outputs.logits
-        rows = None
         positions = outputs.get("token_positions")
         if student_logits.dim() == 3 and positions is not None:  # ALPINE masked-LM: logits of the surviving rows
             index = positions.clamp(min=0)[..., None].expand(-1, -1, teacher_logits.shape[-1])
-            teacher_logits, rows = teacher_logits.gather(1, index), positions >= 0
-        if student_logits.shape != teacher_logits.shape:
-            raise ValueError(
-                f"The student's logits {tuple(student_logits.shape)} and the teacher's {tuple(teacher_logits.shape)} "
-                "differ in shape; the teacher must be the same task model (same head and labels) without pruning."
-            )
-        log_student = F.log_softmax(student_logits.float() / self.temperature, dim=-1)
-        log_teacher = F.log_softmax(teacher_logits.float() / self.temperature, dim=-1)
-        per_row = F.kl_div(log_student, log_teacher, log_target=True, reduction="none").sum(-1)
-        if rows is None:
-            return per_row.mean()
-        return (per_row * rows).sum() / rows.sum().clamp(min=1)
+            return student_logits, teacher_logits.gather(1, index), positions >= 0
+        return student_logits, teacher_logits, None
 
 
 def reduce_alpine_stats(stats: dict, device=None) -> dict:

@@ -5,6 +5,7 @@ Examples:
     python -m benchmarks alpine-finetune --json benchmarks/results/alpine_finetune_minilm.json
     python -m benchmarks alpine-finetune --modes none all 'layers=1-5;alpha=1.5,1.5,1,1,0.5,0.5' --schedules a b
     python -m benchmarks flab --json benchmarks/results/flab_smollm2.json
+    python -m benchmarks flab-recovery --levels vocab+4L --train-tokens 1000000
     python -m benchmarks flab-humaneval --model runs/flab/pruned --humaneval 164
     python -m benchmarks xtc-teacher --steps 300
     python -m benchmarks xtc-eval --model runs/xtc/teacher/<key>/final
@@ -143,6 +144,27 @@ def _flab_vocab(args) -> int:
     return 0
 
 
+def _flab_recovery(args) -> int:
+    from compress_utils.cli_args import dataclass_from_args
+    from compress_utils.io import atomic_write_text, check_output_file
+    from flab_hf.distillation import DistillationConfig
+
+    from .flab_recovery import RecoverySettings, plot_recovery_curve, recovery_markdown, run_recovery_bench
+
+    distill = dataclass_from_args(DistillationConfig, args, progress=not args.quiet)
+    settings = dataclass_from_args(RecoverySettings, args, distill=distill)
+    stem = args.json.rsplit(".", 1)[0]
+    for path in (args.json, stem + ".md", stem + ".png"):
+        check_output_file(path, argument="--json")
+    result = run_recovery_bench(settings, progress=not args.quiet)
+    table = recovery_markdown(result)
+    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(stem + ".md", table)
+    plot_recovery_curve(result, stem + ".png")
+    print(table)
+    return 0
+
+
 def _flab_humaneval(args) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -222,9 +244,11 @@ def _results(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m benchmarks`` argument parser."""
     from compress_utils.cli_args import add_dataclass_arguments, positive_int
+    from flab_hf.distillation import DistillationConfig
 
     from .alpine_finetune import ALL_MODES, PLAN_EXAMPLE, SCHEDULES
     from .alpine_speed import BENCHMARK_MODELS
+    from .flab_recovery import RecoverySettings
     from .flab_vocabulary import VocabularySettings
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
@@ -321,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(vocab, VocabularySettings)
     vocab.add_argument("--json", default="benchmarks/results/flab_vocabulary.json", help="Results (+ .md table).")
     vocab.set_defaults(func=_flab_vocab)
+
+    recovery = commands.add_parser(
+        "flab-recovery", help="Flab recovery by distillation: pruning levels, each recovered on one token budget."
+    )
+    add_dataclass_arguments(recovery, RecoverySettings, exclude=("distill",))
+    add_dataclass_arguments(recovery, DistillationConfig, exclude=("checkpoint_dir", "progress"))
+    recovery.add_argument("--json", default="benchmarks/results/flab_recovery.json", help="Results (+ .md, .png).")
+    recovery.set_defaults(func=_flab_recovery)
 
     humaneval = commands.add_parser("flab-humaneval", help="HumanEval pass@1 (greedy, chat template, executed).")
     humaneval.add_argument("--model", required=True, help="a causal-LM folder, or 'smollm2'")

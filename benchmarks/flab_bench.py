@@ -18,7 +18,7 @@ import torch
 
 from compress_utils.capability import describe, probe
 from compress_utils.counting import disk_bytes
-from compress_utils.distributed import distributed_state
+from compress_utils.distributed import my_share
 from compress_utils.embedded import load_smollm2
 from compress_utils.metric_loading import load_metric
 from flab_hf.data import (
@@ -40,6 +40,7 @@ from flab_hf.pruning import (
     resolve_ffn_neurons,
     to_saveable,
 )
+from flab_hf.quality import quality
 from flab_hf.recipe import FlabConfig, calibration_ids, flab_prune, save_pruned
 from flab_hf.recovery import RecoveryConfig, generate_completions, lora_recover, teacher_verified_samples
 
@@ -56,57 +57,6 @@ def _pass_at_k_module():
 # --------------------------------------------------------------------------------------------------- metrics
 
 
-def _my_share(items: list):
-    """This process's contiguous share of ``items`` under ``accelerate launch`` (all of them in one process)."""
-    state = distributed_state()
-    if state is None:
-        return items, None
-    with state.split_between_processes(items) as mine:
-        return list(mine), state
-
-
-@torch.no_grad()
-def quality(model, dense, ids_original: torch.Tensor, kept: torch.Tensor | None, batch_size: int = 4) -> dict:
-    """Perplexity, KL(P_dense restricted to the model's vocabulary || P_model) and greedy next-token agreement on
-    ``ids_original`` (original ids, all inside ``kept``).
-
-    Under ``accelerate launch`` each process scores its share of the batches and the sums are added up, so every
-    process returns the numbers of the whole set.
-    """
-    batches, state = _my_share(list(torch.split(ids_original, batch_size)))
-    sums = torch.zeros(5, dtype=torch.float64)  # nll, dense nll, kl, agreements, predicted tokens
-    for batch in batches:
-        dense_logits = dense(batch).logits.float()[:, :-1]
-        inputs = batch if kept is None else torch.searchsorted(kept, batch)
-        logits = model(inputs).logits.float()[:, :-1]
-        targets = batch[:, 1:]
-        dense_log = torch.log_softmax(dense_logits, -1)
-        restricted = dense_logits if kept is None else dense_logits[..., kept]
-        reference = torch.log_softmax(restricted, -1)
-        log_q = torch.log_softmax(logits, -1)
-        new_targets = targets if kept is None else torch.searchsorted(kept, targets.contiguous())
-        predicted = logits.argmax(-1) if kept is None else kept[logits.argmax(-1)]
-        sums += torch.tensor([
-            float(-log_q.gather(-1, new_targets[..., None]).sum()),
-            float(-dense_log.gather(-1, targets[..., None]).sum()),
-            float((reference.exp() * (reference - log_q)).sum()),
-            float((predicted == dense_logits.argmax(-1)).sum()),
-            targets.numel(),
-        ], dtype=torch.float64)  # fmt: skip
-    if state is not None:
-        total = sums.to(state.device)  # nccl reduces on the GPU, gloo on the CPU
-        torch.distributed.all_reduce(total)
-        sums = total.cpu()
-    nll, dense_nll, kl, agree, count = sums.tolist()
-    return {
-        "perplexity": round(float(torch.exp(torch.tensor(nll / count))), 4),
-        "dense_perplexity": round(float(torch.exp(torch.tensor(dense_nll / count))), 4),
-        "kl_to_dense": round(kl / count, 5),
-        "next_token_agreement": round(agree / count, 4),
-        "tokens": int(count),
-    }
-
-
 def humaneval_pass(model, tokenizer, problems, max_new_tokens: int, batch_size: int, progress: bool,
                    keep_answers: bool = False) -> dict:  # fmt: skip
     """Greedy pass@1: chat-template prompt, code block extracted from the answer, tests really executed.
@@ -116,7 +66,7 @@ def humaneval_pass(model, tokenizer, problems, max_new_tokens: int, batch_size: 
 
     from flab_hf.data import HUMANEVAL_INSTRUCTION
 
-    mine, state = _my_share(list(range(len(problems))))  # under accelerate launch each process takes a share
+    mine, state = my_share(list(range(len(problems))))  # under accelerate launch each process takes a share
     prompts = [HUMANEVAL_INSTRUCTION.format(prompt=problems[i]["prompt"]) for i in mine]
     answers = generate_completions(
         model, tokenizer, prompts, max_new_tokens, batch_size, chat=True, progress=progress, desc="HumanEval"

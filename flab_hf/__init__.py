@@ -1,4 +1,4 @@
-"""Flab-Pruner: vocabulary, layer and FFN pruning of Qwen2/Qwen3/Llama code decoders, with LoRA recovery.
+"""Flab-Pruner: vocabulary, layer and FFN pruning of Qwen2/Qwen3/Llama code decoders, with recovery by distillation or LoRA.
 
 Example:
     >>> from flab_hf import FlabConfig, flab_prune
@@ -12,6 +12,7 @@ from compress_utils.registration import register_auto_classes
 
 from .callbacks import LoRARecoveryCallback
 from .configuration_flab import FlabLlamaConfig, FlabQwen2Config, FlabQwen3Config, check_intermediate_sizes
+from .distillation import DistillationConfig, FlabDistillationCallback, RecoveryCurveCallback, distill_recover
 from .modeling_flab import (
     FlabLlamaForCausalLM,
     FlabLlamaModel,
@@ -32,6 +33,7 @@ from .pruning import (
     select_layers_cosine,
     select_layers_kl,
 )
+from .quality import quality, text_perplexity
 from .recipe import FlabConfig, flab_prune, save_pruned
 from .recovery import RecoveryConfig, lora_recover, teacher_verified_samples
 
@@ -43,8 +45,10 @@ _AUTO_CLASSES = {
 register_auto_classes(_AUTO_CLASSES)
 
 __all__ = [
+    "DistillationConfig",
     "FFN_RULES",
     "FlabConfig",
+    "FlabDistillationCallback",
     "FlabLlamaConfig",
     "FlabLlamaForCausalLM",
     "FlabLlamaModel",
@@ -58,16 +62,20 @@ __all__ = [
     "LoRARecoveryCallback",
     "PAPER_FFN_RULES",
     "RecoveryConfig",
+    "RecoveryCurveCallback",
     "SUPPORTED_MODEL_TYPES",
     "check_intermediate_sizes",
     "count_parameters",
+    "distill_recover",
     "ffn_keep_indices",
     "flab_prune",
     "lora_recover",
     "prune_vocabulary",
+    "quality",
     "remove_layers_",
     "save_pruned",
     "select_layers_cosine",
     "select_layers_kl",
     "teacher_verified_samples",
+    "text_perplexity",
 ]

@@ -168,8 +168,9 @@ def _eval_ids(pruned_tokenizer, kept: torch.Tensor, windows: int, length: int) -
 def _measure(model, tokenizer, dense, eval_original, kept, budget: FlabBudget, progress: bool) -> dict:
     """Quality against the dense model (float32) and HumanEval pass@1 (greedy, in the fastest dtype the capability
     probe finds here, as the benchmark runs it: bf16 only where bf16 products beat fp32)."""
-    from benchmarks.flab_bench import humaneval_pass, quality
+    from benchmarks.flab_bench import humaneval_pass
     from flab_hf.data import check_humaneval_executes, humaneval_problems
+    from flab_hf.quality import quality
 
     measured = {"quality": quality(model, dense, eval_original, kept)}
     if budget.humaneval:

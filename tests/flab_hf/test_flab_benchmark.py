@@ -6,8 +6,9 @@ import pytest
 import torch
 from flab_testing import CODE, tiny_model, tiny_tokenizer
 
-from benchmarks.flab_bench import generation_peak_memory, generation_speed, markdown_table, quality
+from benchmarks.flab_bench import generation_peak_memory, generation_speed, markdown_table
 from flab_hf import prune_vocabulary, remove_layers_
+from flab_hf.quality import quality
 
 
 def test_quality_metrics():

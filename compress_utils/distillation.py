@@ -1,0 +1,163 @@
+"""Knowledge distillation in a stock ``Trainer``: a callback that swaps the student's loss for a distillation loss.
+
+A ``TrainerCallback`` cannot return a loss, and ``Trainer(compute_loss_func=...)`` sees the outputs but not the
+inputs the teacher needs; so :class:`DistillationCallback` registers a forward hook on the student at
+``on_train_begin``. In training mode the hook runs the teacher (eval mode, no grad) on the same inputs and replaces
+``outputs.loss`` by ``kl_weight * T^2 * KL(teacher || student) + (1 - kl_weight) * task``; in eval mode it does
+nothing, so evaluation reports the plain task loss. ``on_train_end`` removes the hook. The teacher is held by the
+callback, never a submodule of the student, so checkpoints hold the student alone.
+
+A method subclasses it and says how the teacher reads the student's inputs (:meth:`DistillationCallback.
+teacher_logits`) and which rows of the two logits to compare (:meth:`DistillationCallback.align`).
+
+Example:
+    >>> from compress_utils.distillation import kl_divergence
+    >>> import torch
+    >>> float(kl_divergence(torch.zeros(2, 3), torch.zeros(2, 3)))
+    0.0
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+
+import torch
+import torch.nn.functional as F
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+
+def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """Mean over rows (the last dimension is the classes) of ``KL(softmax(t / T) || softmax(s / T))``, in fp32.
+
+    ``mask`` (the logits' shape without the last dimension; 1 = count the row) leaves out padding and other rows.
+    """
+    log_student = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    log_teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    per_row = F.kl_div(log_student, log_teacher, log_target=True, reduction="none").sum(-1)
+    if mask is None:
+        return per_row.mean()
+    mask = mask.to(per_row.dtype)
+    return (per_row * mask).sum() / mask.sum().clamp(min=1)
+
+
+def check_distillation_settings(temperature: float, kl_weight: float) -> None:
+    """Raise a ``ValueError`` naming the setting if ``temperature`` is not > 0 or ``kl_weight`` not in [0, 1]."""
+    if not temperature > 0:
+        raise ValueError(f"`temperature` must be > 0 (softmax temperature; 1 = plain softmax), got {temperature}.")
+    if not 0 <= kl_weight <= 1:
+        raise ValueError(
+            f"`kl_weight` must be in [0, 1] (the weight of the KL term; the task loss gets 1 - kl_weight), got "
+            f"{kl_weight}."
+        )
+
+
+class DistillationCallback(TrainerCallback):
+    """Distil ``teacher`` into the model a stock ``Trainer`` trains (see the module docstring).
+
+    ``distill/kl`` and ``distill/task`` (means since the previous log) are added to the Trainer logs.
+
+    Args:
+        teacher: the model to imitate (moved to the student's device, frozen, eval mode).
+        temperature: softmax temperature ``T`` (> 0); higher values weigh the teacher's non-top classes more.
+        kl_weight: weight ``w`` of the KL term in [0, 1]; 1 trains on the teacher alone, 0 on the task alone.
+
+    Subclasses override :meth:`teacher_logits` (default: the teacher called with the student's ``input_ids``,
+    ``attention_mask`` and ``token_type_ids``) and :meth:`align` (default: compare every row).
+    """
+
+    teacher_inputs: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
+
+    def __init__(self, teacher: torch.nn.Module, temperature: float = 2.0, kl_weight: float = 0.5):
+        if not isinstance(teacher, torch.nn.Module):
+            raise ValueError(f"`teacher` must be a model (torch.nn.Module), got {type(teacher).__name__}.")
+        check_distillation_settings(temperature, kl_weight)
+        self.teacher = teacher
+        self.temperature = float(temperature)
+        self.kl_weight = float(kl_weight)
+        self._handle = None
+        self._sums = {"distill/kl": 0.0, "distill/task": 0.0}
+        self._count = 0
+
+    # ------------------------------------------------------------------------------------------- what subclasses say
+
+    def teacher_logits(self, inputs: dict) -> torch.Tensor:
+        """The teacher's logits for the student's forward arguments ``inputs`` (called under ``no_grad``)."""
+        return self.teacher(
+            **{name: inputs[name] for name in self.teacher_inputs if inputs.get(name) is not None}
+        ).logits
+
+    def align(self, outputs, teacher_logits: torch.Tensor, inputs: dict):
+        """``(student_logits, teacher_logits, mask or None)`` of equal shapes: the rows to compare."""
+        return outputs.logits, teacher_logits, None
+
+    # ------------------------------------------------------------------------------------------- Trainer events
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if model is None:
+            raise ValueError(f"{type(self).__name__} needs the Trainer to pass `model` to its callbacks.")
+        if model is self.teacher:
+            raise ValueError("`teacher` is the model being trained; pass a separate copy as the teacher.")
+        self.teacher.to(next(model.parameters()).device)
+        self.teacher.eval()
+        self.teacher.requires_grad_(False)
+        self._remove_hook()
+        self._handle = model.register_forward_hook(self._distill, with_kwargs=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._remove_hook()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or "loss" not in logs:
+            return
+        if self._count and state.is_world_process_zero:
+            averages = {name: round(total / self._count, 6) for name, total in self._sums.items()}
+            logs.update(averages)
+            if state.log_history and state.log_history[-1].get("step") == state.global_step:
+                state.log_history[-1].update(averages)  # the Trainer appended its copy of `logs` before calling us
+        self._sums, self._count = dict.fromkeys(self._sums, 0.0), 0
+
+    def _remove_hook(self):
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    def _distill(self, module, args, kwargs, outputs):
+        """Forward hook of the student: replace the task loss by the distillation loss (training mode only)."""
+        if not module.training:
+            return outputs
+        if not isinstance(outputs, dict):
+            raise ValueError(
+                f"{type(self).__name__} needs the student's outputs as a ModelOutput; do not pass "
+                "`return_dict=False` while training."
+            )
+        inputs = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments if args else kwargs
+        with torch.no_grad():
+            teacher_logits = self.teacher_logits(inputs)
+        student_logits, teacher_logits, mask = self.align(outputs, teacher_logits, inputs)
+        if student_logits.shape != teacher_logits.shape:
+            raise ValueError(
+                f"The student's logits {tuple(student_logits.shape)} and the teacher's {tuple(teacher_logits.shape)} "
+                "differ in shape; the teacher must have the same head (same labels or vocabulary) as the student."
+            )
+        kl = kl_divergence(student_logits, teacher_logits, self.temperature, mask)
+        task = outputs.get("loss")
+        if task is None and self.kl_weight < 1:
+            raise ValueError(
+                f"{type(self).__name__}: the student returned no task loss (the batch has no `labels`); add labels to "
+                "the training data, or set `kl_weight=1.0` to train on the teacher alone."
+            )
+        loss = self.kl_weight * self.temperature**2 * kl
+        if self.kl_weight < 1:
+            loss = loss + (1 - self.kl_weight) * task
+            self._sums["distill/task"] += float(task.detach())
+        self._sums["distill/kl"] += float(kl.detach())
+        self._count += 1
+        outputs["loss"] = loss  # ModelOutput.__setitem__ sets the attribute too, even where `loss` was None
+        return outputs
+
+
+__all__ = ["DistillationCallback", "check_distillation_settings", "kl_divergence"]

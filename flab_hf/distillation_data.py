@@ -1,0 +1,151 @@
+# Copyright 2026 The codecompress-hf authors. Apache-2.0.
+"""Training data for recovery by distillation: code windows and the dense model's own chat answers, packed into
+blocks of the pruned tokenizer's ids.
+
+The dense model's greedy answers to instruction prompts built from the corpus (self-distillation data) teach the
+pruned model the chat turn, markdown and English it writes around code; the code windows teach the code.
+
+Example:
+    >>> from flab_hf.distillation_data import pack_blocks
+    >>> pack_blocks([[1, 2, 3], [4, 5]], block_size=2, eos_id=0)
+    [[1, 2], [3, 0], [4, 5]]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from collections.abc import Sequence
+
+from tqdm.auto import tqdm
+
+from .answers import generate_ids
+
+logger = logging.getLogger(__name__)
+
+
+def self_answers(model, tokenizer, prompts: Sequence[str], cache_file: str | os.PathLike, max_new_tokens: int = 256,
+                 batch_size: int = 8, progress: bool = True) -> list[dict]:  # fmt: skip
+    """The model's greedy chat answers to ``prompts``, as ``{"prompt", "answer"}`` records, cached in ``cache_file``.
+
+    The cache is a JSON-lines file appended one batch at a time (flushed and synced), so an interrupted run resumes
+    where it stopped; records are matched to prompts by position and text, and a cache written for other prompts is
+    refused rather than mixed in.
+
+    Example:
+        >>> records = self_answers(dense, tokenizer, prompts, "runs/answers.jsonl")  # doctest: +SKIP
+        >>> records[0]["answer"][:9]  # doctest: +SKIP
+        '```python'
+    """
+    records: list[dict] = []
+    if os.path.exists(cache_file):
+        with open(cache_file, encoding="utf-8") as handle:
+            for line in handle:
+                if not line.endswith("\n"):  # a batch cut by a crash: generate it again
+                    break
+                records.append(json.loads(line))
+    for index, record in enumerate(records):
+        if index >= len(prompts) or record["prompt"] != prompts[index]:
+            raise ValueError(
+                f"`cache_file={os.fspath(cache_file)!r}` holds answers to other prompts (record {index} differs); "
+                "pass a new cache file for these prompts or delete that one."
+            )
+    valid_bytes = sum(len(json.dumps(r, ensure_ascii=False).encode("utf-8")) + 1 for r in records)
+    remaining = list(prompts[len(records) :])
+    if not remaining:
+        return records
+    os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
+    was_training = model.training
+    model.eval()
+    try:
+        with open(cache_file, "a+b") as handle:
+            handle.truncate(valid_bytes)  # drop a partial last line
+            bar = tqdm(total=len(prompts), initial=len(records), desc="flab: the dense model's answers",
+                       disable=not progress)  # fmt: skip
+            for start in range(0, len(remaining), batch_size):
+                batch = remaining[start : start + batch_size]
+                ids = generate_ids(model, tokenizer, batch, max_new_tokens, len(batch), chat=True, progress=False)
+                lines = []
+                for prompt, row in zip(batch, ids):
+                    record = {"prompt": prompt, "answer": tokenizer.decode(row, skip_special_tokens=True)}
+                    records.append(record)
+                    lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+                handle.write("".join(lines).encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+                bar.update(len(batch))
+            bar.close()
+    finally:
+        model.train(was_training)
+    return records
+
+
+def chat_texts(tokenizer, records: Sequence[dict]) -> list[str]:
+    """Each ``{"prompt", "answer"}`` record rendered as a whole conversation by the tokenizer's chat template."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the tokenizer has no chat template; chat answers need one (use code windows only).")
+    return [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}], tokenize=False
+        )
+        for r in records
+    ]
+
+
+def pack_blocks(documents: Sequence[Sequence[int]], block_size: int, eos_id: int | None) -> list[list[int]]:
+    """Documents (token ids) each followed by ``eos_id``, concatenated and cut into ``block_size`` blocks.
+
+    The last, shorter block is dropped unless it is the only one, so every block has the same length.
+    """
+    stream: list[int] = []
+    for document in documents:
+        stream.extend(document)
+        if eos_id is not None:
+            stream.append(eos_id)
+    blocks = [stream[i : i + block_size] for i in range(0, len(stream), block_size)]
+    if len(blocks) > 1 and len(blocks[-1]) < block_size:
+        blocks.pop()
+    return blocks
+
+
+def distillation_blocks(tokenizer, code_texts: Sequence[str], chat: Sequence[str], block_size: int, tokens: int,
+                        chat_share: float = 0.3, seed: int = 0) -> dict:  # fmt: skip
+    """``tokens`` training tokens in blocks of ``block_size``: ``chat_share`` of them from the rendered conversations
+    ``chat``, the rest from ``code_texts``, each part packed separately, then the blocks shuffled under ``seed``.
+
+    A part with fewer tokens than its share is repeated (the returned ``epochs`` says how often each part is seen).
+    Returns ``{"blocks", "code_tokens", "chat_tokens", "epochs"}``.
+    """
+    if not 0 <= chat_share <= 1:
+        raise ValueError(f"`chat_share` must be in [0, 1], got {chat_share!r}.")
+    if chat_share > 0 and not chat:
+        raise ValueError(f"`chat_share={chat_share}` but there are no chat texts; give answers or chat_share=0.")
+    if chat_share < 1 and not code_texts:
+        raise ValueError(f"`chat_share={chat_share}` leaves code tokens to fill but there are no code texts.")
+    eos = tokenizer.eos_token_id
+    wanted = {"chat": round(tokens * chat_share), "code": tokens - round(tokens * chat_share)}
+    blocks: list[list[int]] = []
+    summary = {}
+    for part, texts in (("code", code_texts), ("chat", chat)):
+        if not wanted[part]:
+            summary[part] = (0, 0.0)
+            continue
+        ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+        packed = pack_blocks(ids, block_size, eos)
+        needed = -(-wanted[part] // block_size)
+        taken = [packed[i % len(packed)] for i in range(needed)]
+        blocks.extend(taken)
+        summary[part] = (needed * block_size, round(needed / len(packed), 3))
+    random.Random(seed).shuffle(blocks)
+    logger.info("distillation data: %d blocks of %d tokens (%s)", len(blocks), block_size, summary)
+    return {
+        "blocks": blocks,
+        "code_tokens": summary["code"][0],
+        "chat_tokens": summary["chat"][0],
+        "epochs": {"code": summary["code"][1], "chat": summary["chat"][1]},
+    }
+
+
+__all__ = ["chat_texts", "distillation_blocks", "pack_blocks", "self_answers"]

@@ -1,0 +1,66 @@
+"""The recovery benchmark's pieces on tiny inputs (the real run is ``python -m benchmarks flab-recovery``)."""
+
+import pytest
+from transformers import AutoTokenizer
+
+from benchmarks.flab_recovery import (
+    RecoverySettings,
+    package_texts,
+    plot_recovery_curve,
+    recovery_markdown,
+    text_chunks,
+    token_windows,
+)
+from compress_utils.embedded import minilm_dir
+from flab_hf.distillation import DistillationConfig
+
+
+def test_chunks_and_windows_are_deterministic():
+    texts = ["a" * 1000, "b" * 1000]
+    chunks = text_chunks(texts, 3, chars=500)
+    assert chunks == text_chunks(texts, 3, chars=500) and len(chunks) == 3 and chunks[0] == "a" * 500
+    assert all(len(chunk) == 500 for chunk in chunks)
+    with pytest.raises(ValueError, match="fewer than one chunk"):
+        text_chunks(["short"], 2, chars=500)
+    windows = token_windows(
+        AutoTokenizer.from_pretrained(minilm_dir()), ["def add(a, b):\n    return a + b\n"] * 20, 16
+    )
+    assert windows.dim() == 2 and windows.shape[1] == 16
+    assert package_texts("accelerate") and all(isinstance(text, str) for text in package_texts("accelerate")[:3])
+    with pytest.raises(ValueError, match="not installed"):
+        package_texts("no_such_package_here")
+
+
+def test_settings_refuse_unknown_levels_and_bad_sizes():
+    assert RecoverySettings().distill == DistillationConfig()
+    with pytest.raises(ValueError, match="levels"):
+        RecoverySettings(levels=("vocab+9L",))
+    with pytest.raises(ValueError, match="humaneval"):
+        RecoverySettings(humaneval=200)
+    with pytest.raises(ValueError, match="chat_share"):
+        RecoverySettings(chat_share=1.5)
+
+
+def _row(ppl, passed):
+    quality = {"text_perplexity": ppl, "kl_to_dense": 0.1, "next_token_agreement": 0.9}
+    return {"params": 100, "param_ratio": 0.7, "humaneval": {"passed": passed, "problems": 164},
+            "stdlib_test": dict(quality), "foreign": dict(quality)}  # fmt: skip
+
+
+def test_markdown_and_curve_from_a_result(tmp_path):
+    curve = [{"tokens": t, "perplexity": p, "dense_perplexity": 8.0, "next_token_agreement": a}
+             for t, p, a in ((0, 16.0, 0.6), (500_000, 10.0, 0.7), (1_000_000, 9.0, 0.75))]  # fmt: skip
+    result = {
+        "model": "tiny", "quality_dtype": "float32", "capability": None, "foreign_package": {"name": "accelerate"},
+        "dense": _row(8.0, 9),
+        "levels": {"vocab+4L": {"pruned": _row(16.0, 0), "recovered": _row(9.0, 7),
+                                "recovery": {"tokens": 1_000_000, "curve": curve}}},
+        "targets": {"vocab+4L": {"perplexity_ratio": 1.125}},
+    }  # fmt: skip
+    table = recovery_markdown(result)
+    assert "| vocab+4L recovered (1,000,000 tokens) | 100 (0.7) | 7/164 | 9.0 (1.125x)" in table
+    plot_recovery_curve(result, tmp_path / "curve.png")
+    first = (tmp_path / "curve.png").read_bytes()
+    assert first[:4] == b"\x89PNG"
+    plot_recovery_curve(result, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes() == first  # deterministic redraw

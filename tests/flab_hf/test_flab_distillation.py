@@ -1,0 +1,157 @@
+"""Recovery by distillation on tiny models: data packing, the KL callback, the recovery curve, resuming, saving."""
+
+import copy
+import json
+import os
+
+import pytest
+import torch
+from flab_testing import CODE, PROSE, tiny_model, tiny_tokenizer
+
+from flab_hf import FlabConfig, flab_prune
+from flab_hf.distillation import DistillationConfig, FlabDistillationCallback, distill_recover
+from flab_hf.distillation_data import chat_texts, distillation_blocks, pack_blocks, self_answers
+from flab_hf.quality import quality
+
+TEXTS = (CODE + PROSE) * 3
+
+
+@pytest.fixture(scope="module")
+def pruned_pair():
+    """A dense tiny model and a copy with a pruned vocabulary and one layer fewer (the student)."""
+    torch.manual_seed(0)
+    # a wider initialisation than the default gives peaked distributions: a KL that distillation can visibly lower
+    dense, tokenizer = tiny_model(layers=3, initializer_range=0.2).eval(), tiny_tokenizer()
+    config = FlabConfig(layers_to_prune=1, ffn_neurons=0, calibration_samples=2, calibration_length=16,
+                        keep_chat=False, progress=False)  # fmt: skip
+    pruned, pruned_tokenizer, report = flab_prune(dense, tokenizer, TEXTS, config)
+    return dense, pruned, pruned_tokenizer, torch.tensor(report["kept_token_ids"])
+
+
+def _blocks(tokenizer, tokens=512, block_size=16):
+    return distillation_blocks(tokenizer, TEXTS, [], block_size=block_size, tokens=tokens, chat_share=0.0)["blocks"]
+
+
+def _eval_ids(tokenizer):
+    ids = tokenizer("".join(TEXTS), add_special_tokens=False)["input_ids"]
+    return torch.tensor([ids[i * 16 : (i + 1) * 16] for i in range(4)])
+
+
+def test_pack_blocks_and_shares():
+    assert pack_blocks([[1, 2, 3], [4, 5]], 2, 0) == [[1, 2], [3, 0], [4, 5]]
+    assert pack_blocks([[1]], 4, None) == [[1]]  # the only block is kept even when short
+    tokenizer = tiny_tokenizer()
+    data = distillation_blocks(tokenizer, CODE, PROSE, block_size=8, tokens=400, chat_share=0.25, seed=1)
+    assert data["code_tokens"] + data["chat_tokens"] >= 400 and data["chat_tokens"] == 104  # ceil(100 / 8) blocks
+    assert {len(block) for block in data["blocks"]} == {8}
+    again = distillation_blocks(tokenizer, CODE, PROSE, block_size=8, tokens=400, chat_share=0.25, seed=1)
+    assert again["blocks"] == data["blocks"]
+    with pytest.raises(ValueError, match="chat_share"):
+        distillation_blocks(tokenizer, CODE, [], block_size=8, tokens=400, chat_share=0.5)
+
+
+def test_self_answers_resume_and_refuse_other_prompts(tmp_path, monkeypatch):
+    import flab_hf.distillation_data as module
+
+    calls = []
+
+    def fake_generate(model, tokenizer, prompts, *args, **kwargs):
+        calls.append(list(prompts))
+        return [tokenizer(f"answer to {p}", add_special_tokens=False)["input_ids"] for p in prompts]
+
+    monkeypatch.setattr(module, "generate_ids", fake_generate)
+    model, tokenizer = tiny_model(), tiny_tokenizer()
+    cache = tmp_path / "answers.jsonl"
+    first = self_answers(model, tokenizer, ["a", "b", "c"], cache, batch_size=2, progress=False)
+    assert [r["prompt"] for r in first] == ["a", "b", "c"] and first[0]["answer"] == "answer to a"
+    with open(cache, "a", encoding="utf-8") as handle:  # a line cut by a crash
+        handle.write('{"prompt": "d", "ans')
+    calls.clear()
+    more = self_answers(model, tokenizer, ["a", "b", "c", "d", "e"], cache, batch_size=2, progress=False)
+    assert calls == [["d", "e"]] and [r["prompt"] for r in more] == ["a", "b", "c", "d", "e"]
+    assert len(cache.read_text(encoding="utf-8").splitlines()) == 5
+    with pytest.raises(ValueError, match="other prompts"):
+        self_answers(model, tokenizer, ["x", "b"], cache, progress=False)
+
+
+def test_chat_texts_need_a_template():
+    with pytest.raises(ValueError, match="chat template"):
+        chat_texts(tiny_tokenizer(), [{"prompt": "p", "answer": "a"}])
+
+
+def test_config_is_validated():
+    assert DistillationConfig(train_tokens=1000, block_size=10, batch_size=10).steps() == 10
+    assert DistillationConfig(train_tokens=1000, block_size=10, batch_size=10).steps(processes=2) == 5
+    for bad in ({"train_tokens": 0}, {"lora_r": 0}, {"kl_weight": 1.5}, {"temperature": 0}, {"warmup_ratio": 1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            DistillationConfig(**bad)
+
+
+def test_callback_restricts_the_dense_distribution_to_the_kept_vocabulary(pruned_pair):
+    dense, pruned, tokenizer, kept = pruned_pair
+    callback = FlabDistillationCallback(dense, kept_token_ids=kept)
+    ids = _eval_ids(tokenizer)
+    logits = callback.teacher_logits({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    assert logits.shape == (*ids.shape, len(kept))
+    assert torch.allclose(logits, dense(kept[ids]).logits[..., kept])
+
+
+def test_distillation_lowers_kl_to_dense_and_logs_the_curve(pruned_pair, tmp_path):
+    dense, pruned, tokenizer, kept = pruned_pair
+    eval_ids = _eval_ids(tokenizer)
+    config = DistillationConfig(train_tokens=2048, block_size=16, batch_size=4, learning_rate=3e-3, curve_every=512,
+                                bf16=False, progress=False)  # fmt: skip
+    before = quality(pruned, dense, kept[eval_ids], kept)["kl_to_dense"]
+    recovered, log = distill_recover(copy.deepcopy(pruned), tokenizer, dense, _blocks(tokenizer), config,
+                                     kept_token_ids=kept, eval_ids=eval_ids, output_dir=str(tmp_path / "out"))  # fmt: skip
+    after = quality(recovered, dense, kept[eval_ids], kept)["kl_to_dense"]
+    assert after < 0.7 * before, (before, after)
+    assert log["steps"] == 32 and log["tokens"] == 2048 and log["kl"]
+    assert [p["tokens"] for p in log["curve"]] == [0, 512, 1024, 1536, 2048]
+    assert log["curve"][0]["kl_to_dense"] == pytest.approx(before, rel=1e-4)
+    assert log["curve"][-1]["kl_to_dense"] == pytest.approx(after, rel=1e-4)
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["vocab_size"] == len(kept)
+    with pytest.raises(FileExistsError):  # refused before any training
+        distill_recover(copy.deepcopy(pruned), tokenizer, dense, _blocks(tokenizer), config, kept_token_ids=kept,
+                        output_dir=str(tmp_path / "out"))  # fmt: skip
+
+
+def test_lora_distillation_merges_the_adapters(pruned_pair):
+    dense, pruned, tokenizer, kept = pruned_pair
+    config = DistillationConfig(train_tokens=512, block_size=16, batch_size=4, lora_r=4, learning_rate=3e-3,
+                                bf16=False, progress=False)  # fmt: skip
+    recovered, log = distill_recover(copy.deepcopy(pruned), tokenizer, dense, _blocks(tokenizer), config,
+                                     kept_token_ids=kept)  # fmt: skip
+    assert type(recovered) is type(pruned) and log["steps"] == 8
+    assert not any("lora" in name for name, _ in recovered.named_parameters())
+
+
+def test_a_stopped_distillation_resumes_to_the_same_weights(pruned_pair, tmp_path):
+    from transformers import TrainerCallback
+
+    dense, pruned, tokenizer, kept = pruned_pair
+    eval_ids = _eval_ids(tokenizer)
+    settings = dict(train_tokens=1024, block_size=16, batch_size=4, learning_rate=3e-3, curve_every=256,
+                    save_steps=4, bf16=False, progress=False)  # fmt: skip
+    whole, whole_log = distill_recover(copy.deepcopy(pruned), tokenizer, dense, _blocks(tokenizer),
+                                       DistillationConfig(**settings), kept_token_ids=kept, eval_ids=eval_ids)  # fmt: skip
+
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 8:
+                raise KeyboardInterrupt
+
+    checkpoints = str(tmp_path / "checkpoints")
+    with pytest.raises(KeyboardInterrupt):
+        distill_recover(copy.deepcopy(pruned), tokenizer, dense, _blocks(tokenizer),
+                        DistillationConfig(**settings, checkpoint_dir=checkpoints), kept_token_ids=kept,
+                        eval_ids=eval_ids, callbacks=[Stop()])  # fmt: skip
+    assert os.listdir(checkpoints) == ["checkpoint-4"]  # the step-8 save never happened
+    resumed, log = distill_recover(copy.deepcopy(pruned), tokenizer, dense, _blocks(tokenizer),
+                                   DistillationConfig(**settings, checkpoint_dir=checkpoints), kept_token_ids=kept,
+                                   eval_ids=eval_ids)  # fmt: skip
+    assert log["resumed_from"].endswith("checkpoint-4")
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert [p["tokens"] for p in log["curve"]] == [p["tokens"] for p in whole_log["curve"]]
