@@ -111,6 +111,42 @@ def ffn_importance(model, runner: CalibrationRunner) -> list[torch.Tensor]:
     return [(s / max(c, 1)).float() * n for s, c, n in zip(sums, counts, norms)]
 
 
+def allocate_ffn_budget(importance: list[torch.Tensor], total: int, max_share: float = 0.5) -> list[int]:
+    """Split a global budget of ``total`` removed neurons over the layers by importance: the ``total`` least important
+    neurons of the whole model go, at most ``max_share`` of any one layer's width.
+
+    Importance (:func:`ffn_importance`) is measured in the residual stream's units (activation times the norm of the
+    neuron's ``down_proj`` column), so scores of different layers compare directly; the cap keeps a layer whose
+    neurons all score low from being emptied.
+
+    Example:
+        >>> allocate_ffn_budget([torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.1, 0.2, 5.0, 6.0])], 3)
+        [1, 2]
+    """
+    widths = [len(scores) for scores in importance]
+    caps = [int(width * max_share) for width in widths]
+    if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total <= sum(caps):
+        raise ValueError(
+            f"`total={total!r}` neurons cannot be removed with at most {max_share:.0%} of each layer "
+            f"({sum(caps)} in all); remove an int in [0, {sum(caps)}]."
+        )
+    order = torch.argsort(torch.cat([scores.float().cpu() for scores in importance]), stable=True).tolist()
+    offsets = [0]
+    for width in widths:
+        offsets.append(offsets[-1] + width)
+    layer_of = [index for index, width in enumerate(widths) for _ in range(width)]
+    counts = [0] * len(widths)
+    removed = 0
+    for neuron in order:
+        if removed == total:
+            break
+        layer = layer_of[neuron]
+        if counts[layer] < caps[layer]:
+            counts[layer] += 1
+            removed += 1
+    return counts
+
+
 def _sliced_linears(mlp, keep: torch.Tensor) -> dict[str, nn.Linear]:
     out = {}
     for name, dim in (("gate_proj", 0), ("up_proj", 0), ("down_proj", 1)):
@@ -172,9 +208,11 @@ def ffn_rule_kl(model, runner, references, plan) -> float:
 
 
 def select_ffn_rule(model, runner, references, counts, rules=FFN_RULES, auto_rules=PAPER_FFN_RULES, seed=0,
-                    progress=True) -> dict:  # fmt: skip
-    """KL of every rule in ``rules``; the chosen rule is the lowest-KL one among ``auto_rules``."""
-    importance = ffn_importance(model, runner) if "importance" in rules else None
+                    progress=True, importance=None) -> dict:  # fmt: skip
+    """KL of every rule in ``rules``; the chosen rule is the lowest-KL one among ``auto_rules``. ``importance``
+    (:func:`ffn_importance` of ``model``) is computed when a rule needs it and it is not given."""
+    if importance is None and "importance" in rules:
+        importance = ffn_importance(model, runner)
     kls = {}
     for rule in tqdm(rules, desc="flab: FFN rules", disable=not progress):
         kls[rule] = ffn_rule_kl(model, runner, references, ffn_plan(model, rule, counts, seed, importance))
@@ -185,6 +223,7 @@ def select_ffn_rule(model, runner, references, counts, rules=FFN_RULES, auto_rul
 
 
 __all__ = [
+    "allocate_ffn_budget",
     "ffn_importance",
     "ffn_keep_indices",
     "ffn_plan",

@@ -33,6 +33,7 @@ from .calibration import (
     tokenizer_state,
 )
 from .ffn import (
+    allocate_ffn_budget,
     ffn_importance,
     ffn_keep_indices,
     ffn_plan,
@@ -117,6 +118,7 @@ __all__ = [
     "FFN_RULES",
     "PAPER_FFN_RULES",
     "SUPPORTED_MODEL_TYPES",
+    "allocate_ffn_budget",
     "bytes_to_unicode",
     "check_layer_count",
     "check_model",

@@ -17,9 +17,11 @@ from .pruning import (
     FFN_RULES,
     PAPER_FFN_RULES,
     CalibrationRunner,
+    allocate_ffn_budget,
     check_layer_count,
     check_model,
     count_parameters,
+    ffn_importance,
     ffn_plan,
     iter_corpus_texts,
     prune_ffn_,
@@ -36,6 +38,7 @@ from .pruning import (
 logger = logging.getLogger(__name__)
 
 LAYER_METHODS = ("kl", "cosine")
+FFN_ALLOCATIONS = ("uniform", "importance")
 
 
 @dataclass
@@ -74,7 +77,18 @@ class FlabConfig:
     )
     ffn_rule: str = field(default="auto", metadata={"help": f"One of {FFN_RULES} or 'auto' (lowest KL)."})
     auto_rules: tuple[str, ...] = field(
-        default=PAPER_FFN_RULES, metadata={"help": "Rules `ffn_rule='auto'` chooses from (others are only reported)."}
+        default=FFN_RULES,
+        metadata={
+            "help": "Rules `ffn_rule='auto'` chooses from (others are only reported); the paper's four are "
+            f"{PAPER_FFN_RULES}."
+        },
+    )
+    ffn_allocation: str = field(
+        default="uniform",
+        metadata={
+            "help": f"One of {FFN_ALLOCATIONS}: remove `ffn_neurons` from every layer, or remove as many in all but "
+            "split over the layers by neuron importance (at most half of a layer)."
+        },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the `random` FFN rule."})
     calibration_samples: int = field(default=8, metadata={"help": "Calibration sequences for the KL objective."})
@@ -102,6 +116,13 @@ class FlabConfig:
             raise ValueError(f"`layer_method` must be one of {LAYER_METHODS}, got {self.layer_method!r}.")
         if self.ffn_rule != "auto" and self.ffn_rule not in FFN_RULES:
             raise ValueError(f"`ffn_rule` must be 'auto' or one of {FFN_RULES}, got {self.ffn_rule!r}.")
+        if self.ffn_allocation not in FFN_ALLOCATIONS:
+            raise ValueError(f"`ffn_allocation` must be one of {FFN_ALLOCATIONS}, got {self.ffn_allocation!r}.")
+        if self.ffn_allocation == "importance" and isinstance(self.ffn_neurons, (list, tuple)):
+            raise ValueError(
+                "`ffn_allocation='importance'` splits one budget over the layers itself; give `ffn_neurons` as one int "
+                f"(neurons per layer on average), not the list {self.ffn_neurons!r}."
+            )
         self.auto_rules = tuple(self.auto_rules)
         if not self.auto_rules or any(rule not in FFN_RULES for rule in self.auto_rules):
             raise ValueError(f"`auto_rules` must be a non-empty subset of {FFN_RULES}, got {self.auto_rules!r}.")
@@ -257,20 +278,21 @@ def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calib
     ffn_counts = resolve_ffn_neurons(pruned, config.ffn_neurons)
     if any(ffn_counts):
         rules = tuple(dict.fromkeys((*config.auto_rules, *FFN_RULES)))
+        importance = None
+        if config.ffn_allocation == "importance" or config.ffn_rule == "importance":
+            importance = ffn_importance(pruned, runner)
+        if config.ffn_allocation == "importance":
+            ffn_counts = allocate_ffn_budget(importance, sum(ffn_counts))
+            report["ffn_counts"] = ffn_counts
         if config.ffn_rule == "auto":
             selection = select_ffn_rule(
                 pruned, runner, references, ffn_counts, rules=rules, auto_rules=config.auto_rules,
-                seed=config.seed, progress=config.progress,
+                seed=config.seed, progress=config.progress, importance=importance,
             )  # fmt: skip
             rule, importance = selection["chosen"], selection["importance"]
             report["ffn_rule_kl"] = selection["kl"]
         else:
             rule = config.ffn_rule
-            importance = None
-            if rule == "importance":
-                from .pruning import ffn_importance
-
-                importance = ffn_importance(pruned, runner)
         prune_ffn_(pruned, ffn_plan(pruned, rule, ffn_counts, config.seed, importance))
         kl = runner.mean_kl(references)  # over the whole calibration set, also when sharded
         report["ffn_rule"] = rule
@@ -308,6 +330,7 @@ def save_pruned(model, tokenizer, folder, report: dict | None = None, overwrite:
 
 
 __all__ = [
+    "FFN_ALLOCATIONS",
     "FlabConfig",
     "LAYER_METHODS",
     "calibration_ids",

@@ -90,3 +90,36 @@ def test_flab_model_builds_per_layer_widths():
     assert [layer.mlp.down_proj.in_features for layer in model.model.layers] == [64, 8, 30]
     assert config.intermediate_size == 64
     assert model(torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, 50)
+
+
+def test_global_budget_follows_importance_with_a_cap():
+    from flab_hf.pruning import allocate_ffn_budget
+
+    importance = [torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.1, 0.2, 5.0, 6.0])]
+    assert allocate_ffn_budget(importance, 3) == [1, 2]
+    assert allocate_ffn_budget(importance, 0) == [0, 0]
+    # the cap: layer 1's two weakest neurons are half its width, so the next ones come from layer 0
+    assert allocate_ffn_budget([torch.zeros(4), torch.ones(4)], 3, max_share=0.5) == [2, 1]
+    with pytest.raises(ValueError, match="total=5"):
+        allocate_ffn_budget(importance, 5)
+
+
+def test_flab_prune_splits_the_ffn_budget_by_importance():
+    from flab_testing import CODE
+
+    from flab_hf import FlabConfig, flab_prune
+
+    torch.manual_seed(0)
+    model = tiny_model(layers=3, initializer_range=0.2)
+    config = FlabConfig(vocab=False, layers_to_prune=0, ffn_neurons=16, ffn_allocation="importance",
+                        calibration_samples=2, calibration_length=16, progress=False)  # fmt: skip
+    from flab_testing import tiny_tokenizer
+
+    pruned, _, report = flab_prune(model, tiny_tokenizer(), CODE * 4, config)
+    assert sum(report["ffn_counts"]) == 48 and report["ffn_rule"] in report["ffn_rule_kl"]
+    assert ffn_widths(pruned) == [64 - count for count in report["ffn_counts"]]
+    assert "importance" in report["ffn_rule_kl"]  # the default `auto` chooses among all rules, ours included
+    with pytest.raises(ValueError, match="ffn_allocation"):
+        FlabConfig(ffn_allocation="greedy")
+    with pytest.raises(ValueError, match="one int"):
+        FlabConfig(ffn_neurons=[1, 2], ffn_allocation="importance")

@@ -23,7 +23,7 @@ def test_flab_prune_report_and_dense_untouched(family):
     assert report["params_before"]["total"] > report["params_after"]["total"]
     assert report["params_after"]["total"] == sum(p.numel() for p in model.parameters())
     assert [step["stage"] for step in report["steps"]] == ["vocab", "layer", "layer", "layers", "ffn"]
-    assert report["ffn_rule"] in ("top", "bottom", "middle", "random") and "importance" in report["ffn_rule_kl"]
+    assert report["ffn_rule"] == min(report["ffn_rule_kl"], key=report["ffn_rule_kl"].get)  # auto: every rule competes
     assert set(report["times"]) == {"vocab_s", "layers_s", "ffn_s"}
     assert len(report["removed_layers"]) == 2 and report["vocab"]["after"] == len(tokenizer)
     ids = torch.tensor([tokenizer(CODE[0])["input_ids"]])
