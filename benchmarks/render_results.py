@@ -54,6 +54,18 @@ def _flab_vocabulary(results: dict) -> str:
     return vocabulary_markdown(results)
 
 
+def _flab_recovery(results: dict) -> str:
+    from benchmarks.flab_recovery import recovery_markdown
+
+    return recovery_markdown(results)
+
+
+def _flab_recovery_curve(results: dict, path: Path) -> None:
+    from benchmarks.flab_recovery import plot_recovery_curve
+
+    plot_recovery_curve(results, path)
+
+
 def _alpine_frontier(results: dict, path: Path) -> None:
     from benchmarks.alpine_finetune import plot_frontier
 
@@ -63,6 +75,7 @@ def _alpine_frontier(results: dict, path: Path) -> None:
 RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _flab_bench),
     "flab_vocabulary": ("flab_vocabulary.json", _flab_vocabulary),
+    "flab_recovery": ("flab_recovery.json", _flab_recovery),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
     "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _xtc_speed),
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _xtc_speed),
@@ -80,6 +93,7 @@ RENDERERS = {
 FIGURES = {
     "alpine_finetune_minilm.json": _alpine_frontier,
     "alpine_finetune_minilm_seeds.json": _alpine_frontier,
+    "flab_recovery.json": _flab_recovery_curve,
 }
 
 
