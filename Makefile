@@ -72,7 +72,7 @@ bench-flab-recovery: install
 # fp32 and 3 training seeds: retention is reported as mean +- std and reproduces across CPUs (bf16 changes the
 # discrete pruning decisions)
 finetune: install
-	$(PY) -m benchmarks alpine-finetune --seeds 3 --bf16 off --json benchmarks/results/alpine_finetune_minilm.json
+	$(PY) -m benchmarks alpine-finetune --seeds 3 --no-bf16 --json benchmarks/results/alpine_finetune_minilm.json
 
 results: install
 	$(PY) -m benchmarks results README.md

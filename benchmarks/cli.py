@@ -67,27 +67,9 @@ def _alpine_finetune(args) -> int:
         for suffix in (".json", ".md", ".png"):
             check_output_file(args.json.rsplit(".", 1)[0] + suffix, argument="--json")
 
-    config = FinetuneConfig(
-        model=args.model,
-        modes=tuple(args.modes),
-        alpha=args.alpha,
-        train_pairs=args.train_pairs,
-        eval_pairs=args.eval_pairs,
-        max_length=args.max_length,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        seeds=args.seeds,
-        schedules=tuple(args.schedules),
-        distill_epochs=args.distill_epochs,
-        distill_temperature=args.distill_temperature,
-        distill_kl_weight=args.distill_kl_weight,
-        distill_learning_rate=args.distill_learning_rate,
-        output_dir=args.output_dir,
-        bf16={"auto": None, "on": True, "off": False}[args.bf16],
-        track_emissions=args.track_emissions,
-    )
+    from compress_utils.cli_args import dataclass_from_args
+
+    config = dataclass_from_args(FinetuneConfig, args, modes=tuple(args.modes), schedules=tuple(args.schedules))
     results = run_finetune(
         config,
         save_mode=args.save_mode,
@@ -246,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     from compress_utils.cli_args import add_dataclass_arguments, positive_int
     from flab_hf.distillation import DistillationConfig
 
-    from .alpine_finetune import ALL_MODES, PLAN_EXAMPLE, SCHEDULES
+    from .alpine_finetune import ALL_MODES, PLAN_EXAMPLE, SCHEDULES, FinetuneConfig
     from .alpine_speed import BENCHMARK_MODELS
     from .flab_recovery import RecoverySettings
     from .flab_vocabulary import VocabularySettings
@@ -275,50 +257,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_alpine_speed)
 
     finetune = commands.add_parser("alpine-finetune", help="Clone-detection accuracy retention with a stock Trainer.")
-    finetune.add_argument("--model", default=None, help="Checkpoint folder (default: embedded all-MiniLM-L6-v2).")
+    # every FinetuneConfig field is an option (help and default from the dataclass); modes and schedules take
+    # several words, since a plan string holds commas
+    add_dataclass_arguments(finetune, FinetuneConfig, exclude=("modes", "schedules"))
     finetune.add_argument(
         "--modes", nargs="+", default=list(ALL_MODES), metavar="MODE",
         help=f"Modes from {', '.join(ALL_MODES)}, or plans of ';'-separated layers=, alpha=, merge=on|off settings, "
         f"quoted, e.g. '{PLAN_EXAMPLE}' (layer indices and ranges a-b; one alpha, or one per layer).",
     )  # fmt: skip
-    finetune.add_argument("--alpha", type=float, default=1.0)
-    finetune.add_argument("--train-pairs", type=positive_int, default=1200)
-    finetune.add_argument("--eval-pairs", type=positive_int, default=400)
-    finetune.add_argument("--max-length", type=positive_int, default=256)
-    finetune.add_argument("--epochs", type=float, default=1.0)
-    finetune.add_argument("--batch-size", type=positive_int, default=16)
-    finetune.add_argument("--learning-rate", type=float, default=1e-4)
-    finetune.add_argument("--seed", type=int, default=42)
-    finetune.add_argument(
-        "--seeds", type=positive_int, default=1, help="Training runs per mode (seeds seed, seed+1, ...): mean ± std."
-    )
     finetune.add_argument(
         "--schedules", nargs="+", default=["a"], choices=SCHEDULES,
         help="a: prune from the first step; b: fine-tune unpruned first, then continue with pruning on, distilling "
         "from it (both: side by side in one JSON).",
     )  # fmt: skip
-    finetune.add_argument("--distill-epochs", type=float, default=1.0, help="Schedule b: epochs of the pruned phase.")
-    finetune.add_argument("--distill-temperature", type=float, default=2.0, help="Schedule b: KL temperature.")
-    finetune.add_argument(
-        "--distill-kl-weight", type=float, default=0.5, help="Schedule b: w in (1-w) * task + w * T^2 * KL."
-    )
-    finetune.add_argument(
-        "--distill-learning-rate",
-        type=float,
-        default=None,
-        help="Schedule b: learning rate (default: --learning-rate).",
-    )
-    finetune.add_argument("--output-dir", default="runs/alpine_finetune", help="Trainer checkpoints (resumable).")
-    finetune.add_argument("--bf16", default="auto", choices=["auto", "on", "off"], help="bf16 autocast.")
     finetune.add_argument("--save-mode", default=None, help="Save this mode's fine-tuned model (one of --modes).")
     finetune.add_argument(
         "--save-schedule", default="a", choices=SCHEDULES, help="The schedule of --save-mode's model (default: a)."
     )
     finetune.add_argument("--save-to", default=None, help="Folder for --save-mode's model.")
     finetune.add_argument("--overwrite", action="store_true", help="Replace --save-to if it exists and is not empty.")
-    finetune.add_argument(
-        "--track-emissions", default=None, metavar="ISO3", help="Record CO2 with codecarbon for this grid (e.g. FRA)."
-    )
     finetune.add_argument("--json", default=None, help="Write results here (plus a .md table and a .png plot).")
     finetune.set_defaults(func=_alpine_finetune)
 

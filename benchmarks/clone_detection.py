@@ -202,11 +202,16 @@ def build_clone_dataset(
     min_lines: int = 4,
     max_lines: int = 60,
     rename_functions: bool = True,
+    packages: Iterable[str] = (),
 ) -> datasets.DatasetDict:
     """Build a balanced clone-detection :class:`datasets.DatasetDict` from the sources under ``root``.
 
+    ``packages`` adds the ``.py`` sources of installed packages (by import name, e.g. ``"transformers"``) as a second
+    source when ``root`` gives too few functions; their files are named and split by their path from the folder that
+    holds the package (``transformers/...``), so the standard library's split does not change.
+
     Columns: ``code1`` (an original function), ``code2``, ``label`` (1 = clone, 0 = not) and
-    ``source`` (``code1``'s file, relative to ``root``). Positives pair a function with
+    ``source`` (``code1``'s file, relative to ``root``, or ``<package>/...``). Positives pair a function with
     :func:`make_clone` of itself; negatives pair it with :func:`make_clone` of another function
     of the same split with a different name, a different body (up to renaming) and within
     ±25% of its line count. ``code2`` goes through the same rewrite in both classes, so style
@@ -229,8 +234,9 @@ def build_clone_dataset(
     files = iter_source_files(root)
     if not files:
         raise ValueError(f"root={str(root)!r} holds no .py files; pass a directory of Python sources")
+    sources = [(root, files)] + [_package_files(package) for package in packages]
     with _gc_paused():
-        functions = _collect_functions(root, files, min_lines, max_lines)
+        functions = _collect_functions(sources, min_lines, max_lines)
     if not any(functions.values()):
         raise ValueError(
             f"root={str(root)!r} has no functions of {min_lines}-{max_lines} lines; "
@@ -250,7 +256,9 @@ def build_clone_dataset(
             len(rows["label"]) - positives,
             len(functions[split]),
         )
-    logger.info("built clone dataset from %d files in %.1fs", len(files), time.perf_counter() - started)
+    logger.info(
+        "built clone dataset from %d files in %.1fs", sum(len(f) for _, f in sources), time.perf_counter() - started
+    )
     return datasets.DatasetDict(splits)
 
 
@@ -291,19 +299,36 @@ def _check_limits(max_pairs_per_split: Mapping[str, int]) -> dict[str, int]:
     return limits
 
 
-def _collect_functions(root: Path, files: list[Path], min_lines: int, max_lines: int) -> dict[str, list[_Function]]:
+def _package_files(package: str) -> tuple[Path, list[Path]]:
+    """``(the folder holding the installed package, its .py files)``; a clear error if it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package) if isinstance(package, str) and package else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            f"packages={package!r}: no installed package of that import name; pass installed packages (e.g. "
+            "'transformers') or none"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return folder.parent, iter_source_files(folder)
+
+
+def _collect_functions(
+    sources: list[tuple[Path, list[Path]]], min_lines: int, max_lines: int
+) -> dict[str, list[_Function]]:
     functions: dict[str, list[_Function]] = {split: [] for split in SPLITS}
-    for path in files:
-        source = path.relative_to(root).as_posix()
-        try:
-            snippets = _extract(path.read_text(encoding="utf-8"), min_lines, max_lines)
-        except (SyntaxError, ValueError) as error:  # ValueError: null bytes on Python < 3.12
-            logger.debug("skipping %s: %s", source, error)
-            continue
-        split = split_of(path, root)
-        for code, tree in snippets:
-            name, fingerprint = _fingerprint(tree)
-            functions[split].append(_Function(code, name, code.count("\n") + 1, source, fingerprint))
+    for root, files in sources:
+        for path in files:
+            source = path.relative_to(root).as_posix()
+            try:
+                snippets = _extract(path.read_text(encoding="utf-8"), min_lines, max_lines)
+            except (SyntaxError, ValueError, UnicodeDecodeError) as error:  # ValueError: null bytes (Python < 3.12)
+                logger.debug("skipping %s: %s", source, error)
+                continue
+            split = split_of(path, root)
+            for code, tree in snippets:
+                name, fingerprint = _fingerprint(tree)
+                functions[split].append(_Function(code, name, code.count("\n") + 1, source, fingerprint))
     # The stdlib repeats code across files (e.g. the charmap codecs). Keep the first copy per
     # split and drop copies from later splits, so that valid/test never contain train code.
     seen: set[str] = set()

@@ -7,6 +7,7 @@ import pytest
 import benchmarks.alpine_finetune
 import benchmarks.alpine_speed
 import benchmarks.flab_bench
+import benchmarks.flab_recovery
 import benchmarks.xtc_bench
 from benchmarks.cli import main
 
@@ -24,6 +25,10 @@ def _never(*args, **kwargs):
         (["alpine-speed", "--plot", "{file}/plot.png"], "`--plot`="),
         (["alpine-finetune", "--json", "{file}/results.json"], "`--json`="),
         (["alpine-finetune", "--max-length", "zero"], "--max-length"),
+        (["alpine-finetune", "--packages", "no_such_package"], "`packages`"),
+        (["flab-recovery", "--json", "{file}/r.json"], "`--json`="),
+        (["flab-recovery", "--levels", "vocab+9L"], "`levels`"),
+        (["flab-recovery", "--train-tokens", "0"], "`train_tokens`"),
         (["flab", "--json", "{file}/r.json"], "`--json`="),
         (["flab", "--json", "{dir}/r.json", "--model", "tinyllama"], "`--model`="),
         (["flab", "--json", "{dir}/r.json", "--humaneval", "0"], "--humaneval"),
@@ -41,6 +46,7 @@ def test_bad_options_are_refused_before_work(tmp_path, capsys, monkeypatch, argv
         (benchmarks.flab_bench, "run_benchmark"),
         (benchmarks.flab_bench, "humaneval_pass"),
         (benchmarks.xtc_bench, "run_bench"),
+        (benchmarks.flab_recovery, "run_recovery_bench"),
     ):
         monkeypatch.setattr(module, name, _never)
     blocker = tmp_path / "a-file"

@@ -625,3 +625,16 @@ def test_build_clone_dataset_on_the_real_stdlib():
     for a, b in [("train", "valid"), ("train", "test"), ("valid", "test")]:
         assert not sources[a] & sources[b]
         assert not fingerprints[a] & fingerprints[b]
+
+
+def test_installed_packages_add_functions_split_by_their_path(tmp_path):
+    from compress_utils.corpus import split_of
+
+    (tmp_path / "one.py").write_text("def only(a):\n    b = a + 1\n    c = b * 2\n    return c\n")
+    ds = build_clone_dataset(tmp_path, max_pairs_per_split={"train": 40, "valid": 10, "test": 10}, packages=("json",))
+    sources = {source for split in ds.values() for source in split["source"]}
+    assert sources and all(source == "one.py" or source.startswith("json/") for source in sources)
+    for split, rows in ds.items():  # a package's files keep the split they have in the standard library
+        assert all(split_of(source) == split for source in rows["source"] if source.startswith("json/"))
+    with pytest.raises(ValueError, match="no_such_package"):
+        build_clone_dataset(tmp_path, packages=("no_such_package",))
