@@ -49,6 +49,9 @@ class BenchSettings:
 
     teacher_minutes: float = field(default=4.0, metadata={"help": "Teacher training budget (minutes)."})
     teacher_steps: int | None = field(default=None, metadata={"help": "Exact teacher steps (overrides minutes)."})
+    teacher_tokens: int | None = field(
+        default=None, metadata={"help": "Teacher training tokens (overrides minutes; not with teacher_steps)."}
+    )
     stage_steps: int = field(default=100, metadata={"help": "Optimizer steps per XTC stage."})
     samples: int = field(default=100, metadata={"help": "Line-completion test samples."})
     batch_size: int = field(default=8, metadata={"help": "Batch size of the throughput measurement."})
@@ -195,7 +198,12 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
     teacher_dir = train_teacher(
-        TeacherSettings(minutes=settings.teacher_minutes, steps=settings.teacher_steps, seed=settings.seed),
+        TeacherSettings(
+            minutes=settings.teacher_minutes,
+            steps=settings.teacher_steps,
+            tokens=settings.teacher_tokens,
+            seed=settings.seed,
+        ),
         cache_dir=settings.cache_dir,
     )
     with open(os.path.join(teacher_dir, "xtc_teacher.json")) as handle:
