@@ -100,6 +100,13 @@ class XTCRecipeConfig:
     activation_bits: int = field(default=8, metadata={"help": "8 (per-token int8) or 32."})
     weight_granularity: str = field(default="matrix", metadata={"help": "Weight scale per `matrix` or per `row`."})
     quantize_embeddings: bool = field(default=True, metadata={"help": "Quantise word embeddings (row-wise) too."})
+    embedding_bits: int | None = field(
+        default=None,
+        metadata={
+            "help": "Bits of the word embeddings and tied LM head (per-row scales): 8 = int8 under low-bit blocks; "
+            "None = weight_bits (with quantize_embeddings)."
+        },
+    )
     temperature: float = field(default=1.0, metadata={"help": "KD softmax temperature (XTC: 1)."})
     logit_weight: float = field(default=1.0, metadata={"help": "Weight of the soft cross-entropy on logits."})
     hidden_weight: float = field(default=1.0, metadata={"help": "Weight of the hidden-state MSE (layer-mapped)."})
@@ -134,6 +141,17 @@ class XTCRecipeConfig:
             raise ValueError(f"`activation_bits` must be one of {ACTIVATION_BITS}, got {self.activation_bits!r}.")
         if self.weight_granularity not in GRANULARITIES:
             raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
+        if self.embedding_bits is not None:
+            if isinstance(self.embedding_bits, bool) or self.embedding_bits not in WEIGHT_BITS:
+                raise ValueError(
+                    f"`embedding_bits` must be None (follow `weight_bits`) or one of {WEIGHT_BITS}, got "
+                    f"{self.embedding_bits!r}."
+                )
+            if self.embedding_bits < 32 and not self.quantize_embeddings:
+                raise ValueError(
+                    f"`embedding_bits={self.embedding_bits}` quantises the word embeddings but `quantize_embeddings` is "
+                    "False; drop one of the two settings."
+                )
         if isinstance(self.student_layers, str) and self.student_layers not in LAYER_MODES:
             raise ValueError(
                 f"`student_layers` must be one of {LAYER_MODES} or a list of layer indices, got {self.student_layers!r}."
@@ -162,8 +180,16 @@ class XTCRecipeConfig:
             self.track_emissions = check_emissions_country(self.track_emissions)
 
     @property
+    def word_embedding_bits(self) -> int:
+        """Bits the word embeddings get: ``embedding_bits`` if set, else ``weight_bits`` with ``quantize_embeddings``."""
+        if self.embedding_bits is not None:
+            return self.embedding_bits
+        return self.weight_bits if self.quantize_embeddings else 32
+
+    @property
     def quantizes(self) -> bool:
-        return self.weight_bits < 32 or self.activation_bits < 32
+        """Whether stage 2 (quantisation-aware distillation) runs: any weight or activation below 32 bits."""
+        return self.weight_bits < 32 or self.activation_bits < 32 or self.word_embedding_bits < 32
 
 
 def prepare_train_dataset(train_dataset, tokenizer=None, block_size: int = 256):
@@ -365,10 +391,16 @@ def xtc_compress(
             logger.info("stage 1: reusing %s", stage_dir)
     if not config.quantizes:
         if not reduce:
-            raise ValueError("Nothing to do: `student_layers` keeps every layer and all bit widths are 32.")
+            raise ValueError(
+                "Nothing to do: `student_layers` keeps every layer and all bit widths (weights, activations, "
+                "embeddings) are 32."
+            )
         return student.eval()
+    bits = [config.weight_bits, config.activation_bits, config.weight_granularity, config.quantize_embeddings]
+    if config.embedding_bits is not None:  # only when set: stages cached before the setting existed keep their keys
+        bits.append(config.embedding_bits)
     quant = {
-        "bits": [config.weight_bits, config.activation_bits, config.weight_granularity, config.quantize_embeddings],
+        "bits": bits,
         "steps": config.quantization_steps,
         "init": stage1_key,
         "layers": layers,
@@ -378,13 +410,17 @@ def xtc_compress(
     if quantized is not None:
         logger.info("stage 2: reusing %s", stage_dir)
         return quantized.eval()
-    logger.info("stage 2: %d-bit weights, %d-bit activations", config.weight_bits, config.activation_bits)
+    logger.info(
+        "stage 2: %d-bit weights, %d-bit activations, %d-bit embeddings",
+        config.weight_bits, config.activation_bits, config.word_embedding_bits,
+    )  # fmt: skip
     quantized = XTCGPT2LMHeadModel.from_gpt2(
         student,
         weight_bits=config.weight_bits,
         activation_bits=config.activation_bits,
         weight_granularity=config.weight_granularity,
         quantize_embeddings=config.quantize_embeddings,
+        embedding_bits=config.embedding_bits,
     )
     report = _train_stage(
         quantized,
