@@ -109,7 +109,13 @@ class XTCRecipeConfig:
     )
     temperature: float = field(default=1.0, metadata={"help": "KD softmax temperature (XTC: 1)."})
     logit_weight: float = field(default=1.0, metadata={"help": "Weight of the soft cross-entropy on logits."})
-    hidden_weight: float = field(default=1.0, metadata={"help": "Weight of the hidden-state MSE (layer-mapped)."})
+    hidden_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of the intermediate-layer loss: MSE between each student hidden state and the teacher "
+            "state of the layer it was initialised from, over the teacher state's mean square (0 = off)."
+        },
+    )
     gt_weight: float = field(default=0.0, metadata={"help": "Weight of the ground-truth LM loss."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (paper: 5e-4 for 1 epoch)."})
     warmup_ratio: float = field(default=0.2, metadata={"help": "Fraction of steps of linear warm-up (paper: 0.2)."})
@@ -160,6 +166,11 @@ class XTCRecipeConfig:
             raise ValueError("`student_layers` is an empty list; keep at least one teacher layer.")
         if not self.temperature > 0:
             raise ValueError(f"`temperature` must be > 0, got {self.temperature}.")
+        for name in ("logit_weight", "hidden_weight", "gt_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"`{name}` must be >= 0 (0 = that loss term off), got {getattr(self, name)}.")
+        if self.logit_weight == 0 and self.hidden_weight == 0 and self.gt_weight == 0:
+            raise ValueError("All loss terms are off; set `logit_weight`, `hidden_weight` or `gt_weight` > 0.")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"`warmup_ratio` must be in [0, 1), got {self.warmup_ratio}.")
         for name in ("batch_size", "block_size", "save_steps", "logging_steps"):
@@ -285,10 +296,17 @@ def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, 
     return report
 
 
-def _layer_map(student_layers: list[int], num_teacher_layers: int) -> dict[int, int]:
-    """Student ``hidden_states`` index -> teacher index: [0] is the embedding output and [i + 1] the output of block
-    i, except that the last entry of both is after the final LayerNorm, so the last student state maps to the last
-    teacher state."""
+def hidden_layer_map(student_layers: list[int], num_teacher_layers: int) -> dict[int, int]:
+    """The intermediate-layer distillation pairs: student ``hidden_states`` index -> teacher index.
+
+    Each student block's output is paired with the output of the teacher block it was initialised from
+    (``student_layers``); [0] is the embedding output of both. GPT-2's last hidden state is taken after the final
+    LayerNorm, so the last student state maps to the last teacher state.
+
+    Example:
+        >>> hidden_layer_map([1, 3, 5], 6)
+        {0: 0, 1: 2, 2: 4, 3: 6}
+    """
     mapping = {0: 0, **{i + 1: layer + 1 for i, layer in enumerate(student_layers[:-1])}}
     mapping[len(student_layers)] = num_teacher_layers
     return mapping
@@ -378,7 +396,7 @@ def xtc_compress(
                 student,
                 teacher,
                 dataset,
-                _layer_map(layers, teacher.config.n_layer),
+                hidden_layer_map(layers, teacher.config.n_layer),
                 config,
                 config.layer_reduction_steps,
                 stage_dir,
@@ -426,7 +444,7 @@ def xtc_compress(
         quantized,
         teacher,
         dataset,
-        _layer_map(layers, teacher.config.n_layer),
+        hidden_layer_map(layers, teacher.config.n_layer),
         config,
         config.quantization_steps,
         stage_dir,
@@ -453,6 +471,7 @@ def stage_reports(output_dir: str) -> dict[str, dict]:
 __all__ = [
     "LAYER_MODES",
     "XTCRecipeConfig",
+    "hidden_layer_map",
     "prepare_train_dataset",
     "resolve_student_layers",
     "stage_reports",
