@@ -16,6 +16,7 @@ from compress_utils.registration import register_auto_classes
 
 from .callbacks import DistillationCallback, TimeBudgetCallback, hidden_state_loss, soft_cross_entropy
 from .configuration_xtc import XTCGPT2Config
+from .convergence import HeldOutKLCallback, heldout_kl
 from .modeling_xtc import (
     XTCEmbedding,
     XTCGPT2LMHeadModel,
@@ -40,6 +41,7 @@ register_auto_classes({XTCGPT2Config: {AutoModelForCausalLM: XTCGPT2LMHeadModel}
 
 __all__ = [
     "DistillationCallback",
+    "HeldOutKLCallback",
     "TimeBudgetCallback",
     "XTCEmbedding",
     "XTCGPT2Config",
@@ -54,6 +56,7 @@ __all__ = [
     "check_gpt2_shaped",
     "fake_quantize_tokens",
     "fake_quantize_weight",
+    "heldout_kl",
     "hidden_layer_map",
     "hidden_state_loss",
     "int8_linear",
