@@ -162,7 +162,7 @@ def split_heldout(dataset, count: int):
     Example:
         >>> from datasets import Dataset
         >>> train, held = split_heldout(Dataset.from_dict({"input_ids": [[i] for i in range(10)]}), 2)
-        >>> held["input_ids"], len(train)
+        >>> held[:]["input_ids"], len(train)
         ([[4], [9]], 8)
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:

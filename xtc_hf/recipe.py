@@ -448,7 +448,7 @@ def xtc_compress(
         heldout = torch.tensor(held[: config.kl_eval_blocks]["input_ids"], dtype=torch.long)
     elif config.until_converged:
         dataset, held = split_heldout(dataset, config.kl_eval_blocks)
-        heldout = torch.tensor(held["input_ids"], dtype=torch.long)
+        heldout = torch.tensor(held[:]["input_ids"], dtype=torch.long)
         logger.info("held out %d training blocks for the held-out KL (no `eval_dataset` given)", len(held))
     teacher.eval()
     common = {
