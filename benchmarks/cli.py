@@ -224,11 +224,13 @@ def _xtc(args) -> int:
         result = run_speed_bench(SpeedSettings(threads=args.threads, train_step=args.train_step))
         print(write_speed_results(result, args.json, args.markdown))
         return 0
-    overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(","))}
+    overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(",")),
+                 "until_converged": args.until_converged}  # fmt: skip
     for key, value in (
         ("teacher_minutes", args.minutes),
         ("teacher_steps", args.teacher_steps),
         ("teacher_tokens", args.teacher_tokens),
+        ("embedding_bits", args.embedding_bits),
         ("stage_steps", args.steps),
         ("samples", args.samples),
     ):
@@ -387,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     xtc.add_argument("--minutes", type=float, default=None, help="Teacher training budget in minutes.")
     xtc.add_argument("--teacher-steps", type=positive_int, default=None)
     xtc.add_argument("--teacher-tokens", type=positive_int, default=None, help="Teacher training tokens (the budget).")
+    xtc.add_argument(
+        "--until-converged",
+        action="store_true",
+        help="Distil each stage until held-out KL stops falling (--steps caps).",
+    )
+    xtc.add_argument("--embedding-bits", type=int, choices=(1, 2, 8, 32), default=None,
+                     help="Word-embedding bits of the quantised students (default: their weight bits).")  # fmt: skip
     xtc.add_argument("--steps", type=positive_int, default=None, help="Optimizer steps per XTC stage.")
     xtc.add_argument("--samples", type=positive_int, default=None, help="Line-completion samples.")
     xtc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: shared machines).")
