@@ -7,7 +7,7 @@ Examples:
     python -m benchmarks flab --json benchmarks/results/flab_smollm2.json
     python -m benchmarks flab-recovery --levels vocab+4L --train-tokens 1000000
     python -m benchmarks flab-humaneval --model runs/flab/pruned --humaneval 164
-    python -m benchmarks xtc-teacher --steps 300
+    python -m benchmarks xtc-teacher --tokens 20000000 --curve-every-tokens 2000000
     python -m benchmarks xtc-eval --model runs/xtc/teacher/<key>/final
     python -m benchmarks xtc --threads 1 --json benchmarks/results/xtc_gpt2.json
     python -m benchmarks results README.md
@@ -170,9 +170,12 @@ def _flab_humaneval(args) -> int:
 
 
 def _xtc_teacher(args) -> int:
+    from compress_utils.cli_args import dataclass_from_args
+
     from .xtc_teacher import TeacherSettings, train_teacher
 
-    print(train_teacher(TeacherSettings(minutes=args.minutes, steps=args.steps, seed=args.seed), args.cache_dir))
+    settings = dataclass_from_args(TeacherSettings, args, progress=args.progress and not args.quiet)
+    print(train_teacher(settings, args.cache_dir))
     return 0
 
 
@@ -203,10 +206,13 @@ def _xtc(args) -> int:
         result = run_speed_bench(SpeedSettings(threads=args.threads, train_step=args.train_step))
         print(write_speed_results(result, args.json, args.markdown))
         return 0
-    overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(","))}
+    overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(",")),
+                 "until_converged": args.until_converged}  # fmt: skip
     for key, value in (
         ("teacher_minutes", args.minutes),
         ("teacher_steps", args.teacher_steps),
+        ("teacher_tokens", args.teacher_tokens),
+        ("embedding_bits", args.embedding_bits),
         ("stage_steps", args.steps),
         ("samples", args.samples),
     ):
@@ -232,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .alpine_speed import BENCHMARK_MODELS
     from .flab_recovery import RecoverySettings
     from .flab_vocabulary import VocabularySettings
+    from .xtc_teacher import TeacherSettings
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--quiet", action="store_true", help="Only warnings and errors; no progress bars.")
@@ -317,10 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     humaneval.set_defaults(func=_flab_humaneval)
 
     teacher = commands.add_parser("xtc-teacher", help="Train (or reuse) the CodeGPT-style GPT-2 teacher.")
-    teacher.add_argument("--minutes", type=float, default=4.0, help="Training budget in minutes.")
+    # the options are TeacherSettings' fields; the two budgets are checked while parsing, before any data is read
+    add_dataclass_arguments(teacher, TeacherSettings, exclude=("steps", "tokens"))
     teacher.add_argument("--steps", type=positive_int, default=None, help="Exact number of steps (deterministic).")
+    teacher.add_argument(
+        "--tokens", type=positive_int, default=None, help="Training tokens (the budget; deterministic steps)."
+    )
     teacher.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
-    teacher.add_argument("--seed", type=int, default=0)
     teacher.set_defaults(func=_xtc_teacher)
 
     evaluate = commands.add_parser("xtc-eval", help="Line-level completion EM/ES on the held-out test split.")
@@ -335,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     xtc.add_argument("--full", action="store_true", help="Longer run: 30-min teacher, 600 steps/stage, 500 samples.")
     xtc.add_argument("--minutes", type=float, default=None, help="Teacher training budget in minutes.")
     xtc.add_argument("--teacher-steps", type=positive_int, default=None)
+    xtc.add_argument("--teacher-tokens", type=positive_int, default=None, help="Teacher training tokens (the budget).")
+    xtc.add_argument(
+        "--until-converged",
+        action="store_true",
+        help="Distil each stage until held-out KL stops falling (--steps caps).",
+    )
+    xtc.add_argument("--embedding-bits", type=int, choices=(1, 2, 8, 32), default=None,
+                     help="Word-embedding bits of the quantised students (default: their weight bits).")  # fmt: skip
     xtc.add_argument("--steps", type=positive_int, default=None, help="Optimizer steps per XTC stage.")
     xtc.add_argument("--samples", type=positive_int, default=None, help="Line-completion samples.")
     xtc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: shared machines).")

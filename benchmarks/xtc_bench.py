@@ -49,7 +49,22 @@ class BenchSettings:
 
     teacher_minutes: float = field(default=4.0, metadata={"help": "Teacher training budget (minutes)."})
     teacher_steps: int | None = field(default=None, metadata={"help": "Exact teacher steps (overrides minutes)."})
-    stage_steps: int = field(default=100, metadata={"help": "Optimizer steps per XTC stage."})
+    teacher_tokens: int | None = field(
+        default=None, metadata={"help": "Teacher training tokens (overrides minutes; not with teacher_steps)."}
+    )
+    stage_steps: int = field(
+        default=100, metadata={"help": "Optimizer steps per XTC stage (with until_converged: each stage's cap)."}
+    )
+    until_converged: bool = field(
+        default=False,
+        metadata={"help": "Distil each stage until KL on held-out valid-split code stops falling (xtc_hf recipe)."},
+    )
+    embedding_bits: int | None = field(
+        default=None,
+        metadata={
+            "help": "Bits of the word embeddings of the quantised students (8 = int8); None = their weight bits."
+        },
+    )
     samples: int = field(default=100, metadata={"help": "Line-completion test samples."})
     batch_size: int = field(default=8, metadata={"help": "Batch size of the throughput measurement."})
     seq_len: int = field(default=256, metadata={"help": "Sequence length of the throughput measurement."})
@@ -66,6 +81,12 @@ class BenchSettings:
         for name in ("stage_steps", "samples", "batch_size", "seq_len", "rounds", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
+        if self.embedding_bits is not None and self.embedding_bits not in (1, 2, 8, 32):
+            raise ValueError(f"`embedding_bits` must be None or one of (1, 2, 8, 32), got {self.embedding_bits!r}.")
+        if self.teacher_tokens is not None and self.teacher_steps is not None:
+            raise ValueError(
+                f"Give `teacher_steps` ({self.teacher_steps}) or `teacher_tokens` ({self.teacher_tokens}), not both."
+            )
 
     @classmethod
     def full(cls, **overrides) -> BenchSettings:
@@ -188,46 +209,66 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     from xtc_hf.recipe import XTCRecipeConfig, stage_reports, xtc_compress
 
     from .xtc_eval import evaluate_line_completion, line_completion_samples
-    from .xtc_teacher import TeacherSettings, train_teacher
+    from .xtc_teacher import CURVE_FILE, TeacherSettings, train_teacher
 
     settings = settings or BenchSettings()
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
     teacher_dir = train_teacher(
-        TeacherSettings(minutes=settings.teacher_minutes, steps=settings.teacher_steps, seed=settings.seed),
+        TeacherSettings(
+            minutes=settings.teacher_minutes,
+            steps=settings.teacher_steps,
+            tokens=settings.teacher_tokens,
+            seed=settings.seed,
+        ),
         cache_dir=settings.cache_dir,
     )
     with open(os.path.join(teacher_dir, "xtc_teacher.json")) as handle:
         teacher_meta = json.load(handle)
+    curve_path = os.path.join(teacher_dir, CURVE_FILE)
+    teacher_curve = None  # absent from teachers trained before the curve existed
+    if os.path.isfile(curve_path):
+        with open(curve_path) as handle:
+            teacher_curve = json.load(handle)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
     teacher = GPT2LMHeadModel.from_pretrained(teacher_dir).eval()
     train = stdlib_dataset("train")
     output_dir = os.path.join(settings.cache_dir, "bench", os.path.basename(os.path.dirname(teacher_dir)))
+    # held-out KL on the valid split: the test split stays for the line-completion scores
+    valid = stdlib_dataset("valid") if settings.until_converged else None
 
     checkpoints, train_seconds = {"base": teacher_dir}, {"base": {"teacher": teacher_meta["train_seconds"]}}
     for name in [n for n in RUN_ORDER if n in settings.variants]:
+        # 8-bit embeddings belong to the quantised students; the float 6L row stays the float layer-reduced model
+        embedding_bits = settings.embedding_bits if VARIANTS[name]["weight_bits"] < 32 else None
         recipe = XTCRecipeConfig(
             **VARIANTS[name],
+            embedding_bits=embedding_bits,
             layer_reduction_steps=settings.stage_steps,
             quantization_steps=settings.stage_steps,
+            until_converged=settings.until_converged,
             save_steps=max(50, settings.stage_steps // 4),
             seed=settings.seed,
         )
         logger.info("compressing %s", name)
-        model = xtc_compress(teacher, recipe, train, tokenizer=tokenizer, output_dir=output_dir)
+        model = xtc_compress(teacher, recipe, train, tokenizer=tokenizer, output_dir=output_dir, eval_dataset=valid)
         checkpoints[name] = model.xtc_checkpoint
         del model
     reports = stage_reports(output_dir)
+    kl_curves = {}
     for name in settings.variants:
         stage_dir = os.path.basename(os.path.dirname(checkpoints[name]))
-        seconds = {}
+        seconds, curves = {}, {}
         report = reports[stage_dir]
         if report["stage"] == "quantization" and VARIANTS[name]["student_layers"] != "all":
             stage1 = [r for r in reports.values() if r["stage"] == "layer_reduction"]
             seconds["layer_reduction"] = stage1[0]["train_seconds"] if stage1 else None
+            curves["layer_reduction"] = stage1[0].get("kl_curve") if stage1 else None
         seconds[report["stage"]] = report["train_seconds"]
+        curves[report["stage"]] = report.get("kl_curve")
         train_seconds[name] = seconds
+        kl_curves[name] = curves
 
     # -- accuracy -------------------------------------------------------------------------------------------------
     test_files = stdlib_code("test")
@@ -278,6 +319,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             "layers": model.config.n_layer,
             "weight_bits": getattr(model.config, "weight_bits", 32),
             "activation_bits": getattr(model.config, "activation_bits", 32),
+            "embedding_bits": getattr(model.config, "word_embedding_bits", 32),
             "em": accuracy[name]["em"],
             "es": accuracy[name]["es"],
             "em_retention": accuracy[name]["em"] / accuracy["base"]["em"] if accuracy["base"]["em"] else None,
@@ -285,6 +327,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             "peak_rss_increase_mb": peak[name],
             "model_memory_mb": memory_in_process[name],
             "train_seconds": train_seconds[name],
+            "kl_curves": kl_curves.get(name, {}),
         }
         for dtype in speed:
             measured = speed[dtype][name]
@@ -324,7 +367,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             "int_mm": hasattr(torch, "_int_mm"),
         },
         "capability": capability,
-        "teacher": {"checkpoint": teacher_dir, **teacher_meta},
+        "teacher": {"checkpoint": teacher_dir, **teacher_meta, "curve": teacher_curve},
         "throughput_input": {"batch_size": settings.batch_size, "seq_len": settings.seq_len},
         "line_completion": {"samples": len(samples), "context_tokens": 256, "split": "test"},
         "models": rows,

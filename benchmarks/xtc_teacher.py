@@ -1,13 +1,19 @@
 # Copyright 2026 The codecompress-hf authors. Apache-2.0.
 """A CodeGPT-style teacher trained here: byte-level BPE on standard-library code and a 12-layer GPT-2.
 
-No GPT-2 weights can be downloaded in our build environment, so the zoo trains its own teacher within a time budget
-and caches it under ``runs/xtc/teacher/<settings hash>/``. Any GPT-2 checkpoint a user has (e.g. CodeGPT-small-py)
-goes through :func:`xtc_hf.xtc_compress` the same way.
+No GPT-2 weights can be downloaded in our build environment, so the zoo trains its own teacher and caches it under
+``runs/xtc/teacher/<settings hash>/``. The budget is counted in training tokens (``tokens``; or an exact ``steps``
+count, or a wall-clock ``minutes`` budget). Training checkpoints (model, optimizer, scheduler, RNG states, step)
+go to ``.../checkpoints`` and an interrupted run resumes from the last one; the finished teacher is saved to
+``.../final`` with ``xtc_teacher.json`` (settings, steps, tokens, time, losses) and ``xtc_teacher_curve.json`` (the
+learning curve: training loss and held-out line-completion EM/ES against tokens seen). Any GPT-2 checkpoint a user
+has (e.g. CodeGPT-small-py) goes through :func:`xtc_hf.xtc_compress` the same way.
 
 Example:
-    >>> from benchmarks.xtc_teacher import TeacherSettings, train_teacher
-    >>> folder = train_teacher(TeacherSettings(minutes=3))  # doctest: +SKIP
+    >>> from benchmarks.xtc_teacher import TeacherSettings
+    >>> TeacherSettings(tokens=1_000_000, block_size=256, batch_size=8).planned_steps()
+    489
+    >>> folder = train_teacher(TeacherSettings(tokens=50_000_000))  # doctest: +SKIP
     >>> model = GPT2LMHeadModel.from_pretrained(folder)  # doctest: +SKIP
 """
 
@@ -26,20 +32,36 @@ from dataclasses import dataclass, field
 import torch
 
 from compress_utils.capability import resolve_bf16
-from compress_utils.io import save_pretrained_atomic
+from compress_utils.io import atomic_write_text, save_pretrained_atomic
 from xtc_hf.data import lm_dataset, pack_blocks, stdlib_code
 
 logger = logging.getLogger(__name__)
 
 EOS = "<|endoftext|>"
 DEFAULT_CACHE = os.path.join("runs", "xtc")
+META_FILE = "xtc_teacher.json"
+CURVE_FILE = "xtc_teacher_curve.json"
+PLAN_FILE = "plan.json"  # the step count a run chose, so that a resumed time-budget run keeps its schedule
 # the corpus and split rule the teacher reads (compress_utils.corpus); part of the cache key
 CORPUS_VERSION = "stdlib, compress_utils.corpus split v1"
 
 
+# settings that change what is measured or shown, never the weights: not part of the cache key
+NOT_IN_KEY = ("checkpoint_every_tokens", "curve_every_tokens", "curve_samples", "progress")
+
+
 @dataclass
 class TeacherSettings:
-    """How the teacher is built. Every field is part of the cache key."""
+    """How the teacher is built. Every field that changes the weights is part of the cache key (see :meth:`key`).
+
+    The budget: ``steps`` (exact) if set, else ``tokens`` (``ceil(tokens / (block_size * batch_size))`` steps, also
+    exact), else ``minutes`` of wall-clock time (steps estimated from timed steps on this machine, so the result
+    depends on how busy it is). ``steps`` and ``tokens`` are mutually exclusive.
+
+    Example:
+        >>> TeacherSettings(tokens=4096, block_size=256, batch_size=8, bf16=False).planned_steps()
+        2
+    """
 
     n_layer: int = field(default=12, metadata={"help": "GPT-2 blocks (CodeGPT-small has 12)."})
     n_embd: int = field(default=256, metadata={"help": "Hidden size (small so a CPU trains it in minutes)."})
@@ -49,8 +71,19 @@ class TeacherSettings:
     block_size: int = field(default=256, metadata={"help": "Training sequence length."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per step."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
-    minutes: float = field(default=4.0, metadata={"help": "Wall-clock budget; sets the step count when steps=None."})
-    steps: int | None = field(default=None, metadata={"help": "Exact step count (deterministic); overrides minutes."})
+    minutes: float = field(
+        default=4.0, metadata={"help": "Wall-clock budget; sets the step count when `steps` and `tokens` are None."}
+    )
+    steps: int | None = field(
+        default=None, metadata={"help": "Exact step count (deterministic); overrides `minutes`."}
+    )
+    tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Training tokens (the budget): steps = ceil(tokens / (block_size * batch_size)), deterministic; "
+            "overrides `minutes`. Give `steps` or `tokens`, not both."
+        },
+    )
     bf16: bool | None = field(
         default=None,
         metadata={"help": "bf16 autocast; None = where bf16 products are fast (AMX: ~4x faster, AVX2: ~60x slower)."},
@@ -59,6 +92,25 @@ class TeacherSettings:
     max_files: int | None = field(
         default=None, metadata={"help": "Read only the first N training files (sorted by path); None = all of them."}
     )
+    checkpoint_every_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Resumable checkpoint every this many tokens; None = 4 per run, at least 50 steps apart. Not "
+            "part of the cache key."
+        },
+    )
+    curve_every_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Learning-curve point every this many tokens; None = 5 per run. Not part of the cache key."},
+    )
+    curve_samples: int = field(
+        default=50,
+        metadata={
+            "help": "Held-out (valid split) line-completion samples scored at each curve point; 0 = a loss-only "
+            "curve. Not part of the cache key."
+        },
+    )
+    progress: bool = field(default=True, metadata={"help": "Show a progress bar (tokens). Not part of the cache key."})
 
     def __post_init__(self):
         for name in ("n_layer", "n_embd", "n_head", "n_positions", "vocab_size", "block_size", "batch_size"):
@@ -69,18 +121,46 @@ class TeacherSettings:
             raise ValueError(f"`n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head}).")
         if self.block_size > self.n_positions:
             raise ValueError(f"`block_size` ({self.block_size}) must be <= `n_positions` ({self.n_positions}).")
-        if self.steps is None and not self.minutes > 0:
-            raise ValueError(f"`minutes` must be > 0 when `steps` is None, got {self.minutes}.")
+        if self.steps is not None and self.tokens is not None:
+            raise ValueError(
+                f"Give `steps` ({self.steps}) or `tokens` ({self.tokens}), not both: each sets the step count."
+            )
+        if self.steps is None and self.tokens is None and not self.minutes > 0:
+            raise ValueError(f"`minutes` must be > 0 when `steps` and `tokens` are None, got {self.minutes}.")
         if self.max_files is not None and (not isinstance(self.max_files, int) or self.max_files < 1):
             raise ValueError(f"`max_files` must be None or a positive integer, got {self.max_files!r}.")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"`steps` must be >= 1, got {self.steps}.")
+        for name in ("tokens", "checkpoint_every_tokens", "curve_every_tokens"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{name}` must be None or an int >= 1, got {value!r}.")
+        if isinstance(self.curve_samples, bool) or not isinstance(self.curve_samples, int) or self.curve_samples < 0:
+            raise ValueError(f"`curve_samples` must be an int >= 0 (0 = loss-only curve), got {self.curve_samples!r}.")
         # resolved here, so xtc_teacher.json and the cache key record what ran (True/False), not "auto"
         self.bf16 = resolve_bf16(self.bf16, "cuda" if torch.cuda.is_available() else "cpu")
 
+    @property
+    def tokens_per_step(self) -> int:
+        """Training tokens per optimizer step (one process)."""
+        return self.block_size * self.batch_size
+
+    def planned_steps(self) -> int | None:
+        """The step count ``steps`` or ``tokens`` set (``None``: a ``minutes`` budget, timed at run time)."""
+        if self.steps is not None:
+            return self.steps
+        if self.tokens is not None:
+            return max(1, math.ceil(self.tokens / self.tokens_per_step))
+        return None
+
     def key(self) -> str:
-        """Short hash of the settings, the cache folder name."""
-        settings = dataclasses.asdict(self)
+        """Short hash of the settings that change the weights, the cache folder name.
+
+        ``tokens`` joins the key only when set, so teachers cached before it existed keep their folders.
+        """
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in NOT_IN_KEY}
+        if settings["tokens"] is None:
+            del settings["tokens"]
         settings.update(minutes=float(self.minutes), learning_rate=float(self.learning_rate))  # 20 and 20.0 alike
         settings["corpus"] = CORPUS_VERSION  # a teacher trained on another split must not be reused
         blob = json.dumps(settings, sort_keys=True)
@@ -119,23 +199,70 @@ def _steps_for_budget(model, blocks, settings: TeacherSettings) -> int:
     return max(10, int(settings.minutes * 60 / (per_step * 1.1)))
 
 
+def _plan_steps(root: str, model, blocks, settings: TeacherSettings) -> int:
+    """The run's step count: ``settings``' exact one, or a timed estimate for a ``minutes`` budget. The count is
+    written to ``root/plan.json`` and read back on resume, so an interrupted time-budget run keeps its learning-rate
+    schedule (a second estimate on a busier machine would give another ``max_steps``)."""
+    planned = settings.planned_steps()
+    if planned is not None:
+        return planned
+    path = os.path.join(root, PLAN_FILE)
+    if os.path.isfile(path):
+        with open(path) as handle:
+            return int(json.load(handle)["steps"])
+    steps = _steps_for_budget(model, blocks, settings)
+    os.makedirs(root, exist_ok=True)
+    atomic_write_text(path, json.dumps({"steps": steps, "minutes": settings.minutes}))
+    return steps
+
+
+def _interval_steps(tokens: int | None, tokens_per_step: int, steps: int, parts: int, floor: int = 1) -> int:
+    """An interval in steps: ``tokens`` converted (at least one step), else ``steps / parts`` (at least ``floor``)."""
+    if tokens is not None:
+        return max(1, math.ceil(tokens / tokens_per_step))
+    return max(floor, steps // parts, 1)
+
+
+def curve_line_samples(settings: TeacherSettings) -> list[dict]:
+    """The held-out line-completion samples of the learning curve: ``settings.curve_samples`` lines of the *valid*
+    split (the benchmark scores the test split, which the curve therefore never touches)."""
+    if settings.curve_samples == 0:
+        return []
+    from .xtc_eval import line_completion_samples
+
+    return line_completion_samples(stdlib_code("valid"), settings.curve_samples, seed=settings.seed)
+
+
 def train_teacher(
-    settings: TeacherSettings | None = None, cache_dir: str | None = None, overwrite: bool = False
+    settings: TeacherSettings | None = None, cache_dir: str | None = None, overwrite: bool = False, callbacks=None
 ) -> str:
     """Train (or reuse from the cache) the tokenizer and GPT-2 teacher; return the checkpoint folder.
 
-    The folder holds a stock ``GPT2LMHeadModel``, its tokenizer, and ``xtc_teacher.json`` (settings, steps, time,
-    final training loss). Training resumes from the last Trainer checkpoint if interrupted.
+    The folder (``<cache_dir>/teacher/<settings.key()>/final``) holds a stock ``GPT2LMHeadModel``, its tokenizer,
+    ``xtc_teacher.json`` (settings, steps, tokens, time, losses, the last curve point) and ``xtc_teacher_curve.json``
+    (training loss and held-out line-completion EM/ES against tokens seen, see
+    :class:`benchmarks.xtc_teacher_callbacks.TeacherCurveCallback`). Checkpoints of the model, optimizer,
+    scheduler, RNG states and step go to ``.../checkpoints`` every ``settings.checkpoint_every_tokens``; an
+    interrupted run called again with the same settings resumes from the last one and ends with the weights an
+    uninterrupted run has. ``callbacks`` are more ``TrainerCallback``s for the Trainer.
+
+    Example:
+        >>> folder = train_teacher(TeacherSettings(tokens=20_000_000), cache_dir="runs/xtc")  # doctest: +SKIP
+        >>> json.load(open(f"{folder}/xtc_teacher_curve.json"))["points"][-1]  # doctest: +SKIP
+        {'tokens': 20000768, 'step': 9766, 'train_loss': 1.83, 'em': 21.0, 'es': 52.3}
     """
     from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     from xtc_hf.callbacks import TimeBudgetCallback
 
+    from .xtc_teacher_callbacks import TeacherCurveCallback, TokenProgressCallback
+
     settings = settings or TeacherSettings()
     root = os.path.join(cache_dir or DEFAULT_CACHE, "teacher", settings.key())
     final = os.path.join(root, "final")
-    if os.path.isfile(os.path.join(final, "xtc_teacher.json")) and not overwrite:
+    if os.path.isfile(os.path.join(final, META_FILE)) and not overwrite:
         logger.info("reusing cached teacher %s", final)
         return final
     set_seed(settings.seed)
@@ -143,6 +270,11 @@ def train_teacher(
     texts = [item["text"] for item in stdlib_code("train", max_files=settings.max_files)]
     tokenizer = train_tokenizer(texts, settings.vocab_size)
     blocks = pack_blocks(texts, tokenizer, settings.block_size)
+    if not blocks:
+        raise ValueError(
+            f"The training files hold fewer than `block_size`={settings.block_size} tokens; raise `max_files` or "
+            "lower `block_size`."
+        )
     logger.info("teacher data: %d blocks of %d tokens", len(blocks), settings.block_size)
     eos = tokenizer.eos_token_id
     config = GPT2Config(
@@ -159,8 +291,11 @@ def train_teacher(
         pad_token_id=eos,
     )
     model = GPT2LMHeadModel(config)
-    steps = settings.steps or _steps_for_budget(model, blocks, settings)
-    logger.info("training the teacher for %d steps", steps)
+    steps = _plan_steps(root, model, blocks, settings)
+    logger.info(
+        "training the teacher for %d steps (%d tokens, %d passes over the data)", steps,
+        steps * settings.tokens_per_step, math.ceil(steps * settings.batch_size / len(blocks)),
+    )  # fmt: skip
     args = TrainingArguments(
         output_dir=os.path.join(root, "checkpoints"),
         max_steps=steps,
@@ -173,33 +308,54 @@ def train_teacher(
         use_cpu=not torch.cuda.is_available(),
         logging_steps=max(1, steps // 20),
         save_strategy="steps",
-        save_steps=max(50, steps // 4),
+        save_steps=_interval_steps(settings.checkpoint_every_tokens, settings.tokens_per_step, steps, 4, floor=50),
         save_total_limit=1,
         report_to=[],
         seed=settings.seed,
         dataloader_num_workers=0,
-        disable_tqdm=False,
+        disable_tqdm=True,  # TokenProgressCallback draws the bar, in tokens
     )
-    callbacks = [TimeBudgetCallback(settings.minutes * 1.5)] if settings.steps is None else []
-    trainer = Trainer(model=model, args=args, train_dataset=lm_dataset(blocks), callbacks=callbacks)
+    curve = TeacherCurveCallback(
+        tokenizer, curve_line_samples(settings),
+        _interval_steps(settings.curve_every_tokens, settings.tokens_per_step, steps, 5), settings.tokens_per_step,
+    )  # fmt: skip
+    extra = [TimeBudgetCallback(settings.minutes * 1.5)] if settings.planned_steps() is None else []
+    extra += [*(callbacks or []), TokenProgressCallback(settings.tokens_per_step, enabled=settings.progress)]
+    # the curve callback last: it sees a time budget's stop request at the step it is made
+    trainer = Trainer(model=model, args=args, train_dataset=lm_dataset(blocks), callbacks=[*extra, curve])
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; the bar and logging say enough
+    trainer.remove_callback(ProgressCallback)
     resume = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+    if resume:
+        logger.info("resuming the teacher from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    points = TeacherCurveCallback.curve(trainer.state.log_history)
     meta = {
         "settings": dataclasses.asdict(settings),
         "steps": trainer.state.global_step,
         "train_seconds": round(time.perf_counter() - start, 1),
         "final_train_loss": losses[-1] if losses else None,
         "train_loss": result.training_loss,
-        "train_tokens": trainer.state.global_step * settings.batch_size * settings.block_size,
+        "train_tokens": trainer.state.global_step * settings.tokens_per_step,
+        "resumed_from": os.path.basename(resume) if resume else None,
+        "curve_last": points[-1] if points else None,
         "torch_threads": torch.get_num_threads(),
+    }
+    curve_file = {
+        "tokens_per_step": settings.tokens_per_step,
+        "split": "valid",
+        "samples": settings.curve_samples,
+        "points": points,
     }
     model.config.use_cache = True
 
     class _Meta:
         def save_pretrained(self, folder):
-            with open(os.path.join(folder, "xtc_teacher.json"), "w") as handle:
+            with open(os.path.join(folder, META_FILE), "w") as handle:
                 json.dump(meta, handle, indent=2)
+            with open(os.path.join(folder, CURVE_FILE), "w") as handle:
+                json.dump(curve_file, handle, indent=2)
 
     save_pretrained_atomic(
         final, model, tokenizer, _Meta(), overwrite=True
@@ -207,6 +363,8 @@ def train_teacher(
     # the Trainer checkpoints this cache entry resumed from; removed only if they are nothing else
     if os.path.isdir(args.output_dir) and all(n.startswith("checkpoint-") for n in os.listdir(args.output_dir)):
         shutil.rmtree(args.output_dir, ignore_errors=True)
+    if os.path.isfile(os.path.join(root, PLAN_FILE)):
+        os.remove(os.path.join(root, PLAN_FILE))
     logger.info("teacher saved to %s (%s)", final, meta)
     return final
 
@@ -225,9 +383,13 @@ def teacher_perplexity(model, blocks, batch_size: int = 8) -> float:
 
 
 __all__ = [
+    "CURVE_FILE",
     "DEFAULT_CACHE",
     "EOS",
+    "META_FILE",
+    "NOT_IN_KEY",
     "TeacherSettings",
+    "curve_line_samples",
     "teacher_perplexity",
     "train_teacher",
     "train_tokenizer",

@@ -14,8 +14,9 @@ from transformers import AutoModelForCausalLM
 
 from compress_utils.registration import register_auto_classes
 
-from .callbacks import DistillationCallback, TimeBudgetCallback, soft_cross_entropy
+from .callbacks import DistillationCallback, TimeBudgetCallback, hidden_state_loss, soft_cross_entropy
 from .configuration_xtc import XTCGPT2Config
+from .convergence import HeldOutKLCallback, heldout_kl
 from .modeling_xtc import (
     XTCEmbedding,
     XTCGPT2LMHeadModel,
@@ -34,12 +35,13 @@ from .modeling_xtc import (
 )
 from .optimum_quantizer import XTCQuantizer
 from .quantizer_xtc import XTCHfQuantizer, XTCQuantizationConfig, register_xtc_quantizer
-from .recipe import XTCRecipeConfig, resolve_student_layers, xtc_compress
+from .recipe import XTCRecipeConfig, hidden_layer_map, resolve_student_layers, xtc_compress
 
 register_auto_classes({XTCGPT2Config: {AutoModelForCausalLM: XTCGPT2LMHeadModel}})
 
 __all__ = [
     "DistillationCallback",
+    "HeldOutKLCallback",
     "TimeBudgetCallback",
     "XTCEmbedding",
     "XTCGPT2Config",
@@ -54,6 +56,9 @@ __all__ = [
     "check_gpt2_shaped",
     "fake_quantize_tokens",
     "fake_quantize_weight",
+    "heldout_kl",
+    "hidden_layer_map",
+    "hidden_state_loss",
     "int8_linear",
     "int8_matmul",
     "pack_codes",

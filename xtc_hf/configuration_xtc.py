@@ -28,8 +28,14 @@ class XTCGPT2Config(GPT2Config):
         activation_bits: 8 (symmetric dynamic per-token int8 inputs of every quantised Linear) or 32.
         weight_granularity: ``"matrix"`` (one scale per weight matrix, XTC's default) or ``"row"`` (one scale per
             output row). Word embeddings always use one scale per row.
-        quantize_embeddings: also quantise the word embeddings (and hence the tied LM head). Position embeddings,
-            LayerNorms and biases always stay in floating point.
+        quantize_embeddings: also quantise the word embeddings (and hence the tied LM head), at ``weight_bits`` unless
+            ``embedding_bits`` says otherwise. Position embeddings, LayerNorms and biases always stay in floating
+            point.
+        embedding_bits: bits of the word embeddings and the tied LM head, independently of the blocks' ``weight_bits``
+            (one scale per row): 8 = symmetric per-row int8 with float scales (most of a layer-reduced model's
+            remaining float bytes and time are there, and 8 bits keep the output distribution far closer than 1);
+            ``None`` = ``weight_bits`` if ``quantize_embeddings`` else 32 (the behaviour before this setting). See
+            :attr:`word_embedding_bits`.
         teacher_layers: the teacher block each of the ``n_layer`` blocks was initialised from (``None`` = 0..n-1).
         packed: weights are stored packed (1-bit 8 per byte, 2-bit 4 per byte, 8-bit 1 per byte) with their scales
             instead of as floating-point parameters; set by ``XTCGPT2LMHeadModel.pack_()``.
@@ -54,6 +60,7 @@ class XTCGPT2Config(GPT2Config):
     activation_bits: int = 8
     weight_granularity: str = "matrix"
     quantize_embeddings: bool = True
+    embedding_bits: int | None = None
     teacher_layers: list[int] | None = None
     packed: bool = False
     xtc_kernel: str = "auto"
@@ -80,6 +87,17 @@ class XTCGPT2Config(GPT2Config):
             )
         if self.weight_granularity not in GRANULARITIES:
             raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
+        if self.embedding_bits is not None:
+            if isinstance(self.embedding_bits, bool) or self.embedding_bits not in WEIGHT_BITS:
+                raise ValueError(
+                    f"`embedding_bits` must be None (follow `weight_bits`) or one of {WEIGHT_BITS}, got "
+                    f"{self.embedding_bits!r}."
+                )
+            if self.embedding_bits < 32 and not self.quantize_embeddings:
+                raise ValueError(
+                    f"`embedding_bits={self.embedding_bits}` quantises the word embeddings but `quantize_embeddings` is "
+                    "False; drop one of the two settings."
+                )
         if self.xtc_kernel not in XTC_KERNELS:
             raise ValueError(f"`xtc_kernel` must be one of {XTC_KERNELS}, got {self.xtc_kernel!r}.")
         if self.teacher_layers is not None:
@@ -112,9 +130,24 @@ class XTCGPT2Config(GPT2Config):
         return config_dict, kwargs
 
     @property
+    def word_embedding_bits(self) -> int:
+        """Bits of the word embeddings and tied LM head: ``embedding_bits`` if set, else ``weight_bits`` when
+        ``quantize_embeddings``, else 32.
+
+        Example:
+            >>> XTCGPT2Config(n_layer=2, weight_bits=1).word_embedding_bits
+            1
+            >>> XTCGPT2Config(n_layer=2, weight_bits=1, embedding_bits=8).word_embedding_bits
+            8
+        """
+        if self.embedding_bits is not None:
+            return self.embedding_bits
+        return self.weight_bits if self.quantize_embeddings else 32
+
+    @property
     def is_quantized(self) -> bool:
-        """Whether any weight or activation is quantised."""
-        return self.weight_bits < 32 or self.activation_bits < 32
+        """Whether any weight (blocks or word embeddings) or activation is quantised."""
+        return self.weight_bits < 32 or self.activation_bits < 32 or self.word_embedding_bits < 32
 
     def xtc_quantization_config(self) -> dict:
         """The ``quantization_config`` of a packed checkpoint with these settings (``quant_method: "xtc"``).
@@ -126,16 +159,24 @@ class XTCGPT2Config(GPT2Config):
             >>> XTCGPT2Config(n_layer=2, weight_bits=2).xtc_quantization_config()["modules"][-1]
             'transformer.wte'
         """
-        modules = [f"transformer.h.*.{name}" for name in QUANTIZED_BLOCK_MODULES]
-        embeddings = self.weight_bits < 32 and self.quantize_embeddings  # 32-bit weights leave the embeddings float
+        # 32-bit block weights with 8-bit activations still quantise the blocks' inputs; only 8-bit embeddings on a
+        # float model leave the blocks alone
+        blocks = self.weight_bits < 32 or self.activation_bits < 32
+        modules = [f"transformer.h.*.{name}" for name in QUANTIZED_BLOCK_MODULES] if blocks else []
+        embeddings = self.word_embedding_bits < 32
+        # `embedding_bits` only when set: checkpoints without it keep the description they had
+        extra = {} if self.embedding_bits is None else {"embedding_bits": self.embedding_bits}
         return {
             "quant_method": QUANT_METHOD,
             "weight_bits": self.weight_bits,
             "activation_bits": self.activation_bits,
             "weight_granularity": self.weight_granularity,
             "quantize_embeddings": self.quantize_embeddings,
+            **extra,
             "modules": modules + (["transformer.wte"] if embeddings else []),
-            "modules_to_not_convert": ["transformer.wpe"] + ([] if embeddings else ["transformer.wte"]),
+            "modules_to_not_convert": ["transformer.wpe"]
+            + ([] if embeddings else ["transformer.wte"])
+            + ([] if blocks else ["transformer.h"]),
             "weight_format": "packed",
         }
 

@@ -13,8 +13,9 @@ Two representations of the same model:
 
 Quantisers (XTC): binary ``sign(W) * mean|W|``; ternary ``alpha * sign(W) * [|W| > 0.7 mean|W|]`` with ``alpha`` the
 mean magnitude of the kept weights; int8 ``round(W / s)``, ``s = max|W| / 127``; one scale per matrix (default) or
-per output row; word embeddings per row; activations symmetric per token, ``s = max|x| / 127``. LayerNorm, biases and
-position embeddings stay in floating point.
+per output row; word embeddings (the tied LM head) per row, at ``config.embedding_bits`` where set (e.g. 8-bit
+embeddings under 1-bit blocks); activations symmetric per token, ``s = max|x| / 127``. LayerNorm, biases and position
+embeddings stay in floating point.
 
 This file travels with saved checkpoints (``trust_remote_code``): it imports only torch, transformers and
 ``configuration_xtc`` from its own folder.
@@ -808,9 +809,8 @@ class XTCGPT2Model(XTCGPT2PreTrainedModel):
     def __init__(self, config: XTCGPT2Config):
         super().__init__(config)
         self.embed_dim = config.hidden_size
-        embedding_bits = config.weight_bits if config.quantize_embeddings else 32
         self.wte = XTCEmbedding(
-            config.vocab_size, self.embed_dim, embedding_bits, config.activation_bits, packed=config.packed
+            config.vocab_size, self.embed_dim, config.word_embedding_bits, config.activation_bits, packed=config.packed
         )
         self.wpe = nn.Embedding(config.max_position_embeddings, self.embed_dim)
         self.drop = nn.Dropout(config.embd_pdrop)

@@ -35,7 +35,7 @@ from transformers.utils.quantization_config import QuantizationConfigMixin
 from .constants_xtc import ACTIVATION_BITS, GRANULARITIES, QUANT_METHOD, WEIGHT_BITS
 
 # the settings both the quantization config and the model config hold; they must agree
-_SHARED_SETTINGS = ("weight_bits", "activation_bits", "weight_granularity", "quantize_embeddings")
+_SHARED_SETTINGS = ("weight_bits", "activation_bits", "weight_granularity", "quantize_embeddings", "embedding_bits")
 
 
 class XTCQuantizationConfig(QuantizationConfigMixin):
@@ -46,6 +46,8 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
         activation_bits: 8 (dynamic symmetric per-token int8) or 32.
         weight_granularity: one weight scale per ``"matrix"`` or per ``"row"`` (embeddings: always per row).
         quantize_embeddings: whether the word embeddings (and the tied LM head) are quantised.
+        embedding_bits: bits of the word embeddings and tied LM head when they differ from ``weight_bits`` (8 = per-row
+            int8); ``None`` (absent from the JSON) = ``weight_bits``.
         modules: the quantised modules (``*`` = every block).
         modules_to_not_convert: modules kept in floating point.
         weight_format: ``"packed"`` (codes packed into ``uint8`` buffers, with float32 scales).
@@ -61,6 +63,7 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
         activation_bits: int = 8,
         weight_granularity: str = "matrix",
         quantize_embeddings: bool = True,
+        embedding_bits: int | None = None,
         modules: list[str] | None = None,
         modules_to_not_convert: list[str] | None = None,
         weight_format: str = "packed",
@@ -71,6 +74,8 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
         self.activation_bits = activation_bits
         self.weight_granularity = weight_granularity
         self.quantize_embeddings = quantize_embeddings
+        if embedding_bits is not None:  # only when set, so descriptions written before it existed re-save unchanged
+            self.embedding_bits = embedding_bits
         self.modules = list(modules) if modules is not None else None
         self.modules_to_not_convert = list(modules_to_not_convert) if modules_to_not_convert is not None else None
         self.weight_format = weight_format
@@ -93,6 +98,12 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
             raise ValueError(
                 f"`quantization_config.weight_granularity` must be one of {GRANULARITIES}, "
                 f"got {self.weight_granularity!r}."
+            )
+        embedding_bits = getattr(self, "embedding_bits", None)
+        if embedding_bits is not None and (isinstance(embedding_bits, bool) or embedding_bits not in WEIGHT_BITS):
+            raise ValueError(
+                f"`quantization_config.embedding_bits` must be absent, null or one of {WEIGHT_BITS}, got "
+                f"{embedding_bits!r}."
             )
         if self.weight_format != "packed":
             raise ValueError(f"`quantization_config.weight_format` must be 'packed', got {self.weight_format!r}.")
@@ -131,7 +142,7 @@ class XTCHfQuantizer(HfQuantizer):
                 "quantization_config. Remove the key from config.json, or pack the model (`model.pack_()`) and save."
             )
         for name in _SHARED_SETTINGS:
-            described, built = getattr(self.quantization_config, name), getattr(config, name)
+            described, built = getattr(self.quantization_config, name, None), getattr(config, name, None)
             if described != built:
                 raise ValueError(
                     f"`quantization_config.{name}` is {described!r} but the model config's `{name}` is {built!r}; "

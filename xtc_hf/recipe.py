@@ -23,6 +23,7 @@ from compress_utils.io import save_pretrained_atomic_once
 
 from .callbacks import DistillationCallback, EmissionsCallback, TimeBudgetCallback, check_emissions_country
 from .configuration_xtc import ACTIVATION_BITS, GRANULARITIES, WEIGHT_BITS
+from .convergence import HeldOutKLCallback, plateaued, split_heldout
 from .data import lm_dataset, pack_blocks
 from .modeling_xtc import XTCGPT2LMHeadModel, check_gpt2_shaped
 
@@ -100,16 +101,60 @@ class XTCRecipeConfig:
     activation_bits: int = field(default=8, metadata={"help": "8 (per-token int8) or 32."})
     weight_granularity: str = field(default="matrix", metadata={"help": "Weight scale per `matrix` or per `row`."})
     quantize_embeddings: bool = field(default=True, metadata={"help": "Quantise word embeddings (row-wise) too."})
+    embedding_bits: int | None = field(
+        default=None,
+        metadata={
+            "help": "Bits of the word embeddings and tied LM head (per-row scales): 8 = int8 under low-bit blocks; "
+            "None = weight_bits (with quantize_embeddings)."
+        },
+    )
     temperature: float = field(default=1.0, metadata={"help": "KD softmax temperature (XTC: 1)."})
     logit_weight: float = field(default=1.0, metadata={"help": "Weight of the soft cross-entropy on logits."})
-    hidden_weight: float = field(default=1.0, metadata={"help": "Weight of the hidden-state MSE (layer-mapped)."})
+    hidden_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of the intermediate-layer loss: MSE between each student hidden state and the teacher "
+            "state of the layer it was initialised from, over the teacher state's mean square (0 = off)."
+        },
+    )
     gt_weight: float = field(default=0.0, metadata={"help": "Weight of the ground-truth LM loss."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (paper: 5e-4 for 1 epoch)."})
     warmup_ratio: float = field(default=0.2, metadata={"help": "Fraction of steps of linear warm-up (paper: 0.2)."})
     batch_size: int = field(default=8, metadata={"help": "Sequences per step."})
     block_size: int = field(default=256, metadata={"help": "Tokens per training sequence (text datasets)."})
-    layer_reduction_steps: int = field(default=150, metadata={"help": "Optimizer steps of stage 1."})
-    quantization_steps: int = field(default=150, metadata={"help": "Optimizer steps of stage 2."})
+    layer_reduction_steps: int = field(
+        default=150,
+        metadata={"help": "Optimizer steps of stage 1 (with until_converged: its cap and learning-rate schedule)."},
+    )
+    quantization_steps: int = field(
+        default=150,
+        metadata={"help": "Optimizer steps of stage 2 (with until_converged: its cap and learning-rate schedule)."},
+    )
+    until_converged: bool = field(
+        default=False,
+        metadata={
+            "help": "Distil each stage until held-out KL to the teacher stops falling (see kl_eval_steps, patience, "
+            "min_delta); the stage step counts become caps. Off: the fixed step counts."
+        },
+    )
+    kl_eval_steps: int = field(
+        default=50,
+        metadata={"help": "Measure held-out KL every this many steps (with until_converged or an eval_dataset)."},
+    )
+    patience: int = field(
+        default=3, metadata={"help": "until_converged: stop after this many KL measurements without progress."}
+    )
+    min_delta: float = field(
+        default=0.01,
+        metadata={"help": "until_converged: the relative fall of the best held-out KL that counts as progress."},
+    )
+    kl_eval_blocks: int = field(
+        default=32,
+        metadata={
+            "help": "Held-out blocks the KL is measured on: the first of eval_dataset, or (until_converged without "
+            "one) blocks spread over the training data, then not trained on."
+        },
+    )
     max_minutes_per_stage: float | None = field(
         default=None, metadata={"help": "Stop a stage early after this many minutes (and save)."}
     )
@@ -134,6 +179,17 @@ class XTCRecipeConfig:
             raise ValueError(f"`activation_bits` must be one of {ACTIVATION_BITS}, got {self.activation_bits!r}.")
         if self.weight_granularity not in GRANULARITIES:
             raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
+        if self.embedding_bits is not None:
+            if isinstance(self.embedding_bits, bool) or self.embedding_bits not in WEIGHT_BITS:
+                raise ValueError(
+                    f"`embedding_bits` must be None (follow `weight_bits`) or one of {WEIGHT_BITS}, got "
+                    f"{self.embedding_bits!r}."
+                )
+            if self.embedding_bits < 32 and not self.quantize_embeddings:
+                raise ValueError(
+                    f"`embedding_bits={self.embedding_bits}` quantises the word embeddings but `quantize_embeddings` is "
+                    "False; drop one of the two settings."
+                )
         if isinstance(self.student_layers, str) and self.student_layers not in LAYER_MODES:
             raise ValueError(
                 f"`student_layers` must be one of {LAYER_MODES} or a list of layer indices, got {self.student_layers!r}."
@@ -142,11 +198,24 @@ class XTCRecipeConfig:
             raise ValueError("`student_layers` is an empty list; keep at least one teacher layer.")
         if not self.temperature > 0:
             raise ValueError(f"`temperature` must be > 0, got {self.temperature}.")
+        for name in ("logit_weight", "hidden_weight", "gt_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"`{name}` must be >= 0 (0 = that loss term off), got {getattr(self, name)}.")
+        if self.logit_weight == 0 and self.hidden_weight == 0 and self.gt_weight == 0:
+            raise ValueError("All loss terms are off; set `logit_weight`, `hidden_weight` or `gt_weight` > 0.")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"`warmup_ratio` must be in [0, 1), got {self.warmup_ratio}.")
         for name in ("batch_size", "block_size", "save_steps", "logging_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
+        for name in ("kl_eval_steps", "patience", "kl_eval_blocks"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+        if not 0 <= self.min_delta < 1:
+            raise ValueError(
+                f"`min_delta` must be in [0, 1) (a relative fall of the held-out KL; 0.01 = 1%), got {self.min_delta!r}."
+            )
         # 0 used to train one step anyway (Trainer reads max_steps=0 as "use epochs"); a stage is skipped by its
         # settings instead: keep every layer (student_layers="all") or keep 32-bit weights and activations
         skip = {"layer_reduction_steps": "`student_layers='all'`", "quantization_steps": "32-bit weights/activations"}
@@ -162,8 +231,16 @@ class XTCRecipeConfig:
             self.track_emissions = check_emissions_country(self.track_emissions)
 
     @property
+    def word_embedding_bits(self) -> int:
+        """Bits the word embeddings get: ``embedding_bits`` if set, else ``weight_bits`` with ``quantize_embeddings``."""
+        if self.embedding_bits is not None:
+            return self.embedding_bits
+        return self.weight_bits if self.quantize_embeddings else 32
+
+    @property
     def quantizes(self) -> bool:
-        return self.weight_bits < 32 or self.activation_bits < 32
+        """Whether stage 2 (quantisation-aware distillation) runs: any weight or activation below 32 bits."""
+        return self.weight_bits < 32 or self.activation_bits < 32 or self.word_embedding_bits < 32
 
 
 def prepare_train_dataset(train_dataset, tokenizer=None, block_size: int = 256):
@@ -203,8 +280,10 @@ def _stage_key(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, steps: int, stage_dir: str, callbacks):
-    """Distil ``teacher`` into ``student`` for ``steps`` steps with a stock Trainer; resumes from checkpoints."""
+def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, steps: int, stage_dir: str, callbacks,
+                 heldout=None):  # fmt: skip
+    """Distil ``teacher`` into ``student`` for ``steps`` steps (at most, ``until_converged``) with a stock Trainer;
+    resumes from checkpoints. With ``heldout`` blocks the report holds the held-out KL curve."""
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -240,6 +319,13 @@ def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, 
     extra = [TimeBudgetCallback(config.max_minutes_per_stage)] if config.max_minutes_per_stage else []
     emissions = EmissionsCallback(config.track_emissions) if config.track_emissions else None
     extra += [emissions] if emissions else []
+    tokens_per_step = config.batch_size * len(dataset[0]["input_ids"]) * args.world_size
+    if heldout is not None:
+        extra.append(HeldOutKLCallback(
+            teacher, heldout, config.kl_eval_steps, tokens_per_step,
+            patience=config.patience if config.until_converged else None, min_delta=config.min_delta,
+            batch_size=config.batch_size,
+        ))  # fmt: skip
     trainer = Trainer(model=student, args=args, train_dataset=dataset, callbacks=[distill, *extra, *(callbacks or [])])
     resume = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
     if resume:
@@ -251,18 +337,34 @@ def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, 
     report = {
         "train_seconds": round(seconds, 1),
         "steps": trainer.state.global_step,
+        "max_steps": steps,
+        "tokens": trainer.state.global_step * tokens_per_step,
         "bf16": config.bf16,
         "log": history,
     }
+    curve = HeldOutKLCallback.curve(trainer.state.log_history)
+    if curve:
+        best = min(curve, key=lambda point: point["kl"])
+        report.update(kl_curve=curve, best_kl=best["kl"], best_kl_step=best["step"])
+    if config.until_converged:
+        # whether the stage ended on a plateau (False: the cap or a time budget ended it while the KL still fell)
+        report["converged"] = bool(plateaued([p["kl"] for p in curve], config.patience, config.min_delta))
     if emissions is not None:
         report["emissions"] = emissions.emissions
     return report
 
 
-def _layer_map(student_layers: list[int], num_teacher_layers: int) -> dict[int, int]:
-    """Student ``hidden_states`` index -> teacher index: [0] is the embedding output and [i + 1] the output of block
-    i, except that the last entry of both is after the final LayerNorm, so the last student state maps to the last
-    teacher state."""
+def hidden_layer_map(student_layers: list[int], num_teacher_layers: int) -> dict[int, int]:
+    """The intermediate-layer distillation pairs: student ``hidden_states`` index -> teacher index.
+
+    Each student block's output is paired with the output of the teacher block it was initialised from
+    (``student_layers``); [0] is the embedding output of both. GPT-2's last hidden state is taken after the final
+    LayerNorm, so the last student state maps to the last teacher state.
+
+    Example:
+        >>> hidden_layer_map([1, 3, 5], 6)
+        {0: 0, 1: 2, 2: 4, 3: 6}
+    """
     mapping = {0: 0, **{i + 1: layer + 1 for i, layer in enumerate(student_layers[:-1])}}
     mapping[len(student_layers)] = num_teacher_layers
     return mapping
@@ -299,6 +401,7 @@ def xtc_compress(
     tokenizer=None,
     output_dir: str = os.path.join("runs", "xtc", "compress"),
     callbacks=None,
+    eval_dataset=None,
 ) -> XTCGPT2LMHeadModel:
     """Compress a GPT-2 ``teacher`` with XTC and return the (packed, if quantised) student.
 
@@ -312,6 +415,13 @@ def xtc_compress(
     and a 1W8A6L run in the same ``output_dir`` share stage 1. The returned model's ``xtc_checkpoint`` attribute is
     the folder it was saved to.
 
+    With ``config.until_converged`` each stage distils until its held-out KL to the teacher stops falling
+    (``patience`` measurements every ``kl_eval_steps`` steps without a relative fall of ``min_delta``), at most
+    ``layer_reduction_steps`` / ``quantization_steps`` steps; the stage report holds the KL curve (``kl_curve``:
+    step, tokens, KL), ``best_kl`` and ``converged``. The held-out blocks are the first ``kl_eval_blocks`` of
+    ``eval_dataset``, or, without one, blocks spread over the training data (then not trained on). An
+    ``eval_dataset`` without ``until_converged`` only records the curve.
+
     Args:
         teacher: a GPT-2 causal LM (``GPT2LMHeadModel``; any GPT-2 checkpoint, e.g. CodeGPT-small-py).
         config: :class:`XTCRecipeConfig` (default: 6 of 12 layers, 1-bit weights, 8-bit activations).
@@ -319,6 +429,12 @@ def xtc_compress(
         tokenizer: the teacher's tokenizer (needed for ``text``; saved next to the results).
         output_dir: where stages checkpoint and save.
         callbacks: extra ``TrainerCallback``s for both stages.
+        eval_dataset: held-out code like ``train_dataset`` (``text`` or ``input_ids``) for the held-out KL.
+
+    Example:
+        >>> recipe = XTCRecipeConfig(until_converged=True, layer_reduction_steps=5000, quantization_steps=5000)
+        >>> student = xtc_compress(teacher, recipe, train, tokenizer=tokenizer, eval_dataset=valid)  # doctest: +SKIP
+        >>> [r["kl_curve"][-1] for r in stage_reports("runs/xtc/compress").values()]  # doctest: +SKIP
     """
     config = config or XTCRecipeConfig()
     check_gpt2_shaped(teacher)
@@ -326,6 +442,14 @@ def xtc_compress(
         raise ValueError("`train_dataset` is required: a `datasets.Dataset` with code in a `text` column.")
     layers = resolve_student_layers(config.student_layers, teacher.config.n_layer, config.num_student_layers)
     dataset = prepare_train_dataset(train_dataset, tokenizer, config.block_size)
+    heldout = None
+    if eval_dataset is not None:
+        held = prepare_train_dataset(eval_dataset, tokenizer, config.block_size)
+        heldout = torch.tensor(held[: config.kl_eval_blocks]["input_ids"], dtype=torch.long)
+    elif config.until_converged:
+        dataset, held = split_heldout(dataset, config.kl_eval_blocks)
+        heldout = torch.tensor(held[:]["input_ids"], dtype=torch.long)
+        logger.info("held out %d training blocks for the held-out KL (no `eval_dataset` given)", len(held))
     teacher.eval()
     common = {
         "seed": config.seed,
@@ -338,6 +462,9 @@ def xtc_compress(
         "minutes": config.max_minutes_per_stage,
         "data": len(dataset),
     }
+    if config.until_converged:  # where each stage stops depends on these (keys of fixed-step stages stay as they were)
+        held_key = hashlib.sha256(heldout.numpy().tobytes()).hexdigest()[:10]
+        common["converged"] = [config.kl_eval_steps, config.patience, config.min_delta, held_key]
     student = teacher
     reduce = layers != list(range(teacher.config.n_layer))
     stage1_key = None
@@ -352,11 +479,12 @@ def xtc_compress(
                 student,
                 teacher,
                 dataset,
-                _layer_map(layers, teacher.config.n_layer),
+                hidden_layer_map(layers, teacher.config.n_layer),
                 config,
                 config.layer_reduction_steps,
                 stage_dir,
                 callbacks,
+                heldout,
             )
             report.update(stage="layer_reduction", teacher_layers=layers)
             _save_stage(student, stage_dir, report, tokenizer)
@@ -365,10 +493,16 @@ def xtc_compress(
             logger.info("stage 1: reusing %s", stage_dir)
     if not config.quantizes:
         if not reduce:
-            raise ValueError("Nothing to do: `student_layers` keeps every layer and all bit widths are 32.")
+            raise ValueError(
+                "Nothing to do: `student_layers` keeps every layer and all bit widths (weights, activations, "
+                "embeddings) are 32."
+            )
         return student.eval()
+    bits = [config.weight_bits, config.activation_bits, config.weight_granularity, config.quantize_embeddings]
+    if config.embedding_bits is not None:  # only when set: stages cached before the setting existed keep their keys
+        bits.append(config.embedding_bits)
     quant = {
-        "bits": [config.weight_bits, config.activation_bits, config.weight_granularity, config.quantize_embeddings],
+        "bits": bits,
         "steps": config.quantization_steps,
         "init": stage1_key,
         "layers": layers,
@@ -378,23 +512,28 @@ def xtc_compress(
     if quantized is not None:
         logger.info("stage 2: reusing %s", stage_dir)
         return quantized.eval()
-    logger.info("stage 2: %d-bit weights, %d-bit activations", config.weight_bits, config.activation_bits)
+    logger.info(
+        "stage 2: %d-bit weights, %d-bit activations, %d-bit embeddings",
+        config.weight_bits, config.activation_bits, config.word_embedding_bits,
+    )  # fmt: skip
     quantized = XTCGPT2LMHeadModel.from_gpt2(
         student,
         weight_bits=config.weight_bits,
         activation_bits=config.activation_bits,
         weight_granularity=config.weight_granularity,
         quantize_embeddings=config.quantize_embeddings,
+        embedding_bits=config.embedding_bits,
     )
     report = _train_stage(
         quantized,
         teacher,
         dataset,
-        _layer_map(layers, teacher.config.n_layer),
+        hidden_layer_map(layers, teacher.config.n_layer),
         config,
         config.quantization_steps,
         stage_dir,
         callbacks,
+        heldout,
     )
     report.update(stage="quantization", teacher_layers=layers)
     quantized.pack_()
@@ -417,6 +556,7 @@ def stage_reports(output_dir: str) -> dict[str, dict]:
 __all__ = [
     "LAYER_MODES",
     "XTCRecipeConfig",
+    "hidden_layer_map",
     "prepare_train_dataset",
     "resolve_student_layers",
     "stage_reports",

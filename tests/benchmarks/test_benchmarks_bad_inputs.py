@@ -37,6 +37,12 @@ def _never(*args, **kwargs):
         (["xtc", "--json", "{file}/r.json"], "`--json`="),
         (["xtc", "--json", "{dir}/r.json", "--steps", "-2"], "--steps"),
         (["xtc-teacher", "--steps", "0"], "--steps"),
+        (["xtc-teacher", "--tokens", "0"], "--tokens"),
+        (["xtc-teacher", "--tokens", "4096", "--steps", "3"], "Give `steps` (3) or `tokens` (4096), not both"),
+        (["xtc-teacher", "--curve-samples", "-1"], "`curve_samples` must be an int >= 0"),
+        (["xtc", "--json", "{dir}/r.json", "--teacher-tokens", "0"], "--teacher-tokens"),
+        (["xtc", "--json", "{dir}/r.json", "--teacher-tokens", "9", "--teacher-steps", "3"], "not both"),
+        (["xtc", "--json", "{dir}/r.json", "--embedding-bits", "4"], "--embedding-bits"),
     ],
 )
 def test_bad_options_are_refused_before_work(tmp_path, capsys, monkeypatch, argv, named):

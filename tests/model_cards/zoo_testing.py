@@ -126,8 +126,9 @@ def xtc_student():
 # two seeds: the cards' mean +- std path runs for real
 TINY_ALPINE = {"finetune": {"train_pairs": 16, "eval_pairs": 8, "max_length": 64, "batch_size": 8, "seeds": 2}}
 # a 12-block (so 6L keeps 6), 64-wide teacher on 40 files: the zoo tests check the pipeline and its files, not quality
+# (2 learning-curve samples: 50 would cost 40 s of generation here)
 TINY_TEACHER = {"n_layer": 12, "n_embd": 64, "n_head": 2, "n_positions": 256, "vocab_size": 512, "block_size": 32,
-                "max_files": 40, "minutes": 1.0, "steps": 3}  # fmt: skip
+                "max_files": 40, "minutes": 1.0, "steps": 3, "curve_samples": 2}  # fmt: skip
 TINY_XTC = {"teacher": TINY_TEACHER, "recipe": {"layer_reduction_steps": 2, "quantization_steps": 2}, "samples": 2,
             "train_files": 40}  # fmt: skip
 TINY_FLAB = {

@@ -126,7 +126,8 @@ def test_teacher_cache_key_changes_with_the_corpus_split(monkeypatch):
 
 @pytest.mark.slow
 def test_tiny_teacher_trains_and_is_cached(tmp_path):
-    settings = TeacherSettings(n_layer=2, n_embd=32, n_head=2, vocab_size=300, block_size=64, steps=5, bf16=False)
+    settings = TeacherSettings(n_layer=2, n_embd=32, n_head=2, vocab_size=300, block_size=64, steps=5, bf16=False,
+                               curve_samples=2)  # fmt: skip
     folder = train_teacher(settings, cache_dir=str(tmp_path))
     meta = json.loads(open(f"{folder}/xtc_teacher.json").read())
     assert meta["steps"] == 5

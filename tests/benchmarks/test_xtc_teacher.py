@@ -1,0 +1,115 @@
+"""The teacher's budget in tokens, its learning curve, and resuming an interrupted run to the same weights."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from benchmarks.xtc_teacher import CURVE_FILE, META_FILE, TeacherSettings, train_teacher
+from benchmarks.xtc_teacher_callbacks import TeacherCurveCallback, TokenProgressCallback
+
+
+def tiny(**overrides) -> TeacherSettings:
+    """A 2-layer teacher on 8 training files: 6 steps of 2 x 32 tokens, a curve point and a checkpoint every 2 steps."""
+    settings = dict(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=300, block_size=32, batch_size=2,
+                    tokens=6 * 64, max_files=8, checkpoint_every_tokens=128, curve_every_tokens=128, curve_samples=2,
+                    bf16=False, progress=False)  # fmt: skip
+    return TeacherSettings(**{**settings, **overrides})
+
+
+class _Crash(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 3:
+            raise KeyboardInterrupt("simulated crash after the step-2 checkpoint")
+
+
+def _weights(folder) -> dict:
+    return load_file(os.path.join(folder, "model.safetensors"))
+
+
+def test_tokens_set_the_step_count():
+    assert TeacherSettings(tokens=4096, block_size=256, batch_size=8).planned_steps() == 2
+    assert TeacherSettings(tokens=4097, block_size=256, batch_size=8).planned_steps() == 3  # the budget is covered
+    assert TeacherSettings(steps=7).planned_steps() == 7
+    assert TeacherSettings(minutes=2.0).planned_steps() is None  # timed at run time
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"tokens": 1000, "steps": 3}, r"Give `steps` \(3\) or `tokens` \(1000\), not both"),
+        ({"tokens": 0}, r"`tokens` must be None or an int >= 1, got 0"),
+        ({"curve_every_tokens": -5}, r"`curve_every_tokens` must be None or an int >= 1, got -5"),
+        ({"checkpoint_every_tokens": 1.5}, r"`checkpoint_every_tokens` must be None or an int >= 1, got 1.5"),
+        ({"curve_samples": -1}, r"`curve_samples` must be an int >= 0 \(0 = loss-only curve\), got -1"),
+        ({"minutes": 0}, r"`minutes` must be > 0 when `steps` and `tokens` are None"),
+    ],
+)
+def test_teacher_settings_reject_bad_budgets(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TeacherSettings(**kwargs)
+
+
+def test_cache_key_holds_what_changes_the_weights_only():
+    key = TeacherSettings().key()
+    assert key == "c191cca336a8"  # the default teacher's cache folder from before the token budget existed
+    for unchanged in ({"curve_samples": 0}, {"curve_every_tokens": 10}, {"checkpoint_every_tokens": 10},
+                      {"progress": False}):  # fmt: skip
+        assert TeacherSettings(**unchanged).key() == key
+    assert TeacherSettings(tokens=1000).key() not in (key, TeacherSettings(tokens=2000).key())
+
+
+def test_token_budget_trains_and_saves_a_learning_curve(tmp_path):
+    folder = train_teacher(tiny(), cache_dir=str(tmp_path))
+    meta = json.loads(open(os.path.join(folder, META_FILE)).read())
+    assert meta["steps"] == 6 and meta["train_tokens"] == 6 * 64
+    curve = json.loads(open(os.path.join(folder, CURVE_FILE)).read())
+    assert curve["split"] == "valid" and curve["samples"] == 2 and curve["tokens_per_step"] == 64
+    points = curve["points"]
+    assert [p["tokens"] for p in points] == [0, 128, 256, 384]
+    assert points[0]["train_loss"] is None and all(p["train_loss"] > 0 for p in points[1:])
+    assert all(0 <= p["em"] <= 100 and 0 <= p["es"] <= 100 for p in points)
+    assert meta["curve_last"] == points[-1]
+    # finished: the resumable checkpoints and the plan are gone, the teacher is reused from the cache
+    assert sorted(os.listdir(os.path.dirname(folder))) == ["final"]
+    assert train_teacher(tiny(), cache_dir=str(tmp_path)) == folder
+
+
+def test_interrupted_teacher_resumes_to_the_uninterrupted_weights(tmp_path):
+    settings = tiny(curve_samples=0)  # a loss-only curve: the resume is what is tested here
+    expected = _weights(train_teacher(settings, cache_dir=str(tmp_path / "whole")))
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(settings, cache_dir=str(tmp_path / "cut"), callbacks=[_Crash()])
+    root = tmp_path / "cut" / "teacher" / settings.key()
+    assert os.listdir(root / "checkpoints") == ["checkpoint-2"] and not (root / "final").exists()
+    folder = train_teacher(settings, cache_dir=str(tmp_path / "cut"))
+    meta = json.loads(open(os.path.join(folder, META_FILE)).read())
+    assert meta["resumed_from"] == "checkpoint-2" and meta["steps"] == 6
+    resumed = _weights(folder)
+    assert resumed.keys() == expected.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=1e-6, msg=name)
+    curve = json.loads(open(os.path.join(folder, CURVE_FILE)).read())["points"]
+    assert [p["tokens"] for p in curve] == [0, 128, 256, 384]  # carried by the checkpoint, continued, no duplicates
+
+
+def test_curve_reads_points_from_log_history():
+    history = [
+        {"step": 0, "curve_tokens": 0, "curve_em": 0.0, "curve_es": 10.0},
+        {"step": 2, "loss": 5.5},
+        {"step": 4, "loss": 4.0, "curve_tokens": 256},
+    ]
+    assert TeacherCurveCallback.curve(history) == [
+        {"tokens": 0, "step": 0, "train_loss": None, "em": 0.0, "es": 10.0},
+        {"tokens": 256, "step": 4, "train_loss": 4.0},
+    ]
+
+
+def test_callbacks_reject_bad_intervals():
+    with pytest.raises(ValueError, match=r"`every_steps` must be an int >= 1, got 0"):
+        TeacherCurveCallback(None, [], every_steps=0, tokens_per_step=64)
+    with pytest.raises(ValueError, match=r"`tokens_per_step` must be an int >= 1, got 0"):
+        TokenProgressCallback(0)

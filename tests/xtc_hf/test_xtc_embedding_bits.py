@@ -1,0 +1,153 @@
+"""8-bit word embeddings and LM head (``embedding_bits=8``): per-row int8 codes with float scales, saved packed, loaded
+through remote code with the logits of the in-memory model."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from xtc_hf import XTCGPT2Config, XTCGPT2LMHeadModel
+
+FRESH = """
+import json, sys
+sys.modules["xtc_hf"] = None  # installed in this venv: make it unimportable, as on a user's machine
+sys.modules["compress_utils"] = None
+import torch
+from transformers import AutoModelForCausalLM
+folder, ids = sys.argv[1], torch.tensor(json.loads(sys.argv[2]))
+model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
+with torch.no_grad():
+    logits = model(input_ids=ids).logits
+print(json.dumps({"module": type(model).__module__, "embedding_bits": model.transformer.wte.weight_bits,
+                  "logits": logits.tolist()}))
+"""
+
+
+def _imports(path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    return {name.split(".")[0] for name in names}
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"weight_bits": 1}, 1),  # before embedding_bits existed: the blocks' bits
+        ({"weight_bits": 1, "quantize_embeddings": False}, 32),
+        ({"weight_bits": 1, "embedding_bits": 8}, 8),
+        ({"weight_bits": 32, "activation_bits": 32, "embedding_bits": 8}, 8),
+        ({"weight_bits": 2, "embedding_bits": 32}, 32),
+    ],
+)
+def test_word_embedding_bits(settings, expected):
+    config = XTCGPT2Config(n_layer=2, **settings)
+    assert config.word_embedding_bits == expected
+    assert config.is_quantized == (settings["weight_bits"] < 32 or expected < 32)
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"embedding_bits": 4}, r"`embedding_bits` must be None \(follow `weight_bits`\) or one of \(1, 2, 8, 32\)"),
+        ({"embedding_bits": 8, "quantize_embeddings": False}, "`quantize_embeddings` is False; drop one"),
+    ],
+)
+def test_config_rejects_bad_embedding_bits(settings, match):
+    with pytest.raises(ValueError, match=match):
+        XTCGPT2Config(n_layer=2, **settings)
+
+
+@pytest.mark.parametrize(("weight_bits", "activation_bits"), [(1, 8), (32, 32), (2, 32)])
+def test_packed_8bit_embeddings_match_the_training_model(tiny_gpt2, input_ids, weight_bits, activation_bits):
+    fake = XTCGPT2LMHeadModel.from_gpt2(
+        tiny_gpt2, weight_bits=weight_bits, activation_bits=activation_bits, embedding_bits=8
+    ).eval()
+    expected = _logits(fake, input_ids)
+    packed = fake.pack_()
+    wte = packed.transformer.wte
+    assert wte.is_packed and wte.weight_bits == 8
+    assert wte.weight_packed.shape == (99, 32) and wte.weight_scale.shape == (99,)  # one byte per weight, row scales
+    # the tolerance of test_xtc_modeling's packed-vs-training check: the same integer codes, but a different
+    # summation order can flip an int8 activation code at a rounding boundary (a few logits move by < 0.2% of spread)
+    difference = (_logits(packed, input_ids) - expected).abs()
+    spread = float(expected.max() - expected.min())
+    assert float(difference.median()) <= 1e-6, float(difference.median())
+    assert float(difference.max()) <= 2e-3 * spread, (float(difference.max()), spread)
+
+
+def test_8bit_embeddings_stay_closer_to_the_teacher_than_1bit(tiny_gpt2, input_ids):
+    reference = _logits(tiny_gpt2, input_ids)
+
+    def error(bits):
+        model = XTCGPT2LMHeadModel.from_gpt2(tiny_gpt2, weight_bits=32, activation_bits=32, embedding_bits=bits)
+        return float((_logits(model.eval().pack_(), input_ids) - reference).abs().mean())
+
+    assert error(8) < error(1) / 10
+
+
+def test_embedding_only_quantization_is_described_and_reloads(tiny_gpt2, input_ids, tmp_path):
+    model = XTCGPT2LMHeadModel.from_gpt2(tiny_gpt2, weight_bits=32, activation_bits=32, embedding_bits=8)
+    model.eval().pack_().save_pretrained(tmp_path / "ckpt")
+    described = json.loads((tmp_path / "ckpt" / "config.json").read_text())["quantization_config"]
+    assert described["embedding_bits"] == 8 and described["modules"] == ["transformer.wte"]
+    assert described["modules_to_not_convert"] == ["transformer.wpe", "transformer.h"]
+    loaded = XTCGPT2LMHeadModel.from_pretrained(tmp_path / "ckpt").eval()
+    assert loaded.config.quantization_config.embedding_bits == 8
+    assert not loaded.transformer.h[0].attn.c_attn.is_packed  # the blocks stay float
+    torch.testing.assert_close(_logits(loaded, input_ids), _logits(model, input_ids), rtol=0, atol=0)
+
+
+def test_8bit_embedding_checkpoint_loads_through_remote_code(tiny_gpt2, input_ids, tmp_path):
+    model = XTCGPT2LMHeadModel.from_gpt2(tiny_gpt2, teacher_layers=[1, 3], weight_bits=1, embedding_bits=8)
+    model = model.eval().pack_()
+    expected = _logits(model, input_ids)
+    model.save_pretrained(tmp_path / "ckpt")
+    tensors = load_file(tmp_path / "ckpt" / "model.safetensors")
+    assert tensors["transformer.wte.weight_packed"].shape == (99, 32)  # packed int8 codes, not fp32 weights
+    assert "transformer.wte.weight" not in tensors and "lm_head.weight" not in tensors  # the head is the tied wte
+    described = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert described["embedding_bits"] == 8 and described["quantization_config"]["embedding_bits"] == 8
+    for code in (tmp_path / "ckpt").glob("*.py"):  # the remote code imports torch, transformers and its own folder
+        assert not _imports(code) & {"xtc_hf", "compress_utils", "benchmarks"}, code.name
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH, str(tmp_path / "ckpt"), json.dumps(input_ids.tolist())],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["module"].startswith("transformers_modules") and loaded["embedding_bits"] == 8
+    torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, rtol=0, atol=1e-6)
+
+
+def test_recipe_trains_and_packs_8bit_embeddings(tiny_gpt2, tmp_path):
+    from datasets import Dataset
+
+    from xtc_hf import XTCRecipeConfig, xtc_compress
+
+    torch.manual_seed(2)
+    data = Dataset.from_dict({"input_ids": torch.randint(1, 99, (8, 16)).tolist()})
+    recipe = XTCRecipeConfig(student_layers="all", embedding_bits=8, quantization_steps=2, batch_size=4, bf16=False,
+                             save_steps=2, logging_steps=1)  # fmt: skip
+    assert recipe.word_embedding_bits == 8 and XTCRecipeConfig().word_embedding_bits == 1
+    model = xtc_compress(tiny_gpt2, recipe, data, output_dir=str(tmp_path))
+    assert model.config.packed and model.config.embedding_bits == 8
+    assert model.transformer.wte.weight_bits == 8 and model.transformer.h[0].mlp.c_fc.weight_bits == 1
+    # embeddings alone are a quantisation stage too (a float 6L student with an int8 vocabulary)
+    float_blocks = XTCRecipeConfig(weight_bits=32, activation_bits=32, embedding_bits=8)
+    assert float_blocks.quantizes and not XTCRecipeConfig(weight_bits=32, activation_bits=32).quantizes
+    with pytest.raises(ValueError, match="`quantize_embeddings` is False; drop one"):
+        XTCRecipeConfig(embedding_bits=8, quantize_embeddings=False)
+    with pytest.raises(ValueError, match=r"`embedding_bits` must be None \(follow `weight_bits`\)"):
+        XTCRecipeConfig(embedding_bits=3)
