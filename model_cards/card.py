@@ -149,8 +149,14 @@ def _eval_results(results: dict, family: str) -> list:
             task_type="text-generation", task_name="Code language modelling", dataset_type=STDLIB,
             dataset_name=f"Python standard library, held-out files ({quality['tokens']} tokens)", dataset_split="test",
         )  # fmt: skip
-        evals.append(EvalResult(**common, metric_type="perplexity", metric_value=quality["perplexity"],
-                                metric_name="Perplexity"))  # fmt: skip
+        if "text_perplexity" in quality:  # comparable across vocabularies: the one the model-index states
+            text = dict(common, dataset_name="Python standard library, held-out files "
+                                             f"({quality['text_perplexity_tokens']} dense-tokenizer tokens)")  # fmt: skip
+            evals.append(EvalResult(**text, metric_type="perplexity", metric_value=quality["text_perplexity"],
+                                    metric_name="Perplexity per dense-tokenizer token"))  # fmt: skip
+        else:  # an entry built before text_perplexity was measured
+            evals.append(EvalResult(**common, metric_type="perplexity", metric_value=quality["perplexity"],
+                                    metric_name="Perplexity"))  # fmt: skip
         evals.append(EvalResult(**common, metric_type="kl_divergence", metric_value=quality["kl_to_dense"],
                                 metric_name="KL(dense || this model) per token"))  # fmt: skip
         evals.append(EvalResult(**common, metric_type="next_token_agreement",
@@ -314,12 +320,18 @@ def _alpine_sections(results: dict) -> tuple[list[str], list[str]]:
     return results_text, limits
 
 
+def _perplexity(measured: dict) -> float:
+    """The perplexity that compares vocabularies (per dense-tokenizer token) where measured, else the own-token one."""
+    return measured.get("text_perplexity", measured["perplexity"])
+
+
 def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
     params, quality, humaneval = results["params"], results["quality"], results.get("humaneval") or {}
     variant = variant_of(results)
     rows = [
-        "| model | parameters | held-out perplexity | KL to dense | next-token agreement | HumanEval pass@1 |",
-        "|---|---|---|---|---|---|",
+        "| model | parameters | perplexity per dense token | perplexity per own token | KL to dense | next-token "
+        "agreement | HumanEval pass@1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     names = [name for name in ("dense", "pruned", "recovered") if name in quality]
     for name in names:
@@ -328,8 +340,8 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
         he_text = f"{he['pass@1']:.3f} ({he['passed']}/{he['problems']})" if he else "not measured"
         label = f"**{name}** (this model)" if name == variant else name
         measured = quality[name]
-        cells = [label, f"{count:,}", _num(measured["perplexity"]), _num(measured["kl_to_dense"]),
-                 _num(measured["next_token_agreement"]), he_text]  # fmt: skip
+        cells = [label, f"{count:,}", _num(measured.get("text_perplexity")), _num(measured["perplexity"]),
+                 _num(measured["kl_to_dense"]), _num(measured["next_token_agreement"]), he_text]  # fmt: skip
         rows.append("| " + " | ".join(cells) + " |")
     breakdown = ["| component | dense | after vocabulary | after layers | after FFN |", "|---|---|---|---|---|"]
     for component in ("embed_tokens", "lm_head", "attention", "ffn", "norms", "total"):
@@ -341,11 +353,23 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
         for s in results["kl_steps"] if s["stage"] in ("vocab", "layer", "ffn")
     )  # fmt: skip
     vocab = results.get("vocab") or {}
+    own = quality[variant]
+    text_tokens = own.get("text_perplexity_tokens")
     text = [
         f"Parameters {params['before']['total']:,} -> {params['after']['total']:,} ({params['ratio']:.4f}x); "
         f"vocabulary {vocab.get('before', '-')} -> {vocab.get('after', '-')} tokens; removed layers "
         f"{results['removed_layers']}; FFN rule `{results.get('ffn_rule')}`. Quality on held-out standard-library "
-        f"code ({quality[variant]['tokens']} tokens, float32); HumanEval greedy in {results.get('humaneval_dtype')}.",
+        f"code in float32: KL, agreement and perplexity per own token on {own['tokens']} tokens in the model's own "
+        "tokenization (the dense model reads the same text); "
+        + (
+            f"perplexity per dense token on held-out test text ({text_tokens:,} dense-tokenizer tokens: each model "
+            "reads it in its own tokenization and its log-likelihood is divided by the dense token count), the one "
+            "that compares models with different vocabularies (a pruned vocabulary cuts text into more, easier "
+            "pieces, so per own token it looks better than it is). "
+            if text_tokens
+            else "perplexity per dense token was not measured by this build. "
+        )
+        + f"HumanEval greedy in {results.get('humaneval_dtype')}.",
         "",
         *rows,
         "",
@@ -379,12 +403,13 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
             f"- The {dense_name} itself solves {dense_he['passed']}/{dense_he['problems']} of the HumanEval problems "
             f"run here, {shown}"
         )
-    before, after = quality["dense"]["perplexity"], quality[variant]["perplexity"]
+    before, after = _perplexity(quality["dense"]), _perplexity(own)
+    per = "per dense-tokenizer token" if "text_perplexity" in own else "per own token"
     limits += [
-        f"- Held-out perplexity {'rises' if after > before else 'falls'} from {_num(before)} (dense) to "
-        f"{_num(after)}, and the KL to the dense model is {_num(quality[variant]['kl_to_dense'])} nats per token. The "
-        'paper\'s "97% of the original performance after pruning 22% of the parameters" was measured on 7B code '
-        "models; this small model is not evidence for or against it.",
+        f"- Held-out perplexity ({per}) {'rises' if after > before else 'falls'} from {_num(before)} (dense) to "
+        f"{_num(after)} ({after / before:.3f}x), and the KL to the dense model is {_num(own['kl_to_dense'])} nats per "
+        'token. The paper\'s "97% of the original performance after pruning 22% of the parameters" was measured on '
+        "7B code models; this small model is not evidence for or against it.",
         "- The vocabulary keeps only tokens seen in the standard-library corpus (plus every byte-level base token): "
         "any text still encodes, but text outside that domain encodes into more tokens. `kept_token_ids.json` maps "
         "each new id to the original model's id.",

@@ -44,6 +44,8 @@ BUDGET_KEY = "flab"
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 KEPT_IDS_FILE = "kept_token_ids.json"
 STAGES = ("prune", "eval", "recovery")  # one cache key each; a field's `stage` metadata says which it joins
+# cached evaluations are named with this: bump it when _measure measures more, so older cached files are redone
+MEASURE_VERSION = 2  # 2: text_perplexity (per dense-tokenizer token)
 
 
 def _default_prune() -> FlabConfig:
@@ -165,14 +167,33 @@ def _eval_ids(pruned_tokenizer, kept: torch.Tensor, windows: int, length: int) -
     return kept[heldout_windows(pruned_tokenizer, windows, length)]
 
 
-def _measure(model, tokenizer, dense, eval_original, kept, budget: FlabBudget, progress: bool) -> dict:
-    """Quality against the dense model (float32) and HumanEval pass@1 (greedy, in the fastest dtype the capability
-    probe finds here, as the benchmark runs it: bf16 only where bf16 products beat fp32)."""
+def _test_chunks(budget: FlabBudget) -> list[str]:
+    """``eval_windows`` slices of held-out stdlib test text (800 characters each, spread over the split), read by
+    every model in its own tokenization for :func:`flab_hf.quality.text_perplexity`."""
+    from benchmarks.flab_recovery import text_chunks
+    from flab_hf.data import stdlib_texts
+
+    return text_chunks(stdlib_texts("test"), budget.eval_windows)
+
+
+def _measure(model, tokenizer, dense, dense_tokenizer, eval_original, kept, budget: FlabBudget,
+             progress: bool) -> dict:  # fmt: skip
+    """Quality against the dense model (float32), perplexity per dense-tokenizer token on held-out test text, and
+    HumanEval pass@1 (greedy, in the fastest dtype the capability probe finds here, as the benchmark runs it: bf16
+    only where bf16 products beat fp32).
+
+    ``quality["perplexity"]`` is per token of the model's own tokenizer (a pruned vocabulary cuts text into more,
+    easier pieces); ``quality["text_perplexity"]`` divides the same kind of sum by the dense tokenizer's token count
+    on the same texts, so it compares models with different vocabularies.
+    """
     from benchmarks.flab_bench import humaneval_pass
     from flab_hf.data import check_humaneval_executes, humaneval_problems
-    from flab_hf.quality import quality
+    from flab_hf.quality import quality, text_perplexity
 
     measured = {"quality": quality(model, dense, eval_original, kept)}
+    text = text_perplexity(model, tokenizer, _test_chunks(budget), dense_tokenizer)
+    measured["quality"]["text_perplexity"] = text["perplexity"]
+    measured["quality"]["text_perplexity_tokens"] = text["reference_tokens"]
     if budget.humaneval:
         check_humaneval_executes()
         fast = copy.deepcopy(model).to(fastest_dtype())
@@ -205,9 +226,9 @@ def _prune(budget: FlabBudget, work: Path, dense, tokenizer, progress: bool) -> 
 def _summary(dense: dict, model: dict, params: dict) -> dict:
     return {
         "task": "held-out code modelling",
-        "metric": "perplexity (lower is better)",
-        "base": dense["quality"]["perplexity"],
-        "compressed": model["quality"]["perplexity"],
+        "metric": "perplexity per dense-tokenizer token (lower is better)",
+        "base": dense["quality"]["text_perplexity"],
+        "compressed": model["quality"]["text_perplexity"],
         "retention": None,  # a perplexity has no retention; the card reports KL and agreement instead
         "compression": f"{1 - params['ratio']:.1%} fewer parameters",
     }
@@ -229,13 +250,15 @@ def build_flab_smollm2(folder: str, settings: ZooSettings) -> dict:
     eval_original = _eval_ids(pruned_tokenizer, kept, budget.eval_windows, budget.eval_length)
     with stages("evaluate dense"):
         dense_eval = cached_json(
-            work / f"dense-eval-{keys['eval']}.json",
-            lambda: _measure(dense, tokenizer, dense, eval_original, None, budget, settings.progress),
+            work / f"dense-eval-v{MEASURE_VERSION}-{keys['eval']}.json",
+            lambda: _measure(dense, tokenizer, dense, tokenizer, eval_original, None, budget, settings.progress),
         )
     with stages("evaluate pruned"):
         pruned_eval = cached_json(
-            work / f"pruned-eval-{keys['eval']}.json",
-            lambda: _measure(pruned, pruned_tokenizer, dense, eval_original, kept, budget, settings.progress),
+            work / f"pruned-eval-v{MEASURE_VERSION}-{keys['eval']}.json",
+            lambda: _measure(
+                pruned, pruned_tokenizer, dense, tokenizer, eval_original, kept, budget, settings.progress
+            ),
         )
     with stages("package"):
         params = {
@@ -329,8 +352,10 @@ def build_flab_smollm2_recovered(folder: str, settings: ZooSettings) -> dict:
         recovered, recovered_tokenizer = _load_checkpoint(model_dir)
         eval_original = _eval_ids(recovered_tokenizer, kept, budget.eval_windows, budget.eval_length)
         measured = cached_json(
-            work / f"eval-{keys['eval']}.json",
-            lambda: _measure(recovered, recovered_tokenizer, dense, eval_original, kept, budget, settings.progress),
+            work / f"eval-v{MEASURE_VERSION}-{keys['eval']}.json",
+            lambda: _measure(
+                recovered, recovered_tokenizer, dense, tokenizer, eval_original, kept, budget, settings.progress
+            ),
         )
     with stages("package"):
         results = {
@@ -369,6 +394,7 @@ __all__ = [
     "DEFAULT",
     "FULL",
     "FlabBudget",
+    "MEASURE_VERSION",
     "NAME",
     "RECOVERED",
     "STAGES",

@@ -66,6 +66,13 @@ def test_flab_entries_measure_pruned_and_recovered_models(tiny_zoo):
     assert recovered["quality"]["dense"] == pruned["quality"]["dense"]
     assert recovered["quality"]["pruned"] == pruned["quality"]["pruned"]
     assert recovered["quality"]["recovered"] != pruned["quality"]["pruned"]
+    # perplexity per dense-tokenizer token on the same held-out text for every row (the dense model's own is its
+    # ordinary perplexity on that text)
+    for row in (pruned["quality"]["dense"], pruned["quality"]["pruned"], recovered["quality"]["recovered"]):
+        assert row["text_perplexity"] > 1 and row["text_perplexity_tokens"] > 0
+    assert len({row["text_perplexity_tokens"] for row in recovered["quality"].values()}) == 1
+    assert pruned["summary"]["base"] == pruned["quality"]["dense"]["text_perplexity"]
+    assert recovered["summary"]["compressed"] == recovered["quality"]["recovered"]["text_perplexity"]
     assert recovered["recovery"]["steps"] >= 1 and recovered["recovery_data"]["samples"] == 2
     kept = json.loads((zoo / "flab-smollm2-recovered" / "kept_token_ids.json").read_text())
     assert (
