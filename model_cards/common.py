@@ -28,7 +28,8 @@ DEFAULT_ORG = "codecompress-hf"
 
 @dataclass
 class ZooSettings:
-    """Budget of a zoo build; the defaults finish within 30 minutes on 2 CPU cores, ``full`` is paper-sized.
+    """Budget of a zoo build; the defaults are sized for about an hour on 2 CPU cores (an estimate, to re-measure
+    from the entries' ``stage_seconds``), ``full`` is paper-sized.
 
     Example:
         >>> ZooSettings(overrides={"flab": {"humaneval": 20, "prune": {"layers_to_prune": 2}}}).full
@@ -60,7 +61,8 @@ def is_complete(folder: str | os.PathLike) -> bool:
     """True if ``folder`` holds a finished entry: weights, config and results with everything its card needs.
 
     Results written before entries recorded their ``family`` (and the measurements cards read) count as
-    incomplete, so the next build redoes them (cached stages make that cheap).
+    incomplete, so the next build redoes them (cached stages make that cheap); so do Flab entries recovered with LoRA
+    before the zoo recovered by distillation (no recovery curve): the current build replaces them.
     """
     if not all((Path(folder) / name).is_file() for name in REQUIRED_FILES):
         return False
@@ -68,11 +70,14 @@ def is_complete(folder: str | os.PathLike) -> bool:
         results = json.loads((Path(folder) / "results.json").read_text())
     except json.JSONDecodeError:
         return False
-    return isinstance(results, dict) and {"family", "summary", "command"} <= set(results)
+    if not (isinstance(results, dict) and {"family", "summary", "command"} <= set(results)):
+        return False
+    recovery = results.get("recovery")
+    return not (results["family"] == "flab" and isinstance(recovery, dict) and "curve" not in recovery)
 
 
 # where and how visibly a stage runs, never what it computes: set by the build, kept out of budgets' keys and records
-RUN_FIELDS = ("output_dir", "progress")
+RUN_FIELDS = ("checkpoint_dir", "output_dir", "progress")
 
 
 def budget_field(stage: str, help: str, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
@@ -91,8 +96,8 @@ def apply_overrides(budget, overrides: dict, path: str = "overrides"):
     Example:
         >>> from model_cards.flab_entry import DEFAULT
         >>> budget = apply_overrides(DEFAULT, {"humaneval": 20, "prune": {"layers_to_prune": 2}})
-        >>> budget.humaneval, budget.prune.layers_to_prune, budget.prune.ffn_neurons
-        (20, 2, 256)
+        >>> budget.humaneval, budget.prune.layers_to_prune, budget.prune.calibration_samples
+        (20, 2, 6)
     """
     if not isinstance(overrides, dict):
         raise ValueError(f"`{path}` must be a dict of {type(budget).__name__} settings, got {overrides!r}.")

@@ -31,7 +31,7 @@ def plot_alpine(results: dict, path: str | os.PathLike) -> None:
 
 
 def _kl_steps(results: dict) -> tuple[list[str], list[float]]:
-    """Labels and KL of every pruning step (cumulative), then the recovery epochs if the entry has them."""
+    """Labels and KL of every pruning step (cumulative)."""
     labels, values = [], []
     for step in results["kl_steps"]:
         if step["stage"] == "vocab":
@@ -46,28 +46,41 @@ def _kl_steps(results: dict) -> tuple[list[str], list[float]]:
     return labels, values
 
 
+def _recovery_curve(axis, curve: list[dict]) -> None:
+    """Validation KL to dense (left axis) and perplexity / dense (right axis) against training tokens."""
+    tokens = [point["tokens"] for point in curve]
+    scale, unit = (1e6, "millions") if tokens[-1] >= 1e6 else (1e3, "thousands")
+    x = [t / scale for t in tokens]
+    axis.plot(x, [p["kl_to_dense"] for p in curve], marker="o", color="tab:green", label="KL to dense")
+    axis.set_xlabel(f"training tokens ({unit})")
+    axis.set_ylabel("validation KL to dense (nats/token)", color="tab:green")
+    axis.set_ylim(bottom=0)
+    ratio = axis.twinx()
+    ratio.plot(x, [p["perplexity"] / p["dense_perplexity"] for p in curve], marker="s", color="tab:purple",
+               label="perplexity / dense")  # fmt: skip
+    ratio.set_ylabel("validation perplexity / dense", color="tab:purple")
+    axis.set_title("recovery by distillation")
+
+
 def plot_flab(results: dict, path: str | os.PathLike) -> None:
-    """Left: KL(dense || pruned) on the calibration set after each pruning step (and validation KL after each
-    recovery epoch, if recovered). Right: parameters per component before and after each stage."""
+    """KL(dense || pruned) on the calibration set after each pruning step; for a recovered entry, the recovery curve
+    (validation KL and perplexity ratio against training tokens); parameters per component before and after each
+    stage."""
     labels, values = _kl_steps(results)
     params = results["params"]
     stages = [("dense", params["before"]), ("vocab", params["after_vocab"]), ("layers", params["after_layers"]),
               ("FFN", params["after"])]  # fmt: skip
     components = ["embed_tokens", "lm_head", "attention", "ffn", "norms"]
+    curve = (results.get("recovery") or {}).get("curve")
 
     def draw(figure):
-        left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
-        left.plot(range(len(values)), values, marker="o", label="pruning (calibration KL)")
-        recovery = results.get("recovery")
-        if recovery and recovery.get("kl_history"):
-            kls = [recovery["kl_before"], *[entry["kl"] for entry in recovery["kl_history"]]]
-            start = len(values) - 1
-            left.plot(range(start, start + len(kls)), kls, marker="s", color="tab:green",
-                      label="LoRA recovery (validation KL)")  # fmt: skip
-            labels_all = labels + [f"epoch {i}" for i in range(1, len(kls))]
+        if curve:
+            left, middle, right = figure.subplots(1, 3, gridspec_kw={"width_ratios": [3, 3, 2]})
+            _recovery_curve(middle, curve)
         else:
-            labels_all = labels
-        left.set_xticks(range(len(labels_all)), labels_all, rotation=45, ha="right", fontsize=8)
+            left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+        left.plot(range(len(values)), values, marker="o", label="pruning (calibration KL)")
+        left.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
         left.set_ylabel("KL to dense (nats/token)")
         left.set_title("Flab-Pruner: KL after each step")
         left.legend(fontsize=8)
@@ -81,7 +94,7 @@ def plot_flab(results: dict, path: str | os.PathLike) -> None:
         right.set_title(f"parameters: {params['ratio']:.3f}x")
         right.legend(fontsize=8)
 
-    save_figure(draw, path, (9.0, 3.8))
+    save_figure(draw, path, (13.0, 3.8) if curve else (9.0, 3.8))
 
 
 XTC_ORDER = ("base", "1W8A", "6L", "1W8A6L", "2W8A6L")

@@ -40,9 +40,9 @@ def test_nested_override_replaces_only_the_named_settings():
     assert isinstance(budget.prune, type(flab_entry.DEFAULT.prune))  # still the recipe's own config
     assert flab_entry.DEFAULT.humaneval == 10 and flab_entry.DEFAULT.prune.layers_to_prune == 4  # not mutated
     # under --full the overrides apply on top of the full budget
-    settings = ZooSettings(full=True, overrides={"flab": {"recovery": {"lora_r": 8}}})
+    settings = ZooSettings(full=True, overrides={"flab": {"distill": {"lora_r": 8}}})
     full = entry_budget(settings, "flab", flab_entry.DEFAULT, flab_entry.FULL)
-    assert _changed(flab_entry.FULL, full) == {"recovery.lora_r": 8} and full.recovery.epochs == 2.0
+    assert _changed(flab_entry.FULL, full) == {"distill.lora_r": 8} and full.distill.train_tokens == 1_000_000
 
 
 def test_unknown_nested_name_names_the_path_the_name_and_the_valid_ones(tmp_path):
@@ -64,6 +64,8 @@ def test_unknown_nested_name_names_the_path_the_name_and_the_valid_ones(tmp_path
 def test_run_fields_and_variant_fields_are_not_budget_settings():
     with pytest.raises(ValueError, match=r"`progress` is set by the build"):
         apply_overrides(flab_entry.DEFAULT, {"prune": {"progress": False}})
+    with pytest.raises(ValueError, match=r"`checkpoint_dir` is set by the build"):  # the entry puts it in its work dir
+        apply_overrides(flab_entry.DEFAULT, {"distill": {"checkpoint_dir": "elsewhere"}})
     with pytest.raises(ValueError, match=r"\['weight_bits'\], which each variant sets itself"):
         apply_overrides(xtc_entry.DEFAULT, {"recipe": {"weight_bits": 2}})
     with pytest.raises(ValueError, match=r"`variants` has unknown names \['9L'\]"):
@@ -79,11 +81,16 @@ def test_default_budgets_keep_their_numbers():
         800, 400, 256, 1.0, 16, False, 42, ("none", "all"), None)  # fmt: skip
     flab = flab_entry.DEFAULT
     assert (flab.model, flab.base_model, flab.corpus_chars, flab.eval_windows, flab.eval_length, flab.humaneval,
-            flab.humaneval_max_new_tokens, flab.recovery_samples, flab.teacher_max_new_tokens, flab.recovery.epochs) == (
-        None, "HuggingFaceTB/SmolLM2-135M-Instruct", 4_000_000, 8, 256, 10, 256, 48, 160, 1.0)  # fmt: skip
+            flab.humaneval_max_new_tokens, flab.answers, flab.answer_tokens, flab.chat_share, flab.train_chars,
+            flab.curve_windows) == (
+        None, "HuggingFaceTB/SmolLM2-135M-Instruct", 4_000_000, 8, 256, 10, 256, 64, 256, 0.3, 1_000_000, 4)  # fmt: skip
     prune = flab.prune
     assert (prune.layers_to_prune, prune.ffn_neurons, prune.calibration_samples, prune.calibration_length) == (
-        4, 256, 6, 128)  # fmt: skip
+        4, 0, 6, 128)  # fmt: skip
+    distill = flab.distill
+    assert (distill.train_tokens, distill.curve_every, distill.block_size, distill.batch_size, distill.learning_rate,
+            distill.lora_r, distill.kl_weight, distill.checkpoint_dir) == (
+        65_536, 16_384, 256, 8, 2e-4, None, 1.0, None)  # fmt: skip
     xtc = xtc_entry.DEFAULT
     assert (xtc.teacher.minutes, xtc.teacher.steps, xtc.recipe.layer_reduction_steps, xtc.recipe.quantization_steps,
             xtc.samples, xtc.variants, xtc.train_files) == (4.0, 300, 100, 100, 100, ("6L", "1W8A6L"), None)  # fmt: skip
@@ -94,8 +101,10 @@ def test_default_budgets_keep_their_numbers():
     [
         (alpine_entry, {"finetune.train_pairs": 4000, "finetune.eval_pairs": 1000, "finetune.max_length": 512,
                         "finetune.epochs": 2.0}),
-        (flab_entry, {"corpus_chars": None, "prune.calibration_samples": 32, "prune.calibration_length": 256,
-                      "eval_windows": 64, "humaneval": 164, "recovery_samples": 256, "recovery.epochs": 2.0}),
+        (flab_entry, {"corpus_chars": None, "prune.calibration_samples": 16, "prune.calibration_length": 256,
+                      "eval_windows": 64, "humaneval": 164, "distill.train_tokens": 1_000_000,
+                      "distill.curve_every": 100_000, "answers": 1024, "train_chars": 6_000_000,
+                      "curve_windows": 16}),
         (xtc_entry, {"teacher.minutes": 30.0, "teacher.steps": 2400, "recipe.layer_reduction_steps": 600,
                      "recipe.quantization_steps": 600, "samples": 200, "variants": ("6L", "1W8A6L", "1W8A")}),
     ],
@@ -113,14 +122,17 @@ def test_an_eval_only_change_keeps_the_prune_key():
         new = flab_entry.stage_keys(dataclasses.replace(flab_entry.DEFAULT, **changes))
         return {stage for stage in keys if new[stage] != keys[stage]}
 
-    prune, recovery = flab_entry.DEFAULT.prune, flab_entry.DEFAULT.recovery
+    prune, distill = flab_entry.DEFAULT.prune, flab_entry.DEFAULT.distill
     assert changed_keys(humaneval=20) == {"eval"}
     assert changed_keys(eval_windows=16, humaneval_max_new_tokens=64) == {"eval"}
-    assert changed_keys(recovery=dataclasses.replace(recovery, lora_r=8), recovery_samples=4) == {"recovery"}
+    assert changed_keys(distill=dataclasses.replace(distill, train_tokens=1024), answers=4) == {"recovery"}
+    for name, value in (("answer_tokens", 64), ("chat_share", 0.5), ("train_chars", 10), ("curve_windows", 2)):
+        assert changed_keys(**{name: value}) == {"recovery"}, name
     assert changed_keys(prune=dataclasses.replace(prune, layers_to_prune=2)) == {"prune"}
     assert changed_keys(model="some/folder") == {"prune"}
     # where and how visibly a stage runs changes no result, so no key
     assert changed_keys(prune=dataclasses.replace(prune, progress=False), base_model="a label") == set()
+    assert changed_keys(distill=dataclasses.replace(distill, checkpoint_dir="elsewhere", progress=False)) == set()
     finetune = alpine_entry.DEFAULT.finetune
     moved = dataclasses.replace(alpine_entry.DEFAULT, finetune=dataclasses.replace(finetune, output_dir="elsewhere"))
     assert budget_key(moved) == budget_key(alpine_entry.DEFAULT)
@@ -134,7 +146,7 @@ def test_an_eval_only_change_keeps_the_prune_key():
 def test_recorded_budget_is_json_and_reads_back(entry):
     recorded = json.loads(json.dumps(budget_dict(entry.FULL)))
     again = apply_overrides(entry.DEFAULT, recorded, "budget")
-    # as JSON: a list read back may stay a list where the config holds a tuple (RecoveryConfig.target_modules)
+    # as JSON: a list read back may stay a list where the config holds a tuple (FlabConfig.auto_rules)
     assert json.loads(json.dumps(budget_dict(again))) == recorded and budget_key(again) == budget_key(entry.FULL)
 
 
@@ -144,9 +156,10 @@ def test_tiny_zoo_records_its_nested_budgets(tiny_zoo):
     pruned, recovered = read_results(f"{zoo}/flab-smollm2"), read_results(f"{zoo}/flab-smollm2-recovered")
     assert pruned["budget"]["prune"]["ffn_neurons"] == TINY_FLAB["prune"]["ffn_neurons"]
     assert (
-        pruned["budget"]["recovery"]["epochs"] == 1.0
+        pruned["budget"]["distill"]["train_tokens"] == TINY_FLAB["distill"]["train_tokens"]
         and pruned["budget"]["model"] == settings.overrides["flab"]["model"]
     )
+    assert "checkpoint_dir" not in pruned["budget"]["distill"] and "recovery" not in pruned["budget"]
     assert recovered["budget"] == pruned["budget"]  # same overrides for both: the recovery settings agree too
     assert "progress" not in pruned["budget"]["prune"]
     assert read_results(f"{zoo}/xtc-gpt2-1w8a6l")["budget"]["recipe"]["quantization_steps"] == 2

@@ -2,10 +2,11 @@
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
-from zoo_testing import TINY_ALPINE, read_results
+from zoo_testing import TINY_ALPINE, TINY_FLAB, read_results
 
 from model_cards.cli import main
 from model_cards.zoo import ENTRIES, ZooSettings, build_entry, build_zoo, is_complete
@@ -66,12 +67,73 @@ def test_flab_entries_measure_pruned_and_recovered_models(tiny_zoo):
     assert recovered["quality"]["dense"] == pruned["quality"]["dense"]
     assert recovered["quality"]["pruned"] == pruned["quality"]["pruned"]
     assert recovered["quality"]["recovered"] != pruned["quality"]["pruned"]
-    assert recovered["recovery"]["steps"] >= 1 and recovered["recovery_data"]["samples"] == 2
+    # perplexity per dense-tokenizer token on the same held-out text for every row (the dense model's own is its
+    # ordinary perplexity on that text)
+    for row in (pruned["quality"]["dense"], pruned["quality"]["pruned"], recovered["quality"]["recovered"]):
+        assert row["text_perplexity"] > 1 and row["text_perplexity_tokens"] > 0
+    assert len({row["text_perplexity_tokens"] for row in recovered["quality"].values()}) == 1
+    assert pruned["summary"]["base"] == pruned["quality"]["dense"]["text_perplexity"]
+    assert recovered["summary"]["compressed"] == recovered["quality"]["recovered"]["text_perplexity"]
     kept = json.loads((zoo / "flab-smollm2-recovered" / "kept_token_ids.json").read_text())
     assert (
         kept == sorted(kept)
         and len(kept) == json.loads((zoo / "flab-smollm2" / "config.json").read_text())["vocab_size"]
     )
+
+
+def test_recovered_entry_distils_records_the_curve_and_lowers_kl(tiny_zoo):
+    settings, _ = tiny_zoo
+    zoo = Path(settings.output_dir)
+    pruned, recovered = read_results(zoo / "flab-smollm2"), read_results(zoo / "flab-smollm2-recovered")
+    recovery, distill = recovered["recovery"], TINY_FLAB["distill"]
+    assert recovered["recovery_method"] == "distillation" and "recovery_data" not in recovered
+    tokens_per_step = distill["block_size"] * distill["batch_size"]
+    assert (
+        recovery["tokens"] == distill["train_tokens"]
+        and recovery["steps"] == distill["train_tokens"] // tokens_per_step
+    )
+    assert recovery["bf16"] is False and recovery["kl"]
+    # the data mix: code windows and the dense model's answers, ~30% chat, in whole blocks
+    data = recovery["data"]
+    assert data["answers"] == TINY_FLAB["answers"] and data["chat_tokens"] > 0 and data["code_tokens"] > 0
+    assert data["code_tokens"] + data["chat_tokens"] >= distill["train_tokens"]
+    assert data["chat_tokens"] == pytest.approx(0.3 * distill["train_tokens"], abs=distill["block_size"])
+    # the curve: a point before training and every `curve_every` tokens, each with the dense reference
+    curve = recovery["curve"]
+    assert [p["tokens"] for p in curve] == list(range(0, distill["train_tokens"] + 1, distill["curve_every"]))
+    assert [p["step"] for p in curve] == [p["tokens"] // tokens_per_step for p in curve]
+    assert {"perplexity", "dense_perplexity", "kl_to_dense", "next_token_agreement"} <= set(curve[0])
+    assert len({p["dense_perplexity"] for p in curve}) == 1  # the same validation windows at every point
+    assert recovery["curve_windows"]["windows"] == TINY_FLAB["curve_windows"]
+    # distillation lowers the KL to dense on the validation curve and on the held-out evaluation windows (the tiny
+    # model's numbers, TINY_DISTILL: about -8% and -14%); the margins leave room for other CPUs' float rounding
+    assert curve[-1]["kl_to_dense"] < 0.97 * curve[0]["kl_to_dense"], curve
+    before, after = recovered["quality"]["pruned"]["kl_to_dense"], recovered["quality"]["recovered"]["kl_to_dense"]
+    assert before == pruned["quality"]["pruned"]["kl_to_dense"] and after < 0.95 * before, (before, after)
+    # the stage's work: answers cached beside the pruned model, checkpoints removed once the model and log are saved
+    work = Path(settings.work_dir) / "flab"
+    assert len(list(work.glob(f"*/answers-train-{TINY_FLAB['answers']}x{TINY_FLAB['answer_tokens']}.jsonl"))) == 1
+    assert list(work.glob("*/recovered-*/recovery_log.json")) and not list(work.glob("*/recovered-*/checkpoints"))
+    # the card states the distillation and its curve
+    card = (zoo / "flab-smollm2-recovered" / "README.md").read_text()
+    assert "### Recovery by distillation" in card and f"{recovery['tokens']:,} training tokens" in card
+    assert f"from {curve[0]['kl_to_dense']:.4f} before to {curve[-1]['kl_to_dense']:.4f}" in card
+    assert "`flab_hf.lora_recover`" in card and "recovered by distillation from the dense model" in card
+
+
+def test_an_entry_recovered_with_lora_by_an_older_zoo_is_rebuilt(tiny_zoo, tmp_path):
+    from model_cards.card import build_card
+
+    settings, _ = tiny_zoo
+    folder = tmp_path / "flab-smollm2-recovered"
+    shutil.copytree(Path(settings.output_dir) / "flab-smollm2-recovered", folder)
+    assert is_complete(folder)
+    results = read_results(folder)
+    results["recovery"] = {"steps": 8, "kl_before": 0.5, "kl_history": [{"epoch": 1, "kl": 0.4}]}  # the old log
+    (folder / "results.json").write_text(json.dumps(results))
+    assert not is_complete(folder)  # so `zoo build` replaces it instead of keeping a LoRA model under this name
+    with pytest.raises(ValueError, match=r"recovered with LoRA by an older version.*zoo build flab-smollm2-recovered"):
+        build_card(folder)
 
 
 def test_xtc_entries_measure_every_built_variant(tiny_zoo):

@@ -82,6 +82,10 @@ def test_a_complete_safetensors_file_has_no_problem(saved):
         ('{"xtc": {"recipe": {"layers": 1}}}', "`overrides['xtc']['recipe']` has unknown settings ['layers']"),
         ('{"flab": {"prune": 4}}', "`overrides['flab']['prune']` must be a dict of FlabConfig settings, got 4."),
         ('{"flab": {"prune": {"layers_to_prune": -1}}}', "`overrides['flab']['prune']`: `layers_to_prune` must be"),
+        ('{"flab": {"distill": {"train_tokens": 0}}}', "`overrides['flab']['distill']`: `train_tokens` must be"),
+        ('{"flab": {"chat_share": 1.5}}', "`overrides['flab']`: `chat_share` must be a number in [0, 1], got 1.5."),
+        ('{"flab": {"answers": 0}}', "`overrides['flab']`: `answers` must be an int >= 1, got 0."),
+        ('{"flab": {"recovery_samples": 4}}', "`overrides['flab']` has unknown settings ['recovery_samples']"),
     ],
 )
 def test_build_overrides_are_checked_before_building(tmp_path, capsys, overrides, named):

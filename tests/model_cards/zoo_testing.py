@@ -83,8 +83,12 @@ def alpine_classifier():
     return AlpineRobertaForSequenceClassification(config).eval()
 
 
-def llama(layers: int = 4, vocab_size: int | None = None):
-    """A tiny random Llama (hidden 32, FFN 64) matching :func:`bpe_tokenizer`, weights large enough to matter."""
+def llama(layers: int = 4, vocab_size: int | None = None, embed_std: float | None = None):
+    """A tiny random Llama (hidden 32, FFN 64) matching :func:`bpe_tokenizer`, weights large enough to matter.
+
+    ``embed_std`` redraws the (tied) embeddings with that standard deviation: the default 0.02 gives nearly uniform
+    next-token distributions (every KL tiny), a larger one peaked distributions a distillation can visibly match.
+    """
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=vocab_size or len(bpe_tokenizer()), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
@@ -96,6 +100,8 @@ def llama(layers: int = 4, vocab_size: int | None = None):
         for name, parameter in model.named_parameters():
             if parameter.dim() == 2 and "embed" not in name:
                 parameter.normal_(0, 0.15)
+            elif parameter.dim() == 2 and embed_std is not None:
+                parameter.normal_(0, embed_std)
     return model
 
 
@@ -131,11 +137,17 @@ TINY_TEACHER = {"n_layer": 12, "n_embd": 64, "n_head": 2, "n_positions": 256, "v
                 "max_files": 40, "minutes": 1.0, "steps": 3, "curve_samples": 2}  # fmt: skip
 TINY_XTC = {"teacher": TINY_TEACHER, "recipe": {"layer_reduction_steps": 2, "quantization_steps": 2}, "samples": 2,
             "train_files": 40}  # fmt: skip
+# distillation: 512 training tokens (16 steps of 2 x 16) from 20,000 characters of code and 2 answers of 8 tokens,
+# the curve every 128 tokens on 2 validation windows. On the tiny zoo's Llama (embed_std=0.3) this lowers the
+# held-out KL to dense by ~14% (0.558 -> 0.480) and the validation KL by ~8%; learning rates from 5e-4 to 2e-3 all
+# lower both, 1e-2 overshoots.
+TINY_DISTILL = {"train_tokens": 512, "block_size": 16, "batch_size": 2, "learning_rate": 1e-3, "curve_every": 128,
+                "bf16": False}  # fmt: skip
 TINY_FLAB = {
     "base_model": "test-org/tiny-llama", "corpus_chars": 30000,
     "prune": {"layers_to_prune": 1, "ffn_neurons": [8, 16, 24], "calibration_samples": 2, "calibration_length": 16},
-    "eval_windows": 2, "eval_length": 32, "humaneval": 1, "humaneval_max_new_tokens": 4, "recovery_samples": 2,
-    "teacher_max_new_tokens": 4, "recovery": {"epochs": 1.0},
+    "eval_windows": 4, "eval_length": 64, "humaneval": 1, "humaneval_max_new_tokens": 4,
+    "distill": TINY_DISTILL, "answers": 2, "answer_tokens": 8, "train_chars": 20000, "curve_windows": 2,
 }  # fmt: skip
 
 
