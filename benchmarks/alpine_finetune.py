@@ -19,7 +19,9 @@ its Trainer checkpoints in its own folder and resumes from them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import os
 import time
@@ -40,7 +42,7 @@ from alpine_hf.callbacks import (
 from alpine_hf.configuration_alpine import check_alpine_alpha, resolve_alpine_layers
 from alpine_hf.modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
 from compress_utils.capability import probe, resolve_bf16
-from compress_utils.io import atomic_dir, check_output_dir
+from compress_utils.io import atomic_dir, atomic_write_text, check_output_dir
 from compress_utils.metric_loading import load_metric
 
 from .clone_detection import build_clone_dataset
@@ -222,6 +224,13 @@ class FinetuneConfig:
         default=None, metadata={"help": "Schedule b: learning rate of the pruned phase; None = learning_rate."}
     )
     output_dir: str = field(default="runs/alpine_finetune", metadata={"help": "Where Trainer checkpoints go."})
+    results_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Each finished run's metrics go here as JSON, named by its settings, and a run whose file exists "
+            "is not trained again: commit the folder and a long grid continues on another machine. None = off."
+        },
+    )
     bf16: bool | None = field(
         default=None, metadata={"help": "bf16 autocast for every mode; None = where the hardware has fast bf16."}
     )
@@ -550,19 +559,21 @@ def run_finetune(
     seeds = [config.seed + offset for offset in range(config.seeds)]
     runs = {schedule: {} for schedule in SCHEDULES}  # schedule -> mode -> one result per seed
     for schedule, mode in planned:
-        runs[schedule][mode] = [
-            finetune_mode(
-                mode,
-                data,
-                tokenizer,
-                config,
-                save_to=save_to if (schedule, mode) == (save_schedule, save_mode) and seed == seeds[0] else None,
-                overwrite=overwrite,
-                seed=seed,
-                schedule=schedule,
-            )  # fmt: skip
-            for seed in seeds
-        ]
+        runs[schedule][mode] = []
+        for seed in seeds:
+            saving = (schedule, mode) == (save_schedule, save_mode) and seed == seeds[0]
+            stored = None if saving else _stored_result(config, mode, seed, schedule)
+            if stored is not None:
+                runs[schedule][mode].append(stored)
+                continue
+            if schedule == "b" and _last_checkpoint(run_dir(config, "none", seed)) is None:
+                # the unpruned run's result came from results_dir, but its weights (the start and teacher of
+                # schedule b) are not on this machine: train it again (fp32 runs are reproducible)
+                finetune_mode("none", data, tokenizer, config, seed=seed)
+            result = finetune_mode(mode, data, tokenizer, config, save_to=save_to if saving else None,
+                                   overwrite=overwrite, seed=seed, schedule=schedule)  # fmt: skip
+            _store_result(config, result)
+            runs[schedule][mode].append(result)
     baseline = runs["a"].get("none")
     if baseline is not None:  # retention against the unpruned run of the same seed
         for by_mode in runs.values():
@@ -582,6 +593,42 @@ def run_finetune(
         output["schedules"] = later
     output["capability"] = probe()
     return output
+
+
+# settings that do not change a run's numbers (where files go, how many other runs there are, logging)
+_NOT_IN_RUN_KEY = ("modes", "schedules", "seeds", "output_dir", "results_dir", "track_emissions")
+
+
+def run_result_path(config: FinetuneConfig, mode: str, seed: int, schedule: str = "a") -> str | None:
+    """The JSON file of one run in ``config.results_dir`` (None when it is off): named by the mode, schedule, seed
+    and a hash of every setting that changes the run's numbers (schedule b's settings only for schedule b)."""
+    if config.results_dir is None:
+        return None
+    settings = {k: v for k, v in asdict(config).items() if k not in _NOT_IN_RUN_KEY}
+    if schedule == "a":
+        settings = {k: v for k, v in settings.items() if not k.startswith("distill_")}
+    key = hashlib.sha256(json.dumps([settings, mode, seed, schedule], sort_keys=True).encode()).hexdigest()[:10]
+    return os.path.join(config.results_dir, f"{schedule}-{mode_folder(mode)}-seed{seed}-{key}.json")
+
+
+def _stored_result(config: FinetuneConfig, mode: str, seed: int, schedule: str) -> dict | None:
+    path = run_result_path(config, mode, seed, schedule)
+    if path is None or not os.path.isfile(path):
+        return None
+    logger.info("%s (schedule %s, seed %d): read from %s", mode, schedule, seed, path)
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _store_result(config: FinetuneConfig, result: dict) -> None:
+    path = run_result_path(config, result["mode"], result["seed"], result["schedule"])
+    if path is None:
+        return
+    from accelerate import PartialState
+
+    if PartialState(cpu=not torch.cuda.is_available()).is_main_process:  # every process holds the same result
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        atomic_write_text(path, json.dumps(result, indent=2) + "\n")
 
 
 def results_by_schedule(results: dict) -> dict[str, dict]:

@@ -32,3 +32,34 @@ def test_seeds_report_mean_std_and_every_run(tiny_bert, tmp_path):
 def test_seeds_must_be_positive():
     with pytest.raises(ValueError, match=r"`seeds` must be > 0, got 0"):
         FinetuneConfig(seeds=0)
+
+
+def test_results_dir_keeps_finished_runs_across_machines(tiny_bert, tmp_path, monkeypatch):
+    import shutil
+
+    import benchmarks.alpine_finetune as module
+
+    settings = dict(model=tiny_bert, modes=("none", "all"), schedules=("a", "b"), train_pairs=16, eval_pairs=8,
+                    max_length=64, batch_size=8, bf16=False, results_dir=str(tmp_path / "results"))  # fmt: skip
+    first = run_finetune(FinetuneConfig(**settings, output_dir=str(tmp_path / "runs")))
+    stored = sorted(path.name.split("-")[0] for path in (tmp_path / "results").iterdir())
+    assert stored == ["a", "a", "b"]  # none and all in schedule a, all in schedule b
+    # another machine: the results folder came along, the checkpoints did not; nothing is trained again
+    monkeypatch.setattr(module, "finetune_mode", lambda *args, **kwargs: pytest.fail("a stored run was trained"))
+    again = run_finetune(FinetuneConfig(**settings, output_dir=str(tmp_path / "elsewhere")))
+    assert again["modes"]["all"]["f1"] == first["modes"]["all"]["f1"]
+    assert again["schedules"]["b"]["all"]["retention_f1"] == first["schedules"]["b"]["all"]["retention_f1"]
+    # a schedule-b run that is not stored needs the unpruned weights: they are trained again first
+    monkeypatch.undo()
+    for path in (tmp_path / "results").glob("b-*"):
+        path.unlink()
+    shutil.rmtree(tmp_path / "runs")
+    third = run_finetune(FinetuneConfig(**settings, output_dir=str(tmp_path / "runs")))
+    assert third["schedules"]["b"]["all"]["f1"] == first["schedules"]["b"]["all"]["f1"]
+    # a changed setting is another run
+    assert module.run_result_path(FinetuneConfig(**settings), "all", 42) != module.run_result_path(
+        FinetuneConfig(**{**settings, "epochs": 2.0}), "all", 42
+    )
+    assert module.run_result_path(FinetuneConfig(**settings), "all", 42) == module.run_result_path(
+        FinetuneConfig(**{**settings, "distill_epochs": 2.0}), "all", 42
+    )  # schedule b's settings do not change a schedule-a run
