@@ -25,14 +25,13 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 
 import torch
 
 from compress_utils.capability import resolve_bf16
-from compress_utils.io import atomic_write_text, save_pretrained_atomic
+from compress_utils.io import atomic_write_text, remove_trainer_checkpoints, save_pretrained_atomic
 from xtc_hf.data import lm_dataset, pack_blocks, stdlib_code
 
 logger = logging.getLogger(__name__)
@@ -360,9 +359,7 @@ def train_teacher(
     save_pretrained_atomic(
         final, model, tokenizer, _Meta(), overwrite=True
     )  # our own cache folder, keyed by the settings
-    # the Trainer checkpoints this cache entry resumed from; removed only if they are nothing else
-    if os.path.isdir(args.output_dir) and all(n.startswith("checkpoint-") for n in os.listdir(args.output_dir)):
-        shutil.rmtree(args.output_dir, ignore_errors=True)
+    remove_trainer_checkpoints(args.output_dir)  # this cache entry's own; anything else in the folder stays
     if os.path.isfile(os.path.join(root, PLAN_FILE)):
         os.remove(os.path.join(root, PLAN_FILE))
     logger.info("teacher saved to %s (%s)", final, meta)

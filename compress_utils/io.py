@@ -172,6 +172,35 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False, argument: str =
             shutil.rmtree(temporary, ignore_errors=True)
 
 
+def remove_trainer_checkpoints(folder: str | os.PathLike) -> list[Path]:
+    """Remove the ``checkpoint-<step>`` folders a ``Trainer`` wrote in ``folder`` (each holds ``trainer_state.json``),
+    then ``folder`` itself if nothing else is left in it; return what was removed.
+
+    For caches a run wrote itself and no longer needs: anything that is not a Trainer checkpoint (a user's file, a
+    folder of another kind) is kept, and so is ``folder``, with a warning.
+
+    Example:
+        >>> remove_trainer_checkpoints("runs/cache/checkpoints")  # doctest: +SKIP
+        [PosixPath('runs/cache/checkpoints/checkpoint-50'), PosixPath('runs/cache/checkpoints')]
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed = []
+    for entry in sorted(root.iterdir()):
+        step = entry.name.removeprefix("checkpoint-")
+        if entry.is_dir() and step != entry.name and step.isdigit() and (entry / "trainer_state.json").is_file():
+            shutil.rmtree(entry)
+            removed.append(entry)
+    others = sorted(entry.name for entry in root.iterdir())
+    if others:
+        logger.warning("kept %s: it holds more than Trainer checkpoints (%s)", root, ", ".join(others[:5]))
+    else:
+        root.rmdir()
+        removed.append(root)
+    return removed
+
+
 def save_pretrained_atomic(folder: str | os.PathLike, *savables, overwrite: bool = False) -> str:
     """``save_pretrained`` every object (model, tokenizer, ...) into ``folder`` through :func:`atomic_dir`.
 
@@ -232,6 +261,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "clean_leftovers",
+    "remove_trainer_checkpoints",
     "save_pretrained_atomic",
     "save_pretrained_atomic_once",
 ]

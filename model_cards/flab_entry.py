@@ -19,13 +19,13 @@ import copy
 import dataclasses
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from compress_utils.capability import fastest_dtype, probe
+from compress_utils.io import remove_trainer_checkpoints
 from flab_hf import DistillationConfig, FlabConfig
 
 from .common import (
@@ -381,7 +381,7 @@ def _distill(budget: FlabBudget, work: Path, pruned_folder: Path, dense, kept, r
                                  "source": "stdlib valid split"}  # fmt: skip
     recorded["config"] = budget_dict(config)  # without checkpoint_dir and progress (common.RUN_FIELDS)
     write_json(log_path, recorded)
-    shutil.rmtree(config.checkpoint_dir, ignore_errors=True)
+    remove_trainer_checkpoints(config.checkpoint_dir)  # >1 GB each; anything not a Trainer checkpoint stays
     return recorded
 
 

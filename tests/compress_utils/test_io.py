@@ -147,3 +147,23 @@ def test_save_pretrained_atomic(tmp_path):
     with pytest.raises(FileExistsError, match="`save_dir`="):
         save_pretrained_atomic(tmp_path / "m", Savable("other"))
     assert sorted(os.listdir(out)) == ["model", "tokenizer"]
+
+
+def test_remove_trainer_checkpoints_keeps_everything_else(tmp_path):
+    from compress_utils.io import remove_trainer_checkpoints
+
+    folder = tmp_path / "checkpoints"
+    for step in (4, 8):
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (folder / "checkpoint-notes").mkdir()  # not a Trainer checkpoint: a name alone is not enough
+    (folder / "checkpoint-12").mkdir()  # no trainer_state.json: not ours to judge
+    (folder / "mine.txt").write_text("a user's file")
+    removed = remove_trainer_checkpoints(folder)
+    assert [path.name for path in removed] == ["checkpoint-4", "checkpoint-8"]
+    assert sorted(path.name for path in folder.iterdir()) == ["checkpoint-12", "checkpoint-notes", "mine.txt"]
+    only = tmp_path / "only"
+    (only / "checkpoint-1").mkdir(parents=True)
+    (only / "checkpoint-1" / "trainer_state.json").write_text("{}")
+    assert remove_trainer_checkpoints(only)[-1] == only and not only.exists()
+    assert remove_trainer_checkpoints(tmp_path / "missing") == []
