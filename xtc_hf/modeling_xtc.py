@@ -112,11 +112,13 @@ def fake_quantize_weight(weight: torch.Tensor, bits: int, per_row: bool = False)
     return _StraightThrough.apply(weight, (codes * scale).to(weight.dtype))
 
 
-def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_tokens(x: torch.Tensor, overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric dynamic per-token int8 quantisation: float codes in ``[-127, 127]`` and ``(..., 1)`` float32 scales.
 
     ``codes = round(x * 127 / max|x|)`` needs no clamp: ``|x| * 127 / max|x| <= 127`` up to one rounding error, far
     from 127.5. Multiplying by ``127 / max|x|`` (not dividing by the scale) is what the int8 path does too.
+    ``overwrite=True`` writes the codes into ``x`` itself (float32 ``x`` only), for callers that own ``x``: a fresh
+    multi-megabyte buffer per call costs as much as the quantisation (page faults).
 
     Example:
         >>> codes, scale = quantize_tokens(torch.tensor([[1.0, -0.5]]))
@@ -127,6 +129,8 @@ def quantize_tokens(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     amax = torch.maximum(x.amax(dim=-1, keepdim=True), x.amin(dim=-1, keepdim=True).neg()).float().clamp_(min=_EPS)
     # x (any float dtype) times a float32 tensor promotes to float32: one pass, no separate upcast copy; rounded in
     # place for the same reason
+    if overwrite and x.dtype == torch.float32:
+        return x.mul_(127.0 / amax).round_(), amax / 127.0
     return (x * (127.0 / amax)).round_(), amax / 127.0
 
 
@@ -366,7 +370,12 @@ def int8_linear(x: torch.Tensor, weight_chunks, weight_scale: torch.Tensor, bias
 
 
 def float_codes_linear(
-    x: torch.Tensor, weight_codes_t: torch.Tensor, weight_scale: torch.Tensor, bias=None, max_weight_code: int = 127
+    x: torch.Tensor,
+    weight_codes_t: torch.Tensor,
+    weight_scale: torch.Tensor,
+    bias=None,
+    max_weight_code: int = 127,
+    overwrite_input: bool = False,
 ) -> torch.Tensor:
     """:func:`int8_linear` computed in fp32: the same int8 activation codes times the same weight codes, as float32.
 
@@ -381,6 +390,7 @@ def float_codes_linear(
         weight_scale: ``(1,)`` or ``(out,)`` float scales.
         bias: ``(out,)`` or ``None``.
         max_weight_code: ``max|codes|`` (1 for 1- and 2-bit weights, 127 for 8-bit).
+        overwrite_input: quantise ``x`` in place (the caller owns ``x`` and does not read it afterwards).
 
     Example:
         >>> codes_t = torch.tensor([[1.0, -1.0], [1.0, 1.0]])
@@ -388,25 +398,36 @@ def float_codes_linear(
         tensor([[ 3.0079, -0.9921]])
     """
     shape = x.shape
-    codes, scale = quantize_tokens(x.reshape(-1, shape[-1]))
+    codes, scale = quantize_tokens(x.reshape(-1, shape[-1]), overwrite=overwrite_input and x.is_contiguous())
     acc = float_codes_matmul(codes, weight_codes_t, max_weight_code)
     per_tensor = weight_scale.numel() == 1
     weight_scale = weight_scale.float()
     bias = bias.float() if bias is not None else None
     token_scale = scale * weight_scale if per_tensor else scale
-    # the same ops as int8_linear's, in place on the float32 product (an int32 product, after a K split, promotes)
-    if per_tensor and bias is not None:
+    # the same ops as int8_linear's, in place on the float32 product (an int32 product, after a K split, promotes);
+    # out of place where autograd needs the bias's gradient (in-place ops and out= do not record it)
+    if bias is not None and bias.requires_grad and torch.is_grad_enabled():
+        if per_tensor:
+            y = bias.addcmul(acc, token_scale)
+        else:
+            y = torch.mul(acc, token_scale).mul_(weight_scale) + bias
+    elif per_tensor and bias is not None:
         y = (
             torch.addcmul(bias, acc, token_scale, out=acc)
             if acc.is_floating_point()
             else bias.addcmul(acc, token_scale)
         )
     else:
-        y = acc.mul_(token_scale) if acc.is_floating_point() else torch.mul(acc, token_scale)
-        if not per_tensor:
-            y.mul_(weight_scale)
-        if bias is not None:
-            y.add_(bias)
+        y = acc if acc.is_floating_point() else acc.float()
+        # row blocks of ~TILE elements: every op after the first runs on a block still in cache (a wide LM head's
+        # logits are tens of MB; one whole-tensor pass per op would read and write them again each time)
+        rows = max(1, TILE // y.shape[1])
+        for start in range(0, y.shape[0], rows):
+            block = y[start : start + rows].mul_(token_scale[start : start + rows])
+            if not per_tensor:
+                block.mul_(weight_scale)
+            if bias is not None:
+                block.add_(bias)
     return y.to(x.dtype).view(*shape[:-1], y.shape[-1])
 
 
@@ -523,11 +544,14 @@ class _PackedWeightMixin:
     def max_weight_code(self) -> int:
         return 127 if self.weight_bits == 8 else 1
 
-    def codes_linear(self, x: torch.Tensor, bias=None) -> torch.Tensor:
-        """``x @ (codes * scale)^T + bias`` with int8 activations, on the kernel this layer uses on ``x``'s device."""
+    def codes_linear(self, x: torch.Tensor, bias=None, overwrite_input: bool = False) -> torch.Tensor:
+        """``x @ (codes * scale)^T + bias`` with int8 activations, on the kernel this layer uses on ``x``'s device
+        (``overwrite_input``: the float kernel may quantise ``x`` in place)."""
         if resolve_kernel(self.xtc_kernel, x.device) == "int8":
             return int8_linear(x, self.int8_blocks(), self.weight_scale, bias)
-        return float_codes_linear(x, self.float_codes_t(), self.weight_scale, bias, self.max_weight_code)
+        return float_codes_linear(
+            x, self.float_codes_t(), self.weight_scale, bias, self.max_weight_code, overwrite_input=overwrite_input
+        )
 
     @property
     def is_packed(self) -> bool:
@@ -643,10 +667,11 @@ class XTCLinear(_PackedWeightMixin, nn.Module):
             self._codes_cache = None
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, overwrite_input: bool = False) -> torch.Tensor:
+        """``overwrite_input=True`` lets a packed 8-bit-activation layer quantise ``x`` in place (the caller owns it)."""
         if self.is_packed:
             if self.activation_bits == 8:
-                return self.codes_linear(x, self.bias)
+                return self.codes_linear(x, self.bias, overwrite_input=overwrite_input)
             bias = self.bias.to(x.dtype) if self.bias is not None else None
             return F.linear(x, self.dequantized_weight(x.dtype), bias)
         weight = fake_quantize_weight(self.weight, self.weight_bits, self.per_row)
@@ -750,6 +775,15 @@ class TanhGELU(nn.Module):
         return F.gelu(x, approximate="tanh")
 
 
+def _hooked(*modules: nn.Module) -> bool:
+    """True if a forward (pre-)hook, global or on one of ``modules``, could keep a reference to an activation."""
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
 class XTCGPT2MLP(GPT2MLP):
     """GPT-2 MLP whose ``c_fc``/``c_proj`` are :class:`XTCLinear` (and whose ``gelu_new`` is fused)."""
 
@@ -759,6 +793,22 @@ class XTCGPT2MLP(GPT2MLP):
         self.c_proj = _linear(config, intermediate_size, config.hidden_size)
         if config.activation_function in ("gelu_new", "gelu_pytorch_tanh"):
             self.act = TanhGELU()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.c_fc(hidden_states)
+        # Without autograd and hooks nobody else holds c_fc's output, so the fused GELU and the next layer's
+        # quantisation run in place: each fresh (tokens x 4 hidden) float buffer costs more than the op that fills it.
+        owned = (
+            isinstance(self.act, TanhGELU)
+            and not (torch.is_grad_enabled() and hidden_states.requires_grad)
+            and not _hooked(self.c_fc, self.act, self.c_proj)
+        )
+        if not owned:
+            return self.dropout(self.c_proj(self.act(hidden_states)))
+        hidden_states = torch.ops.aten.gelu_(hidden_states, approximate="tanh")
+        if isinstance(self.c_proj, XTCLinear):  # not, for example, a PEFT wrapper
+            return self.dropout(self.c_proj(hidden_states, overwrite_input=True))
+        return self.dropout(self.c_proj(hidden_states))
 
 
 class XTCGPT2Block(GPT2Block):

@@ -154,3 +154,49 @@ def test_remote_code_load_keeps_the_float_kernel(tiny_gpt2, input_ids, tmp_path)
     assert report["info"]["setting"] == "float" and report["info"]["resolved"] == "float"
     assert report["identical"]
     torch.testing.assert_close(torch.tensor(report["logits"]), expected, rtol=0, atol=0)
+
+
+def test_row_scaled_rescaling_in_blocks_is_identical_to_int8():
+    # more output elements than one TILE: the float kernel rescales block by block, as int8_linear does per tile
+    torch.manual_seed(0)
+    x = torch.randn(300, 64)
+    codes = torch.randint(-1, 2, (1100, 64), dtype=torch.int8)
+    scale, bias = torch.rand(1100) + 0.5, torch.randn(1100)
+    assert x.shape[0] * codes.shape[0] > modeling_xtc.TILE
+    blocks = [codes.t()[:, i : i + modeling_xtc.CHUNK].contiguous() for i in range(0, 1100, modeling_xtc.CHUNK)]
+    expected = modeling_xtc.int8_linear(x, blocks, scale, bias)
+    got = modeling_xtc.float_codes_linear(x, codes.t().float().contiguous(), scale, bias, max_weight_code=1)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_in_place_mlp_matches_and_leaves_hooked_outputs_alone(tiny_gpt2, input_ids):
+    # without autograd the MLP runs GELU and the next quantisation in place; with a hook holding c_fc's output it
+    # must not, and with autograd on it must not either: all three give the same logits
+    model = _packed(tiny_gpt2, weight_bits=1).set_xtc_kernel("float")
+    in_place = _logits(model, input_ids)
+    seen = []
+    mlp = model.transformer.h[0].mlp
+    handle = mlp.c_fc.register_forward_hook(lambda module, args, output: seen.append((output, output.clone())))
+    try:
+        hooked = _logits(model, input_ids)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(hooked, in_place, rtol=0, atol=0)
+    held, copy = seen[0]
+    torch.testing.assert_close(held, copy, rtol=0, atol=0)  # the hook's tensor was not overwritten
+    with torch.enable_grad():
+        with_grad = model(input_ids=input_ids).logits.detach()
+    torch.testing.assert_close(with_grad, in_place, rtol=0, atol=0)
+
+
+def test_overwrite_input_quantises_in_place_only_when_asked():
+    torch.manual_seed(0)
+    x = torch.randn(4, 16)
+    original = x.clone()
+    codes_t = torch.randint(-1, 2, (16, 8)).float()
+    scale = torch.tensor([0.5])
+    kept = modeling_xtc.float_codes_linear(x, codes_t, scale, max_weight_code=1)
+    torch.testing.assert_close(x, original, rtol=0, atol=0)
+    overwritten = modeling_xtc.float_codes_linear(x, codes_t, scale, max_weight_code=1, overwrite_input=True)
+    torch.testing.assert_close(overwritten, kept, rtol=0, atol=0)
+    assert not torch.equal(x, original) and torch.equal(x, x.round())  # x now holds the integer codes
