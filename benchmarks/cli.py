@@ -203,7 +203,7 @@ def _xtc(args) -> int:
     check_output_file(args.json, argument="--json")  # before the teacher training and measurements
     check_output_file(args.markdown or os.path.splitext(args.json)[0] + ".md", argument="--markdown")
     if args.speed_only:  # no teacher training: random teacher-shaped models, forward speed (and a training step)
-        result = run_speed_bench(SpeedSettings(threads=args.threads, train_step=args.train_step))
+        result = run_speed_bench(SpeedSettings(threads=args.threads, train_step=args.train_step, rounds=args.rounds))
         print(write_speed_results(result, args.json, args.markdown))
         return 0
     overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(",")),
@@ -360,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     xtc.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
     xtc.add_argument("--speed-only", action="store_true", help="Forward speed of teacher-shaped models only.")
     xtc.add_argument("--train-step", action="store_true", help="With --speed-only: time a QAT step, fp32 vs bf16.")
+    xtc.add_argument(
+        "--rounds", type=positive_int, default=7, help="With --speed-only: interleaved timing rounds (median)."
+    )
     xtc.set_defaults(func=_xtc)
 
     results = commands.add_parser("results", help="Regenerate README's result tables from benchmarks/results/*.")

@@ -60,6 +60,37 @@ def _flab_recovery(results: dict) -> str:
     return recovery_markdown(results)
 
 
+def build_times_markdown(data: dict) -> str:
+    """A zoo build's ``build.json`` (``zoo build`` writes it; ``benchmarks/results/zoo_build.json``) as Markdown: total, then one row per entry with its stage times.
+
+    Example:
+        >>> print(build_times_markdown({"total_seconds": 90.0, "full": False, "entries": {
+        ...     "a": {"seconds": 90.0, "reused": False, "stages": {"train": 80.0, "package": 1.0}}}}))
+        A whole `zoo build` (default budget) took **1.5 minutes** (90 s).
+        <BLANKLINE>
+        | entry | minutes | stages (s) |
+        |---|---|---|
+        | a | 1.5 | train 80, package 1 |
+    """
+    budget = "`--full` budget" if data.get("full") else "default budget"
+    total = data["total_seconds"]
+    lines = [
+        f"A whole `zoo build` ({budget}) took **{total / 60:.1f} minutes** ({total:.0f} s).",
+        "",
+        "| entry | minutes | stages (s) |",
+        "|---|---|---|",
+    ]
+    for name, entry in data["entries"].items():
+        minutes = "-" if entry.get("seconds") is None else f"{entry['seconds'] / 60:.1f}"
+        if entry.get("reused"):
+            minutes += " (reused)"
+        stages = ", ".join(f"{stage} {value:.0f}" for stage, value in (entry.get("stages") or {}).items())
+        lines.append(f"| {name} | {minutes} | {stages or '-'} |")
+    if data.get("source"):
+        lines += ["", f"Source: {data['source']}."]
+    return "\n".join(lines)
+
+
 def _flab_recovery_curve(results: dict, path: Path) -> None:
     from benchmarks.flab_recovery import plot_recovery_curve
 
@@ -86,6 +117,7 @@ RENDERERS = {
     "alpine_finetune_minilm": ("alpine_finetune_minilm.json", _alpine_finetune),
     "alpine_finetune_minilm_2epochs": ("alpine_finetune_minilm_2epochs.json", _alpine_finetune),
     "alpine_finetune_minilm_seeds": ("alpine_finetune_minilm_seeds.json", _alpine_finetune),
+    "zoo_build": ("zoo_build.json", build_times_markdown),
 }
 
 
@@ -137,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["FIGURES", "RENDERERS", "render_figures", "render_readme"]
+__all__ = ["FIGURES", "RENDERERS", "build_times_markdown", "render_figures", "render_readme"]
 
 
 if __name__ == "__main__":

@@ -68,13 +68,10 @@ def _default_distill() -> DistillationConfig:
                               learning_rate=2e-4)  # fmt: skip
 
 
-# Times are estimates from component timings on this project's 2-core machines, not a measured zoo build: re-measure
-# them (`stage_seconds` in each entry's results.json) and correct this comment. Pruned entry: vocabulary (the dense
-# model's 64 chat answers for keep_chat, ~3 s per answer in fp32) plus the KL search for 4 layers (most of the old
-# 412 s layer+FFN search in benchmarks/results/flab_smollm2.json), ~8-12 min. Recovered entry: 64 dense answers for
-# training (~3 min), 32 distillation steps of 8 x 256 tokens (the dense forward plus the pruned model's full
-# fine-tuning step, very roughly 10-20 s per step in fp32, less with fast bf16), curve and evaluation, ~10-20 min.
-# HumanEval: ~2.5 s per problem and model in bf16, several times that in fp32.
+# Measured times of a whole default build (fp32, 2 cores, ISA capped to AVX2): benchmarks/results/zoo_build.json.
+# The pruned entry's time is mostly the vocabulary's 64 dense chat answers and the KL search for 4 layers; the
+# recovered entry's is the 64 training answers and 32 distillation steps of 8 x 256 tokens (dense forward plus the
+# pruned model's full fine-tuning step).
 @dataclass
 class FlabBudget:
     """What the Flab entries run: Flab-Pruner's and distillation's own configs (``prune``, ``distill``; their

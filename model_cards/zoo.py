@@ -15,12 +15,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from . import alpine_entry, flab_entry, xtc_entry
 from .alpine_entry import build_alpine_minilm
-from .common import DEFAULT_ORG, REQUIRED_FILES, ZooSettings, apply_overrides, is_complete
+from .common import (
+    DEFAULT_ORG,
+    REQUIRED_FILES,
+    STAGE_SECONDS,
+    ZooSettings,
+    apply_overrides,
+    is_complete,
+    write_json,
+)
 from .flab_entry import build_flab_smollm2, build_flab_smollm2_recovered
 from .xtc_entry import build_xtc_1w8a6l, build_xtc_teacher
 
@@ -98,11 +107,36 @@ def build_zoo(names: list[str] | None = None, settings: ZooSettings | None = Non
     settings = settings or ZooSettings()
     names = check_entry_names(names or ENTRIES)
     check_overrides(settings.overrides, settings.full)
-    results = {
-        name: build_entry(name, settings) for name in tqdm(names, desc="zoo entries", disable=not settings.progress)
-    }
+    started = time.perf_counter()
+    STAGE_SECONDS.clear()
+    results, entries = {}, {}
+    for name in tqdm(names, desc="zoo entries", disable=not settings.progress):
+        entry_started = time.perf_counter()
+        reused = is_complete(os.path.join(settings.output_dir, name))
+        results[name] = build_entry(name, settings)
+        entries[name] = {"seconds": round(time.perf_counter() - entry_started, 1), "reused": reused}
     write_index(settings.output_dir)
+    write_build_times(settings, entries, time.perf_counter() - started)
     return results
+
+
+def write_build_times(settings: ZooSettings, entries: dict[str, dict], seconds: float) -> dict:
+    """``<output_dir>/build.json``: how long this build took, per entry (``reused`` = found complete) and stage, on
+    which machine (the capability probe) and with which budget; ``make results`` renders a copy of it in README."""
+    from compress_utils.capability import probe
+
+    for name, stages in STAGE_SECONDS.items():
+        entries.setdefault(name, {"seconds": None, "reused": False})["stages"] = dict(stages)
+    data = {
+        "benchmark": "zoo build: wall time of a whole build",
+        "capability": probe(),
+        "full": settings.full,
+        "overrides": settings.overrides,
+        "total_seconds": round(seconds, 1),
+        "entries": entries,
+    }
+    write_json(Path(settings.output_dir) / "build.json", data)
+    return data
 
 
 def _cell(value, percent: bool = False) -> str:
@@ -159,5 +193,6 @@ __all__ = [
     "check_entry_names",
     "check_overrides",
     "is_complete",
+    "write_build_times",
     "write_index",
 ]

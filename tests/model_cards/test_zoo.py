@@ -182,3 +182,22 @@ def test_unknown_override_names_the_valid_settings(tmp_path, capsys):
         main(["build", "--output-dir", str(tmp_path), "--overrides", '{"flab-smollm2": {"humaneval": 5}}'])
     assert "unknown budget key 'flab-smollm2'; valid keys: alpine-minilm, flab, xtc" in capsys.readouterr().err
     assert not os.listdir(tmp_path)
+
+
+def test_build_times_cover_every_entry_and_its_stages(tiny_zoo):
+    import json
+    from pathlib import Path
+
+    from benchmarks.render_results import build_times_markdown
+    from model_cards.zoo import ENTRIES
+
+    settings, _ = tiny_zoo
+    data = json.loads((Path(settings.output_dir) / "build.json").read_text())
+    assert list(data["entries"]) == list(ENTRIES)
+    assert data["capability"]["cpu_capability"] and data["total_seconds"] > 0
+    built = {name: entry for name, entry in data["entries"].items() if not entry["reused"]}
+    assert "flab-smollm2-recovered" in built and "distillation" in built["flab-smollm2-recovered"]["stages"]
+    # the entries' wall times add up to at most the whole build's
+    assert sum(entry["seconds"] for entry in data["entries"].values()) <= data["total_seconds"] + 1
+    table = build_times_markdown(data)
+    assert all(f"| {name} |" in table for name in ENTRIES)
