@@ -405,12 +405,14 @@ def float_codes_linear(
     bias = bias.float() if bias is not None else None
     token_scale = scale * weight_scale if per_tensor else scale
     # the same ops as int8_linear's, in place on the float32 product (an int32 product, after a K split, promotes);
-    # out of place where autograd needs the bias's gradient (in-place ops and out= do not record it)
-    if bias is not None and bias.requires_grad and torch.is_grad_enabled():
-        if per_tensor:
+    # out of place where autograd records the ops (out= refuses tensors that require grad)
+    if torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad)):
+        if per_tensor and bias is not None:
             y = bias.addcmul(acc, token_scale)
         else:
-            y = torch.mul(acc, token_scale).mul_(weight_scale) + bias
+            y = torch.mul(acc, token_scale)
+            y = y if per_tensor else y * weight_scale
+            y = y if bias is None else y + bias
     elif per_tensor and bias is not None:
         y = (
             torch.addcmul(bias, acc, token_scale, out=acc)

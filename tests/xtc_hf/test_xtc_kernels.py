@@ -200,3 +200,15 @@ def test_overwrite_input_quantises_in_place_only_when_asked():
     overwritten = modeling_xtc.float_codes_linear(x, codes_t, scale, max_weight_code=1, overwrite_input=True)
     torch.testing.assert_close(overwritten, kept, rtol=0, atol=0)
     assert not torch.equal(x, original) and torch.equal(x, x.round())  # x now holds the integer codes
+
+
+@pytest.mark.parametrize("granularity", ["matrix", "row"])
+def test_float_kernel_runs_under_autograd(tiny_gpt2, input_ids, granularity):
+    # inputs that require grad (e.g. adapters upstream) and trainable biases: the rescaling runs out of place
+    model = _packed(tiny_gpt2, weight_bits=1, weight_granularity=granularity).set_xtc_kernel("float")
+    expected = _logits(model, input_ids)
+    embeds = model.transformer.wte(input_ids).detach().requires_grad_()
+    logits = model(inputs_embeds=embeds).logits
+    torch.testing.assert_close(logits.detach(), expected, rtol=0, atol=0)
+    logits.float().pow(2).mean().backward()
+    assert model.transformer.h[0].mlp.c_fc.bias.grad is not None
