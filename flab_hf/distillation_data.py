@@ -21,14 +21,16 @@ from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
-from .answers import generate_ids
+from .answers import _stop_ids, generate_ids
 
 logger = logging.getLogger(__name__)
 
 
 def self_answers(model, tokenizer, prompts: Sequence[str], cache_file: str | os.PathLike, max_new_tokens: int = 256,
                  batch_size: int = 8, progress: bool = True) -> list[dict]:  # fmt: skip
-    """The model's greedy chat answers to ``prompts``, as ``{"prompt", "answer"}`` records, cached in ``cache_file``.
+    """The model's greedy chat answers to ``prompts``, as ``{"prompt", "answer", "finished"}`` records, cached in
+    ``cache_file``. ``finished`` is False where the answer was cut at ``max_new_tokens`` before the model ended its
+    turn (:func:`chat_texts` then leaves the turn open instead of teaching the student to end it there).
 
     The cache is a JSON-lines file appended one batch at a time (flushed and synced), so an interrupted run resumes
     where it stopped; records are matched to prompts by position and text, and a cache written for other prompts is
@@ -64,12 +66,17 @@ def self_answers(model, tokenizer, prompts: Sequence[str], cache_file: str | os.
             handle.truncate(valid_bytes)  # drop a partial last line
             bar = tqdm(total=len(prompts), initial=len(records), desc="flab: the dense model's answers",
                        disable=not progress)  # fmt: skip
+            stop = _stop_ids(model, tokenizer)
             for start in range(0, len(remaining), batch_size):
                 batch = remaining[start : start + batch_size]
                 ids = generate_ids(model, tokenizer, batch, max_new_tokens, len(batch), chat=True, progress=False)
                 lines = []
                 for prompt, row in zip(batch, ids):
-                    record = {"prompt": prompt, "answer": tokenizer.decode(row, skip_special_tokens=True)}
+                    record = {
+                        "prompt": prompt,
+                        "answer": tokenizer.decode(row, skip_special_tokens=True),
+                        "finished": bool(row) and row[-1] in stop,  # generate_ids keeps the stop token it cut at
+                    }
                     records.append(record)
                     lines.append(json.dumps(record, ensure_ascii=False) + "\n")
                 handle.write("".join(lines).encode("utf-8"))
@@ -83,15 +90,21 @@ def self_answers(model, tokenizer, prompts: Sequence[str], cache_file: str | os.
 
 
 def chat_texts(tokenizer, records: Sequence[dict]) -> list[str]:
-    """Each ``{"prompt", "answer"}`` record rendered as a whole conversation by the tokenizer's chat template."""
+    """Each ``{"prompt", "answer"}`` record rendered as a conversation by the tokenizer's chat template: a whole one,
+    or, for a record with ``"finished": False`` (cut at the token limit), the user turn, the generation prompt and
+    the answer with the assistant's turn left open. Records without ``finished`` (older caches) count as finished."""
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("the tokenizer has no chat template; chat answers need one (use code windows only).")
-    return [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}], tokenize=False
-        )
-        for r in records
-    ]
+    texts = []
+    for r in records:
+        user = [{"role": "user", "content": r["prompt"]}]
+        if r.get("finished", True):
+            texts.append(
+                tokenizer.apply_chat_template(user + [{"role": "assistant", "content": r["answer"]}], tokenize=False)
+            )
+        else:
+            texts.append(tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True) + r["answer"])
+    return texts
 
 
 def pack_blocks(documents: Sequence[Sequence[int]], block_size: int, eos_id: int | None) -> list[list[int]]:

@@ -57,13 +57,19 @@ def test_self_answers_resume_and_refuse_other_prompts(tmp_path, monkeypatch):
 
     def fake_generate(model, tokenizer, prompts, *args, **kwargs):
         calls.append(list(prompts))
-        return [tokenizer(f"answer to {p}", add_special_tokens=False)["input_ids"] for p in prompts]
+        # "a" ends its turn (the stop token is kept, as generate_ids does); the others hit the token limit
+        return [
+            tokenizer(f"answer to {p}", add_special_tokens=False)["input_ids"]
+            + ([tokenizer.eos_token_id] if p == "a" else [])
+            for p in prompts
+        ]
 
     monkeypatch.setattr(module, "generate_ids", fake_generate)
     model, tokenizer = tiny_model(), tiny_tokenizer()
     cache = tmp_path / "answers.jsonl"
     first = self_answers(model, tokenizer, ["a", "b", "c"], cache, batch_size=2, progress=False)
     assert [r["prompt"] for r in first] == ["a", "b", "c"] and first[0]["answer"] == "answer to a"
+    assert [r["finished"] for r in first] == [True, False, False]
     with open(cache, "a", encoding="utf-8") as handle:  # a line cut by a crash
         handle.write('{"prompt": "d", "ans')
     calls.clear()
@@ -155,3 +161,18 @@ def test_a_stopped_distillation_resumes_to_the_same_weights(pruned_pair, tmp_pat
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     assert [p["tokens"] for p in log["curve"]] == [p["tokens"] for p in whole_log["curve"]]
+
+
+def test_chat_texts_leave_a_cut_answer_open():
+    tokenizer = tiny_tokenizer()
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    finished, cut, old = chat_texts(tokenizer, [
+        {"prompt": "p", "answer": "done", "finished": True},
+        {"prompt": "p", "answer": "def f(", "finished": False},
+        {"prompt": "p", "answer": "done"},  # a cache written before `finished` existed
+    ])  # fmt: skip
+    assert finished == old == "<|im_start|>user\np<|im_end|>\n<|im_start|>assistant\ndone<|im_end|>\n"
+    assert cut == "<|im_start|>user\np<|im_end|>\n<|im_start|>assistant\ndef f("
