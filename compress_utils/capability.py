@@ -1,7 +1,9 @@
-"""Which matrix-product dtypes are fast on this device: fp32, bf16, int8.
+"""Which matrix-product dtypes are fast on this device: fp32, bf16, int8 (``torch._int_mm``, signed x signed) and
+int8_u8s8 (oneDNN's unsigned x signed quantised linear).
 
 The same PyTorch build can be 7x faster in bf16 than in fp32 (a CPU with AVX-512 BF16 or AMX) or 80x slower (an
-AVX2-only CPU, where bf16 is emulated), and ``torch._int_mm`` ranges from 15x faster to 50x slower than fp32. ISA
+AVX2-only CPU, where bf16 is emulated), and ``torch._int_mm`` ranges from 15x faster to 50x slower than fp32, while
+oneDNN's u8 x s8 product stays ~2x faster than fp32 on the AVX2 CPU where ``_int_mm`` is slow. ISA
 flags alone do not tell which (oneDNN/MKL may be capped by environment variables, PyTorch may lack a kernel), so
 :func:`probe` times one small product per dtype on one thread (well under a second even where a dtype is slow) and
 keeps the answer for the rest of the process. Everything the library decides about dtypes goes through it:
@@ -12,7 +14,7 @@ Example:
     >>> from compress_utils import probe, resolve_bf16
     >>> info = probe()
     >>> sorted(info["fast"])
-    ['bf16', 'fp32', 'int8']
+    ['bf16', 'fp32', 'int8', 'int8_u8s8']
     >>> resolve_bf16(False)
     False
 """
@@ -137,9 +139,30 @@ def _time_products(device: torch.device) -> dict[str, float | None]:
         a8 = a.clamp(-1, 1).mul(127).round().to(torch.int8)
         b8 = b.clamp(-1, 1).mul(127).round().to(torch.int8)
         functions["int8"] = product(a8, b8, torch._int_mm)
+    u8s8 = _u8s8_product(a, b) if device.type == "cpu" else None
+    if u8s8 is not None:
+        functions["int8_u8s8"] = u8s8
     timings = _interleaved_best(functions)
     timings.setdefault("int8", None)
+    timings.setdefault("int8_u8s8", None)
     return timings
+
+
+def _u8s8_product(a: torch.Tensor, b: torch.Tensor):
+    """oneDNN's quantised linear of uint8 ``a`` and int8 ``b`` with a float32 output (what ``xtc_hf``'s ``onednn``
+    kernel runs), or ``None`` where this build has no such op."""
+    onednn = torch.ops.onednn
+    if not (torch.backends.mkldnn.is_available() and hasattr(onednn, "qlinear_pointwise")):
+        return None
+    a8 = a.clamp(-1, 1).mul(127).round().add(128).to(torch.uint8)
+    try:
+        weight = onednn.qlinear_prepack(b.t().clamp(-1, 1).mul(127).round().to(torch.int8).contiguous(), None)
+    except (RuntimeError, TypeError):
+        return None
+    ones, zeros = torch.ones(b.shape[1]), torch.zeros(b.shape[1], dtype=torch.int64)
+    return lambda: onednn.qlinear_pointwise(
+        a8, 1.0, 128, weight, ones, zeros, None, 1.0, 0, torch.float32, "none", [], ""
+    )
 
 
 def _measure(key: str) -> dict:
@@ -174,8 +197,8 @@ def classify(timings: dict[str, float | None]) -> dict[str, bool]:
     ``FAST_RATIO`` times the fp32 time.
 
     Example:
-        >>> classify({"fp32": 1.0, "bf16": 0.15, "int8": 40.0})
-        {'fp32': True, 'bf16': True, 'int8': False}
+        >>> classify({"fp32": 1.0, "bf16": 0.15, "int8": 40.0, "int8_u8s8": 0.5})
+        {'fp32': True, 'bf16': True, 'int8': False, 'int8_u8s8': True}
     """
     fp32 = timings.get("fp32")
     if fp32 is None:
@@ -184,6 +207,7 @@ def classify(timings: dict[str, float | None]) -> dict[str, bool]:
         "fp32": True,
         "bf16": timings.get("bf16") is not None and timings["bf16"] <= FAST_RATIO * fp32,
         "int8": timings.get("int8") is not None and timings["int8"] <= FAST_RATIO * fp32,
+        "int8_u8s8": timings.get("int8_u8s8") is not None and timings["int8_u8s8"] <= FAST_RATIO * fp32,
     }
 
 
@@ -193,7 +217,7 @@ def probe(device=None, refresh: bool = False) -> dict:
     Measured once per process and device (``refresh=True`` measures again). Keys: ``device``, ``torch_version``,
     ``cpu_model``, ``cpu_capability`` (``torch.backends.cpu.get_cpu_capability()``), ``isa_flags``, ``isa_env`` (ISA
     caps set in the environment), ``probe_shape``, ``timings_ms`` (best of 5, one thread; ``None`` = no kernel),
-    ``fast`` (``{"fp32", "bf16", "int8"}`` -> bool), ``fastest_dtype`` (``"bf16"`` or ``"fp32"``) and, on GPUs,
+    ``fast`` (``{"fp32", "bf16", "int8", "int8_u8s8"}`` -> bool), ``fastest_dtype`` (``"bf16"`` or ``"fp32"``) and, on GPUs,
     ``cuda_name`` and ``cuda_capability``.
 
     Example:
@@ -207,7 +231,7 @@ def probe(device=None, refresh: bool = False) -> dict:
             _CACHE[key] = _measure(key)
             info = _CACHE[key]
             logger.info(
-                "Capability of %s (%s, %s): fast %s; ms per %s product fp32/bf16/int8 = %s",
+                "Capability of %s (%s, %s): fast %s; ms per %s product fp32/bf16/int8/int8_u8s8 = %s",
                 key,
                 info["cpu_model"],
                 info["cpu_capability"],

@@ -14,7 +14,12 @@ from transformers import GPT2Config
 
 from .constants_xtc import ACTIVATION_BITS, GRANULARITIES, QUANT_METHOD, WEIGHT_BITS
 
-XTC_KERNELS = ("auto", "int8", "float")  # how packed layers with 8-bit activations multiply (see modeling_xtc)
+XTC_KERNELS = (
+    "auto",
+    "int8",
+    "onednn",
+    "float",
+)  # how packed layers with 8-bit activations multiply (see modeling_xtc)
 QUANTIZED_BLOCK_MODULES = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
 
@@ -40,9 +45,10 @@ class XTCGPT2Config(GPT2Config):
         packed: weights are stored packed (1-bit 8 per byte, 2-bit 4 per byte, 8-bit 1 per byte) with their scales
             instead of as floating-point parameters; set by ``XTCGPT2LMHeadModel.pack_()``.
         xtc_kernel: how packed layers with 8-bit activations compute their products: ``"int8"``
-            (``torch._int_mm``), ``"float"`` (an fp32 product of the same integer codes, bit-identical results) or
-            ``"auto"`` (int8 where ``_int_mm`` is faster than fp32 on the device, else float). Not a property of the
-            weights: change it with ``XTCGPT2LMHeadModel.set_xtc_kernel``.
+            (``torch._int_mm``), ``"onednn"`` (oneDNN's u8 x s8 product: fast on AVX2 CPUs, where ``_int_mm`` is
+            not; 1- and 2-bit layers of 16 tokens or more), ``"float"`` (an fp32 product of the same integer codes)
+            or ``"auto"`` (the fastest on the device, timed once per process). Every kernel gives bit-identical
+            results. Not a property of the weights: change it with ``XTCGPT2LMHeadModel.set_xtc_kernel``.
         quantization_config: (not a field; packed quantised configs only) the Transformers-standard description of
             the quantisation, ``{"quant_method": "xtc", "weight_bits": ..., ...}`` (see :meth:`xtc_quantization_config`),
             written to ``config.json`` so that tools reading ``quantization_config`` see how the model is quantised.

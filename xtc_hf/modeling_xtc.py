@@ -45,7 +45,7 @@ from transformers.models.gpt2.modeling_gpt2 import (
 )
 from transformers.utils.output_capturing import OutputRecorder
 
-from .configuration_xtc import XTCGPT2Config
+from .configuration_xtc import XTC_KERNELS, XTCGPT2Config
 
 logger = logging.getLogger(__name__)
 
@@ -207,63 +207,128 @@ CHUNK = 1024
 ROWS = 256
 TILE = 2**18  # output elements per tile (1 MB in float32)
 _INT_MM_OK = {"cpu": hasattr(torch, "_int_mm"), "cuda": hasattr(torch, "_int_mm")}
-KERNELS = ("auto", "int8", "float")
+KERNELS = XTC_KERNELS
 FLOAT_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32; sums that stay below it are exact
+# oneDNN's u8 x s8 product on CPUs without VNNI adds pairs of u8 * s8 products in int16 (vpmaddubsw), which
+# saturates beyond 32767: 2 * 255 * 64 fits, 2 * 255 * 65 may not. Wider weight codes (8-bit) use another kernel.
+ONEDNN_MAX_WEIGHT_CODE = 64
+ONEDNN_MIN_ROWS = 16  # below ~16 tokens (batch-1 decoding) the call overhead makes the fp32 product faster
+ONEDNN_ZERO_POINT = 128  # activation codes [-127, 127] travel as uint8 [1, 255]
 
 # --------------------------------------------------------------------------------------------------------------------
-# Kernel choice. This is a copy of the int8 check of `compress_utils.capability.probe`, kept minimal: this file
-# travels alone with checkpoints (trust_remote_code) and may import only torch, transformers and its own folder.
+# Kernel choice. The int8 check is a copy of `compress_utils.capability.probe`'s, kept minimal: this file travels
+# alone with checkpoints (trust_remote_code) and may import only torch, transformers and its own folder.
 # --------------------------------------------------------------------------------------------------------------------
 
-_INT8_FAST: dict[str, bool] = {}  # device type -> `_int_mm` beats fp32 there (measured once per process)
+_KERNEL_ORDER: dict[str, tuple[str, ...]] = {}  # device type -> working kernels, fastest first (timed once)
 _PROBE_SHAPE = (128, 256, 1024)  # (M, K, N) of the timed products; ~1 ms each where the kernel is fast
 
 
-def _measure_int8_fast(device: torch.device) -> bool:
-    if not _INT_MM_OK.get(device.type, False):
-        return False
+def onednn_available(device="cpu") -> bool:
+    """True where oneDNN's quantised linear (``torch.ops.onednn.qlinear_pointwise``) can run on ``device``."""
+    return (
+        torch.device(device).type == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.onednn, "qlinear_prepack")
+        and hasattr(torch.ops.onednn, "qlinear_pointwise")
+    )
+
+
+def onednn_prepack(codes: torch.Tensor) -> dict:
+    """oneDNN's packed form of int8 weight codes ``(out, in)``, with the unit scales and zero points its product
+    takes (the real scales are applied after, as on the other kernels)."""
+    out_features = codes.shape[0]
+    return {
+        "weight": torch.ops.onednn.qlinear_prepack(codes.to(torch.int8).contiguous(), None),
+        "scales": torch.ones(out_features),
+        "zero_points": torch.zeros(out_features, dtype=torch.int64),
+        "bytes": codes.numel(),
+    }
+
+
+def onednn_codes_matmul(codes_u8: torch.Tensor, packed: dict) -> torch.Tensor:
+    """The exact integer product of uint8 activation codes (``codes + 128``) and a :func:`onednn_prepack` weight,
+    as float32 (exact while every sum stays below ``2**24``, the same bound as the float kernel's)."""
+    return torch.ops.onednn.qlinear_pointwise(
+        codes_u8, 1.0, ONEDNN_ZERO_POINT, packed["weight"], packed["scales"], packed["zero_points"], None,
+        1.0, 0, torch.float32, "none", [], "",
+    )  # fmt: skip
+
+
+def _measure_kernels(device: torch.device) -> tuple[str, ...]:
+    """Kernels that run on ``device``, fastest first, from one-thread timings of a ``_PROBE_SHAPE`` product with
+    1-bit weight codes (best of 5 interleaved rounds after 2 untimed ones that build kernels)."""
     m, k, n = _PROBE_SHAPE
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(m, k, generator=generator).to(device)
-    b = torch.randn(k, n, generator=generator).to(device)
-    a8, b8 = (a * 40).clamp(-127, 127).to(torch.int8), (b * 40).clamp(-127, 127).to(torch.int8)
+    a = torch.randint(-127, 128, (m, k), generator=generator).float().to(device)
+    b = (torch.randint(0, 2, (n, k), generator=generator) * 2 - 1).to(device)
+    b_t = b.t().float().contiguous()
+    runs = {"float": lambda: torch.mm(a, b_t)}
+    if _INT_MM_OK.get(device.type, False):
+        a8, b8 = a.to(torch.int8), b.t().to(torch.int8).contiguous()
+        runs["int8"] = lambda: torch._int_mm(a8, b8)
+    if onednn_available(device):
+        try:
+            packed = onednn_prepack(b)
+        except (RuntimeError, TypeError):  # an older op schema or a build without it
+            packed = None
+        if packed is not None:
+            a_u8 = (a + ONEDNN_ZERO_POINT).to(torch.uint8)
+            runs["onednn"] = lambda: onednn_codes_matmul(a_u8, packed)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    best = {"fp32": float("inf"), "int8": float("inf")}
+    best = dict.fromkeys(runs, float("inf"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per-core speed, independent of how loaded the other cores are
     try:
-        for round_index in range(7):  # 2 untimed rounds (first calls build kernels), then best of 5, interleaved
-            for name, run in (("fp32", lambda: torch.mm(a, b)), ("int8", lambda: torch._int_mm(a8, b8))):
+        for round_index in range(7):
+            for name in list(best):
                 start = time.perf_counter()
-                run()
-                sync()
+                try:
+                    runs[name]()
+                    sync()
+                except (RuntimeError, TypeError):
+                    del best[name]  # no kernel for this device or build
+                    continue
                 if round_index >= 2:
                     best[name] = min(best[name], time.perf_counter() - start)
-    except RuntimeError:
-        return False
     finally:
         torch.set_num_threads(threads)
-    return best["int8"] <= best["fp32"]
+    # ties go to float: exact everywhere, no layer restrictions
+    return tuple(sorted(best, key=lambda name: (best[name], name != "float")))
+
+
+def kernel_order(device="cpu") -> tuple[str, ...]:
+    """The kernels that run on ``device``, fastest first: ``"int8"`` (``torch._int_mm``), ``"onednn"`` (oneDNN's
+    u8 x s8 product) and ``"float"`` (an fp32 product of the same integer codes).
+
+    Timed once per process and device type (~20 ms): int8 is ~10x faster than fp32 on AVX-512 VNNI/AMX CPUs and
+    ~50x slower on AVX2-only CPUs, where oneDNN's u8 x s8 product is ~2x faster than fp32; no CPU flag tells these
+    apart reliably.
+
+    Example:
+        >>> "float" in kernel_order("cpu")
+        True
+    """
+    device = torch.device(device)
+    if device.type not in _KERNEL_ORDER:
+        _KERNEL_ORDER[device.type] = _measure_kernels(device)
+    return _KERNEL_ORDER[device.type]
 
 
 def int8_is_fast(device="cpu") -> bool:
     """True where ``torch._int_mm`` is no slower than an fp32 product of the same shape on ``device``.
 
-    Timed once per process and device type (~10 ms): on AVX-512 VNNI/AMX CPUs int8 is ~10x faster than fp32, on
-    AVX2-only CPUs ~50x slower, and no CPU flag tells the two apart reliably.
-
     Example:
         >>> isinstance(int8_is_fast("cpu"), bool)
         True
     """
-    device = torch.device(device)
-    if device.type not in _INT8_FAST:
-        _INT8_FAST[device.type] = _measure_int8_fast(device)
-    return _INT8_FAST[device.type]
+    order = kernel_order(device)
+    return "int8" in order and order.index("int8") < order.index("float")
 
 
 def resolve_kernel(kernel: str, device="cpu") -> str:
-    """``"int8"`` or ``"float"``: ``kernel`` itself, or for ``"auto"`` int8 where :func:`int8_is_fast`.
+    """``"int8"``, ``"onednn"`` or ``"float"``: ``kernel`` itself, or for ``"auto"`` the fastest of
+    :func:`kernel_order`. Layers that a kernel cannot compute exactly use :func:`layer_kernel`'s fallback.
 
     Example:
         >>> resolve_kernel("float")
@@ -272,8 +337,29 @@ def resolve_kernel(kernel: str, device="cpu") -> str:
     if kernel not in KERNELS:
         raise ValueError(f"`xtc_kernel` must be one of {KERNELS}, got {kernel!r}.")
     if kernel == "auto":
-        return "int8" if int8_is_fast(device) else "float"
+        return kernel_order(device)[0]
     return kernel
+
+
+def layer_kernel(kernel: str, device, max_weight_code: int, rows: int) -> str:
+    """The kernel one product runs on: :func:`resolve_kernel`'s answer where it applies, else the next fastest.
+
+    The oneDNN kernel applies to CPU products of at least ``ONEDNN_MIN_ROWS`` tokens with weight codes of at most
+    ``ONEDNN_MAX_WEIGHT_CODE`` (1- and 2-bit weights; 8-bit ones could saturate). All kernels give the same numbers,
+    so the choice changes speed only.
+
+    Example:
+        >>> layer_kernel("onednn", "cpu", max_weight_code=127, rows=512)
+        'float'
+    """
+    resolved = resolve_kernel(kernel, device)
+    if resolved != "onednn":
+        return resolved
+    device = torch.device(device)
+    if max_weight_code <= ONEDNN_MAX_WEIGHT_CODE and rows >= ONEDNN_MIN_ROWS and onednn_available(device):
+        return "onednn"
+    order = kernel_order(device) if kernel == "auto" else ("float",)
+    return next(name for name in order if name != "onednn")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -400,12 +486,41 @@ def float_codes_linear(
     shape = x.shape
     codes, scale = quantize_tokens(x.reshape(-1, shape[-1]), overwrite=overwrite_input and x.is_contiguous())
     acc = float_codes_matmul(codes, weight_codes_t, max_weight_code)
+    return _rescale_product(acc, x, scale, weight_scale, bias)
+
+
+def onednn_codes_linear(
+    x: torch.Tensor, packed: dict, weight_scale: torch.Tensor, bias=None, overwrite_input: bool = False
+) -> torch.Tensor:
+    """:func:`int8_linear` on oneDNN's u8 x s8 product (the fast int8 path of AVX2 and AVX-512 CPUs without VNNI,
+    where ``torch._int_mm`` is slow): the same activation codes, shifted to uint8 with zero point 128, times the
+    same weight codes, so the output is bit-identical to the int8 and float kernels for weight codes of at most
+    ``ONEDNN_MAX_WEIGHT_CODE`` (see :func:`layer_kernel`).
+
+    Args:
+        x: ``(..., in)`` float activations.
+        packed: :func:`onednn_prepack` of the ``(out, in)`` weight codes.
+        weight_scale: ``(1,)`` or ``(out,)`` float scales.
+        bias: ``(out,)`` or ``None``.
+        overwrite_input: quantise ``x`` in place (the caller owns ``x`` and does not read it afterwards).
+    """
+    shape = x.shape
+    codes, scale = quantize_tokens(x.reshape(-1, shape[-1]), overwrite=overwrite_input and x.is_contiguous())
+    # `codes` is a fresh tensor or x itself when the caller gave it away: shifting it in place is safe
+    acc = onednn_codes_matmul(codes.add_(ONEDNN_ZERO_POINT).to(torch.uint8), packed)
+    return _rescale_product(acc, x, scale, weight_scale, bias)
+
+
+def _rescale_product(acc, x, scale, weight_scale, bias):
+    """``acc * token_scale (* weight_scale) + bias`` in ``x``'s dtype and shape, with the same elementwise ops as
+    :func:`int8_linear` (so that every kernel gives the same bits), in place on a float32 ``acc``."""
+    shape = x.shape
     per_tensor = weight_scale.numel() == 1
     weight_scale = weight_scale.float()
     bias = bias.float() if bias is not None else None
     token_scale = scale * weight_scale if per_tensor else scale
-    # the same ops as int8_linear's, in place on the float32 product (an int32 product, after a K split, promotes);
-    # out of place where autograd records the ops (out= refuses tensors that require grad)
+    # an int32 product (after a K split) promotes; out of place where autograd records the ops (out= refuses tensors
+    # that require grad)
     if torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad)):
         if per_tensor and bias is not None:
             y = bias.addcmul(acc, token_scale)
@@ -540,7 +655,7 @@ class _PackedWeightMixin:
         self.weight = None
         self._codes_cache = None
 
-    xtc_kernel = "auto"  # "auto" | "int8" | "float"; set per model by XTCGPT2LMHeadModel.set_xtc_kernel
+    xtc_kernel = "auto"  # one of KERNELS; set per model by XTCGPT2LMHeadModel.set_xtc_kernel
 
     @property
     def max_weight_code(self) -> int:
@@ -549,8 +664,12 @@ class _PackedWeightMixin:
     def codes_linear(self, x: torch.Tensor, bias=None, overwrite_input: bool = False) -> torch.Tensor:
         """``x @ (codes * scale)^T + bias`` with int8 activations, on the kernel this layer uses on ``x``'s device
         (``overwrite_input``: the float kernel may quantise ``x`` in place)."""
-        if resolve_kernel(self.xtc_kernel, x.device) == "int8":
+        kernel = layer_kernel(self.xtc_kernel, x.device, self.max_weight_code, x.numel() // max(x.shape[-1], 1))
+        if kernel == "int8":
             return int8_linear(x, self.int8_blocks(), self.weight_scale, bias)
+        if kernel == "onednn":
+            packed = self._cached("onednn", lambda: onednn_prepack(self.int8_codes()))
+            return onednn_codes_linear(x, packed, self.weight_scale, bias, overwrite_input=overwrite_input)
         return float_codes_linear(
             x, self.float_codes_t(), self.weight_scale, bias, self.max_weight_code, overwrite_input=overwrite_input
         )
@@ -594,6 +713,9 @@ class _PackedWeightMixin:
         cache = self._codes_cache if isinstance(self._codes_cache, dict) else {}
         total = 0
         for _, value in cache.values():
+            if isinstance(value, dict):  # oneDNN's opaque packed weight: 1 byte per weight
+                total += value["bytes"]
+                continue
             tensors = value if isinstance(value, list) else [value]
             total += sum(t.numel() * t.element_size() for t in tensors)
         return total
@@ -958,9 +1080,10 @@ class XTCGPT2LMHeadModel(XTCGPT2PreTrainedModel, GenerationMixin):
         return self
 
     def set_xtc_kernel(self, kernel: str) -> XTCGPT2LMHeadModel:
-        """Choose how packed layers with 8-bit activations multiply: ``"int8"`` (``torch._int_mm``), ``"float"``
-        (fp32 product of the same integer codes: identical logits, fast where int8 is not) or ``"auto"``
-        (:func:`int8_is_fast` decides per device). Recorded in ``config.xtc_kernel``; returns ``self``.
+        """Choose how packed layers with 8-bit activations multiply: ``"int8"`` (``torch._int_mm``), ``"onednn"``
+        (oneDNN's u8 x s8 product, the fast int8 path of CPUs without VNNI), ``"float"`` (fp32 product of the same
+        integer codes) or ``"auto"`` (the fastest on the device, see :func:`kernel_order`). All give identical
+        logits. Recorded in ``config.xtc_kernel``; returns ``self``.
 
         Example:
             >>> from transformers import GPT2Config, GPT2LMHeadModel
@@ -977,13 +1100,13 @@ class XTCGPT2LMHeadModel(XTCGPT2PreTrainedModel, GenerationMixin):
 
     def xtc_kernel_info(self) -> dict:
         """The kernel setting, what it resolves to on the model's device, and the bytes of packed weights and of
-        their unpacked copies (built on the first forward: 1 byte per weight for int8, 4 for float).
+        their unpacked copies (built on the first forward: 1 byte per weight for int8 and onednn, 4 for float).
 
         Example:
             >>> from transformers import GPT2Config, GPT2LMHeadModel
             >>> teacher = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=99))
             >>> info = XTCGPT2LMHeadModel.from_gpt2(teacher, weight_bits=1).pack_().xtc_kernel_info()
-            >>> info["setting"], info["resolved"] in ("int8", "float"), info["unpacked_cache_bytes"]
+            >>> info["setting"], info["resolved"] in ("int8", "onednn", "float"), info["unpacked_cache_bytes"]
             ('auto', True, 0)
         """
         layers = [m for m in self.modules() if isinstance(m, _PackedWeightMixin) and m.is_packed]

@@ -17,12 +17,12 @@ def avx2_machine(monkeypatch):
     """The AVX2 machine of issue 15 (fp32 50 ms, bf16 3.9 s, int8 2.3 s) for both probes."""
     monkeypatch.setattr(capability, "_CACHE", {})
     monkeypatch.setattr(capability, "_time_products", lambda device: {"fp32": 0.05, "bf16": 3.9, "int8": 2.3})
-    monkeypatch.setitem(modeling_xtc._INT8_FAST, "cpu", False)
+    monkeypatch.setitem(modeling_xtc._KERNEL_ORDER, "cpu", ("float", "int8"))
 
 
 def test_speed_bench_records_machine_kernels_and_training_step(avx2_machine, tmp_path):
     result = run_speed_bench(SpeedSettings(**TINY, train_step=True))
-    assert result["capability"]["fast"] == {"fp32": True, "bf16": False, "int8": False}
+    assert result["capability"]["fast"] == {"fp32": True, "bf16": False, "int8": False, "int8_u8s8": False}
     assert result["identical_logits"] is True
     assert result["auto_kernel"] == "float"
     assert list(result["speed"]) == ["fp32"]  # bf16 is slow here: measured in fp32 only
@@ -63,7 +63,7 @@ def test_bf16_is_measured_where_it_is_fast_with_the_auto_kernel_only(monkeypatch
     # an AMX-like machine: bf16 and int8 7-15x faster than fp32
     monkeypatch.setattr(capability, "_CACHE", {})
     monkeypatch.setattr(capability, "_time_products", lambda device: {"fp32": 0.048, "bf16": 0.0068, "int8": 0.0032})
-    monkeypatch.setitem(modeling_xtc._INT8_FAST, "cpu", True)
+    monkeypatch.setitem(modeling_xtc._KERNEL_ORDER, "cpu", ("int8", "float"))
     result = run_speed_bench(SpeedSettings(**TINY))
     assert result["auto_kernel"] == "int8"
     assert sorted(result["speed"]["bf16"]) == ["1W8A6L-auto", "6L", "base"]

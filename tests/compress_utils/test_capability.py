@@ -26,7 +26,7 @@ def test_probe_returns_json_serialisable_sane_keys():
     assert info["device"] == "cpu"
     assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert info["fast"]["fp32"] is True
-    assert set(info["fast"]) == {"fp32", "bf16", "int8"}
+    assert set(info["fast"]) == {"fp32", "bf16", "int8", "int8_u8s8"}
     assert info["timings_ms"]["fp32"] > 0
     assert info["fastest_dtype"] in ("fp32", "bf16")
     assert set(info["isa_flags"]) <= set(capability.ISA_FLAGS)
@@ -60,7 +60,7 @@ def test_explicit_setting_wins_over_the_probe(fake_timings):
 
 def test_missing_kernel_is_not_fast(fake_timings):
     fake_timings(fp32=0.05, bf16=None, int8=None)
-    assert capability.probe()["fast"] == {"fp32": True, "bf16": False, "int8": False}
+    assert capability.probe()["fast"] == {"fp32": True, "bf16": False, "int8": False, "int8_u8s8": False}
 
 
 def test_classify_needs_fp32():

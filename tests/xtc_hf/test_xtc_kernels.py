@@ -1,5 +1,5 @@
-"""The two inference kernels of packed XTC layers (int8 ``_int_mm`` and the fp32 product of the same codes) agree
-bit for bit, and ``xtc_kernel="auto"`` follows the int8 speed check."""
+"""The inference kernels of packed XTC layers (int8 ``_int_mm``, oneDNN's u8 x s8 product and the fp32 product of
+the same codes) agree bit for bit, and ``xtc_kernel="auto"`` follows the measured kernel order."""
 
 import json
 import os
@@ -13,7 +13,19 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from xtc_hf import modeling_xtc
 from xtc_hf.configuration_xtc import XTCGPT2Config
-from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel, exact_float_depth, float_codes_matmul, int8_matmul
+from xtc_hf.modeling_xtc import (
+    ONEDNN_MAX_WEIGHT_CODE,
+    XTCGPT2LMHeadModel,
+    exact_float_depth,
+    float_codes_matmul,
+    int8_matmul,
+    layer_kernel,
+    onednn_available,
+    onednn_codes_matmul,
+    onednn_prepack,
+)
+
+needs_onednn = pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN quantised linear")
 
 
 @torch.no_grad()
@@ -36,7 +48,9 @@ def test_float_kernel_gives_identical_logits(tiny_gpt2, input_ids, bits, granula
     int8 = _logits(model.set_xtc_kernel("int8"), input_ids)
     as_float = _logits(model.set_xtc_kernel("float"), input_ids)
     torch.testing.assert_close(as_float, int8, rtol=0, atol=0)
-    # and both are the fake-quantised model's numbers up to float rounding of the rescaling
+    # oneDNN where it applies (1- and 2-bit layers; 8-bit ones fall back): the same bits
+    torch.testing.assert_close(_logits(model.set_xtc_kernel("onednn"), input_ids), int8, rtol=0, atol=0)
+    # and all are the fake-quantised model's numbers up to float rounding of the rescaling
     fake = XTCGPT2LMHeadModel.from_gpt2(
         tiny_gpt2, teacher_layers=[1, 3], weight_bits=bits, weight_granularity=granularity,
         quantize_embeddings=quantize_embeddings,
@@ -72,18 +86,53 @@ def test_int8_fallback_without_int_mm_is_exact(monkeypatch):
     assert torch.equal(int8_matmul(a, b).long(), a.long() @ b.long())
 
 
-@pytest.mark.parametrize(("int8_fast", "expected"), [(True, "int8"), (False, "float")])
-def test_auto_follows_the_int8_speed_check(tiny_gpt2, input_ids, monkeypatch, int8_fast, expected):
-    monkeypatch.setitem(modeling_xtc._INT8_FAST, "cpu", int8_fast)
+@pytest.mark.parametrize(
+    ("order", "expected", "bytes_per_weight"),
+    [(("int8", "float"), "int8", 1), (("float", "int8"), "float", 4), (("onednn", "float", "int8"), "onednn", 1)],
+)
+def test_auto_follows_the_kernel_order(tiny_gpt2, input_ids, monkeypatch, order, expected, bytes_per_weight):
+    if expected == "onednn" and not onednn_available():
+        pytest.skip("this PyTorch build has no oneDNN quantised linear")
+    monkeypatch.setitem(modeling_xtc._KERNEL_ORDER, "cpu", order)
     model = _packed(tiny_gpt2, weight_bits=1)
     assert model.config.xtc_kernel == "auto"
     _logits(model, input_ids)
     info = model.xtc_kernel_info()
     assert info["resolved"] == expected
     cache_kinds = {kind for layer in model.modules() for kind in (getattr(layer, "_codes_cache", None) or {})}
-    assert cache_kinds == ({"blocks"} if expected == "int8" else {"float-codes"})
-    # unpacked copies: 1 byte per weight for int8, 4 for float (the packed 1-bit weights are 8 per byte)
-    assert info["unpacked_cache_bytes"] == info["packed_bytes"] * 8 * (1 if expected == "int8" else 4)
+    assert cache_kinds == {{"int8": "blocks", "float": "float-codes"}.get(expected, expected)}
+    # unpacked copies per weight: 1 byte for int8 and oneDNN, 4 for float (the packed 1-bit weights are 8 per byte)
+    assert info["unpacked_cache_bytes"] == info["packed_bytes"] * 8 * bytes_per_weight
+
+
+@pytest.mark.parametrize(
+    ("setting", "max_code", "rows", "expected"),
+    [
+        ("onednn", 1, 512, "onednn"),
+        ("onednn", ONEDNN_MAX_WEIGHT_CODE + 1, 512, "float"),  # 8-bit codes could saturate int16 pairs
+        ("onednn", 1, 4, "float"),  # a decoding step: the call overhead outweighs the product
+        ("auto", 127, 512, "int8"),  # auto falls back to the next fastest kernel
+        ("auto", 1, 512, "onednn"),
+        ("int8", 1, 4, "int8"),
+    ],
+)
+def test_layer_kernel_falls_back_where_onednn_does_not_apply(monkeypatch, setting, max_code, rows, expected):
+    if not onednn_available():
+        pytest.skip("this PyTorch build has no oneDNN quantised linear")
+    monkeypatch.setitem(modeling_xtc._KERNEL_ORDER, "cpu", ("onednn", "int8", "float"))
+    assert layer_kernel(setting, "cpu", max_code, rows) == expected
+
+
+@needs_onednn
+def test_onednn_product_is_exact_at_the_saturation_bound():
+    # the worst case of vpmaddubsw: uint8 255 (code 127) times the largest weight code, summed in pairs
+    torch.manual_seed(0)
+    codes = torch.randint(-127, 128, (64, 512))
+    codes[:32] = 127
+    weight = torch.randint(-ONEDNN_MAX_WEIGHT_CODE, ONEDNN_MAX_WEIGHT_CODE + 1, (48, 512))
+    weight[:24] = ONEDNN_MAX_WEIGHT_CODE
+    product = onednn_codes_matmul((codes + 128).to(torch.uint8), onednn_prepack(weight))
+    assert torch.equal(product.long(), codes @ weight.t())
 
 
 def test_switching_kernel_drops_the_other_copy(tiny_gpt2, input_ids):
@@ -98,7 +147,9 @@ def test_switching_kernel_drops_the_other_copy(tiny_gpt2, input_ids):
 
 def test_bad_kernel_is_refused(tiny_gpt2):
     model = _packed(tiny_gpt2, weight_bits=1)
-    with pytest.raises(ValueError, match=r"`xtc_kernel` must be one of \('auto', 'int8', 'float'\), got 'fast'"):
+    with pytest.raises(
+        ValueError, match=r"`xtc_kernel` must be one of \('auto', 'int8', 'onednn', 'float'\), got 'fast'"
+    ):
         model.set_xtc_kernel("fast")
     with pytest.raises(ValueError, match="`xtc_kernel` must be one of"):
         XTCGPT2Config(n_layer=2, xtc_kernel="int4")
