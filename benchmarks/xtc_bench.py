@@ -594,6 +594,7 @@ def speed_markdown(result: dict) -> str:
     from compress_utils.capability import describe
 
     settings = result["settings"]
+    kernels = [name.removeprefix("1W8A6L-") for name in result["kernel_memory"]]
     timings = (result.get("capability") or {}).get("timings_ms", {})
     shape = "x".join(str(n) for n in (result.get("capability") or {}).get("probe_shape", []))
     probe_line = ", ".join(
@@ -605,16 +606,17 @@ def speed_markdown(result: dict) -> str:
         f"Forward pass, batch {settings['batch_size']} x {settings['seq_len']} tokens, {settings['threads']} thread(s), "
         f"random {settings['n_layer']}-layer {settings['n_embd']}-wide GPT-2 (vocab {settings['vocab_size']}) and its "
         "students, interleaved in one process; speed-ups vs the teacher in the same dtype. `auto` picks the "
-        f"**{result['auto_kernel']}** kernel here. All kernels give identical logits: "
-        f"{'yes' if result['identical_logits'] else 'NO'}.",
+        f"**{result['auto_kernel']}** kernel here (rows marked *forced* run a kernel that `auto` does not pick on this "
+        f"CPU). The {', '.join(kernels[:-1])} and {kernels[-1]} kernels give identical logits: {'yes' if result['identical_logits'] else 'NO'}.",
         "",
         "| model | dtype | seconds | tokens/s | speed-up |",
         "|---|---|---|---|---|",
     ]
     for dtype, rows in result["speed"].items():
         for name, row in rows.items():
+            forced = name.removeprefix("1W8A6L-") in kernels and name.removeprefix("1W8A6L-") != result["auto_kernel"]
             lines.append(
-                f"| {name} | {dtype} | {row['seconds']:.3f} | {row['tokens_per_s']:.0f} | {row['speedup']:.2f}x |"
+                f"| {name}{' (forced)' if forced else ''} | {dtype} | {row['seconds']:.3f} | {row['tokens_per_s']:.0f} | {row['speedup']:.2f}x |"
             )
     memory = result["kernel_memory"]
     lines += [
