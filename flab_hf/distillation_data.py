@@ -21,16 +21,17 @@ from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
-from .answers import _stop_ids, generate_ids
+from .answers import ANSWER_BATCH_SIZE, _stop_ids, generate_ids
 
 logger = logging.getLogger(__name__)
 
 
 def self_answers(model, tokenizer, prompts: Sequence[str], cache_file: str | os.PathLike, max_new_tokens: int = 256,
-                 batch_size: int = 8, progress: bool = True) -> list[dict]:  # fmt: skip
-    """The model's greedy chat answers to ``prompts``, as ``{"prompt", "answer", "finished"}`` records, cached in
-    ``cache_file``. ``finished`` is False where the answer was cut at ``max_new_tokens`` before the model ended its
-    turn (:func:`chat_texts` then leaves the turn open instead of teaching the student to end it there).
+                 batch_size: int = ANSWER_BATCH_SIZE, progress: bool = True) -> list[dict]:  # fmt: skip
+    """The model's greedy chat answers to ``prompts``, as ``{"prompt", "answer", "finished", "ids"}`` records,
+    cached in ``cache_file``. ``finished`` is False where the answer was cut at ``max_new_tokens`` before the model
+    ended its turn (:func:`chat_texts` then leaves the turn open instead of teaching the student to end it there);
+    ``ids`` are the generated token ids (what vocabulary pruning keeps; older caches have no such field).
 
     The cache is a JSON-lines file appended one batch at a time (flushed and synced), so an interrupted run resumes
     where it stopped; records are matched to prompts by position and text, and a cache written for other prompts is
@@ -76,6 +77,7 @@ def self_answers(model, tokenizer, prompts: Sequence[str], cache_file: str | os.
                         "prompt": prompt,
                         "answer": tokenizer.decode(row, skip_special_tokens=True),
                         "finished": bool(row) and row[-1] in stop,  # generate_ids keeps the stop token it cut at
+                        "ids": row,
                     }
                     records.append(record)
                     lines.append(json.dumps(record, ensure_ascii=False) + "\n")

@@ -64,6 +64,13 @@ class FlabConfig:
         default=64, metadata={"help": "Instruction prompts whose greedy answers are kept (with `keep_chat`)."}
     )
     answer_tokens: int = field(default=256, metadata={"help": "Longest kept answer, in tokens."})
+    answers_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON-lines file the model's answers are cached in (resumable; recovery can reuse them as "
+            "self-distillation data, see flab_hf.distillation_data.self_answers); None = not cached."
+        },
+    )
     keep_merges: int = field(
         default=0,
         metadata={"help": "Also keep the tokens of the tokenizer's first N BPE merges (its most frequent pieces)."},
@@ -233,7 +240,7 @@ def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calib
         pruned, pruned_tokenizer, kept = prune_vocabulary(
             pruned, tokenizer, texts, min_count=config.min_token_count, progress=config.progress,
             keep_chat=config.keep_chat, answer_prompts=config.answer_prompts, answer_tokens=config.answer_tokens,
-            keep_merges=config.keep_merges,
+            keep_merges=config.keep_merges, answers_cache=config.answers_cache,
         )  # fmt: skip
         new_id = {old: new for new, old in enumerate(kept)}
         # calibration windows made of removed tokens cannot be fed to the pruned model: map them to unk/eos

@@ -292,16 +292,27 @@ def slice_embeddings_(model: PreTrainedModel, kept_ids: Sequence[int]) -> PreTra
 
 
 def chat_token_ids(model, tokenizer, texts: Sequence[str], answer_prompts: int = 64, answer_tokens: int = 256,
-                   progress: bool = True) -> dict[str, set[int]]:  # fmt: skip
+                   progress: bool = True, answers_cache: str | os.PathLike | None = None) -> dict[str, set[int]]:  # fmt: skip
     """The ids an instruct model needs to keep its chat: ``"template"`` (the rendered chat template), ``"prompts"``
     (``answer_prompts`` instruction prompts built from ``texts``, the user turns it reads) and ``"answers"`` (its own
-    greedy answers to them, at most ``answer_tokens`` tokens each)."""
+    greedy answers to them, at most ``answer_tokens`` tokens each). With ``answers_cache`` the answers are read from
+    and written to that JSON-lines file (:func:`flab_hf.distillation_data.self_answers`: resumable, and reusable as
+    self-distillation data for recovery)."""
     from .answers import answer_token_ids, chat_template_texts, instruction_prompts
 
     prompts = instruction_prompts(texts, limit=answer_prompts) if answer_prompts else []
     if answer_prompts and not prompts:
         logger.warning("the corpus has no documented public functions: no instruction prompts, no answers kept")
-    answers = answer_token_ids(model, tokenizer, prompts, answer_tokens, progress=progress)
+    if answers_cache is not None and prompts:
+        from .distillation_data import self_answers
+
+        records = self_answers(model, tokenizer, prompts, answers_cache, answer_tokens, progress=progress)
+        # caches written before records held their ids: the answer's own tokens
+        answers = [
+            r["ids"] if "ids" in r else tokenizer.encode(r["answer"], add_special_tokens=False) for r in records
+        ]
+    else:
+        answers = answer_token_ids(model, tokenizer, prompts, answer_tokens, progress=progress)
 
     return {
         "template": used_token_ids(tokenizer, chat_template_texts(tokenizer)),
@@ -312,7 +323,8 @@ def chat_token_ids(model, tokenizer, texts: Sequence[str], answer_prompts: int =
 
 def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: str | None = None, progress=True,
                      keep_chat: bool | None = None, answer_prompts: int = 64, answer_tokens: int = 256,
-                     keep_texts: Sequence[str] = (), keep_merges: int = 0):  # fmt: skip
+                     keep_texts: Sequence[str] = (), keep_merges: int = 0,
+                     answers_cache: str | os.PathLike | None = None):  # fmt: skip
     """Vocabulary pruning (paper Sec. 3.2, Algorithm 1): returns ``(model, tokenizer, kept_ids)``.
 
     ``model`` is changed in place (embeddings sliced, special ids remapped); ``kept_ids`` are the original ids of
@@ -327,6 +339,7 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
     ``keep_chat=False`` prunes from the code alone (smaller, for completion-only use). ``keep_merges`` also keeps the
     results of the tokenizer's first ``keep_merges`` BPE merges (its most frequent pieces), so that more unseen English
     tokenizes as before, at 1 embedding row per token (measured trade-off in ``flab_vocabulary.json``).
+    ``answers_cache``: a JSON-lines file the model's answers are cached in (see :func:`chat_token_ids`).
 
     Example:
         >>> model, tokenizer, kept = prune_vocabulary(model, tokenizer, ["def f(x):\\n    return x\\n"])  # doctest: +SKIP
@@ -351,7 +364,7 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
     required |= merge_result_ids(tokenizer, keep_merges) if keep_merges else set()
     sources = {}
     if keep_chat:
-        sources = chat_token_ids(model, tokenizer, texts, answer_prompts, answer_tokens, progress)
+        sources = chat_token_ids(model, tokenizer, texts, answer_prompts, answer_tokens, progress, answers_cache)
         for ids in sources.values():
             required |= ids
     kept = vocabulary_to_keep(model, tokenizer, counts, min_count=min_count, required=required)

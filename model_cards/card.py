@@ -64,7 +64,9 @@ METHOD = {
         "XTC first halves a GPT-2 by initialising a student from every other teacher layer and distilling, then "
         "quantises it (binary weights `sign(W) * mean|W|`, per-token int8 activations) with knowledge distillation "
         "and a straight-through estimator. Here the 1-bit weights are packed 8 per byte on disk and inference runs "
-        "int8 x int8 matrix products (`torch._int_mm`, with a float fallback)."
+        "integer products of the 8-bit activation codes and the weight codes on the kernel that is fastest on the "
+        "machine (`torch._int_mm` with VNNI/AMX, oneDNN's u8 x s8 product on AVX2, an exact fp32 product elsewhere; "
+        "all give the same logits, see `config.xtc_kernel`)."
     ),
 }
 

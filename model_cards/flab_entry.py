@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -53,7 +54,6 @@ STAGES = ("prune", "eval", "recovery")  # one cache key each; a field's `stage` 
 # cached evaluations are named with this: bump it when _measure measures more, so older cached files are redone
 MEASURE_VERSION = 2  # 2: text_perplexity (per dense-tokenizer token)
 CURVE_LENGTH = 256  # tokens per validation window of the recovery curve (as benchmarks/flab_recovery.py)
-GENERATION_BATCH = 8  # prompts per generate() call for the dense model's answers
 
 
 def _default_prune() -> FlabConfig:
@@ -69,9 +69,9 @@ def _default_distill() -> DistillationConfig:
 
 
 # Measured times of a whole default build (fp32, 2 cores, ISA capped to AVX2): benchmarks/results/zoo_build.json.
-# The pruned entry's time is mostly the vocabulary's 64 dense chat answers and the KL search for 4 layers; the
-# recovered entry's is the 64 training answers and 32 distillation steps of 8 x 256 tokens (dense forward plus the
-# pruned model's full fine-tuning step).
+# The pruned entry's time is mostly the vocabulary's 64 dense chat answers (505 s at batch 8 on a 2-core AVX2 Zen 3;
+# now batch 32) and the KL search for 4 layers; the recovered entry's is 32 distillation steps of 8 x 256 tokens
+# (dense forward plus the pruned model's full fine-tuning step): it trains on the vocabulary's answers (same prompts).
 @dataclass
 class FlabBudget:
     """What the Flab entries run: Flab-Pruner's and distillation's own configs (``prune``, ``distill``; their
@@ -244,13 +244,18 @@ def _safetensors_mb(folder: str | os.PathLike) -> float:
 def _prune(budget: FlabBudget, work: Path, dense, tokenizer, progress: bool) -> Path:
     """Run Flab-Pruner (or reuse its saved output): ``work/pruned`` plus ``work/kept_token_ids.json``."""
     from flab_hf import flab_prune, save_pruned
+    from flab_hf.answers import instruction_prompts
     from flab_hf.data import stdlib_texts
 
     folder, kept_path = work / "pruned", work / KEPT_IDS_FILE
     if (folder / "config.json").is_file() and kept_path.is_file():
         return folder
     corpus = stdlib_texts("train", max_chars=budget.corpus_chars)
-    config = dataclasses.replace(budget.prune, progress=progress)
+    # the vocabulary's chat answers go to the file the recovered entry reads its training answers from, when both
+    # ask the same prompts (the default budget): generating them is most of a build's Flab time on a slow CPU
+    prompts = instruction_prompts(corpus, limit=budget.prune.answer_prompts)
+    cache = _answers_cache(work, prompts, budget.prune.answer_tokens)
+    config = dataclasses.replace(budget.prune, progress=progress, answers_cache=str(cache))
     pruned, pruned_tokenizer, report = flab_prune(dense, tokenizer, corpus, config)
     report["corpus"] = {"files": len(corpus), "chars": sum(map(len, corpus)), "source": "stdlib train split"}
     write_json(kept_path, report["kept_token_ids"])  # written first: the checkpoint folder marks the stage done
@@ -334,15 +339,24 @@ def build_flab_smollm2(folder: str, settings: ZooSettings) -> dict:
     return results
 
 
-def _dense_answers(budget: FlabBudget, dense, tokenizer, cache: Path, progress: bool) -> list[dict]:
-    """The dense model's greedy chat answers to ``budget.answers`` instruction prompts built from the whole stdlib
-    train split (as the benchmark builds them), cached as JSON lines in ``cache`` (resumable)."""
+def _answers_cache(pruned_work: Path, prompts: list[str], answer_tokens: int) -> Path:
+    """The JSON-lines file of the dense model's answers to ``prompts``, named by their content: the pruned entry's
+    vocabulary and the recovered entry's training data share it when they ask the same prompts."""
+    digest = hashlib.sha256(json.dumps([prompts, answer_tokens]).encode("utf-8")).hexdigest()[:12]
+    return pruned_work / f"answers-{len(prompts)}x{answer_tokens}-{digest}.jsonl"
+
+
+def _dense_answers(budget: FlabBudget, dense, tokenizer, pruned_work: Path, progress: bool) -> list[dict]:
+    """The dense model's greedy chat answers to ``budget.answers`` instruction prompts built from the pruning corpus
+    (the stdlib train split, up to ``corpus_chars``), cached as JSON lines beside the pruned model (resumable; the
+    vocabulary stage's answers when the prompts are the same)."""
     from flab_hf.answers import instruction_prompts
     from flab_hf.data import stdlib_texts
     from flab_hf.distillation_data import self_answers
 
-    prompts = instruction_prompts(stdlib_texts("train"), limit=budget.answers)
-    return self_answers(dense, tokenizer, prompts, cache, budget.answer_tokens, GENERATION_BATCH, progress)
+    prompts = instruction_prompts(stdlib_texts("train", max_chars=budget.corpus_chars), limit=budget.answers)
+    cache = _answers_cache(pruned_work, prompts, budget.answer_tokens)
+    return self_answers(dense, tokenizer, prompts, cache, budget.answer_tokens, progress=progress)
 
 
 def _distill(budget: FlabBudget, work: Path, pruned_folder: Path, dense, kept, records: list[dict],
@@ -407,8 +421,7 @@ def build_flab_smollm2_recovered(folder: str, settings: ZooSettings) -> dict:
         dense, tokenizer = _load_dense(budget)
         kept = torch.tensor(json.loads((pruned_folder / KEPT_IDS_FILE).read_text()))
     with stages("dense answers"):  # beside the pruned model: the answers depend on the dense model, not the recovery
-        cache = pruned_work / f"answers-train-{budget.answers}x{budget.answer_tokens}.jsonl"
-        records = _dense_answers(budget, dense, tokenizer, cache, settings.progress)
+        records = _dense_answers(budget, dense, tokenizer, pruned_work, settings.progress)
     with stages("distillation"):
         log = _distill(budget, work, pruned_folder, dense, kept, records, settings.progress)
     model_dir = work / "model"

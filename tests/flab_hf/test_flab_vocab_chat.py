@@ -64,6 +64,23 @@ def test_kept_vocabulary_holds_the_chat_template_given_texts_and_the_models_answ
     assert pruned_tokenizer.chat_template == CHATML
 
 
+def test_answers_cache_keeps_the_same_tokens_and_is_reused(tmp_path):
+    import json
+
+    tokenizer, dense = chat_tokenizer(), tiny_model("qwen2")
+    kwargs = dict(answer_prompts=2, answer_tokens=12, progress=False)
+    fresh = chat_token_ids(copy.deepcopy(dense), tokenizer, DOCUMENTED, **kwargs)
+    cache = tmp_path / "answers.jsonl"
+    cached = chat_token_ids(copy.deepcopy(dense), tokenizer, DOCUMENTED, answers_cache=cache, **kwargs)
+    assert cached == fresh  # the cache stores the generated ids, not a re-tokenisation of the text
+    records = [json.loads(line) for line in cache.read_text().splitlines()]
+    assert [r["prompt"] for r in records] == instruction_prompts(DOCUMENTED, 2) and all(r["ids"] for r in records)
+    # a second pruning reads the answers instead of generating them: a model that cannot generate still works
+    broken = copy.deepcopy(dense)
+    broken.generate = None
+    assert chat_token_ids(broken, tokenizer, DOCUMENTED, answers_cache=cache, **kwargs) == fresh
+
+
 def test_code_only_pruning_stays_available():
     # keep_chat=False on a chat tokenizer keeps exactly what a tokenizer without a template keeps: the corpus only
     dense = tiny_model("llama")

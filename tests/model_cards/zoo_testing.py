@@ -145,7 +145,8 @@ TINY_DISTILL = {"train_tokens": 512, "block_size": 16, "batch_size": 2, "learnin
                 "bf16": False}  # fmt: skip
 TINY_FLAB = {
     "base_model": "test-org/tiny-llama", "corpus_chars": 30000,
-    "prune": {"layers_to_prune": 1, "ffn_neurons": [8, 16, 24], "calibration_samples": 2, "calibration_length": 16},
+    "prune": {"layers_to_prune": 1, "ffn_neurons": [8, 16, 24], "calibration_samples": 2, "calibration_length": 16,
+              "answer_prompts": 2, "answer_tokens": 8},
     "eval_windows": 4, "eval_length": 64, "humaneval": 1, "humaneval_max_new_tokens": 4,
     "distill": TINY_DISTILL, "answers": 2, "answer_tokens": 8, "train_chars": 20000, "curve_windows": 2,
 }  # fmt: skip
