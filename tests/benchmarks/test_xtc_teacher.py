@@ -54,12 +54,14 @@ def test_teacher_settings_reject_bad_budgets(kwargs, match):
 
 
 def test_cache_key_holds_what_changes_the_weights_only():
-    key = TeacherSettings().key()
-    assert key == "c191cca336a8"  # the default teacher's cache folder from before the token budget existed
+    # bf16 explicit: the default resolves by the machine's probe, and bf16 changes the weights (so joins the key)
+    key = TeacherSettings(bf16=True).key()
+    assert key == "c191cca336a8"  # the default teacher's cache folder (bf16 machine) from before the token budget
+    assert TeacherSettings(bf16=False).key() != key
     for unchanged in ({"curve_samples": 0}, {"curve_every_tokens": 10}, {"checkpoint_every_tokens": 10},
                       {"progress": False}):  # fmt: skip
-        assert TeacherSettings(**unchanged).key() == key
-    assert TeacherSettings(tokens=1000).key() not in (key, TeacherSettings(tokens=2000).key())
+        assert TeacherSettings(bf16=True, **unchanged).key() == key
+    assert TeacherSettings(bf16=True, tokens=1000).key() not in (key, TeacherSettings(bf16=True, tokens=2000).key())
 
 
 def test_token_budget_trains_and_saves_a_learning_curve(tmp_path):
