@@ -612,12 +612,22 @@ def speed_markdown(result: dict) -> str:
         "| model | dtype | seconds | tokens/s | speed-up |",
         "|---|---|---|---|---|",
     ]
+    slower = []  # forced kernels slower than the teacher: auto never picks them, so they get a sentence, not a ratio
     for dtype, rows in result["speed"].items():
         for name, row in rows.items():
             forced = name.removeprefix("1W8A6L-") in kernels and name.removeprefix("1W8A6L-") != result["auto_kernel"]
+            if forced and row["speedup"] < 1.0:
+                slower.append(f"{name} ({dtype}) {row['seconds']:.3f} s against the teacher's {rows['base']['seconds']:.3f} s")
+                continue
             lines.append(
                 f"| {name}{' (forced)' if forced else ''} | {dtype} | {row['seconds']:.3f} | {row['tokens_per_s']:.0f} | {row['speedup']:.2f}x |"
             )
+    if slower:
+        lines += [
+            "",
+            f"Not in the table: forced kernels slower than the teacher on this CPU, which is why `auto` does not pick "
+            f"them: {'; '.join(slower)} (all numbers in the JSON).",
+        ]
     memory = result["kernel_memory"]
     lines += [
         "",

@@ -64,14 +64,15 @@ def _default_prune() -> FlabConfig:
 
 
 def _default_distill() -> DistillationConfig:
-    return DistillationConfig(train_tokens=65_536, curve_every=16_384, block_size=256, batch_size=8,
+    return DistillationConfig(train_tokens=32_768, curve_every=16_384, block_size=256, batch_size=8,
                               learning_rate=2e-4)  # fmt: skip
 
 
-# Measured times of a whole default build (fp32, 2 cores, ISA capped to AVX2): benchmarks/results/zoo_build.json.
-# The pruned entry's time is mostly the vocabulary's 64 dense chat answers (505 s at batch 8 on a 2-core AVX2 Zen 3;
-# now batch 32) and the KL search for 4 layers; the recovered entry's is 32 distillation steps of 8 x 256 tokens
-# (dense forward plus the pruned model's full fine-tuning step): it trains on the vocabulary's answers (same prompts).
+# Measured times of a whole default build (fp32, 2 idle AVX2 Zen 3 cores): benchmarks/results/zoo_build.json.
+# The pruned entry's time is mostly the vocabulary's 64 dense chat answers (283 s at batch 32) and the KL search for
+# 4 layers (132 s); the recovered entry's is 16 distillation steps of 8 x 256 tokens (~27 s each: dense forward plus
+# the pruned model's full fine-tuning step; the recovery curve flattens after 32k tokens: perplexity 17.8, 13.6,
+# 12.3, 12.0, 11.9 at 0, 16k, 32k, 48k, 64k), trained on the vocabulary's answers (same prompts).
 @dataclass
 class FlabBudget:
     """What the Flab entries run: Flab-Pruner's and distillation's own configs (``prune``, ``distill``; their
@@ -101,7 +102,9 @@ class FlabBudget:
         "eval", "Held-out windows for perplexity, KL to dense and agreement (and as many test-text chunks).", 8
     )
     eval_length: int = budget_field("eval", "Tokens per held-out window.", 256)
-    humaneval: int = budget_field("eval", "HumanEval problems for pass@1 (0 = none).", 10)
+    humaneval: int = budget_field(
+        "eval", "HumanEval problems for pass@1 (0 = none; 8 = one generation batch).", 8
+    )
     humaneval_max_new_tokens: int = budget_field("eval", "Tokens generated per HumanEval problem.", 256)
     distill: DistillationConfig = budget_field(
         "recovery",

@@ -40,16 +40,16 @@ VARIANT_FIELDS = tuple(sorted(set().union(*VARIANTS.values())))
 
 def _default_teacher() -> TeacherSettings:
     # a fixed number of steps, not a time budget (`minutes` is unused when `steps` is set): the entry must not depend
-    # on how busy the machine is (4 minutes gave 315 steps on an idle 2-core machine and 120 on a busy one); 300 steps
-    # take about 4 minutes on 2 idle cores
-    return TeacherSettings(minutes=4.0, steps=300)
+    # on how busy the machine is (4 minutes gave 315 steps on an idle 2-core machine and 120 on a busy one). 200 steps:
+    # a step takes 0.8 s on 2 AVX-512 cores but 2.2 s on 2 AVX2 Zen 3 cores, where 300 steps put the zoo over an hour
+    return TeacherSettings(minutes=4.0, steps=200)
 
 
 def _default_recipe() -> XTCRecipeConfig:
-    return XTCRecipeConfig(layer_reduction_steps=100, quantization_steps=100)
+    return XTCRecipeConfig(layer_reduction_steps=60, quantization_steps=60)
 
 
-# ~9 min on 2 idle cores (measured: teacher 237 s, stages 99 s and 102 s, evaluation 73 s)
+# ~16 min on 2 idle AVX2 Zen 3 cores (measured: teacher 492 s, stages 95 s and 102 s, evaluation 237 s)
 @dataclass
 class XTCBudget:
     """What the XTC entries run: the teacher's and XTC's own configs (``teacher``, ``recipe``) and which students
@@ -58,7 +58,7 @@ class XTCBudget:
 
     Example:
         >>> DEFAULT.recipe.layer_reduction_steps, FULL.variants
-        (100, ('6L', '1W8A6L', '1W8A'))
+        (60, ('6L', '1W8A6L', '1W8A'))
     """
 
     teacher: TeacherSettings = budget_field(

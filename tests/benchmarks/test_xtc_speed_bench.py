@@ -42,6 +42,19 @@ def test_speed_bench_records_machine_kernels_and_training_step(avx2_machine, tmp
     assert table in text
 
 
+
+def test_forced_kernels_slower_than_the_teacher_get_a_sentence_not_a_ratio(avx2_machine):
+    from benchmarks.xtc_bench import speed_markdown
+
+    result = run_speed_bench(SpeedSettings(**TINY))
+    rows = result["speed"]["fp32"]
+    rows["1W8A6L-int8"].update(seconds=19.2, speedup=0.09)  # `_int_mm` on a real AVX2 CPU
+    rows["1W8A6L-float"]["speedup"] = max(rows["1W8A6L-float"]["speedup"], 1.0)
+    text = speed_markdown(result)
+    assert "| 1W8A6L-int8" not in text and "0.09x" not in text
+    assert "Not in the table" in text and "1W8A6L-int8 (fp32) 19.200 s" in text
+    assert "| 1W8A6L-auto | fp32 |" in text
+
 def test_speed_bench_refuses_bad_settings():
     with pytest.raises(ValueError, match="`n_embd` \\(30\\) must be divisible by `n_head` \\(4\\)"):
         SpeedSettings(n_embd=30, n_head=4)

@@ -38,7 +38,7 @@ def test_nested_override_replaces_only_the_named_settings():
     budget = apply_overrides(flab_entry.DEFAULT, {"humaneval": 20, "prune": {"layers_to_prune": 2}})
     assert _changed(flab_entry.DEFAULT, budget) == {"humaneval": 20, "prune.layers_to_prune": 2}
     assert isinstance(budget.prune, type(flab_entry.DEFAULT.prune))  # still the recipe's own config
-    assert flab_entry.DEFAULT.humaneval == 10 and flab_entry.DEFAULT.prune.layers_to_prune == 4  # not mutated
+    assert flab_entry.DEFAULT.humaneval == 8 and flab_entry.DEFAULT.prune.layers_to_prune == 4  # not mutated
     # under --full the overrides apply on top of the full budget
     settings = ZooSettings(full=True, overrides={"flab": {"distill": {"lora_r": 8}}})
     full = entry_budget(settings, "flab", flab_entry.DEFAULT, flab_entry.FULL)
@@ -83,17 +83,17 @@ def test_default_budgets_keep_their_numbers():
     assert (flab.model, flab.base_model, flab.corpus_chars, flab.eval_windows, flab.eval_length, flab.humaneval,
             flab.humaneval_max_new_tokens, flab.answers, flab.answer_tokens, flab.chat_share, flab.train_chars,
             flab.curve_windows) == (
-        None, "HuggingFaceTB/SmolLM2-135M-Instruct", 4_000_000, 8, 256, 10, 256, 64, 256, 0.3, 1_000_000, 4)  # fmt: skip
+        None, "HuggingFaceTB/SmolLM2-135M-Instruct", 4_000_000, 8, 256, 8, 256, 64, 256, 0.3, 1_000_000, 4)  # fmt: skip
     prune = flab.prune
     assert (prune.layers_to_prune, prune.ffn_neurons, prune.calibration_samples, prune.calibration_length) == (
         4, 0, 6, 128)  # fmt: skip
     distill = flab.distill
     assert (distill.train_tokens, distill.curve_every, distill.block_size, distill.batch_size, distill.learning_rate,
             distill.lora_r, distill.kl_weight, distill.checkpoint_dir) == (
-        65_536, 16_384, 256, 8, 2e-4, None, 1.0, None)  # fmt: skip
+        32_768, 16_384, 256, 8, 2e-4, None, 1.0, None)  # fmt: skip
     xtc = xtc_entry.DEFAULT
     assert (xtc.teacher.minutes, xtc.teacher.steps, xtc.recipe.layer_reduction_steps, xtc.recipe.quantization_steps,
-            xtc.samples, xtc.variants, xtc.train_files) == (4.0, 300, 100, 100, 100, ("6L", "1W8A6L"), None)  # fmt: skip
+            xtc.samples, xtc.variants, xtc.train_files) == (4.0, 200, 60, 60, 100, ("6L", "1W8A6L"), None)  # fmt: skip
 
 
 @pytest.mark.parametrize(
