@@ -1,4 +1,5 @@
-"""Side-by-side inference benchmark: the stock Transformers encoder (sdpa) against ALPINE all/even/odd.
+"""Side-by-side inference benchmark: the stock Transformers encoder (sdpa) against ALPINE all/even/odd, or any
+plans (explicit layers and per-layer alphas, :func:`~benchmarks.alpine_plans.parse_mode`).
 
 Every mode runs the same weights on the same batches of real code in the same process and dtype; timing rounds are
 interleaved so that machine noise hits all modes alike, and only ratios are reported as results.
@@ -25,6 +26,7 @@ from compress_utils.embedded import minilm_dir
 from compress_utils.io import atomic_write
 from compress_utils.plotting import save_figure
 
+from .alpine_plans import PLAN_EXAMPLE, parse_mode
 from .clone_detection import iter_source_files, split_of, stdlib_source_dir
 
 logger = logging.getLogger(__name__)
@@ -124,15 +126,21 @@ def run_benchmark(
     dtype: str = "float32",
     root: str | None = None,
     plot_path: str | os.PathLike | None = None,
+    modes: tuple[str, ...] = MODES,
 ) -> dict:
-    """Measure stock vs ALPINE all/even/odd; returns the results dictionary written as JSON by the CLI.
+    """Measure stock vs ALPINE ``modes``; returns the results dictionary written as JSON by the CLI.
+
+    ``modes`` are named modes (``all``, ``even-nomerge``) or plans (``"layers=1-5;alpha=1.5,1.5,1,1,0.5,0.5"``,
+    see :func:`~benchmarks.alpine_plans.parse_mode`); ``alpha`` applies where a mode does not set its own, and a mode
+    merges when both ``merge`` and the mode do (``-nomerge`` and ``merge=off`` drop pruned tokens).
 
     Example:
-        >>> results = run_benchmark("minilm", batch_size=8, seq_len=512)  # doctest: +SKIP
-        >>> results["modes"]["all"]["throughput_ratio"]  # doctest: +SKIP
+        >>> results = run_benchmark("minilm", modes=("all", "layers=1-5;alpha=1.5"))  # doctest: +SKIP
+        >>> results["modes"]["layers=1-5;alpha=1.5"]["throughput_ratio"]  # doctest: +SKIP
     """
     if dtype not in ("auto", "float32", "bfloat16"):
         raise ValueError(f"`dtype={dtype!r}` is not supported; use 'auto', 'float32' or 'bfloat16'.")
+    plans = _check_modes(modes)
     capability = probe()
     if dtype == "auto":  # the fastest dtype here: bf16 only where bf16 products beat fp32
         dtype = "bfloat16" if capability["fastest_dtype"] == "bf16" else "float32"
@@ -141,8 +149,14 @@ def run_benchmark(
     stock = stock.to(torch_dtype).eval()
     batches = code_batches(tokenizer, batch_size, seq_len, num_batches, root)
     models = {"stock": stock}
-    for mode in MODES:
-        settings = AlpinePruningConfig(alpha=alpha, layers=mode, merge=merge, special_token_ids=special)
+    for mode, plan in plans.items():
+        plan.check(stock.config.num_hidden_layers, mode)
+        settings = AlpinePruningConfig(
+            alpha=alpha if plan.alpha is None else plan.alpha,
+            layers=plan.layers,
+            merge=merge and plan.merge,
+            special_token_ids=special,
+        )
         models[mode] = apply_alpine(stock, settings).eval()
 
     results = {"stock": {}, "modes": {}}
@@ -191,7 +205,7 @@ def run_benchmark(
     stock_train = statistics.median(train_timings["stock"])
     results["stock"]["train_step_seconds"] = stock_train
     results["stock"].update(seconds=stock_time, samples_per_second=samples / stock_time)
-    for mode in MODES:
+    for mode in plans:
         entry = results["modes"][mode]
         seconds = statistics.median(timings[mode])
         entry.update(
@@ -209,6 +223,7 @@ def run_benchmark(
         entry["realised_fraction"] = entry["throughput_ratio"] / entry["flops_ratio"]
     results["settings"] = dict(
         model=model,
+        modes=list(plans),
         batch_size=batch_size,
         seq_len=seq_len,
         alpha=alpha,
@@ -225,6 +240,19 @@ def run_benchmark(
     if plot_path is not None:
         plot_kept_lengths(results, plot_path)
     return results
+
+
+def _check_modes(modes) -> dict:
+    """``{mode: plan}`` of the pruning modes to measure, or a ``ValueError`` naming the bad one (before any loading)."""
+    if isinstance(modes, str) or not modes:
+        raise ValueError(f"`modes` must be a non-empty list of modes, got {modes!r}; e.g. ('all', {PLAN_EXAMPLE!r}).")
+    if len(set(modes)) < len(modes):
+        raise ValueError(f"`modes` lists {sorted({m for m in modes if modes.count(m) > 1})} more than once.")
+    plans = {mode: parse_mode(mode) for mode in modes}
+    idle = [mode for mode, plan in plans.items() if not plan.prunes]
+    if idle:
+        raise ValueError(f"`modes` {idle} prune nothing; the stock model is the baseline of every run, drop them.")
+    return plans
 
 
 def _ratio(entry: dict, key: str) -> str:

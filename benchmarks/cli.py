@@ -48,6 +48,7 @@ def _alpine_speed(args) -> int:
         dtype=args.dtype,
         root=args.corpus,
         plot_path=plot,
+        modes=tuple(args.modes),
     )
     if args.json:
         write_results(results, args.json)
@@ -234,8 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     from compress_utils.cli_args import add_dataclass_arguments, positive_int
     from flab_hf.distillation import DistillationConfig
 
-    from .alpine_finetune import ALL_MODES, PLAN_EXAMPLE, SCHEDULES, FinetuneConfig
+    from .alpine_finetune import SCHEDULES, FinetuneConfig
+    from .alpine_plans import ALL_MODES, PLAN_EXAMPLE
     from .alpine_speed import BENCHMARK_MODELS
+    from .alpine_speed import MODES as SPEED_MODES
     from .flab_recovery import RecoverySettings
     from .flab_vocabulary import VocabularySettings
     from .xtc_teacher import TeacherSettings
@@ -246,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("alpine-speed", help="Stock (sdpa) vs ALPINE all/even/odd: FLOPs, speed, memory.")
     bench.add_argument("--model", default="minilm", help=f"One of {BENCHMARK_MODELS} or a checkpoint folder.")
+    bench.add_argument(
+        "--modes", nargs="+", default=list(SPEED_MODES), metavar="MODE",
+        help=f"Pruning modes to measure against stock: named modes ({', '.join(ALL_MODES[1:])}) or quoted plans, e.g. "
+        f"'{PLAN_EXAMPLE}' (default: {' '.join(SPEED_MODES)}).",
+    )  # fmt: skip
     bench.add_argument("--batch-size", type=positive_int, default=8)
     bench.add_argument("--seq-len", type=positive_int, default=512)
     bench.add_argument("--alpha", type=float, default=1.0)

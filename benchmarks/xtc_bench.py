@@ -617,7 +617,9 @@ def speed_markdown(result: dict) -> str:
         for name, row in rows.items():
             forced = name.removeprefix("1W8A6L-") in kernels and name.removeprefix("1W8A6L-") != result["auto_kernel"]
             if forced and row["speedup"] < 1.0:
-                slower.append(f"{name} ({dtype}) {row['seconds']:.3f} s against the teacher's {rows['base']['seconds']:.3f} s")
+                slower.append(
+                    f"{name} ({dtype}) {row['seconds']:.3f} s against the teacher's {rows['base']['seconds']:.3f} s"
+                )
                 continue
             lines.append(
                 f"| {name}{' (forced)' if forced else ''} | {dtype} | {row['seconds']:.3f} | {row['tokens_per_s']:.0f} | {row['speedup']:.2f}x |"

@@ -102,9 +102,7 @@ class FlabBudget:
         "eval", "Held-out windows for perplexity, KL to dense and agreement (and as many test-text chunks).", 8
     )
     eval_length: int = budget_field("eval", "Tokens per held-out window.", 256)
-    humaneval: int = budget_field(
-        "eval", "HumanEval problems for pass@1 (0 = none; 8 = one generation batch).", 8
-    )
+    humaneval: int = budget_field("eval", "HumanEval problems for pass@1 (0 = none; 8 = one generation batch).", 8)
     humaneval_max_new_tokens: int = budget_field("eval", "Tokens generated per HumanEval problem.", 256)
     distill: DistillationConfig = budget_field(
         "recovery",

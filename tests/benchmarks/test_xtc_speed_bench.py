@@ -42,7 +42,6 @@ def test_speed_bench_records_machine_kernels_and_training_step(avx2_machine, tmp
     assert table in text
 
 
-
 def test_forced_kernels_slower_than_the_teacher_get_a_sentence_not_a_ratio(avx2_machine):
     from benchmarks.xtc_bench import speed_markdown
 
@@ -54,6 +53,7 @@ def test_forced_kernels_slower_than_the_teacher_get_a_sentence_not_a_ratio(avx2_
     assert "| 1W8A6L-int8" not in text and "0.09x" not in text
     assert "Not in the table" in text and "1W8A6L-int8 (fp32) 19.200 s" in text
     assert "| 1W8A6L-auto | fp32 |" in text
+
 
 def test_speed_bench_refuses_bad_settings():
     with pytest.raises(ValueError, match="`n_embd` \\(30\\) must be divisible by `n_head` \\(4\\)"):
