@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc bench-flab bench-flab-recovery finetune results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc bench-flab bench-flab-recovery finetune finetune-small results clean
 
 install: $(STAMP)
 
@@ -69,9 +69,20 @@ bench-flab-recovery: install
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks flab-recovery --levels vocab+4L --speed-levels vocab+4L --learning-rate 2e-4 --json benchmarks/results/flab_recovery.json
 
-# fp32 and 3 training seeds: retention is reported as mean +- std and reproduces across CPUs (bf16 changes the
-# discrete pruning decisions)
+# The retention frontier: 8,000 training and 1,000 test pairs (stdlib plus the `datasets` package's sources), 2 epochs,
+# fp32 (bf16 changes the discrete pruning decisions), schedules a and b. Each finished run is stored in
+# benchmarks/results/alpine_runs (committed) and read back instead of trained again, so the grid (about 9 hours on 2
+# AVX2 cores) continues where it stopped, on any machine; schedule b starts from the `none` run's checkpoint (trained
+# again when runs/ is gone).
+ALPINE_FRONTIER := none all 'layers=all;alpha=0.5' 'layers=all;alpha=1.5' 'layers=all;alpha=2' even odd 'layers=1-5' \
+	'layers=1-5;alpha=0.75' 'layers=1-5;alpha=1,1,0.75,0.75,0.5,0.5'
 finetune: install
+	$(PY) -m benchmarks alpine-finetune --modes $(ALPINE_FRONTIER) --schedules a b --train-pairs 8000 \
+		--eval-pairs 1000 --packages datasets --epochs 2 --no-bf16 --results-dir benchmarks/results/alpine_runs \
+		--json benchmarks/results/alpine_finetune_frontier.json
+
+# the earlier small comparison: 1,200 pairs, 1 epoch, 3 training seeds (retention as mean +- std)
+finetune-small: install
 	$(PY) -m benchmarks alpine-finetune --seeds 3 --no-bf16 --json benchmarks/results/alpine_finetune_minilm.json
 
 results: install

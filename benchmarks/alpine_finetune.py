@@ -587,6 +587,47 @@ def finetune_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+# issue 13's retention targets: some plan at >= 2x fewer FLOPs keeps >= 97% of the unpruned F1; `all` at alpha 1 >= 95%
+FRONTIER_FLOPS, FRONTIER_RETENTION, ALL_ALPHA1_RETENTION = 2.0, 0.97, 0.95
+
+
+def frontier_targets(results: dict) -> list[str]:
+    """The retention targets as Markdown list lines (met or not, with the runs that decide them), for a comparison
+    that ran pruning modes in one or more schedules.
+
+    Example:
+        >>> entry = {"layers": "all", "alpha": 1.0, "retention_f1": 0.96, "eval_flops_ratio_analytic": 2.2}
+        >>> print("\\n".join(frontier_targets({"modes": {"all": entry}})))
+        - NOT met: some plan at >= 2.0x FLOPs keeps >= 97% of the unpruned F1 (best: all (a) 96.00% at 2.20x)
+        - met: `all` at alpha 1 keeps >= 95% of the unpruned F1 (all (a) 96.00%)
+    """
+    runs = [
+        (f"{mode} ({schedule})", entry)
+        for schedule, modes in results_by_schedule(results).items()
+        for mode, entry in modes.items()
+        if entry.get("layers", mode) != "none"
+    ]
+    fast = [(name, entry) for name, entry in runs if entry["eval_flops_ratio_analytic"] >= FRONTIER_FLOPS]
+    if fast:
+        name, best = max(fast, key=lambda item: item[1]["retention_f1"])
+        met = best["retention_f1"] >= FRONTIER_RETENTION
+        found = f"best: {name} {best['retention_f1']:.2%} at {best['eval_flops_ratio_analytic']:.2f}x"
+    else:
+        met, found = False, "no run reaches it"
+    lines = [
+        f"- {'met' if met else 'NOT met'}: some plan at >= {FRONTIER_FLOPS}x FLOPs keeps >= {FRONTIER_RETENTION:.0%} "
+        f"of the unpruned F1 ({found})"
+    ]
+    everywhere = [(name, entry) for name, entry in runs if entry.get("layers") == "all" and entry.get("alpha") == 1.0]
+    met = any(entry["retention_f1"] >= ALL_ALPHA1_RETENTION for _, entry in everywhere)
+    found = ", ".join(f"{name} {entry['retention_f1']:.2%}" for name, entry in everywhere) or "not run"
+    lines.append(
+        f"- {'met' if met else 'NOT met'}: `all` at alpha 1 keeps >= {ALL_ALPHA1_RETENTION:.0%} of the unpruned F1 "
+        f"({found})"
+    )
+    return lines
+
+
 def plot_frontier(results: dict, path: str | os.PathLike) -> None:
     """F1 retention against the analytic FLOPs ratio of every mode (and schedule): the mean with a bar of one standard
     deviation over the training seeds, and each seed's run as a small dot, so the spread is seen next to the
@@ -619,12 +660,16 @@ def plot_frontier(results: dict, path: str | os.PathLike) -> None:
 
 
 __all__ = [
+    "ALL_ALPHA1_RETENTION",
+    "FRONTIER_FLOPS",
+    "FRONTIER_RETENTION",
     "SCHEDULES",
     "FinetuneConfig",
     "fast_bf16_available",
     "finetune_markdown",
     "finetune_mode",
     "finetune_trainer",
+    "frontier_targets",
     "plot_frontier",
     "results_by_schedule",
     "run_dir",

@@ -30,6 +30,12 @@ def _alpine_finetune(results: dict) -> str:
     return finetune_markdown(results)
 
 
+def _alpine_frontier_report(results: dict) -> str:
+    from benchmarks.alpine_finetune import finetune_markdown, frontier_targets
+
+    return "\n".join([finetune_markdown(results), "", "Targets:", "", *frontier_targets(results)])
+
+
 def _xtc_bench(results: dict) -> str:
     from benchmarks.xtc_bench import to_markdown
 
@@ -117,12 +123,14 @@ RENDERERS = {
     "alpine_finetune_minilm": ("alpine_finetune_minilm.json", _alpine_finetune),
     "alpine_finetune_minilm_2epochs": ("alpine_finetune_minilm_2epochs.json", _alpine_finetune),
     "alpine_finetune_minilm_seeds": ("alpine_finetune_minilm_seeds.json", _alpine_finetune),
+    "alpine_finetune_frontier": ("alpine_finetune_frontier.json", _alpine_frontier_report),
     "zoo_build": ("zoo_build.json", build_times_markdown),
 }
 
 
 # figures drawn from a results JSON into the PNG beside it (README embeds them below their tables)
 FIGURES = {
+    "alpine_finetune_frontier.json": _alpine_frontier,
     "alpine_finetune_minilm.json": _alpine_frontier,
     "alpine_finetune_minilm_seeds.json": _alpine_frontier,
     "flab_recovery.json": _flab_recovery_curve,

@@ -118,3 +118,23 @@ def test_schedule_b_runs_after_the_unpruned_run_and_reports_both_schedules(tiny_
         assert run["resumed_from"] is not None
     assert again["schedules"]["b"][plan]["f1"] == planned["f1"]
     assert RecordingDistillation.forwards == 4
+
+
+def test_frontier_targets_take_the_best_run_at_2x_fewer_flops_in_any_schedule():
+    def run(layers, alpha, retention, flops):
+        return {"layers": layers, "alpha": alpha, "retention_f1": retention, "eval_flops_ratio_analytic": flops}
+
+    results = {
+        "modes": {"none": run("none", 1.0, 1.0, 1.0), "all": run("all", 1.0, 0.90, 2.2),
+                  "odd": run("odd", 1.0, 0.99, 1.3)},
+        "schedules": {"b": {"all": run("all", 1.0, 0.95, 2.1), "layers=1-5;alpha=0.75": run([1, 2, 3, 4, 5], 0.75, 0.97, 2.0)}},
+    }  # fmt: skip
+    plan, everywhere = finetune.frontier_targets(results)
+    # odd keeps 99% but saves too little; the plan of schedule b is the best at >= 2x and meets 97% exactly
+    assert plan == "- met: some plan at >= 2.0x FLOPs keeps >= 97% of the unpruned F1 (best: layers=1-5;alpha=0.75 (b) 97.00% at 2.00x)"  # fmt: skip
+    assert everywhere == "- met: `all` at alpha 1 keeps >= 95% of the unpruned F1 (all (a) 90.00%, all (b) 95.00%)"
+    results["schedules"]["b"]["layers=1-5;alpha=0.75"]["eval_flops_ratio_analytic"] = 1.99
+    results["schedules"]["b"]["all"]["retention_f1"] = 0.9499
+    plan, everywhere = finetune.frontier_targets(results)
+    assert plan.startswith("- NOT met: some plan") and plan.endswith("(best: all (b) 94.99% at 2.10x)")
+    assert everywhere.startswith("- NOT met: `all` at alpha 1")
