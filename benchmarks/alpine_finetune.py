@@ -567,8 +567,10 @@ def finetune_markdown(results: dict) -> str:
             )
         return rows
 
+    packages = settings.get("packages") or ()
+    source = "stdlib" + "".join(f" and `{name}`" for name in packages)
     lines = [
-        f"Clone detection (stdlib functions, split by file), {settings['train_size']} train / {settings['test_size']} "
+        f"Clone detection ({source} functions, split by file), {settings['train_size']} train / {settings['test_size']} "
         f"test pairs, {settings['max_length']} tokens, {settings['epochs']} epoch(s), alpha {settings['alpha']}",
         "",
         *table(results["modes"]),
