@@ -118,6 +118,7 @@ RENDERERS = {
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _xtc_speed),
     "alpine_minilm": ("alpine_minilm.json", _alpine_bench),
     "alpine_minilm_bf16": ("alpine_minilm_bf16.json", _alpine_bench),
+    "alpine_minilm_plans": ("alpine_minilm_plans.json", _alpine_bench),
     "alpine_codebert_shape": ("alpine_codebert_shape.json", _alpine_bench),
     "alpine_unixcoder_shape": ("alpine_unixcoder_shape.json", _alpine_bench),
     "alpine_finetune_minilm": ("alpine_finetune_minilm.json", _alpine_finetune),
