@@ -630,6 +630,23 @@ def frontier_targets(results: dict) -> list[str]:
     return lines
 
 
+def frontier_points(results: dict) -> list[dict]:
+    """Every run of a comparison as one point of the retention frontier: ``mode``, ``schedule``, ``f1``,
+    ``retention_f1`` and ``flops_ratio`` (analytic, on the test pairs), in the order the comparison lists them.
+
+    Example:
+        >>> entry = {"f1": 0.95, "retention_f1": 0.96, "eval_flops_ratio_analytic": 2.2}
+        >>> frontier_points({"modes": {"all": entry}})
+        [{'mode': 'all', 'schedule': 'a', 'f1': 0.95, 'retention_f1': 0.96, 'flops_ratio': 2.2}]
+    """
+    return [
+        {"mode": mode, "schedule": schedule, "f1": entry["f1"], "retention_f1": entry.get("retention_f1", 1.0),
+         "flops_ratio": entry["eval_flops_ratio_analytic"]}
+        for schedule, modes in results_by_schedule(results).items()
+        for mode, entry in modes.items()
+    ]  # fmt: skip
+
+
 def plot_frontier(results: dict, path: str | os.PathLike) -> None:
     """F1 retention against the analytic FLOPs ratio of every mode (and schedule): the mean with a bar of one standard
     deviation over the training seeds, and each seed's run as a small dot, so the spread is seen next to the
@@ -671,6 +688,7 @@ __all__ = [
     "finetune_markdown",
     "finetune_mode",
     "finetune_trainer",
+    "frontier_points",
     "frontier_targets",
     "plot_frontier",
     "results_by_schedule",

@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+from .alpine_entry import alpine_published, alpine_runs
 from .common import DEFAULT_ORG
 from .plots import PLOT_FILES, plot_entry
 from .revision import CARD_FILE, content_revision
@@ -126,7 +127,7 @@ def _eval_results(results: dict, family: str) -> list:
 
     evals = []
     if family == "alpine":
-        pruned = _own_run(results["modes"]["all"])  # the model-index describes this checkpoint, not a mean
+        pruned = _own_run(alpine_published(results))  # the model-index describes this checkpoint, not a mean
         settings = results["settings"]
         common = dict(
             task_type="text-classification", task_name="Code clone detection", dataset_type=f"{STDLIB}-clone-pairs",
@@ -277,23 +278,77 @@ def _spread(entry: dict, name: str, percent: bool = False) -> str:
     return text
 
 
-def _alpine_sections(results: dict) -> tuple[list[str], list[str]]:
-    settings, modes = results["settings"], results["modes"]
-    seeds = modes["all"].get("seeds", [settings["seed"]])
+def _alpine_frontier(results: dict, plan: str, schedule: str) -> list[str]:
+    """Where the published plan sits on the frontier that ``make finetune`` measured (when the entry recorded it)."""
+    frontier = results.get("frontier")
+    if not frontier:
+        return []
+    speed = frontier.get("speed", {})
     rows = [
-        "| mode | accuracy | F1 | F1 retention | eval FLOPs ratio | mean kept tokens per layer |",
+        "| plan | schedule | F1 retention | eval FLOPs ratio | inference throughput vs stock |",
+        "|---|---|---|---|---|",
+    ]
+    for point in sorted(frontier["points"], key=lambda point: point["flops_ratio"]):
+        mine = (point["mode"], point["schedule"]) == (plan, schedule)
+        name = f"**{point['mode']} (this model's plan)**" if mine else point["mode"]
+        throughput = f"{speed[point['mode']]:.2f}x" if point["mode"] in speed else "-"
+        rows.append(f"| {name} | {point['schedule']} | {_pct(point['retention_f1'])} | "
+                    f"{point['flops_ratio']:.2f}x | {throughput} |")  # fmt: skip
+    from benchmarks.alpine_finetune import FRONTIER_FLOPS
+
+    fast = [point for point in frontier["points"] if point["flops_ratio"] >= FRONTIER_FLOPS]
+    best = max(fast, key=lambda point: point["retention_f1"]) if fast else None
+    if best is None:
+        choice = f"No plan on it reaches {FRONTIER_FLOPS}x fewer FLOPs."
+    elif (best["mode"], best["schedule"]) == (plan, schedule):
+        choice = f"This plan keeps the most F1 of the plans at >= {FRONTIER_FLOPS}x fewer FLOPs there."
+    else:
+        choice = (f"The plan that keeps the most F1 at >= {FRONTIER_FLOPS}x fewer FLOPs there is `{best['mode']}` "
+                  f"(schedule {best['schedule']}, {_pct(best['retention_f1'])}).")  # fmt: skip
+    if frontier["train_size"] != results["settings"]["train_size"]:
+        choice += (" The frontier's budget differs from this entry's, so their retention figures differ; the "
+                   "frontier's is the one to compare plans by.")  # fmt: skip
+    speed_note = []
+    if speed:
+        speed_note = ["", "Throughput: the inference benchmark (`make bench-alpine`) against stock sdpa, measured on "
+                          f"{frontier['speed_measured_on']}."]  # fmt: skip
+    return [
+        "",
+        f"Where this plan sits on the retention frontier (`make finetune` in the codecompress-hf repository: "
+        f"{frontier['train_size']} training / {frontier['test_size']} test pairs, {frontier['epochs']} epoch(s), "
+        f"{frontier['seeds']} seed(s); schedule a prunes from the first step, b fine-tunes unpruned first and then "
+        f"prunes with distillation from that model). {choice}",
+        "",
+        *rows,
+        *speed_note,
+    ]
+
+
+def _alpine_sections(results: dict) -> tuple[list[str], list[str]]:
+    settings, runs = results["settings"], alpine_runs(results)
+    plan, schedule = variant_of(results), results.get("schedule", "a")
+    pruned = alpine_published(results)
+    own = _own_run(pruned)
+    seeds = pruned.get("seeds", [settings["seed"]])
+    rows = [
+        "| run | accuracy | F1 | F1 retention | eval FLOPs ratio | mean kept tokens per layer |",
         "|---|---|---|---|---|---|",
     ]
-    for mode, entry in modes.items():
+    for label, entry in runs.items():
         kept = ", ".join(f"{x:.0f}" for x in entry["eval_kept_lengths"])
-        rows.append(f"| {mode} | {_spread(entry, 'accuracy')} | {_spread(entry, 'f1')} "
+        rows.append(f"| {label} | {_spread(entry, 'accuracy')} | {_spread(entry, 'f1')} "
                     f"| {_spread(entry, 'retention_f1', True)} | {entry['eval_flops_ratio_analytic']:.2f}x | {kept} |")  # fmt: skip
-    pruned, own = modes["all"], _own_run(modes["all"])
+    how = (
+        "pruned from the first step of fine-tuning"
+        if schedule == "a"
+        else f"fine-tuned unpruned first (the `none` run), then {settings.get('distill_epochs', 1.0)} epoch(s) with "
+        f"pruning on, distilling from it (schedule {schedule})"
+    )
     results_text = [
         f"Clone detection on {settings['test_size']} held-out pairs ({settings['train_size']} training pairs, "
-        f"{settings['max_length']} tokens, {settings['epochs']} epoch(s), alpha {settings['alpha']}). `none` is the "
-        "same encoder fine-tuned on the same data with the same seed and no pruning; this checkpoint is `all` "
-        "(ALPINE in every layer, merging on).",
+        f"{settings['max_length']} tokens, {settings['epochs']} epoch(s)). `none` is the same encoder fine-tuned on "
+        f"the same data with the same seed and no pruning; this checkpoint is `{plan}` (ALPINE plan, merging on), "
+        f"{how}.",
         "",
         *rows,
     ]
@@ -305,6 +360,7 @@ def _alpine_sections(results: dict) -> tuple[list[str], list[str]]:
             f"single runs differ by several points. This checkpoint is the seed-{own['seed']} run: F1 "
             f"{_num(own['f1'])}, accuracy {_num(own['accuracy'])}, F1 retention {_pct(own.get('retention_f1'))}.",
         ]
+    results_text += _alpine_frontier(results, plan, schedule)
     spread = f" (± {_pct(pruned['retention_f1_std'])} over {len(seeds)} seeds)" if "retention_f1_std" in pruned else ""
     limits = [
         f"- F1 retention is {_pct(pruned['retention_f1'])}{spread} of the unpruned fine-tune (accuracy "
@@ -633,4 +689,11 @@ def write_card(folder: str | os.PathLike, repo_id: str | None = None, org: str =
     return card
 
 
-__all__ = ["CITATIONS", "build_card", "card_data", "family_of", "variant_of", "write_card"]
+__all__ = [
+    "CITATIONS",
+    "build_card",
+    "card_data",
+    "family_of",
+    "variant_of",
+    "write_card",
+]

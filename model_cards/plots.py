@@ -12,22 +12,45 @@ PLOT_FILES = {"alpine": "alpine_kept_tokens.png", "flab": "flab_pruning.png", "x
 
 
 def plot_alpine(results: dict, path: str | os.PathLike) -> None:
-    """Mean kept tokens per layer of each fine-tuned mode on the test pairs (the paper's Fig. 3)."""
+    """Mean kept tokens per layer of each fine-tuned run on the test pairs (the paper's Fig. 3) and, where the entry
+    recorded it, the retention frontier with this entry's plan and its own runs marked."""
+    from .alpine_entry import alpine_published, alpine_runs
+
+    runs, frontier = alpine_runs(results), results.get("frontier")
+    plan, schedule = results.get("variant", "all"), results.get("schedule", "a")
 
     def draw(figure):
-        axis = figure.add_subplot()
-        for mode, entry in results["modes"].items():
+        axis = figure.add_subplot(1, 2 if frontier else 1, 1)
+        for label, entry in runs.items():
             kept = entry["eval_kept_lengths"]
-            axis.plot(range(len(kept)), kept, marker="o", label=f"{mode} ({entry['eval_flops_ratio_analytic']:.2f}x)")
-        axis.axhline(next(iter(results["modes"].values()))["eval_input_length"], color="grey", linestyle="--",
+            axis.plot(range(len(kept)), kept, marker="o", label=f"{label} ({entry['eval_flops_ratio_analytic']:.2f}x)")
+        axis.axhline(next(iter(runs.values()))["eval_input_length"], color="grey", linestyle="--",
                      label="input length")  # fmt: skip
         axis.set_xlabel("layer")
         axis.set_ylabel("mean kept tokens (test pairs)")
-        axis.set_title("ALPINE: kept tokens per layer (FLOPs ratio in brackets)")
+        axis.set_title("kept tokens per layer (FLOPs ratio in brackets)", fontsize=10)
         axis.set_ylim(bottom=0)
-        axis.legend()
+        axis.legend(fontsize=7)
+        if not frontier:
+            return
+        axis = figure.add_subplot(1, 2, 2)
+        for point in frontier["points"]:
+            mine = (point["mode"], point["schedule"]) == (plan, schedule)
+            axis.scatter(point["flops_ratio"], 100 * point["retention_f1"], marker="s" if point["schedule"] != "a"
+                         else "o", s=60 if mine else 25, color="tab:red" if mine else "tab:blue")  # fmt: skip
+        published = alpine_published(results)
+        axis.scatter(published["eval_flops_ratio_analytic"], 100 * published["retention_f1"], marker="*", s=120,
+                     color="tab:orange", label="this entry (its own budget)")  # fmt: skip
+        if any((point["mode"], point["schedule"]) == (plan, schedule) for point in frontier["points"]):
+            axis.scatter([], [], color="tab:red", marker="s", label=f"{plan} ({schedule}), frontier budget")
+        axis.axhline(100, color="grey", linestyle="--", linewidth=1)
+        axis.set_xlabel("FLOPs ratio (stock / ALPINE)")
+        axis.set_ylabel("F1 retention (%)")
+        axis.set_title(f"frontier ({frontier['train_size']} training pairs)", fontsize=10)
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=7)
 
-    save_figure(draw, path, (6.0, 3.6))
+    save_figure(draw, path, (10.0, 3.8) if frontier else (6.0, 3.6))
 
 
 def _kl_steps(results: dict) -> tuple[list[str], list[float]]:

@@ -70,15 +70,21 @@ def test_run_fields_and_variant_fields_are_not_budget_settings():
         apply_overrides(xtc_entry.DEFAULT, {"recipe": {"weight_bits": 2}})
     with pytest.raises(ValueError, match=r"`variants` has unknown names \['9L'\]"):
         apply_overrides(xtc_entry.DEFAULT, {"variants": ["9L"]})
-    with pytest.raises(ValueError, match=r"`finetune.modes` must include \('none', 'all'\)"):
+    with pytest.raises(
+        ValueError, match=r"`finetune.modes` must be 'none' and the one plan to publish, got \('all',\)"
+    ):
         apply_overrides(alpine_entry.DEFAULT, {"finetune": {"modes": ["all"]}})
+    with pytest.raises(ValueError, match=r"`finetune.modes` must be 'none' and the one plan"):
+        apply_overrides(alpine_entry.DEFAULT, {"finetune": {"modes": ["none", "all", "even"]}})
+    with pytest.raises(ValueError, match=r"`finetune.schedules` must name the one schedule .* got \('a', 'b'\)"):
+        apply_overrides(alpine_entry.DEFAULT, {"finetune": {"schedules": ["a", "b"]}})
 
 
 def test_default_budgets_keep_their_numbers():
     finetune = alpine_entry.DEFAULT.finetune
     assert (finetune.train_pairs, finetune.eval_pairs, finetune.max_length, finetune.epochs, finetune.batch_size,
-            finetune.bf16, finetune.seed, finetune.modes, finetune.model) == (
-        800, 400, 256, 1.0, 16, False, 42, ("none", "all"), None)  # fmt: skip
+            finetune.bf16, finetune.seed, finetune.modes, finetune.schedules, finetune.model) == (
+        800, 400, 256, 1.0, 16, False, 42, ("none", "layers=1-5;alpha=0.75"), ("b",), None)  # fmt: skip
     flab = flab_entry.DEFAULT
     assert (flab.model, flab.base_model, flab.corpus_chars, flab.eval_windows, flab.eval_length, flab.humaneval,
             flab.humaneval_max_new_tokens, flab.answers, flab.answer_tokens, flab.chat_share, flab.train_chars,
@@ -99,8 +105,8 @@ def test_default_budgets_keep_their_numbers():
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
-        (alpine_entry, {"finetune.train_pairs": 4000, "finetune.eval_pairs": 1000, "finetune.max_length": 512,
-                        "finetune.epochs": 2.0}),
+        (alpine_entry, {"finetune.train_pairs": 8000, "finetune.eval_pairs": 1000, "finetune.packages": ("datasets",),
+                        "finetune.epochs": 2.0, "finetune.seeds": 1}),
         (flab_entry, {"corpus_chars": None, "prune.calibration_samples": 16, "prune.calibration_length": 256,
                       "eval_windows": 64, "humaneval": 164, "distill.train_tokens": 1_000_000,
                       "distill.curve_every": 100_000, "answers": 1024, "train_chars": 6_000_000,

@@ -10,6 +10,7 @@ import pytest
 from huggingface_hub import ModelCard
 from zoo_testing import read_results
 
+from model_cards.alpine_entry import PLAN, SCHEDULE, alpine_published, alpine_runs
 from model_cards.card import build_card, write_card
 from model_cards.cli import main
 from model_cards.plots import PLOT_FILES
@@ -35,7 +36,7 @@ def _expected_metrics(results: dict) -> dict:
     """metric type -> value, read straight from results.json the way a reader would."""
     name = results["entry"]
     if name.startswith("alpine"):
-        pruned = results["modes"]["all"]["runs"][0]  # the published checkpoint is the first seed's run
+        pruned = results["schedules"]["b"][results["variant"]]["runs"][0]  # the published checkpoint: first seed
         return {"accuracy": pruned["accuracy"], "f1": pruned["f1"], "f1_retention": pruned["retention_f1"]}
     if name.startswith("flab"):
         variant = "recovered" if name.endswith("recovered") else "pruned"
@@ -87,7 +88,7 @@ def test_limitations_state_the_measured_shortfalls(tiny_zoo):
     zoo = Path(settings.output_dir)
     alpine = read_results(zoo / "alpine-minilm")
     assert (
-        f"F1 retention is {alpine['modes']['all']['retention_f1']:.1%}"
+        f"F1 retention is {alpine_published(alpine)['retention_f1']:.1%}"
         in (zoo / "alpine-minilm/README.md").read_text()
     )
     flab = read_results(zoo / "flab-smollm2")
@@ -157,7 +158,7 @@ def test_card_of_folder_without_results_is_a_clear_error(tmp_path, capsys):
 def test_alpine_card_shows_the_seed_spread_and_describes_its_own_run(tiny_zoo):
     settings, _ = tiny_zoo
     results = read_results(Path(settings.output_dir) / "alpine-minilm")
-    for mode, entry in results["modes"].items():
+    for mode, entry in alpine_runs(results).items():
         runs = [dict(entry, seed=42, f1=0.5, retention_f1=0.625), dict(entry, seed=43, f1=0.7, retention_f1=0.875)]
         if mode == "none":
             runs = [dict(entry, seed=42, f1=0.8, retention_f1=1.0), dict(entry, seed=43, f1=0.8, retention_f1=1.0)]
@@ -172,3 +173,22 @@ def test_alpine_card_shows_the_seed_spread_and_describes_its_own_run(tiny_zoo):
     # the model-index describes the published checkpoint (the first seed), not the mean
     metrics = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert metrics["f1"] == 0.5 and metrics["f1_retention"] == 0.625
+
+
+def test_alpine_card_places_its_plan_on_the_frontier(tiny_zoo):
+    settings, _ = tiny_zoo
+    results = read_results(Path(settings.output_dir) / "alpine-minilm")
+    frontier = results["frontier"]
+    # the tiny entry's own plan is not on the real frontier: the card names the frontier's best plan instead
+    best = max((p for p in frontier["points"] if p["flops_ratio"] >= 2.0), key=lambda p: p["retention_f1"])
+    text = build_card(results).content
+    assert f"The plan that keeps the most F1 at >= 2.0x fewer FLOPs there is `{best['mode']}`" in text
+    assert "frontier's budget differs from this entry's" in text
+    # an entry built on the frontier's best plan is marked in the table and said to be it
+    on_frontier = dict(results, variant=best["mode"], schedule=best["schedule"], schedules={
+        best["schedule"]: {best["mode"]: alpine_published(results)}})  # fmt: skip
+    text = build_card(on_frontier).content
+    assert f"**{best['mode']} (this model's plan)**" in text and "This plan keeps the most F1" in text
+    assert (best["mode"], best["schedule"]) == (PLAN, SCHEDULE)  # the zoo's default is the frontier's pick
+    # no frontier recorded (an installed package has no benchmark results): the section is left out
+    assert "retention frontier" not in build_card(dict(results, frontier=None)).content

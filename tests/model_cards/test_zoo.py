@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from zoo_testing import TINY_ALPINE, TINY_FLAB, read_results
+from zoo_testing import TINY_ALPINE, TINY_FLAB, TINY_PLAN, read_results
 
+from model_cards import alpine_entry
 from model_cards.cli import main
 from model_cards.zoo import ENTRIES, ZooSettings, build_entry, build_zoo, is_complete
 
@@ -28,24 +29,27 @@ def test_every_entry_is_complete_with_card_and_index(tiny_zoo):
     assert "| clone detection | F1 |" in index and "| line completion | ES |" in index
 
 
-def test_alpine_entry_holds_the_pruned_model_and_both_runs(tiny_zoo):
+def test_alpine_entry_holds_the_plan_trained_after_the_unpruned_run(tiny_zoo):
     settings, _ = tiny_zoo
     folder = Path(settings.output_dir) / "alpine-minilm"
     assert {"modeling_alpine.py", "configuration_alpine.py", "tokenizer.json", "alpine_kept_tokens.png"} <= set(
         os.listdir(folder)
     )
     results = read_results(folder)
-    assert (
-        set(results["modes"]) == {"none", "all"}
-        and results["settings"]["train_size"] == TINY_ALPINE["finetune"]["train_pairs"]
-    )
-    assert json.loads((folder / "config.json").read_text())["alpine_layers"] == "all"
+    assert (results["variant"], results["schedule"]) == (TINY_PLAN, "b")
+    assert set(results["modes"]) == {"none"} and set(results["schedules"]["b"]) == {TINY_PLAN}
+    assert results["settings"]["train_size"] == TINY_ALPINE["finetune"]["train_pairs"]
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["alpine_layers"], config["alpine_alpha"]) == ([1], 0.75)
     # the summary is the published checkpoint's (first seed's) run; the seeds' spread comes beside it
-    own = results["modes"]["all"]["runs"][0]
-    assert results["summary"]["compressed"] == own["f1"] and results["modes"]["all"]["seeds"] == [42, 43]
-    assert results["summary"]["retention_std"] == results["modes"]["all"]["retention_f1_std"]
+    published = results["schedules"]["b"][TINY_PLAN]
+    assert results["summary"]["compressed"] == published["runs"][0]["f1"] and published["seeds"] == [42, 43]
+    assert results["summary"]["retention_std"] == published["retention_f1_std"]
     assert "(2 seeds: " in (folder.parent / "README.md").read_text()
-    assert results["modes"]["all"]["eval_flops_ratio_analytic"] > 1  # tokens were really dropped
+    assert published["eval_flops_ratio_analytic"] > 1  # tokens were really dropped
+    # the frontier it was chosen from comes with it (read from the repository's results)
+    points = {(point["mode"], point["schedule"]) for point in results["frontier"]["points"]}
+    assert (alpine_entry.PLAN, alpine_entry.SCHEDULE) in points
 
 
 def test_flab_entries_measure_pruned_and_recovered_models(tiny_zoo):

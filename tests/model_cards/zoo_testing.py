@@ -130,7 +130,10 @@ def xtc_student():
 
 # budget overrides in the zoo's nested form: a dict under a recipe config's field sets that config's fields
 # two seeds: the cards' mean +- std path runs for real
-TINY_ALPINE = {"finetune": {"train_pairs": 16, "eval_pairs": 8, "max_length": 64, "batch_size": 8, "seeds": 2}}
+# the tiny BERT has 2 layers: the zoo's plan (every layer but the first, alpha 0.75) is spelled for it
+TINY_PLAN = "layers=1;alpha=0.75"
+TINY_ALPINE = {"finetune": {"train_pairs": 16, "eval_pairs": 8, "max_length": 64, "batch_size": 8, "seeds": 2,
+                            "modes": ["none", TINY_PLAN]}}  # fmt: skip
 # a 12-block (so 6L keeps 6), 64-wide teacher on 40 files: the zoo tests check the pipeline and its files, not quality
 # (2 learning-curve samples: 50 would cost 40 s of generation here)
 TINY_TEACHER = {"n_layer": 12, "n_embd": 64, "n_head": 2, "n_positions": 256, "vocab_size": 512, "block_size": 32,
