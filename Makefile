@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc bench-flab bench-flab-recovery finetune finetune-small results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc bench-flab bench-flab-recovery finetune finetune-table finetune-small results clean
 
 install: $(STAMP)
 
@@ -77,10 +77,14 @@ bench-flab-recovery: install
 # again when runs/ is gone).
 ALPINE_FRONTIER := none all 'layers=all;alpha=0.5' 'layers=all;alpha=1.5' 'layers=all;alpha=2' even odd 'layers=1-5' \
 	'layers=1-5;alpha=0.75' 'layers=1-5;alpha=1,1,0.75,0.75,0.5,0.5'
+FRONTIER_ARGS := --modes $(ALPINE_FRONTIER) --schedules a b --train-pairs 8000 --eval-pairs 1000 --packages datasets \
+	--epochs 2 --no-bf16 --results-dir benchmarks/results/alpine_runs --json benchmarks/results/alpine_finetune_frontier.json
 finetune: install
-	$(PY) -m benchmarks alpine-finetune --modes $(ALPINE_FRONTIER) --schedules a b --train-pairs 8000 \
-		--eval-pairs 1000 --packages datasets --epochs 2 --no-bf16 --results-dir benchmarks/results/alpine_runs \
-		--json benchmarks/results/alpine_finetune_frontier.json
+	$(PY) -m benchmarks alpine-finetune $(FRONTIER_ARGS)
+
+# the frontier's table, plot and JSON from the runs stored so far (trains nothing; minutes, for the data set)
+finetune-table: install
+	$(PY) -m benchmarks alpine-finetune $(FRONTIER_ARGS) --stored-only
 
 # the earlier small comparison: 1,200 pairs, 1 epoch, 3 training seeds (retention as mean +- std)
 finetune-small: install

@@ -397,6 +397,7 @@ def run_finetune(
     save_to: str | None = None,
     overwrite: bool = False,
     save_schedule: str = "a",
+    stored_only: bool = False,
 ):
     """Run every mode of ``config`` in every schedule and return the comparison (retention and time ratios against
     the unpruned run of the same seed).
@@ -406,7 +407,8 @@ def run_finetune(
     layer count before any training, too.
 
     A run is resumed from its last Trainer checkpoint if the process was interrupted; schedule (b) reuses the
-    unpruned run of the same seed if it is already there.
+    unpruned run of the same seed if it is already there. ``stored_only`` trains nothing and reports the runs
+    already stored in ``config.results_dir`` (a grid measured so far); the unpruned run must be among them.
 
     Example:
         >>> results = run_finetune(FinetuneConfig(modes=("none", "all"), schedules=("a", "b")))  # doctest: +SKIP
@@ -418,6 +420,11 @@ def run_finetune(
 
     config = config or FinetuneConfig()
     planned = config.runs()
+    if stored_only and (config.results_dir is None or save_mode is not None):
+        raise ValueError(
+            f"`stored_only` reports the runs stored in `results_dir` and trains nothing; it needs `results_dir` "
+            f"(got {config.results_dir!r}) and no `save_mode` (got {save_mode!r})."
+        )
     if save_mode is not None and (save_schedule, save_mode) not in planned:
         raise ValueError(
             f"`save_mode={save_mode!r}` with `save_schedule={save_schedule!r}` is not among the runs of this "
@@ -441,6 +448,9 @@ def run_finetune(
             if stored is not None:
                 runs[schedule][mode].append(stored)
                 continue
+            if stored_only:
+                logger.info("%s (schedule %s, seed %d): not stored yet, left out", mode, schedule, seed)
+                continue
             if schedule == "b" and _last_checkpoint(run_dir(config, "none", seed)) is None:
                 # the unpruned run's result came from results_dir, but its weights (the start and teacher of
                 # schedule b) are not on this machine: train it again (fp32 runs are reproducible)
@@ -449,6 +459,15 @@ def run_finetune(
                                    overwrite=overwrite, seed=seed, schedule=schedule)  # fmt: skip
             _store_result(config, result)
             runs[schedule][mode].append(result)
+    if stored_only:  # a mode is reported with the seeds measured so far, or not at all
+        runs = {
+            schedule: {mode: found for mode, found in by_mode.items() if found} for schedule, by_mode in runs.items()
+        }
+        if not runs["a"].get("none"):
+            raise ValueError(
+                f"`stored_only`: the unpruned run (mode 'none', schedule a) of these settings is not in "
+                f"{config.results_dir!r}; train it first (without `stored_only`)."
+            )
     baseline = runs["a"].get("none")
     if baseline is not None:  # retention against the unpruned run of the same seed
         for by_mode in runs.values():

@@ -77,6 +77,7 @@ def _alpine_finetune(args) -> int:
         save_to=args.save_to,
         overwrite=args.overwrite,
         save_schedule=args.save_schedule,
+        stored_only=args.stored_only,
     )
     # under `accelerate launch` every process holds the same results: one writes them
     if not PartialState(cpu=not torch.cuda.is_available()).is_main_process:
@@ -284,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedules", nargs="+", default=["a"], choices=SCHEDULES,
         help="a: prune from the first step; b: fine-tune unpruned first, then continue with pruning on, distilling "
         "from it (both: side by side in one JSON).",
+    )  # fmt: skip
+    finetune.add_argument(
+        "--stored-only", action="store_true",
+        help="Train nothing: report the runs of --modes x --schedules already stored in --results-dir (a grid "
+        "measured so far).",
     )  # fmt: skip
     finetune.add_argument("--save-mode", default=None, help="Save this mode's fine-tuned model (one of --modes).")
     finetune.add_argument(

@@ -49,6 +49,15 @@ def test_results_dir_keeps_finished_runs_across_machines(tiny_bert, tmp_path, mo
     again = run_finetune(FinetuneConfig(**settings, output_dir=str(tmp_path / "elsewhere")))
     assert again["modes"]["all"]["f1"] == first["modes"]["all"]["f1"]
     assert again["schedules"]["b"]["all"]["retention_f1"] == first["schedules"]["b"]["all"]["retention_f1"]
+    # stored_only reports the grid measured so far: a mode not stored yet is left out, nothing is trained
+    grid = FinetuneConfig(**{**settings, "modes": ("none", "all", "even")}, output_dir=str(tmp_path / "elsewhere"))
+    so_far = run_finetune(grid, stored_only=True)
+    assert set(so_far["modes"]) == {"none", "all"} and set(so_far["schedules"]["b"]) == {"all"}
+    assert so_far["schedules"]["b"]["all"]["retention_f1"] == first["schedules"]["b"]["all"]["retention_f1"]
+    with pytest.raises(ValueError, match=r"the unpruned run \(mode 'none', schedule a\) of these settings is not in"):
+        run_finetune(FinetuneConfig(**{**settings, "epochs": 3.0}), stored_only=True)
+    with pytest.raises(ValueError, match=r"`stored_only` .* needs `results_dir` \(got None\)"):
+        run_finetune(FinetuneConfig(**{**settings, "results_dir": None}), stored_only=True)
     # a schedule-b run that is not stored needs the unpruned weights: they are trained again first
     monkeypatch.undo()
     for path in (tmp_path / "results").glob("b-*"):
