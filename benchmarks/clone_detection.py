@@ -39,7 +39,7 @@ from types import MappingProxyType
 
 import datasets
 
-from compress_utils.corpus import SPLITS, split_of, stdlib_source_dir
+from compress_utils.corpus import SPLITS, package_source_dir, split_of, stdlib_source_dir
 from compress_utils.corpus import source_files as iter_source_files
 
 __all__ = [
@@ -301,15 +301,7 @@ def _check_limits(max_pairs_per_split: Mapping[str, int]) -> dict[str, int]:
 
 def _package_files(package: str) -> tuple[Path, list[Path]]:
     """``(the folder holding the installed package, its .py files)``; a clear error if it is not installed."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(package) if isinstance(package, str) and package else None
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(
-            f"packages={package!r}: no installed package of that import name; pass installed packages (e.g. "
-            "'transformers') or none"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations)))
+    folder = package_source_dir(package)
     return folder.parent, iter_source_files(folder)
 
 

@@ -30,13 +30,16 @@ from pathlib import Path
 import torch
 
 from compress_utils.capability import describe, probe
+from compress_utils.corpus import package_source_dir
 from compress_utils.embedded import load_smollm2
 from compress_utils.io import atomic_write_text
 from flab_hf.answers import generate_ids, instruction_prompts
 from flab_hf.data import HUMANEVAL_INSTRUCTION, check_humaneval_executes, humaneval_problems, stdlib_texts
+from flab_hf.quality import text_perplexity
 from flab_hf.vocabulary import merge_result_ids, prune_vocabulary, rebuild_tokenizer, vocabulary_to_keep
 
 from .flab_bench import humaneval_pass
+from .flab_recovery import FOREIGN_PACKAGE, VOCAB_PACKAGES, package_texts, text_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +59,33 @@ class VocabularySettings:
     batch_size: int = field(default=8, metadata={"help": "Generation batch size."})
     threads: int = field(default=1, metadata={"help": "torch threads."})
     work_dir: str = field(default="runs/flab_vocabulary", metadata={"help": "Cached answers (resumable)."})
+    vocab_packages: tuple[str, ...] = field(
+        default=VOCAB_PACKAGES,
+        metadata={"help": "Installed packages whose sources join the stdlib code for the `broad` vocabulary."},
+    )
+    broad_min_count: int = field(
+        default=3,
+        metadata={"help": "`broad` keeps the tokens that code uses at least this often (the chat's always)."},
+    )
+    ppl_chunks: int = field(
+        default=32, metadata={"help": "Chunks of 800 characters (stdlib test split, foreign package) for perplexity."}
+    )
     frontier_merges: list[int] = field(
         default_factory=lambda: [0, 8000, 16000, 24000, 32000, 40000],
         metadata={"help": "`keep_merges` values added to the chat vocabulary for the tokenization frontier."},
     )
 
     def __post_init__(self):
+        self.vocab_packages = tuple(self.vocab_packages)
+        if FOREIGN_PACKAGE in self.vocab_packages:
+            raise ValueError(
+                f"`vocab_packages` holds {FOREIGN_PACKAGE!r}, the held-out foreign code the perplexity is measured "
+                "on; leave it out."
+            )
+        for package in self.vocab_packages:
+            package_source_dir(package, argument="vocab_packages")
         for name in ("corpus_chars", "answer_tokens", "heldout_prompts", "humaneval", "humaneval_tokens",
-                     "batch_size", "threads"):  # fmt: skip
+                     "batch_size", "threads", "broad_min_count", "ppl_chunks"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
@@ -73,7 +95,9 @@ class VocabularySettings:
 
 def _key(settings: VocabularySettings) -> str:
     keyed = {
-        k: v for k, v in asdict(settings).items() if k not in ("threads", "work_dir", "batch_size", "frontier_merges")
+        k: v
+        for k, v in asdict(settings).items()
+        if k not in ("threads", "work_dir", "batch_size", "frontier_merges", "ppl_chunks")
     }
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -141,11 +165,21 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
         "dense": {"vocabulary": len(tokenizer), **_he_summary(dense_he, dense_he)},
         "variants": {},
     }
-    for name, keep_chat in (("code", False), ("chat", True)):
+    chunks = {"stdlib_test": text_chunks(stdlib_texts("test"), settings.ppl_chunks),
+              "foreign": text_chunks(package_texts(FOREIGN_PACKAGE), settings.ppl_chunks)}  # fmt: skip
+    dense_ppl = {part: text_perplexity(dense, tokenizer, part_texts, tokenizer)["perplexity"]
+                 for part, part_texts in chunks.items()}  # fmt: skip
+    result["dense"]["perplexity"] = dense_ppl
+    broad = corpus + [text for package in settings.vocab_packages for text in package_texts(package)]
+    result["corpus"]["broad"] = {"packages": list(settings.vocab_packages), "chars": sum(map(len, broad)),
+                                 "min_count": settings.broad_min_count}  # fmt: skip
+    chat_kept = None
+    for name, keep_chat, texts, min_count in (("code", False, corpus, 1), ("chat", True, corpus, 1),
+                                              ("broad", True, broad, settings.broad_min_count)):  # fmt: skip
         began = time.perf_counter()
         model, pruned_tokenizer, kept = prune_vocabulary(
-            copy.deepcopy(dense), tokenizer, corpus, keep_chat=keep_chat, answer_prompts=settings.answer_prompts,
-            answer_tokens=settings.answer_tokens, progress=progress,
+            copy.deepcopy(dense), tokenizer, texts, min_count=min_count, keep_chat=keep_chat,
+            answer_prompts=settings.answer_prompts, answer_tokens=settings.answer_tokens, progress=progress,
         )  # fmt: skip
         prune_seconds = time.perf_counter() - began
         kept_set = set(kept)
@@ -160,11 +194,19 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
             "humaneval_prompts_identical": identical,
             "humaneval_prompts": len(chat_prompts),
             "prune_seconds": round(prune_seconds, 1),
+            # per dense-tokenizer token on the same texts, against dense: what the lost tokens cost to read
+            "perplexity_ratio": {
+                part: round(
+                    text_perplexity(model, pruned_tokenizer, part_texts, tokenizer)["perplexity"] / dense_ppl[part], 4
+                )
+                for part, part_texts in chunks.items()
+            },
         }
         row.update(_he_summary(humaneval(name, model, pruned_tokenizer), dense_he))
         result["variants"][name] = row
         logger.info("%s: %s", name, row)
-        chat_kept = kept_set
+        if name == "chat":
+            chat_kept = kept_set
     # what it takes to tokenize unseen prompts exactly as before: the chat vocabulary plus the first N merges
     result["merge_frontier"] = []
     for count in settings.frontier_merges:
@@ -179,7 +221,9 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
             ),
             "answer_token_coverage": sum(token in kept_set for token in answer_tokens) / max(len(answer_tokens), 1),
         })  # fmt: skip
-    dense_row, chat = result["dense"], result["variants"]["chat"]
+    # the vocabulary the recovery benchmark and the zoo prune with
+    result["targets_variant"] = "broad"
+    dense_row, chat = result["dense"], result["variants"]["broad"]
     result["targets"] = {
         "answer_token_coverage_ge_99.9%": chat["answer_token_coverage"] >= 0.999,
         "humaneval_prompts_identical_ge_95%": chat["humaneval_prompts_identical"] >= 0.95 * chat["humaneval_prompts"],
@@ -200,6 +244,11 @@ def _he_summary(he: dict, dense_he: dict) -> dict:
     }
 
 
+def _ratio(row: dict, part: str) -> str:
+    value = row.get("perplexity_ratio", {}).get(part)  # results from before the column existed have none
+    return "-" if value is None else f"{value}x"
+
+
 def vocabulary_markdown(result: dict) -> str:
     """The experiment as a Markdown table, with the targets met or not."""
     dense = result["dense"]
@@ -209,20 +258,30 @@ def vocabulary_markdown(result: dict) -> str:
         f"prompts from held-out files ({result['heldout']['answer_tokens']:,} tokens); HumanEval on "
         f"{dense['humaneval']['problems']} problems, greedy, {result['dtype']}.",
         f"Measured on: {describe(result.get('capability'))}.",
+    ]
+    broad = result["corpus"].get("broad")
+    if broad:
+        lines.append(
+            f"`code` and `chat` prune from that code alone; `broad` from it plus the sources of {', '.join(broad['packages'])} "
+            f"({broad['chars']:,} characters; tokens used at least {broad['min_count']} times, and the chat's)."
+        )
+    lines += [
         "",
         "| vocabulary | tokens | answer-token coverage | answers fully covered | HumanEval prompts tokenized identically "
-        "| HumanEval pass@1 | same answer as dense | answers with a code fence |",
-        "|---|---|---|---|---|---|---|---|",
+        "| HumanEval pass@1 | same answer as dense | answers with a code fence | PPL stdlib test (x dense) "
+        f"| PPL {FOREIGN_PACKAGE} (x dense) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         f"| dense | {dense['vocabulary']:,} | 100% | 100% | {dense['humaneval']['problems']}/"
         f"{dense['humaneval']['problems']} | {dense['humaneval']['passed']}/{dense['humaneval']['problems']} | 100% "
-        f"| {dense['fenced_answers']}/{dense['humaneval']['problems']} |",
+        f"| {dense['fenced_answers']}/{dense['humaneval']['problems']} | 1.0 | 1.0 |",
     ]
     for name, row in result["variants"].items():
         he = row["humaneval"]
         lines.append(
             f"| {name} | {row['vocabulary']:,} | {row['answer_token_coverage']:.2%} | {row['answers_fully_covered']:.0%} "
             f"| {row['humaneval_prompts_identical']}/{row['humaneval_prompts']} | {he['passed']}/{he['problems']} "
-            f"| {row['same_answer_as_dense']:.1%} | {row['fenced_answers']}/{he['problems']} |"
+            f"| {row['same_answer_as_dense']:.1%} | {row['fenced_answers']}/{he['problems']} "
+            f"| {_ratio(row, 'stdlib_test')} | {_ratio(row, 'foreign')} |"
         )
     frontier = result.get("merge_frontier")
     if frontier:
@@ -232,7 +291,12 @@ def vocabulary_markdown(result: dict) -> str:
             for row in frontier
         ) + "."]  # fmt: skip
     verdict = {True: "met", False: "NOT met"}
-    lines += ["", "Targets (`chat`): " + "; ".join(f"{k} {verdict[v]}" for k, v in result["targets"].items()) + "."]
+    lines += [
+        "",
+        f"Targets (`{result.get('targets_variant', 'chat')}`): "
+        + "; ".join(f"{k} {verdict[v]}" for k, v in result["targets"].items())
+        + ".",
+    ]
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ Example:
 """
 
 from .capability import fast_int8, fastest_dtype, probe, resolve_bf16
-from .corpus import SPLITS, read_sources, source_files, split_of, stdlib_source_dir
+from .corpus import SPLITS, package_source_dir, read_sources, source_files, split_of, stdlib_source_dir
 from .counting import count_parameters, disk_bytes
 from .distributed import distributed_state, is_distributed
 from .emissions import CODECARBON_HINT, EmissionsCallback, check_emissions_country
@@ -57,6 +57,7 @@ __all__ = [
     "is_distributed",
     "load_metric",
     "metric_path",
+    "package_source_dir",
     "probe",
     "read_sources",
     "register_auto_classes",

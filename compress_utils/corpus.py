@@ -95,6 +95,27 @@ def source_files(root: str | os.PathLike[str] | None = None, suffix: str = ".py"
     return sorted(found, key=lambda path: path.relative_to(root).as_posix())
 
 
+def package_source_dir(package: str, argument: str = "packages") -> Path:
+    """The folder of the installed Python package ``package`` (its import name, e.g. ``"transformers"``).
+
+    A second source of real code beside the standard library; ``argument`` names the setting in the error raised
+    when no such package is installed.
+
+    Example:
+        >>> package_source_dir("json").name
+        'json'
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(package) if isinstance(package, str) and package else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            f"{argument}={package!r}: no installed package of that import name; pass installed packages (e.g. "
+            "'transformers') or none"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def read_sources(
     root: str | os.PathLike[str] | None = None, split: str | None = None, suffix: str = ".py"
 ) -> Iterator[tuple[str, str]]:
@@ -115,4 +136,12 @@ def read_sources(
         yield relative, path.read_text(encoding="utf-8")
 
 
-__all__ = ["SKIPPED_DIRS", "SPLITS", "read_sources", "source_files", "split_of", "stdlib_source_dir"]
+__all__ = [
+    "SKIPPED_DIRS",
+    "SPLITS",
+    "package_source_dir",
+    "read_sources",
+    "source_files",
+    "split_of",
+    "stdlib_source_dir",
+]

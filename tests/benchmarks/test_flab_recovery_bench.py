@@ -27,7 +27,7 @@ def test_chunks_and_windows_are_deterministic():
     )
     assert windows.dim() == 2 and windows.shape[1] == 16
     assert package_texts("accelerate") and all(isinstance(text, str) for text in package_texts("accelerate")[:3])
-    with pytest.raises(ValueError, match="not installed"):
+    with pytest.raises(ValueError, match="package='no_such_package_here': no installed package"):
         package_texts("no_such_package_here")
 
 
@@ -39,6 +39,12 @@ def test_settings_refuse_unknown_levels_and_bad_sizes():
         RecoverySettings(humaneval=200)
     with pytest.raises(ValueError, match="chat_share"):
         RecoverySettings(chat_share=1.5)
+    with pytest.raises(ValueError, match="`vocab_packages` holds 'accelerate', the held-out foreign code"):
+        RecoverySettings(vocab_packages=("numpy", "accelerate"))
+    with pytest.raises(ValueError, match="vocab_packages='no_such_package_here'"):
+        RecoverySettings(vocab_packages=("no_such_package_here",))
+    with pytest.raises(ValueError, match="vocab_min_count"):
+        RecoverySettings(vocab_min_count=0)
 
 
 def _row(ppl, passed):

@@ -22,14 +22,28 @@ def test_table_reports_every_vocabulary_and_the_targets():
         "targets": {"humaneval_ge_dense_minus_1": True, "same_answer_ge_90%": True},
     }  # fmt: skip
     table = vocabulary_markdown(result)
-    assert "| chat | 20,000 | 99.95% | 97% | 160/164 | 9/164 | 95.0% | 160/164 |" in table
-    assert "| code | 20,000 | 99.95% | 97% | 0/164 | 0/164 | 10.0% | 160/164 |" in table
-    assert "humaneval_ge_dense_minus_1 met" in table
+    assert "| chat | 20,000 | 99.95% | 97% | 160/164 | 9/164 | 95.0% | 160/164 | - | - |" in table
+    assert "| code | 20,000 | 99.95% | 97% | 0/164 | 0/164 | 10.0% | 160/164 | - | - |" in table
+    assert "Targets (`chat`): humaneval_ge_dense_minus_1 met" in table
+    # the broad vocabulary (stdlib plus installed packages) with what its lost tokens cost to read
+    result["variants"]["broad"] = {**_row(9, 0.5, 100), "perplexity_ratio": {"stdlib_test": 1.0, "foreign": 1.0007}}
+    result["corpus"]["broad"] = {"packages": ["numpy", "torch"], "chars": 50_000_000, "min_count": 3}
+    result["targets_variant"] = "broad"
+    table = vocabulary_markdown(result)
+    assert "| broad | 20,000 | 99.95% | 97% | 100/164 | 9/164 | 50.0% | 160/164 | 1.0x | 1.0007x |" in table
+    assert "sources of numpy, torch (50,000,000 characters; tokens used at least 3 times" in table
+    assert "Targets (`broad`)" in table
 
 
 @pytest.mark.parametrize(
     "settings, message",
-    [({"humaneval": 165}, r"`humaneval` must be <= 164"), ({"threads": 0}, r"`threads` must be an int >= 1, got 0")],
+    [
+        ({"humaneval": 165}, r"`humaneval` must be <= 164"),
+        ({"threads": 0}, r"`threads` must be an int >= 1, got 0"),
+        ({"broad_min_count": 0}, r"`broad_min_count` must be an int >= 1, got 0"),
+        ({"vocab_packages": ("accelerate",)}, r"`vocab_packages` holds 'accelerate'"),
+        ({"vocab_packages": ("no_such_package_here",)}, r"vocab_packages='no_such_package_here': no installed"),
+    ],
 )
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):

@@ -13,6 +13,7 @@ from compress_utils import (
     distributed_state,
     load_metric,
     metric_path,
+    package_source_dir,
     read_sources,
     register_auto_classes,
     source_files,
@@ -49,6 +50,12 @@ def test_reader_skips_test_folders_hidden_folders_and_non_utf8(tmp_path):
         next(read_sources(tmp_path, "dev"))
     with pytest.raises(ValueError, match=r"root=.*missing.* is not a directory"):
         source_files(tmp_path / "missing")
+
+
+def test_package_source_dir_finds_installed_packages_and_names_the_argument():
+    assert (package_source_dir("json") / "decoder.py").is_file()
+    with pytest.raises(ValueError, match="extra='no_such_package_here': no installed package"):
+        package_source_dir("no_such_package_here", argument="extra")
 
 
 def test_count_parameters_counts_tied_tensors_once_and_extras():
