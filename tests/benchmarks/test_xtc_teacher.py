@@ -46,6 +46,7 @@ def test_tokens_set_the_step_count():
         ({"checkpoint_every_tokens": 1.5}, r"`checkpoint_every_tokens` must be None or an int >= 1, got 1.5"),
         ({"curve_samples": -1}, r"`curve_samples` must be an int >= 0 \(0 = loss-only curve\), got -1"),
         ({"minutes": 0}, r"`minutes` must be > 0 when `steps` and `tokens` are None"),
+        ({"packages": ("no_such_package_here",)}, r"packages='no_such_package_here': no installed package"),
     ],
 )
 def test_teacher_settings_reject_bad_budgets(kwargs, match):
@@ -62,6 +63,8 @@ def test_cache_key_holds_what_changes_the_weights_only():
                       {"progress": False}):  # fmt: skip
         assert TeacherSettings(bf16=True, **unchanged).key() == key
     assert TeacherSettings(bf16=True, tokens=1000).key() not in (key, TeacherSettings(bf16=True, tokens=2000).key())
+    assert TeacherSettings(bf16=True, packages=()).key() == key
+    assert TeacherSettings(bf16=True, packages=("json",)).key() not in (key, TeacherSettings(bf16=True).key())
 
 
 def test_token_budget_trains_and_saves_a_learning_curve(tmp_path):
@@ -78,6 +81,15 @@ def test_token_budget_trains_and_saves_a_learning_curve(tmp_path):
     # finished: the resumable checkpoints and the plan are gone, the teacher is reused from the cache
     assert sorted(os.listdir(os.path.dirname(folder))) == ["final"]
     assert train_teacher(tiny(), cache_dir=str(tmp_path)) == folder
+
+
+def test_packages_join_the_training_code(tmp_path):
+    plain = json.loads(open(os.path.join(train_teacher(tiny(), cache_dir=str(tmp_path)), META_FILE)).read())
+    more = json.loads(
+        open(os.path.join(train_teacher(tiny(packages=("json",)), cache_dir=str(tmp_path)), META_FILE)).read()
+    )
+    assert more["data"]["packages"] == ["json"] and more["data"]["texts"] > plain["data"]["texts"]
+    assert more["data"]["blocks"] > plain["data"]["blocks"]
 
 
 def test_interrupted_teacher_resumes_to_the_uninterrupted_weights(tmp_path):
