@@ -59,6 +59,19 @@ VOCAB_PACKAGES = ("transformers", "torch", "numpy", "matplotlib", "datasets", "h
                   "_pytest")  # fmt: skip
 
 
+def check_vocab_packages(packages) -> tuple[str, ...]:
+    """``packages`` as a tuple, refused (naming ``vocab_packages``) when one is not installed or is the foreign one."""
+    packages = tuple(packages)
+    if FOREIGN_PACKAGE in packages:
+        raise ValueError(
+            f"`vocab_packages` holds {FOREIGN_PACKAGE!r}, the held-out foreign code the perplexity is measured on; "
+            "leave it out."
+        )
+    for package in packages:
+        package_source_dir(package, argument="vocab_packages")
+    return packages
+
+
 @dataclass
 class RecoverySettings:
     """Settings of the recovery benchmark (the distillation itself: ``distill``)."""
@@ -96,14 +109,7 @@ class RecoverySettings:
 
     def __post_init__(self):
         self.levels, self.speed_levels = tuple(self.levels), tuple(self.speed_levels)
-        self.vocab_packages = tuple(self.vocab_packages)
-        if FOREIGN_PACKAGE in self.vocab_packages:
-            raise ValueError(
-                f"`vocab_packages` holds {FOREIGN_PACKAGE!r}, the held-out foreign code the perplexity is measured "
-                "on; leave it out."
-            )
-        for package in self.vocab_packages:
-            package_source_dir(package, argument="vocab_packages")
+        self.vocab_packages = check_vocab_packages(self.vocab_packages)
         for name in ("levels", "speed_levels"):
             unknown = [level for level in getattr(self, name) if level not in LEVELS]
             if unknown:
@@ -414,6 +420,7 @@ __all__ = [
     "LEVELS",
     "RecoverySettings",
     "VOCAB_PACKAGES",
+    "check_vocab_packages",
     "package_texts",
     "plot_recovery_curve",
     "recovery_markdown",

@@ -30,7 +30,6 @@ from pathlib import Path
 import torch
 
 from compress_utils.capability import describe, probe
-from compress_utils.corpus import package_source_dir
 from compress_utils.embedded import load_smollm2
 from compress_utils.io import atomic_write_text
 from flab_hf.answers import generate_ids, instruction_prompts
@@ -39,7 +38,7 @@ from flab_hf.quality import text_perplexity
 from flab_hf.vocabulary import merge_result_ids, prune_vocabulary, rebuild_tokenizer, vocabulary_to_keep
 
 from .flab_bench import humaneval_pass
-from .flab_recovery import FOREIGN_PACKAGE, VOCAB_PACKAGES, package_texts, text_chunks
+from .flab_recovery import FOREIGN_PACKAGE, VOCAB_PACKAGES, check_vocab_packages, package_texts, text_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class VocabularySettings:
         default=VOCAB_PACKAGES,
         metadata={"help": "Installed packages whose sources join the stdlib code for the `broad` vocabulary."},
     )
-    broad_min_count: int = field(
+    vocab_min_count: int = field(
         default=3,
         metadata={"help": "`broad` keeps the tokens that code uses at least this often (the chat's always)."},
     )
@@ -76,16 +75,9 @@ class VocabularySettings:
     )
 
     def __post_init__(self):
-        self.vocab_packages = tuple(self.vocab_packages)
-        if FOREIGN_PACKAGE in self.vocab_packages:
-            raise ValueError(
-                f"`vocab_packages` holds {FOREIGN_PACKAGE!r}, the held-out foreign code the perplexity is measured "
-                "on; leave it out."
-            )
-        for package in self.vocab_packages:
-            package_source_dir(package, argument="vocab_packages")
+        self.vocab_packages = check_vocab_packages(self.vocab_packages)
         for name in ("corpus_chars", "answer_tokens", "heldout_prompts", "humaneval", "humaneval_tokens",
-                     "batch_size", "threads", "broad_min_count", "ppl_chunks"):  # fmt: skip
+                     "batch_size", "threads", "vocab_min_count", "ppl_chunks"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
@@ -172,10 +164,10 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
     result["dense"]["perplexity"] = dense_ppl
     broad = corpus + [text for package in settings.vocab_packages for text in package_texts(package)]
     result["corpus"]["broad"] = {"packages": list(settings.vocab_packages), "chars": sum(map(len, broad)),
-                                 "min_count": settings.broad_min_count}  # fmt: skip
+                                 "min_count": settings.vocab_min_count}  # fmt: skip
     chat_kept = None
     for name, keep_chat, texts, min_count in (("code", False, corpus, 1), ("chat", True, corpus, 1),
-                                              ("broad", True, broad, settings.broad_min_count)):  # fmt: skip
+                                              ("broad", True, broad, settings.vocab_min_count)):  # fmt: skip
         began = time.perf_counter()
         model, pruned_tokenizer, kept = prune_vocabulary(
             copy.deepcopy(dense), tokenizer, texts, min_count=min_count, keep_chat=keep_chat,

@@ -355,8 +355,12 @@ def train_teacher(
         "resumed_from": os.path.basename(resume) if resume else None,
         "curve_last": points[-1] if points else None,
         "torch_threads": torch.get_num_threads(),
-        "data": {"texts": len(texts), "chars": sum(map(len, texts)), "blocks": len(blocks),
-                 "packages": list(settings.packages)},  # fmt: skip
+        "data": {
+            "texts": len(texts),
+            "chars": sum(map(len, texts)),
+            "blocks": len(blocks),
+            "packages": list(settings.packages),
+        },  # fmt: skip
     }
     curve_file = {
         "tokens_per_step": settings.tokens_per_step,

@@ -40,7 +40,7 @@ def test_table_reports_every_vocabulary_and_the_targets():
     [
         ({"humaneval": 165}, r"`humaneval` must be <= 164"),
         ({"threads": 0}, r"`threads` must be an int >= 1, got 0"),
-        ({"broad_min_count": 0}, r"`broad_min_count` must be an int >= 1, got 0"),
+        ({"vocab_min_count": 0}, r"`vocab_min_count` must be an int >= 1, got 0"),
         ({"vocab_packages": ("accelerate",)}, r"`vocab_packages` holds 'accelerate'"),
         ({"vocab_packages": ("no_such_package_here",)}, r"vocab_packages='no_such_package_here': no installed"),
     ],
