@@ -51,10 +51,8 @@ logger = logging.getLogger(__name__)
 # name -> (decoder layers removed, FFN neurons removed per remaining layer); every level prunes the vocabulary
 LEVELS = {"vocab": (0, 0), "vocab+2L": (2, 0), "vocab+4L": (4, 0), "vocab+4L+ffn": (4, 128)}
 FOREIGN_PACKAGE = "accelerate"  # pinned in requirements.lock; pure Python, never pruning or training data here
-# Installed with pinned versions (requirements.lock), so the kept vocabulary is the same on every machine. Measured on
-# SmolLM2: a vocabulary from 4M characters of stdlib code (13,524 tokens with the chat) reads unseen package code at
-# 1.60x the dense perplexity before any layer is removed; from the stdlib plus these packages (min count 3) the
-# vocabulary-only model reads it at ~1.00x (benchmarks/results/flab_vocabulary.json).
+# Installed with pinned versions (requirements.lock), so the kept vocabulary is the same on every machine: a
+# vocabulary from stdlib code alone drops identifiers that unseen code uses (what each costs to read: flab-vocab).
 VOCAB_PACKAGES = ("transformers", "torch", "numpy", "matplotlib", "datasets", "huggingface_hub", "peft", "hypothesis",
                   "_pytest")  # fmt: skip
 
