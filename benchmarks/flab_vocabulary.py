@@ -213,14 +213,15 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
             ),
             "answer_token_coverage": sum(token in kept_set for token in answer_tokens) / max(len(answer_tokens), 1),
         })  # fmt: skip
-    # the vocabulary the recovery benchmark and the zoo prune with
+    # the vocabulary the recovery benchmark prunes with
     result["targets_variant"] = "broad"
-    dense_row, chat = result["dense"], result["variants"]["broad"]
+    dense_row, judged = result["dense"], result["variants"]["broad"]
     result["targets"] = {
-        "answer_token_coverage_ge_99.9%": chat["answer_token_coverage"] >= 0.999,
-        "humaneval_prompts_identical_ge_95%": chat["humaneval_prompts_identical"] >= 0.95 * chat["humaneval_prompts"],
-        "humaneval_ge_dense_minus_1": chat["humaneval"]["passed"] >= dense_row["humaneval"]["passed"] - 1,
-        "same_answer_ge_90%": chat["same_answer_as_dense"] >= 0.9,
+        "answer_token_coverage_ge_99.9%": judged["answer_token_coverage"] >= 0.999,
+        "humaneval_prompts_identical_ge_95%": judged["humaneval_prompts_identical"]
+        >= 0.95 * judged["humaneval_prompts"],
+        "humaneval_ge_dense_minus_1": judged["humaneval"]["passed"] >= dense_row["humaneval"]["passed"] - 1,
+        "same_answer_ge_90%": judged["same_answer_as_dense"] >= 0.9,
     }
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     return result

@@ -360,7 +360,7 @@ def train_teacher(
             "chars": sum(map(len, texts)),
             "blocks": len(blocks),
             "packages": list(settings.packages),
-        },  # fmt: skip
+        },
     }
     curve_file = {
         "tokens_per_step": settings.tokens_per_step,
