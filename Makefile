@@ -64,11 +64,15 @@ bench-flab: install
 	mkdir -p benchmarks/results
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks flab --threads 1 --model smollm2 --json benchmarks/results/flab_smollm2.json $(if $(FULL),--full,)
 
-# Flab recovery by distillation (both cores, bf16 where fast; ~2 h on an AMX CPU for one level): prune, distil the
-# dense model into the pruned one on 1M tokens, HumanEval (164) and perplexity before and after; resumes where stopped
+# Flab recovery by distillation, the frontier (both cores, bf16 where fast; a level is ~2 h on an AMX CPU, ~3 h on
+# 2 AVX2 cores): prune, distil the dense model into the pruned one on 1M tokens, HumanEval (164) and perplexity before
+# and after. Each measured level is stored in benchmarks/results/flab_levels (committed) and read back instead of
+# trained again, so the frontier grows one level at a time on any machine; a level in progress resumes from runs/.
+FLAB_LEVELS := vocab vocab+2L vocab+4L vocab+4L+ffn
 bench-flab-recovery: install
 	mkdir -p benchmarks/results
-	$(PY) -m benchmarks flab-recovery --levels vocab+4L --speed-levels vocab+4L --learning-rate 2e-4 --json benchmarks/results/flab_recovery.json
+	$(PY) -m benchmarks flab-recovery --levels $(FLAB_LEVELS) --speed-levels $(FLAB_LEVELS) --learning-rate 2e-4 \
+		--results-dir benchmarks/results/flab_levels --json benchmarks/results/flab_recovery.json
 
 # The retention frontier: 8,000 training and 1,000 test pairs (stdlib plus the `datasets` package's sources), 2 epochs,
 # fp32 (bf16 changes the discrete pruning decisions), schedules a and b. Each finished run is stored in

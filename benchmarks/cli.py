@@ -133,18 +133,25 @@ def _flab_recovery(args) -> int:
     from compress_utils.io import atomic_write_text, check_output_file
     from flab_hf.distillation import DistillationConfig
 
-    from .flab_recovery import RecoverySettings, plot_recovery_curve, recovery_markdown, run_recovery_bench
+    from .flab_recovery import (
+        RecoverySettings,
+        plot_frontier,
+        plot_recovery_curve,
+        recovery_markdown,
+        run_recovery_bench,
+    )
 
     distill = dataclass_from_args(DistillationConfig, args, progress=not args.quiet)
     settings = dataclass_from_args(RecoverySettings, args, distill=distill)
     stem = args.json.rsplit(".", 1)[0]
-    for path in (args.json, stem + ".md", stem + ".png"):
+    for path in (args.json, stem + ".md", stem + ".png", stem + "-frontier.png"):
         check_output_file(path, argument="--json")
     result = run_recovery_bench(settings, progress=not args.quiet)
     table = recovery_markdown(result)
     atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     atomic_write_text(stem + ".md", table)
     plot_recovery_curve(result, stem + ".png")
+    plot_frontier(result, stem + "-frontier.png")
     print(table)
     return 0
 

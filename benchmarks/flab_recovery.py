@@ -12,7 +12,10 @@ model's own chat answers to instruction prompts from the stdlib training split) 
 - generation speed at batch 1 and 8 against dense, for the levels in ``speed_levels``.
 
 Every stage is cached under ``work_dir`` by its settings (pruned and recovered models, answers, HumanEval answers,
-distillation checkpoints), so an interrupted run resumes where it stopped.
+distillation checkpoints), so an interrupted run resumes where it stopped. With ``results_dir`` set, each measured
+level (and the dense row) is also stored there as one JSON file named by a hash of every setting that changes its
+numbers, and read back instead of measured again: a level costs hours on a CPU, so a committed results folder lets
+the frontier grow one level at a time on any machine.
 
 Example:
     >>> result = run_recovery_bench(RecoverySettings(levels=("vocab+4L",)))  # doctest: +SKIP
@@ -103,6 +106,9 @@ class RecoverySettings:
     generation_batch: int = field(default=8, metadata={"help": "Generation batch size (answers, HumanEval)."})
     threads: int = field(default=2, metadata={"help": "torch threads."})
     work_dir: str = field(default="runs/flab_recovery", metadata={"help": "Cached stages (resumable)."})
+    results_dir: str | None = field(
+        default=None, metadata={"help": "Store each measured level here and read stored levels back (off: None)."}
+    )
     distill: DistillationConfig = field(default_factory=DistillationConfig)
 
     def __post_init__(self):
@@ -134,6 +140,40 @@ def _cached_json(path: Path, compute):
     value = compute()
     atomic_write_text(path, json.dumps(value) + "\n")
     return value
+
+
+# settings that change no row's numbers (what to run, where files go, threads, logging and checkpoint cadence)
+_NOT_IN_ROW_KEY = ("levels", "speed_levels", "threads", "work_dir", "results_dir")
+_NOT_IN_DISTILL_KEY = ("progress", "checkpoint_dir", "save_steps", "track_emissions")
+# what the dense row's numbers depend on
+_DENSE_KEY = ("eval_windows", "humaneval", "humaneval_tokens", "generation_batch")
+
+
+def level_result_path(settings: RecoverySettings, level: str) -> Path | None:
+    """The JSON file of one level's row in ``settings.results_dir`` (None when it is off), named by the level and a
+    hash of every setting that changes the row (``"dense"``: the dense row, hashed over the measurement settings)."""
+    if settings.results_dir is None:
+        return None
+    values = asdict(settings)
+    if level == "dense":
+        values = {name: values[name] for name in _DENSE_KEY}
+    else:
+        values = {name: value for name, value in values.items() if name not in _NOT_IN_ROW_KEY}
+        values["distill"] = {k: v for k, v in values["distill"].items() if k not in _NOT_IN_DISTILL_KEY}
+        values["level"] = LEVELS[level]
+    return Path(settings.results_dir) / f"{level}-{_key(values)}.json"
+
+
+def _stored_row(settings: RecoverySettings, level: str, compute) -> dict:
+    """``compute()``'s row for ``level``, read from (or written to) ``settings.results_dir`` when it is on."""
+    path = level_result_path(settings, level)
+    if path is not None and path.is_file():
+        logger.info("%s: read from %s", level, path)
+        return json.loads(path.read_text())
+    row = compute()
+    if path is not None:
+        atomic_write_text(path, json.dumps(row, indent=2) + "\n")
+    return row
 
 
 def package_texts(package: str) -> list[str]:
@@ -206,22 +246,40 @@ def run_recovery_bench(settings: RecoverySettings | None = None, progress: bool 
         "capability": probe(),
         "quality_dtype": "float32",
         "foreign_package": {"name": FOREIGN_PACKAGE, "version": _version(FOREIGN_PACKAGE)},
-        "dense": measure("dense", dense, tokenizer, None),
+        "dense": _stored_row(settings, "dense", lambda: measure("dense", dense, tokenizer, None)),
         "levels": {},
     }
     prompts = instruction_prompts(stdlib_texts("train"), limit=settings.answers)
     answers_key = _key({"answers": settings.answers, "tokens": settings.answer_tokens})
-    records = self_answers(dense, tokenizer, prompts, work / f"answers-train-{settings.answers}x"
-                           f"{settings.answer_tokens}.jsonl", settings.answer_tokens, settings.generation_batch,
-                           progress)  # fmt: skip
-    result["answers"] = {"prompts": len(records), "key": answers_key, "source": "stdlib train split"}
-    code_texts = stdlib_texts("train", max_chars=settings.train_chars)
+    result["answers"] = {"prompts": len(prompts), "key": answers_key, "source": "stdlib train split"}
+    answers_path = work / f"answers-train-{settings.answers}x{settings.answer_tokens}.jsonl"
+    training = {}  # the dense model's answers and the code windows, made when a level trains (not when all are stored)
+
+    def training_data():
+        if not training:
+            training["records"] = self_answers(dense, tokenizer, prompts, answers_path, settings.answer_tokens,
+                                               settings.generation_batch, progress)  # fmt: skip
+            training["code"] = stdlib_texts("train", max_chars=settings.train_chars)
+        return training["records"], training["code"]
+
     for level in settings.levels:
-        result["levels"][level] = _run_level(level, settings, dense, tokenizer, corpus, code_texts, records,
-                                             measure, work, progress)  # fmt: skip
+        result["levels"][level] = _stored_row(
+            settings, level,
+            lambda level=level: _run_level(level, settings, dense, tokenizer, corpus, training_data, measure, work,
+                                           progress),
+        )  # fmt: skip
     speeds = [level for level in settings.speed_levels if level in result["levels"]]
     if speeds:
-        result["speed"] = _speed(dense, tokenizer, work, speeds, result)
+
+        def speed_dir(level: str) -> Path:
+            # the recovered model, or the pruned one when only the stored row is here: same shapes, same speed
+            recovered = Path(result["levels"][level]["recovered_dir"])
+            if (recovered / "config.json").is_file():
+                return recovered
+            logger.info("%s: %s is not here; timing the pruned model (same architecture)", level, recovered)
+            return _prune_level(level, settings, dense, tokenizer, corpus, work, progress)["pruned"]
+
+        result["speed"] = _speed(dense, tokenizer, {level: speed_dir(level) for level in speeds}, result)
     result["targets"] = _targets(result)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     return result
@@ -258,9 +316,9 @@ def _level_dirs(level: str, settings: RecoverySettings, work: Path) -> dict[str,
     }
 
 
-def _run_level(level, settings, dense, tokenizer, corpus, code_texts, records, measure, work, progress):
+def _prune_level(level, settings, dense, tokenizer, corpus, work, progress) -> dict[str, Path]:
+    """The level's folders; its pruned model is built first when it is not there."""
     dirs = _level_dirs(level, settings, work)
-    began = time.perf_counter()
     if not (dirs["pruned"] / "config.json").is_file():
         config = FlabConfig(**_prune_settings(level, settings), progress=progress)
         # the vocabulary from the stdlib and the packages' code; the layer and FFN search calibrate on the stdlib
@@ -270,6 +328,12 @@ def _run_level(level, settings, dense, tokenizer, corpus, code_texts, records, m
         pruned, pruned_tokenizer, report = flab_prune(dense, tokenizer, vocabulary_corpus, config, calibration)
         save_pruned(pruned, pruned_tokenizer, dirs["pruned"], report)
         atomic_write_text(dirs["pruned"].with_suffix(".kept.json"), json.dumps(report["kept_token_ids"]) + "\n")
+    return dirs
+
+
+def _run_level(level, settings, dense, tokenizer, corpus, training_data, measure, work, progress):
+    began = time.perf_counter()
+    dirs = _prune_level(level, settings, dense, tokenizer, corpus, work, progress)
     pruned, pruned_tokenizer = _load_pruned(dirs["pruned"])
     kept = torch.tensor(json.loads(dirs["pruned"].with_suffix(".kept.json").read_text()))
     report = json.loads((dirs["pruned"] / "flab_report.json").read_text())
@@ -285,6 +349,7 @@ def _run_level(level, settings, dense, tokenizer, corpus, code_texts, records, m
     began = time.perf_counter()
     log_path = dirs["recovered"].with_suffix(".log.json")
     if not (dirs["recovered"] / "config.json").is_file():
+        records, code_texts = training_data()
         data = distillation_blocks(
             pruned_tokenizer, code_texts, chat_texts(pruned_tokenizer, records), settings.distill.block_size,
             settings.distill.train_tokens, chat_share=settings.chat_share, seed=settings.distill.seed,
@@ -308,16 +373,17 @@ def _run_level(level, settings, dense, tokenizer, corpus, code_texts, records, m
     return row
 
 
-def _speed(dense, tokenizer, work: Path, levels: list[str], result: dict) -> dict:
-    """Generation tokens/s at batch 1 and 8, interleaved with dense, in the fastest dtype here and in fp32."""
+def _speed(dense, tokenizer, folders: dict[str, Path], result: dict) -> dict:
+    """Generation tokens/s at batch 1 and 8, interleaved with dense, in the fastest dtype here and in fp32 (one
+    model folder per level)."""
     capability = result["capability"]
     dtypes = ["float32"] + (["bfloat16"] if capability.get("fastest_dtype") == "bf16" else [])
     speed = {}
     for dtype in dtypes:
         prompt = heldout_windows(tokenizer, 8, 32, split="test")
         models = {"dense": (copy.deepcopy(dense).to(getattr(torch, dtype)), prompt)}
-        for level in levels:
-            model, pruned_tokenizer = _load_pruned(Path(result["levels"][level]["recovered_dir"]))
+        for level, folder in folders.items():
+            model, pruned_tokenizer = _load_pruned(folder)
             prompt = heldout_windows(pruned_tokenizer, 8, 32, split="test")
             models[level] = (model.to(getattr(torch, dtype)), prompt)
         rates = interleaved_speeds(models, 64, 5)
@@ -413,13 +479,44 @@ def plot_recovery_curve(result: dict, path: str | os.PathLike) -> None:
     save_figure(draw, path, (9, 3.6))
 
 
+def plot_frontier(result: dict, path: str | os.PathLike) -> None:
+    """The recovered levels' parameter ratio against perplexity ratio (stdlib test, foreign) and HumanEval."""
+    from compress_utils.plotting import save_figure
+
+    dense = result["dense"]
+    rows = sorted(result["levels"].items(), key=lambda item: -item[1]["recovered"]["param_ratio"])
+
+    def draw(figure):
+        left, right = figure.subplots(1, 2)
+        ratios = [row["recovered"]["param_ratio"] for _, row in rows]
+        for part, label in (("stdlib_test", "stdlib test"), ("foreign", result["foreign_package"]["name"])):
+            values = [row["recovered"][part]["text_perplexity"] / dense[part]["text_perplexity"] for _, row in rows]
+            left.plot(ratios, values, marker="o", label=label)
+        left.axhline(1.15, color="grey", linestyle="--", linewidth=1, label="target 1.15x")
+        right.plot(ratios, [row["recovered"]["humaneval"]["passed"] for _, row in rows], marker="o", label="recovered")
+        right.axhline(dense["humaneval"]["passed"] - 1, color="grey", linestyle="--", linewidth=1,
+                      label="target: dense - 1")  # fmt: skip
+        for axis in (left, right):
+            for (level, _), x in zip(rows, ratios):
+                axis.annotate(level, (x, axis.get_ylim()[0]), fontsize=7, rotation=90, va="bottom")
+            axis.axvline(0.75, color="lightgrey", linestyle=":", linewidth=1)
+            axis.invert_xaxis()
+            axis.legend()
+        left.set(xlabel="parameters / dense", ylabel="perplexity / dense")
+        right.set(xlabel="parameters / dense", ylabel=f"HumanEval passed (of {dense['humaneval']['problems']})")
+
+    save_figure(draw, path, (9, 3.6))
+
+
 __all__ = [
     "FOREIGN_PACKAGE",
     "LEVELS",
     "RecoverySettings",
     "VOCAB_PACKAGES",
     "check_vocab_packages",
+    "level_result_path",
     "package_texts",
+    "plot_frontier",
     "plot_recovery_curve",
     "recovery_markdown",
     "run_recovery_bench",

@@ -97,10 +97,11 @@ def build_times_markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
-def _flab_recovery_curve(results: dict, path: Path) -> None:
-    from benchmarks.flab_recovery import plot_recovery_curve
+def _flab_recovery_figures(results: dict, path: Path) -> None:
+    from benchmarks.flab_recovery import plot_frontier, plot_recovery_curve
 
     plot_recovery_curve(results, path)
+    plot_frontier(results, path.with_name(path.stem + "-frontier.png"))
 
 
 def _alpine_frontier(results: dict, path: Path) -> None:
@@ -134,7 +135,7 @@ FIGURES = {
     "alpine_finetune_frontier.json": _alpine_frontier,
     "alpine_finetune_minilm.json": _alpine_frontier,
     "alpine_finetune_minilm_seeds.json": _alpine_frontier,
-    "flab_recovery.json": _flab_recovery_curve,
+    "flab_recovery.json": _flab_recovery_figures,  # and the frontier beside it (flab_recovery-frontier.png)
 }
 
 

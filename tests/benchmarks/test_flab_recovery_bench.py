@@ -5,7 +5,10 @@ from transformers import AutoTokenizer
 
 from benchmarks.flab_recovery import (
     RecoverySettings,
+    _stored_row,
+    level_result_path,
     package_texts,
+    plot_frontier,
     plot_recovery_curve,
     recovery_markdown,
     text_chunks,
@@ -47,6 +50,37 @@ def test_settings_refuse_unknown_levels_and_bad_sizes():
         RecoverySettings(vocab_min_count=0)
 
 
+def test_a_level_row_is_stored_once_and_read_back_by_its_settings(tmp_path):
+    settings = RecoverySettings(results_dir=str(tmp_path))
+    assert level_result_path(RecoverySettings(), "vocab") is None  # off by default
+    path = level_result_path(settings, "vocab+2L")
+    assert path.parent == tmp_path and path.name.startswith("vocab+2L-")
+    # what to run, where, threads and checkpoint cadence change no number: same file
+    same = RecoverySettings(results_dir=str(tmp_path / "x"), levels=("vocab",), threads=1, work_dir="elsewhere")
+    same.distill.save_steps = 7
+    assert level_result_path(same, "vocab+2L").name == path.name
+    # the level, the training budget or the data do
+    assert level_result_path(settings, "vocab+4L").name != path.name
+    budget = RecoverySettings(results_dir=str(tmp_path))
+    budget.distill.train_tokens = 2_000_000
+    assert level_result_path(budget, "vocab+2L") != path
+    assert level_result_path(RecoverySettings(results_dir=str(tmp_path), chat_share=0.5), "vocab+2L") != path
+    # the dense row depends on the measurement only
+    assert level_result_path(budget, "dense") == level_result_path(settings, "dense")
+    assert level_result_path(RecoverySettings(results_dir=str(tmp_path), humaneval=20), "dense") != level_result_path(
+        settings, "dense"
+    )
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"passed": len(calls)}
+
+    assert _stored_row(settings, "vocab+2L", compute) == {"passed": 1}
+    assert _stored_row(settings, "vocab+2L", compute) == {"passed": 1} and len(calls) == 1  # read back
+    assert _stored_row(RecoverySettings(), "vocab+2L", compute) == {"passed": 2}  # off: always computed
+
+
 def _row(ppl, passed):
     quality = {"text_perplexity": ppl, "kl_to_dense": 0.1, "next_token_agreement": 0.9}
     return {"params": 100, "param_ratio": 0.7, "humaneval": {"passed": passed, "problems": 164},
@@ -70,3 +104,6 @@ def test_markdown_and_curve_from_a_result(tmp_path):
     assert first[:4] == b"\x89PNG"
     plot_recovery_curve(result, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes() == first  # deterministic redraw
+    result["levels"]["vocab"] = {**result["levels"]["vocab+4L"], "recovered": {**_row(8.5, 8), "param_ratio": 0.9}}
+    plot_frontier(result, tmp_path / "frontier.png")
+    assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
