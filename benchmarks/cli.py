@@ -5,6 +5,7 @@ Examples:
     python -m benchmarks alpine-finetune --json benchmarks/results/alpine_finetune_minilm.json
     python -m benchmarks alpine-finetune --modes none all 'layers=1-5;alpha=1.5,1.5,1,1,0.5,0.5' --schedules a b
     python -m benchmarks flab --json benchmarks/results/flab_smollm2.json
+    python -m benchmarks flab-calibration --sizes 6x128 16x256 32x256
     python -m benchmarks flab-recovery --levels vocab+4L --train-tokens 1000000
     python -m benchmarks flab-humaneval --model runs/flab/pruned --humaneval 164
     python -m benchmarks xtc-teacher --tokens 20000000 --curve-every-tokens 2000000
@@ -128,6 +129,24 @@ def _flab_vocab(args) -> int:
     return 0
 
 
+def _flab_calibration(args) -> int:
+    from compress_utils.cli_args import dataclass_from_args
+    from compress_utils.io import atomic_write_text, check_output_file
+
+    from .flab_calibration import CalibrationSettings, calibration_markdown, run_calibration_bench
+
+    settings = dataclass_from_args(CalibrationSettings, args)
+    markdown = args.json.rsplit(".", 1)[0] + ".md"
+    for path in (args.json, markdown):
+        check_output_file(path, argument="--json")
+    result = run_calibration_bench(settings, progress=not args.quiet)
+    table = calibration_markdown(result)
+    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(markdown, table)
+    print(table)
+    return 0
+
+
 def _flab_recovery(args) -> int:
     from compress_utils.cli_args import dataclass_from_args
     from compress_utils.io import atomic_write_text, check_output_file
@@ -247,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .alpine_plans import ALL_MODES, PLAN_EXAMPLE
     from .alpine_speed import BENCHMARK_MODELS
     from .alpine_speed import MODES as SPEED_MODES
+    from .flab_calibration import CalibrationSettings
     from .flab_recovery import RecoverySettings
     from .flab_vocabulary import VocabularySettings
     from .xtc_teacher import TeacherSettings
@@ -330,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(vocab, VocabularySettings)
     vocab.add_argument("--json", default="benchmarks/results/flab_vocabulary.json", help="Results (+ .md table).")
     vocab.set_defaults(func=_flab_vocab)
+
+    calibration = commands.add_parser(
+        "flab-calibration", help="Flab: layer and FFN choices against the calibration size (which size is stable)."
+    )
+    add_dataclass_arguments(calibration, CalibrationSettings)
+    calibration.add_argument("--json", default="benchmarks/results/flab_calibration.json", help="Results (+ .md).")
+    calibration.set_defaults(func=_flab_calibration)
 
     recovery = commands.add_parser(
         "flab-recovery", help="Flab recovery by distillation: pruning levels, each recovered on one token budget."

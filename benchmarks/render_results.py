@@ -60,6 +60,12 @@ def _flab_vocabulary(results: dict) -> str:
     return vocabulary_markdown(results)
 
 
+def _flab_calibration(results: dict) -> str:
+    from benchmarks.flab_calibration import calibration_markdown
+
+    return calibration_markdown(results).rstrip("\n")
+
+
 def _flab_recovery(results: dict) -> str:
     from benchmarks.flab_recovery import recovery_markdown
 
@@ -114,6 +120,7 @@ RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _flab_bench),
     "flab_vocabulary": ("flab_vocabulary.json", _flab_vocabulary),
     "flab_recovery": ("flab_recovery.json", _flab_recovery),
+    "flab_calibration": ("flab_calibration.json", _flab_calibration),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
     "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _xtc_speed),
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _xtc_speed),
