@@ -480,20 +480,22 @@ def plot_recovery_curve(result: dict, path: str | os.PathLike) -> None:
 
 
 def plot_frontier(result: dict, path: str | os.PathLike) -> None:
-    """The recovered levels' parameter ratio against perplexity ratio (stdlib test, foreign) and HumanEval."""
+    """Parameter ratio against perplexity ratio (stdlib test, foreign) and HumanEval: dense, then each recovered
+    level."""
     from compress_utils.plotting import save_figure
 
     dense = result["dense"]
-    rows = sorted(result["levels"].items(), key=lambda item: -item[1]["recovered"]["param_ratio"])
+    levels = sorted(result["levels"].items(), key=lambda item: -item[1]["recovered"]["param_ratio"])
+    rows = [("dense", dense)] + [(level, row["recovered"]) for level, row in levels]
 
     def draw(figure):
         left, right = figure.subplots(1, 2)
-        ratios = [row["recovered"]["param_ratio"] for _, row in rows]
+        ratios = [row["param_ratio"] for _, row in rows]
         for part, label in (("stdlib_test", "stdlib test"), ("foreign", result["foreign_package"]["name"])):
-            values = [row["recovered"][part]["text_perplexity"] / dense[part]["text_perplexity"] for _, row in rows]
+            values = [row[part]["text_perplexity"] / dense[part]["text_perplexity"] for _, row in rows]
             left.plot(ratios, values, marker="o", label=label)
         left.axhline(1.15, color="grey", linestyle="--", linewidth=1, label="target 1.15x")
-        right.plot(ratios, [row["recovered"]["humaneval"]["passed"] for _, row in rows], marker="o", label="recovered")
+        right.plot(ratios, [row["humaneval"]["passed"] for _, row in rows], marker="o", label="dense, then recovered")
         right.axhline(dense["humaneval"]["passed"] - 1, color="grey", linestyle="--", linewidth=1,
                       label="target: dense - 1")  # fmt: skip
         for axis in (left, right):

@@ -105,5 +105,6 @@ def test_markdown_and_curve_from_a_result(tmp_path):
     plot_recovery_curve(result, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes() == first  # deterministic redraw
     result["levels"]["vocab"] = {**result["levels"]["vocab+4L"], "recovered": {**_row(8.5, 8), "param_ratio": 0.9}}
+    result["dense"]["param_ratio"] = 1.0
     plot_frontier(result, tmp_path / "frontier.png")
     assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
