@@ -215,11 +215,18 @@ def _xtc_eval(args) -> int:
 
     from .xtc_eval import evaluate_line_completion, line_completion_samples
 
-    model = AutoModelForCausalLM.from_pretrained(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    samples = line_completion_samples(stdlib_code("test"), args.samples, seed=args.seed)
+    if args.model == "smollm2":  # a pretrained code-capable reference (trained on trillions of tokens)
+        from compress_utils.embedded import load_smollm2
+
+        model, tokenizer = load_smollm2()
+    elif os.path.isdir(args.model):
+        model = AutoModelForCausalLM.from_pretrained(args.model)
+        tokenizer = AutoTokenizer.from_pretrained(args.model)
+    else:
+        raise FileNotFoundError(f"`--model`={args.model!r} is not a folder; give a checkpoint folder or 'smollm2'.")
+    samples = line_completion_samples(stdlib_code("test"), args.samples, seed=args.seed, lines=args.lines)
     scores = evaluate_line_completion(model, tokenizer, samples, progress=not args.quiet)
-    print(json.dumps({k: v for k, v in scores.items() if k != "predictions"}, indent=2))
+    print(json.dumps({**{k: v for k, v in scores.items() if k != "predictions"}, "lines": args.lines}, indent=2))
     return 0
 
 
@@ -269,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .flab_calibration import CalibrationSettings
     from .flab_recovery import RecoverySettings
     from .flab_vocabulary import VocabularySettings
+    from .xtc_eval import LINE_KINDS
     from .xtc_teacher import TeacherSettings
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
@@ -382,9 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.set_defaults(func=_xtc_teacher)
 
     evaluate = commands.add_parser("xtc-eval", help="Line-level completion EM/ES on the held-out test split.")
-    evaluate.add_argument("--model", required=True, help="Checkpoint folder (GPT-2 or XTC) with tokenizer.")
+    evaluate.add_argument(
+        "--model", required=True, help="Checkpoint folder (GPT-2 or XTC) with tokenizer, or 'smollm2' (a reference)."
+    )
     evaluate.add_argument("--samples", type=positive_int, default=200)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--lines", choices=LINE_KINDS, default="code",
+        help="Target lines: code lines (the paper's PY150 has no comments or docstrings) or any non-blank line.",
+    )  # fmt: skip
     evaluate.set_defaults(func=_xtc_eval)
 
     xtc = commands.add_parser("xtc", help="XTC Table 1 + 2 of the paper, measured here; writes JSON and Markdown.")

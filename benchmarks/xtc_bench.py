@@ -369,7 +369,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         "capability": capability,
         "teacher": {"checkpoint": teacher_dir, **teacher_meta, "curve": teacher_curve},
         "throughput_input": {"batch_size": settings.batch_size, "seq_len": settings.seq_len},
-        "line_completion": {"samples": len(samples), "context_tokens": 256, "split": "test"},
+        "line_completion": {"samples": len(samples), "context_tokens": 256, "split": "test", "lines": "code"},
         "models": rows,
         "targets": targets,
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -400,7 +400,9 @@ def to_markdown(result: dict) -> str:
         f"\nThroughput: forward pass, batch {result['throughput_input']['batch_size']} x "
         f"{result['throughput_input']['seq_len']} tokens, {env['torch_threads']} thread(s), models interleaved in "
         f"one process; speed-ups are vs the stock GPT-2 teacher in the same dtype. Line completion: "
-        f"{result['line_completion']['samples']} samples of held-out standard-library code. Peak mem: RSS growth of a "
+        f"{result['line_completion']['samples']} samples of held-out standard-library code "
+        f"({'code lines' if result['line_completion'].get('lines') == 'code' else 'any line, comments included'}). "
+        "Peak mem: RSS growth of a "
         "fresh process loading the checkpoint and running one forward.\n"
     )
     from compress_utils.capability import describe

@@ -1,7 +1,11 @@
 # Copyright 2026 The codecompress-hf authors. Apache-2.0.
 """CodeXGLUE-style line-level code completion on held-out code: Exact Match and Edit Similarity.
 
-For each sample the model sees a file up to the end of the line before the target line (without its newline: byte-level
+Target lines are code lines, as in the benchmark the XTC paper used (CodeXGLUE's PY150, whose preprocessing drops
+comments and collapses docstrings into one literal token): a line whose first token is code, not a comment, a line
+inside a multi-line string, or a docstring (:func:`code_line_numbers`). ``lines="any"`` samples every non-blank line
+(the protocol of results recorded without ``"lines"``), whose comment and docstring lines are prose that even a
+pretrained code model rarely completes exactly. For each sample the model sees a file up to the end of the line before the target line (without its newline: byte-level
 BPE merges a newline with the next line's indentation, so cutting after it would show the model a token boundary it
 never saw in training) and greedily generates until the target line is complete; the generated target line is
 compared with the true one, both stripped. Edit Similarity is
@@ -19,8 +23,10 @@ Example:
 
 from __future__ import annotations
 
+import io
 import logging
 import random
+import tokenize
 
 import torch
 
@@ -28,6 +34,10 @@ from compress_utils.distributed import distributed_state
 from compress_utils.metric_loading import load_metric
 
 logger = logging.getLogger(__name__)
+
+LINE_KINDS = ("code", "any")
+# bumped when the sampling changes, so that cached scores of the old samples are not reused (zoo score cache keys)
+SAMPLING_VERSION = "code lines v2"
 
 
 def _fuzz():
@@ -71,34 +81,75 @@ def line_completion_scores(predictions: list[str], targets: list[str]) -> dict:
     return {"em": 100.0 * em / len(predictions), "es": es / len(predictions)}
 
 
-def line_completion_samples(files, num_samples: int = 200, seed: int = 0, min_chars: int = 4) -> list[dict]:
+def code_line_numbers(text: str) -> set[int] | None:
+    r"""0-based numbers of the lines of ``text`` that start with a code token: not blank, not a comment, not inside a
+    multi-line string and not a docstring (a string alone on its line as a statement). None when ``text`` does not
+    tokenize as Python.
+
+    Example:
+        >>> sorted(code_line_numbers('def f():\n    "Doc."\n    # note\n    return 1\n'))
+        [0, 3]
+    """
+    skip = (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING, tokenize.ENDMARKER)
+    try:
+        tokens = [token for token in tokenize.generate_tokens(io.StringIO(text).readline) if token.type not in skip]
+    except (tokenize.TokenError, SyntaxError, ValueError):  # IndentationError is a SyntaxError
+        return None
+    lines, seen = set(), set()
+    for index, token in enumerate(tokens):
+        row = token.start[0] - 1
+        if row in seen:
+            continue
+        seen.add(row)
+        if token.type == tokenize.COMMENT:
+            continue
+        if token.type == tokenize.STRING:
+            following = tokens[index + 1] if index + 1 < len(tokens) else None
+            alone = following is None or following.start[0] > token.end[0]
+            if token.start[0] != token.end[0] or alone:  # a multi-line string or a docstring-like statement
+                continue
+        lines.add(row)
+    return lines
+
+
+def line_completion_samples(
+    files, num_samples: int = 200, seed: int = 0, min_chars: int = 4, lines: str = "code"
+) -> list[dict]:
     """Deterministic ``{"path", "prompt", "target"}`` samples from ``files`` (``{"path", "text"}`` dicts).
 
     Files are visited in a seeded order and one line per file is picked (round-robin over files until
-    ``num_samples``): a line with at least ``min_chars`` non-blank characters that is not the first line. The prompt is
-    the file up to the end of the previous line (without its newline), the target the stripped line.
+    ``num_samples``): a line with at least ``min_chars`` non-blank characters that is not the first line and, with
+    ``lines="code"`` (the default), a code line (:func:`code_line_numbers`; files that do not tokenize are skipped).
+    The prompt is the file up to the end of the previous line (without its newline), the target the stripped line.
     """
     if not files:
         raise ValueError("`files` is empty; give held-out code files as {'path', 'text'} dicts.")
+    if lines not in LINE_KINDS:
+        raise ValueError(f"`lines` must be one of {LINE_KINDS}, got {lines!r}.")
     rng = random.Random(seed)
     order = list(range(len(files)))
     rng.shuffle(order)
+    allowed = {}
     samples, used = [], set()
     rounds = 0
     while len(samples) < num_samples and rounds < 50:
         rounds += 1
         for index in order:
             text = files[index]["text"]
-            lines = text.split("\n")
+            split = text.split("\n")
+            if lines == "code" and index not in allowed:
+                allowed[index] = code_line_numbers(text) or set()
             candidates = [
-                i for i in range(1, len(lines)) if len(lines[i].strip()) >= min_chars and (index, i) not in used
-            ]
+                i for i in range(1, len(split))
+                if len(split[i].strip()) >= min_chars and (index, i) not in used
+                and (lines == "any" or i in allowed[index])
+            ]  # fmt: skip
             if not candidates:
                 continue
             line = rng.choice(candidates)
             used.add((index, line))
-            prompt = "\n".join(lines[:line])
-            samples.append({"path": files[index]["path"], "prompt": prompt, "target": lines[line].strip()})
+            prompt = "\n".join(split[:line])
+            samples.append({"path": files[index]["path"], "prompt": prompt, "target": split[line].strip()})
             if len(samples) == num_samples:
                 break
     return samples
@@ -117,7 +168,7 @@ class _LineDone:
 
 
 def completed_line(generated: str) -> str:
-    """The target line from the generated continuation of the previous line (stripped).
+    r"""The target line from the generated continuation of the previous line (stripped).
 
     Example:
         >>> completed_line("\n    return x\n")
@@ -178,6 +229,9 @@ def evaluate_line_completion(
 
 
 __all__ = [
+    "LINE_KINDS",
+    "SAMPLING_VERSION",
+    "code_line_numbers",
     "completed_line",
     "edit_similarity",
     "evaluate_line_completion",

@@ -169,7 +169,7 @@ def _variant_row(name: str, folder: str, samples: list[dict], progress: bool) ->
 
 
 def _build_xtc(folder: str, settings: ZooSettings, entry: str) -> dict:
-    from benchmarks.xtc_eval import line_completion_samples
+    from benchmarks.xtc_eval import SAMPLING_VERSION, line_completion_samples
     from xtc_hf.data import stdlib_code
     from xtc_hf.recipe import stage_reports
 
@@ -186,7 +186,8 @@ def _build_xtc(folder: str, settings: ZooSettings, entry: str) -> dict:
         variants = {}
         for name, checkpoint in checkpoints.items():
             # checkpoint folders are keyed by their settings, so a score cached for one stays valid
-            key = hashlib.sha256(f"{os.path.abspath(checkpoint)}|{evaluate_key}".encode()).hexdigest()[:12]
+            key = f"{os.path.abspath(checkpoint)}|{evaluate_key}|{SAMPLING_VERSION}"
+            key = hashlib.sha256(key.encode()).hexdigest()[:12]
             path = Path(settings.work_dir) / "xtc" / "scores" / f"{name}-{key}.json"
             row = cached_json(path, lambda: _variant_row(name, checkpoint, samples, settings.progress))  # noqa: B023
             variants[name] = {**row, "checkpoint": checkpoint}

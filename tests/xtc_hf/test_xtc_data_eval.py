@@ -5,7 +5,13 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from benchmarks.xtc_bench import count_parameters, disk_bytes
-from benchmarks.xtc_eval import edit_similarity, evaluate_line_completion, exact_match, line_completion_samples
+from benchmarks.xtc_eval import (
+    code_line_numbers,
+    edit_similarity,
+    evaluate_line_completion,
+    exact_match,
+    line_completion_samples,
+)
 from benchmarks.xtc_teacher import TeacherSettings, train_teacher, train_tokenizer
 from xtc_hf import XTCGPT2LMHeadModel
 from xtc_hf.cli import build_parser, main
@@ -144,3 +150,16 @@ def test_cli_parses_every_command():
             parser.parse_args([moved])
     with pytest.raises(SystemExit):
         main(["compress", "--teacher", "t", "--output-dir", "o", "--weight-bits", "3"])
+
+
+def test_code_lines_leave_out_comments_docstrings_and_string_continuations():
+    text = 'import os\n\ndef f(path):\n    """Join.\n\n    More prose here.\n    """\n    # a comment line\n    x = (\n        "a string line"\n        "another"\n    )\n    return os.path.join(path, x)\n'
+    assert code_line_numbers(text) == {0, 2, 8, 11, 12}
+    assert code_line_numbers("def broken(:\n    pass\n") is None
+    files = [{"path": "m.py", "text": text}]
+    code = line_completion_samples(files, num_samples=10, lines="code")
+    assert {s["target"] for s in code} == {"def f(path):", "x = (", "return os.path.join(path, x)"}  # >= 4 chars
+    every = {s["target"] for s in line_completion_samples(files, num_samples=20, lines="any")}
+    assert "# a comment line" in every and "More prose here." in every
+    with pytest.raises(ValueError, match="`lines` must be one of"):
+        line_completion_samples(files, 2, lines="prose")
