@@ -68,7 +68,7 @@ bench-flab: install
 # 2 AVX2 cores): prune, distil the dense model into the pruned one on 1M tokens, HumanEval (164) and perplexity before
 # and after. Each measured level is stored in benchmarks/results/flab_levels (committed) and read back instead of
 # trained again, so the frontier grows one level at a time on any machine; a level in progress resumes from runs/.
-FLAB_LEVELS := vocab vocab+2L vocab+4L vocab+4L+ffn
+FLAB_LEVELS := vocab,vocab+2L,vocab+4L,vocab+4L+ffn
 bench-flab-recovery: install
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks flab-recovery --levels $(FLAB_LEVELS) --speed-levels $(FLAB_LEVELS) --learning-rate 2e-4 \

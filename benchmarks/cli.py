@@ -5,7 +5,7 @@ Examples:
     python -m benchmarks alpine-finetune --json benchmarks/results/alpine_finetune_minilm.json
     python -m benchmarks alpine-finetune --modes none all 'layers=1-5;alpha=1.5,1.5,1,1,0.5,0.5' --schedules a b
     python -m benchmarks flab --json benchmarks/results/flab_smollm2.json
-    python -m benchmarks flab-calibration --sizes 6x128 16x256 32x256
+    python -m benchmarks flab-calibration --sizes 6x128,16x256,32x256
     python -m benchmarks flab-recovery --levels vocab+4L --train-tokens 1000000
     python -m benchmarks flab-humaneval --model runs/flab/pruned --humaneval 164
     python -m benchmarks xtc-teacher --tokens 20000000 --curve-every-tokens 2000000
@@ -111,40 +111,33 @@ def _flab(args) -> int:
     return 0
 
 
-def _flab_vocab(args) -> int:
+def _settings_run(args, settings_class, run, markdown) -> int:
+    """Settings from ``args``, the run, then ``args.json`` and the Markdown table beside it (checked before the run)."""
     from compress_utils.cli_args import dataclass_from_args
     from compress_utils.io import atomic_write_text, check_output_file
 
-    from .flab_vocabulary import VocabularySettings, run_vocabulary_bench, vocabulary_markdown
-
-    settings = dataclass_from_args(VocabularySettings, args)
-    markdown = args.json.rsplit(".", 1)[0] + ".md"
-    for path in (args.json, markdown):
+    settings = dataclass_from_args(settings_class, args)
+    table_path = args.json.rsplit(".", 1)[0] + ".md"
+    for path in (args.json, table_path):
         check_output_file(path, argument="--json")
-    result = run_vocabulary_bench(settings, progress=not args.quiet)
-    table = vocabulary_markdown(result)
+    result = run(settings, progress=not args.quiet)
+    table = markdown(result).rstrip("\n") + "\n"
     atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
-    atomic_write_text(markdown, table + "\n")
+    atomic_write_text(table_path, table)
     print(table)
     return 0
+
+
+def _flab_vocab(args) -> int:
+    from .flab_vocabulary import VocabularySettings, run_vocabulary_bench, vocabulary_markdown
+
+    return _settings_run(args, VocabularySettings, run_vocabulary_bench, vocabulary_markdown)
 
 
 def _flab_calibration(args) -> int:
-    from compress_utils.cli_args import dataclass_from_args
-    from compress_utils.io import atomic_write_text, check_output_file
-
     from .flab_calibration import CalibrationSettings, calibration_markdown, run_calibration_bench
 
-    settings = dataclass_from_args(CalibrationSettings, args)
-    markdown = args.json.rsplit(".", 1)[0] + ".md"
-    for path in (args.json, markdown):
-        check_output_file(path, argument="--json")
-    result = run_calibration_bench(settings, progress=not args.quiet)
-    table = calibration_markdown(result)
-    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
-    atomic_write_text(markdown, table)
-    print(table)
-    return 0
+    return _settings_run(args, CalibrationSettings, run_calibration_bench, calibration_markdown)
 
 
 def _flab_recovery(args) -> int:
