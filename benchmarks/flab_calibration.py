@@ -44,7 +44,9 @@ class CalibrationSettings:
 
     sizes: tuple[str, ...] = field(
         default=("6x128", "16x256", "32x256"),
-        metadata={"help": "Calibration sizes as SAMPLESxLENGTH (tokens per sequence), comma-separated, smallest first."},
+        metadata={
+            "help": "Calibration sizes as SAMPLESxLENGTH (tokens per sequence), comma-separated, smallest first."
+        },
     )
     layers_to_prune: int = field(default=4, metadata={"help": "Decoder layers the KL search removes."})
     ffn_neurons: int = field(default=128, metadata={"help": "FFN neurons removed per remaining layer."})
