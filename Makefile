@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc bench-flab bench-flab-recovery finetune finetune-table finetune-small results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves bench-flab bench-flab-recovery finetune finetune-table finetune-small results clean
 
 install: $(STAMP)
 
@@ -59,6 +59,19 @@ bench-xtc: install
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks xtc --threads 1 --json benchmarks/results/xtc_gpt2.json --minutes 20 --steps 150 --samples 200
 	$(PY) -m benchmarks xtc --speed-only --train-step --threads 1 --json benchmarks/results/xtc_gpt2_speed.json
+
+# The XTC teacher's size from measured curves: teachers of each width (12 layers; width:heads:vocabulary) trained on
+# the same token budget, held-out line-completion EM/ES every 500k tokens; each finished teacher's settings and curve
+# are stored in benchmarks/results/xtc_teacher_curves (committed, with curves.png), its weights stay in runs/xtc.
+# ~1.2 h per 4M tokens at width 256 on 2 AVX2 cores (wider ones longer); an interrupted teacher resumes.
+XTC_TEACHER_SIZES := 256:4:8192 384:6:8192 512:8:16384
+XTC_TEACHER_TOKENS := 4000000
+xtc-teacher-curves: install
+	for size in $(XTC_TEACHER_SIZES); do \
+		set -- $$(echo $$size | tr ':' ' '); \
+		$(PY) -m benchmarks xtc-teacher --n-embd $$1 --n-head $$2 --vocab-size $$3 --tokens $(XTC_TEACHER_TOKENS) \
+			--curve-every-tokens 500000 --curve-samples 200 --results-dir benchmarks/results/xtc_teacher_curves || exit 1; \
+	done
 
 bench-flab: install
 	mkdir -p benchmarks/results

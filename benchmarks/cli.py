@@ -17,9 +17,11 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
+from pathlib import Path
 
 
 def _alpine_speed(args) -> int:
@@ -193,10 +195,18 @@ def _flab_humaneval(args) -> int:
 def _xtc_teacher(args) -> int:
     from compress_utils.cli_args import dataclass_from_args
 
-    from .xtc_teacher import TeacherSettings, train_teacher
+    from .xtc_teacher import TeacherSettings, plot_teacher_curves, store_teacher_result, train_teacher
 
     settings = dataclass_from_args(TeacherSettings, args, progress=args.progress and not args.quiet)
-    print(train_teacher(settings, args.cache_dir))
+    if args.results_dir is not None and os.path.isfile(args.results_dir):
+        raise NotADirectoryError(f"`--results-dir`={args.results_dir!r} is a file; give a folder.")
+    folder = train_teacher(settings, args.cache_dir)
+    print(folder)
+    if args.results_dir is not None:
+        print(store_teacher_result(folder, args.results_dir))
+        stored = sorted(glob.glob(os.path.join(args.results_dir, "teacher-*.json")))
+        plot_teacher_curves([json.loads(Path(name).read_text()) for name in stored],
+                            os.path.join(args.results_dir, "curves.png"))  # fmt: skip
     return 0
 
 
@@ -380,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tokens", type=positive_int, default=None, help="Training tokens (the budget; deterministic steps)."
     )
     teacher.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
+    teacher.add_argument(
+        "--results-dir", default=None,
+        help="Also store the teacher's settings, metadata and learning curve here (one JSON per teacher) and plot "
+        "every stored curve to curves.png.",
+    )  # fmt: skip
     teacher.set_defaults(func=_xtc_teacher)
 
     evaluate = commands.add_parser("xtc-eval", help="Line-level completion EM/ES on the held-out test split.")

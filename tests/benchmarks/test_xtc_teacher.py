@@ -8,7 +8,15 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from benchmarks.xtc_teacher import CURVE_FILE, META_FILE, TeacherSettings, train_teacher
+from benchmarks.cli import main
+from benchmarks.xtc_teacher import (
+    CURVE_FILE,
+    META_FILE,
+    TeacherSettings,
+    plot_teacher_curves,
+    store_teacher_result,
+    train_teacher,
+)
 from benchmarks.xtc_teacher_callbacks import TeacherCurveCallback, TokenProgressCallback
 
 
@@ -81,6 +89,22 @@ def test_token_budget_trains_and_saves_a_learning_curve(tmp_path):
     # finished: the resumable checkpoints and the plan are gone, the teacher is reused from the cache
     assert sorted(os.listdir(os.path.dirname(folder))) == ["final"]
     assert train_teacher(tiny(), cache_dir=str(tmp_path)) == folder
+
+
+def test_a_teacher_curve_is_stored_without_weights_and_plotted(tmp_path, capsys):
+    folder = train_teacher(tiny(), cache_dir=str(tmp_path / "cache"))
+    path = store_teacher_result(folder, tmp_path / "results")
+    assert os.path.basename(path) == f"teacher-2x32-v300-{tiny().key()}.json"
+    stored = json.loads(open(path).read())
+    assert stored["curve"] == json.loads(open(os.path.join(folder, CURVE_FILE)).read())
+    assert stored["meta"]["settings"]["n_embd"] == 32 and stored["key"] == tiny().key()
+    assert os.listdir(tmp_path / "results") == [os.path.basename(path)]  # settings and curve only, no weights
+    plot_teacher_curves([stored, stored], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(SystemExit):  # refused before any training
+        main(["xtc-teacher", "--tokens", "64", "--results-dir", str(tmp_path / "a-file")])
+    assert "`--results-dir`=" in capsys.readouterr().err
 
 
 def test_packages_join_the_training_code(tmp_path):
