@@ -35,7 +35,7 @@ from flab_hf.recipe import FlabConfig, calibration_ids, flab_prune
 
 logger = logging.getLogger(__name__)
 
-_SIZE = re.compile(r"^(\d+)x(\d+)$")
+_SIZE = re.compile(r"^([1-9]\d*)x([1-9]\d*)$")  # both >= 1
 
 
 @dataclass
@@ -61,7 +61,7 @@ class CalibrationSettings:
 
     def __post_init__(self):
         self.sizes = tuple(self.sizes)
-        bad = [size for size in self.sizes if not _SIZE.match(size) or "0" in (size.split("x")[0], size.split("x")[1])]
+        bad = [size for size in self.sizes if not _SIZE.match(size)]
         if not self.sizes or bad:
             raise ValueError(
                 f"`sizes` must list calibration sizes as SAMPLESxLENGTH with both >= 1 (e.g. 16x256), got "

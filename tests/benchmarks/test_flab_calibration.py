@@ -18,6 +18,7 @@ from flab_testing import tiny_model, tiny_tokenizer  # noqa: E402
     [
         ({"sizes": ("16x256", "16-256")}, r"SAMPLESxLENGTH .*\['16-256'\]"),
         ({"sizes": ("0x256",)}, r"both >= 1 .*\['0x256'\]"),
+        ({"sizes": ("16x256", "00x256")}, r"both >= 1 .*\['00x256'\]"),
         ({"sizes": ()}, "SAMPLESxLENGTH"),
         ({"layers_to_prune": 0}, "layers_to_prune"),
         ({"ffn_neurons": -1}, "ffn_neurons"),
