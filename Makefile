@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves bench-flab bench-flab-recovery finetune finetune-table finetune-small results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves bench-flab bench-flab-ablation bench-flab-recovery finetune finetune-table finetune-small results clean
 
 install: $(STAMP)
 
@@ -76,6 +76,15 @@ xtc-teacher-curves: install
 bench-flab: install
 	mkdir -p benchmarks/results
 	OMP_NUM_THREADS=1 $(PY) -m benchmarks flab --threads 1 --model smollm2 --json benchmarks/results/flab_smollm2.json $(if $(FULL),--full,)
+
+# Flab ablation (paper Table 9): each component alone, each pair and all three, HumanEval (164) and perplexity, no
+# recovery (~45 min per variant on 2 AVX2 cores). Rows are stored in benchmarks/results/flab_levels as they finish
+# (shared with the recovery bench's pruned rows), so the table fills in over several runs.
+FLAB_ABLATION := vocab,4L,ffn,vocab+4L,vocab+ffn,4L+ffn,vocab+4L+ffn
+bench-flab-ablation: install
+	mkdir -p benchmarks/results
+	$(PY) -m benchmarks flab-ablation --levels $(FLAB_ABLATION) --results-dir benchmarks/results/flab_levels \
+		--json benchmarks/results/flab_ablation.json
 
 # Flab recovery by distillation, the frontier (both cores, bf16 where fast; a level is ~2 h on an AMX CPU, ~3 h on
 # 2 AVX2 cores): prune, distil the dense model into the pruned one on 1M tokens, HumanEval (164) and perplexity before

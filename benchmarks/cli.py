@@ -6,6 +6,7 @@ Examples:
     python -m benchmarks alpine-finetune --modes none all 'layers=1-5;alpha=1.5,1.5,1,1,0.5,0.5' --schedules a b
     python -m benchmarks flab --json benchmarks/results/flab_smollm2.json
     python -m benchmarks flab-calibration --sizes 6x128,16x256,32x256
+    python -m benchmarks flab-ablation --levels vocab,4L,ffn --results-dir benchmarks/results/flab_levels
     python -m benchmarks flab-recovery --levels vocab+4L --train-tokens 1000000
     python -m benchmarks flab-humaneval --model runs/flab/pruned --humaneval 164
     python -m benchmarks xtc-teacher --tokens 20000000 --curve-every-tokens 2000000
@@ -142,6 +143,12 @@ def _flab_calibration(args) -> int:
     return _settings_run(args, CalibrationSettings, run_calibration_bench, calibration_markdown)
 
 
+def _flab_ablation(args) -> int:
+    from .flab_ablation import AblationSettings, ablation_markdown, run_ablation_bench
+
+    return _settings_run(args, AblationSettings, run_ablation_bench, ablation_markdown)
+
+
 def _flab_recovery(args) -> int:
     from compress_utils.cli_args import dataclass_from_args
     from compress_utils.io import atomic_write_text, check_output_file
@@ -276,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .alpine_plans import ALL_MODES, PLAN_EXAMPLE
     from .alpine_speed import BENCHMARK_MODELS
     from .alpine_speed import MODES as SPEED_MODES
+    from .flab_ablation import AblationSettings
     from .flab_calibration import CalibrationSettings
     from .flab_recovery import RecoverySettings
     from .flab_vocabulary import VocabularySettings
@@ -368,6 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_arguments(calibration, CalibrationSettings)
     calibration.add_argument("--json", default="benchmarks/results/flab_calibration.json", help="Results (+ .md).")
     calibration.set_defaults(func=_flab_calibration)
+
+    ablation = commands.add_parser(
+        "flab-ablation", help="Flab ablation: each component alone and in pairs, HumanEval (164) and perplexity."
+    )
+    add_dataclass_arguments(ablation, AblationSettings)
+    ablation.add_argument("--json", default="benchmarks/results/flab_ablation.json", help="Results (+ .md).")
+    ablation.set_defaults(func=_flab_ablation)
 
     recovery = commands.add_parser(
         "flab-recovery", help="Flab recovery by distillation: pruning levels, each recovered on one token budget."

@@ -66,6 +66,12 @@ def _flab_calibration(results: dict) -> str:
     return calibration_markdown(results).rstrip("\n")
 
 
+def _flab_ablation(results: dict) -> str:
+    from benchmarks.flab_ablation import ablation_markdown
+
+    return ablation_markdown(results).rstrip("\n")
+
+
 def _flab_recovery(results: dict) -> str:
     from benchmarks.flab_recovery import recovery_markdown
 
@@ -121,6 +127,7 @@ RENDERERS = {
     "flab_vocabulary": ("flab_vocabulary.json", _flab_vocabulary),
     "flab_recovery": ("flab_recovery.json", _flab_recovery),
     "flab_calibration": ("flab_calibration.json", _flab_calibration),
+    "flab_ablation": ("flab_ablation.json", _flab_ablation),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
     "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _xtc_speed),
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _xtc_speed),

@@ -206,7 +206,7 @@ def _eval_ids(pruned_tokenizer, kept: torch.Tensor, windows: int, length: int) -
 def _test_chunks(budget: FlabBudget) -> list[str]:
     """``eval_windows`` slices of held-out stdlib test text (800 characters each, spread over the split), read by
     every model in its own tokenization for :func:`flab_hf.quality.text_perplexity`."""
-    from benchmarks.flab_recovery import text_chunks
+    from benchmarks.flab_levels import text_chunks
     from flab_hf.data import stdlib_texts
 
     return text_chunks(stdlib_texts("test"), budget.eval_windows)

@@ -6,6 +6,7 @@ import pytest
 
 import benchmarks.alpine_finetune
 import benchmarks.alpine_speed
+import benchmarks.flab_ablation
 import benchmarks.flab_bench
 import benchmarks.flab_recovery
 import benchmarks.xtc_bench
@@ -27,7 +28,9 @@ def _never(*args, **kwargs):
         (["alpine-finetune", "--max-length", "zero"], "--max-length"),
         (["alpine-finetune", "--packages", "no_such_package"], "`packages`"),
         (["flab-recovery", "--json", "{file}/r.json"], "`--json`="),
-        (["flab-recovery", "--levels", "vocab+9L"], "`levels`"),
+        (["flab-recovery", "--levels", "vocab+9X"], "`levels`"),
+        (["flab-ablation", "--levels", "vocab,4L+4L"], "`levels` has '4L+4L'"),
+        (["flab-ablation", "--json", "{file}/r.json"], "`--json`="),
         (["flab-recovery", "--train-tokens", "0"], "`train_tokens`"),
         (["flab", "--json", "{file}/r.json"], "`--json`="),
         (["flab", "--json", "{dir}/r.json", "--model", "tinyllama"], "`--model`="),
@@ -53,6 +56,7 @@ def test_bad_options_are_refused_before_work(tmp_path, capsys, monkeypatch, argv
         (benchmarks.flab_bench, "humaneval_pass"),
         (benchmarks.xtc_bench, "run_bench"),
         (benchmarks.flab_recovery, "run_recovery_bench"),
+        (benchmarks.flab_ablation, "run_ablation_bench"),
     ):
         monkeypatch.setattr(module, name, _never)
     blocker = tmp_path / "a-file"

@@ -3,16 +3,14 @@
 import pytest
 from transformers import AutoTokenizer
 
+from benchmarks.flab_levels import package_texts, text_chunks, token_windows
 from benchmarks.flab_recovery import (
     RecoverySettings,
     _stored_row,
     level_result_path,
-    package_texts,
     plot_frontier,
     plot_recovery_curve,
     recovery_markdown,
-    text_chunks,
-    token_windows,
 )
 from compress_utils.embedded import minilm_dir
 from flab_hf.distillation import DistillationConfig
@@ -37,7 +35,9 @@ def test_chunks_and_windows_are_deterministic():
 def test_settings_refuse_unknown_levels_and_bad_sizes():
     assert RecoverySettings().distill == DistillationConfig()
     with pytest.raises(ValueError, match="levels"):
-        RecoverySettings(levels=("vocab+9L",))
+        RecoverySettings(levels=("vocab+4X",))
+    with pytest.raises(ValueError, match="speed_levels"):
+        RecoverySettings(speed_levels=("4L+4L",))
     with pytest.raises(ValueError, match="humaneval"):
         RecoverySettings(humaneval=200)
     with pytest.raises(ValueError, match="chat_share"):

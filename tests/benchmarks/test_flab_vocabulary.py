@@ -54,3 +54,41 @@ def test_cli_refuses_bad_settings_before_loading_anything(capsys):
     with pytest.raises(SystemExit) as error:
         main(["flab-vocab", "--humaneval", "200", "--json", "/tmp/never.json"])
     assert error.value.code == 2 and "`humaneval` must be <= 164" in capsys.readouterr().err
+
+
+def test_a_run_on_a_tiny_model_reads_finished_vocabularies_back(monkeypatch, tmp_path):
+    import sys
+    from pathlib import Path
+
+    import benchmarks.flab_vocabulary as bench
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flab_hf"))
+    from flab_testing import tiny_model, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    monkeypatch.setattr(bench, "load_smollm2", lambda: (tiny_model(layers=2, max_position_embeddings=4096), tokenizer))
+    calls = []
+
+    def humaneval_pass(model, tok, problems, max_new_tokens, batch_size, progress, keep_answers=False):
+        calls.append(len(tok))
+        return {"pass@1": 0.0, "passed": 0, "problems": len(problems), "passed_tasks": [],
+                "answers": ["```python\npass\n```"] * len(problems)}  # fmt: skip
+
+    monkeypatch.setattr(bench, "humaneval_pass", humaneval_pass)
+    settings = VocabularySettings(
+        corpus_chars=20_000, answer_prompts=2, answer_tokens=2, heldout_prompts=2, humaneval=2, humaneval_tokens=2,
+        vocab_packages=("_pytest",), ppl_chunks=2, frontier_merges=[0, 50], work_dir=str(tmp_path),
+    )  # fmt: skip
+    result = bench.run_vocabulary_bench(settings, progress=False)
+    assert list(result["variants"]) == ["code", "chat", "broad"] and len(calls) == 4  # dense, then each vocabulary
+    assert result["variants"]["chat"]["vocabulary"] >= result["variants"]["code"]["vocabulary"]
+    assert [row["keep_merges"] for row in result["merge_frontier"]] == [0, 50]
+    # the dense model's answers to each chat-keeping vocabulary's building prompts are cached (resumable)
+    assert len(list(tmp_path.glob("*/building_answers_*.jsonl"))) == 2
+    monkeypatch.setattr(bench, "prune_vocabulary", lambda *a, **k: pytest.fail("a finished vocabulary is read back"))
+    again = bench.run_vocabulary_bench(settings, progress=False)
+    assert again["variants"] == result["variants"] and len(calls) == 4
