@@ -165,6 +165,43 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
     broad = corpus + [text for package in settings.vocab_packages for text in package_texts(package)]
     result["corpus"]["broad"] = {"packages": list(settings.vocab_packages), "chars": sum(map(len, broad)),
                                  "min_count": settings.vocab_min_count}  # fmt: skip
+
+    def measure_vocabulary(name, keep_chat, texts, min_count):
+        began = time.perf_counter()
+        cache = None
+        if keep_chat:  # the dense model's answers to the building prompts, cached by those prompts (resumable)
+            prompts = instruction_prompts(texts, limit=settings.answer_prompts)
+            cache = work / f"building_answers_{hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:10]}.jsonl"
+        model, pruned_tokenizer, kept = prune_vocabulary(
+            copy.deepcopy(dense), tokenizer, texts, min_count=min_count, keep_chat=keep_chat,
+            answer_prompts=settings.answer_prompts, answer_tokens=settings.answer_tokens, progress=progress,
+            answers_cache=cache,
+        )  # fmt: skip
+        prune_seconds = time.perf_counter() - began
+        kept_set = set(kept)
+        identical = sum(
+            original == pruned_tokenizer.tokenize(prompt) for original, prompt in zip(original_tokens, chat_prompts)
+        )
+        row = {
+            "vocabulary": len(kept),
+            "embedding_params_saved": (len(tokenizer) - len(kept)) * dense.config.hidden_size,
+            "answer_token_coverage": sum(token in kept_set for token in answer_tokens) / max(len(answer_tokens), 1),
+            "answers_fully_covered": sum(all(t in kept_set for t in row) for row in heldout_answers)
+            / len(heldout_answers),
+            "humaneval_prompts_identical": identical,
+            "humaneval_prompts": len(chat_prompts),
+            "prune_seconds": round(prune_seconds, 1),
+            # per dense-tokenizer token on the same texts, against dense: what the lost tokens cost to read
+            "perplexity_ratio": {
+                part: round(
+                    text_perplexity(model, pruned_tokenizer, part_texts, tokenizer)["perplexity"] / dense_ppl[part], 4
+                )
+                for part, part_texts in chunks.items()
+            },
+        }
+        row.update(_he_summary(humaneval(name, model, pruned_tokenizer), dense_he))
+        return row, [int(i) for i in kept]
+
     chat_kept = None
     # the judged vocabulary first: each model's HumanEval answers (the slow part) are cached as they finish
     for name, keep_chat, texts, min_count in (("broad", True, broad, settings.vocab_min_count),
@@ -175,9 +212,7 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
             row, kept = json.loads(row_path.read_text()), json.loads(kept_path.read_text())
             logger.info("%s: read from %s", name, row_path)
         else:
-            row, kept = _vocabulary_row(name, keep_chat, texts, min_count, settings, work, dense, tokenizer,
-                                        heldout_answers, answer_tokens, original_tokens, chat_prompts, chunks,
-                                        dense_ppl, humaneval, progress)  # fmt: skip
+            row, kept = measure_vocabulary(name, keep_chat, texts, min_count)
             atomic_write_text(kept_path, json.dumps(kept) + "\n")
             atomic_write_text(row_path, json.dumps(row) + "\n")
         result["variants"][name] = row
@@ -211,44 +246,6 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
     }
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     return result
-
-
-def _vocabulary_row(name, keep_chat, texts, min_count, settings, work, dense, tokenizer, heldout_answers, answer_tokens,
-                    original_tokens, chat_prompts, chunks, dense_ppl, humaneval, progress):  # fmt: skip
-    began = time.perf_counter()
-    cache = None
-    if keep_chat:  # the dense model's answers to the building prompts, cached by those prompts (resumable)
-        prompts = instruction_prompts(texts, limit=settings.answer_prompts)
-        cache = work / f"building_answers_{hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:10]}.jsonl"
-    model, pruned_tokenizer, kept = prune_vocabulary(
-        copy.deepcopy(dense), tokenizer, texts, min_count=min_count, keep_chat=keep_chat,
-        answer_prompts=settings.answer_prompts, answer_tokens=settings.answer_tokens, progress=progress,
-        answers_cache=cache,
-    )  # fmt: skip
-    prune_seconds = time.perf_counter() - began
-    kept_set = set(kept)
-    identical = sum(
-        original == pruned_tokenizer.tokenize(prompt) for original, prompt in zip(original_tokens, chat_prompts)
-    )
-    row = {
-        "vocabulary": len(kept),
-        "embedding_params_saved": (len(tokenizer) - len(kept)) * dense.config.hidden_size,
-        "answer_token_coverage": sum(token in kept_set for token in answer_tokens) / max(len(answer_tokens), 1),
-        "answers_fully_covered": sum(all(t in kept_set for t in row) for row in heldout_answers)
-        / len(heldout_answers),
-        "humaneval_prompts_identical": identical,
-        "humaneval_prompts": len(chat_prompts),
-        "prune_seconds": round(prune_seconds, 1),
-        # per dense-tokenizer token on the same texts, against dense: what the lost tokens cost to read
-        "perplexity_ratio": {
-            part: round(
-                text_perplexity(model, pruned_tokenizer, part_texts, tokenizer)["perplexity"] / dense_ppl[part], 4
-            )
-            for part, part_texts in chunks.items()
-        },
-    }
-    row.update(_he_summary(humaneval(name, model, pruned_tokenizer), humaneval("dense", dense, tokenizer)))
-    return row, [int(i) for i in kept]
 
 
 def _he_summary(he: dict, dense_he: dict) -> dict:
