@@ -315,19 +315,20 @@ class Yardstick:
             self.dense, self.tokenizer, vocabulary_corpus, config, calibration
         )
         report["times"]["total_s"] = round(time.perf_counter() - began, 1)
-        save_pruned(pruned, pruned_tokenizer, folder, report)
+        # the kept ids first: a folder that exists always has them beside it
         atomic_write_text(folder.with_suffix(".kept.json"), json.dumps(report.get("kept_token_ids")) + "\n")
+        save_pruned(pruned, pruned_tokenizer, folder, report)
         return folder
 
     def _answers_key(self) -> str:
         # the vocabulary's instruction prompts come from the vocabulary corpus; the answers depend on nothing else
         return settings_key({"corpus": self.settings.corpus_chars, "packages": self.settings.vocab_packages})
 
-    def load_level(self, folder: Path, kept_from: Path | None = None):
-        """``(model, tokenizer, kept)`` of a level's folder; ``kept`` (original ids of the kept tokens) is None when
-        the vocabulary is whole. ``kept_from``: the pruned folder whose ``.kept.json`` applies (recovered models)."""
+    def load_level(self, folder: Path):
+        """``(model, tokenizer, kept)`` of a pruned level's folder; ``kept`` (original ids of the kept tokens) is None
+        when the vocabulary is whole."""
         model, tokenizer = load_pruned(folder)
-        kept = json.loads((kept_from or folder).with_suffix(".kept.json").read_text())
+        kept = json.loads(folder.with_suffix(".kept.json").read_text())
         return model, tokenizer, None if kept is None else torch.tensor(kept)
 
     def pruned_row(self, level: str) -> dict:
