@@ -38,7 +38,7 @@ from flab_hf.quality import text_perplexity
 from flab_hf.vocabulary import merge_result_ids, prune_vocabulary, rebuild_tokenizer, vocabulary_to_keep
 
 from .flab_bench import humaneval_pass
-from .flab_levels import FOREIGN_PACKAGE, VOCAB_PACKAGES, check_vocab_packages, package_texts, text_chunks
+from .flab_levels import FOREIGN_PACKAGE, VOCAB_PACKAGES, cached_json, check_vocab_packages, package_texts, text_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +94,6 @@ def _key(settings: VocabularySettings) -> str:
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def _cached(path: Path, compute):
-    if path.is_file():
-        return json.loads(path.read_text())
-    value = compute()
-    atomic_write_text(path, json.dumps(value) + "\n")
-    return value
-
-
 def humaneval_chat_prompts(tokenizer, problems: list[dict]) -> list[str]:
     """Each problem as HumanEval is asked here: the instruction in a user turn of the chat template."""
     return [
@@ -128,7 +120,7 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
     heldout = [
         p for p in instruction_prompts(stdlib_texts("test"), limit=settings.heldout_prompts) if p not in building
     ]
-    heldout_answers = _cached(
+    heldout_answers = cached_json(
         work / "dense_heldout_answers.json",
         lambda: generate_ids(dense, tokenizer, heldout, settings.answer_tokens, settings.batch_size, chat=True,
                              progress=progress, desc="dense answers (held out)"),
@@ -139,7 +131,7 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
     original_tokens = [tokenizer.tokenize(prompt) for prompt in chat_prompts]
 
     def humaneval(name, model, tok):
-        return _cached(
+        return cached_json(
             work / f"humaneval_{name}.json",
             lambda: humaneval_pass(model, tok, problems, settings.humaneval_tokens, settings.batch_size, progress,
                                    keep_answers=True),
