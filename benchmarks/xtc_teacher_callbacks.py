@@ -20,6 +20,8 @@ from transformers import TrainerCallback
 logger = logging.getLogger(__name__)
 
 CURVE_KEY = "curve_tokens"  # marks the learning-curve entries in the Trainer's log history
+# curve keys of a distilled teacher -> the DistillationCallback's log names
+DISTILL_LOGS = {"train_kl": "distill/kl", "train_ce": "distill/task"}
 
 
 class TokenProgressCallback(TrainerCallback):
@@ -141,15 +143,19 @@ class TeacherCurveCallback(TrainerCallback):
     @staticmethod
     def curve(log_history: list[dict]) -> list[dict]:
         """The curve points of a Trainer ``log_history``: ``{"tokens", "step", "train_loss", "em", "es"}`` each
-        (``em``/``es`` absent for a loss-only curve; ``train_loss`` is ``None`` before the first step)."""
+        (``em``/``es`` absent for a loss-only curve; ``train_loss`` is ``None`` before the first step). A distilled
+        teacher's points also hold ``train_kl`` and ``train_ce`` (the KL to the source model and the cross-entropy on
+        the text: its ``train_loss`` mixes the two, so ``train_ce`` is what compares with a teacher trained on the
+        text alone)."""
         points = []
         for entry in log_history:
             if CURVE_KEY not in entry:
                 continue
             point = {"tokens": entry[CURVE_KEY], "step": entry["step"], "train_loss": entry.get("loss")}
             point.update({key: entry[f"curve_{key}"] for key in ("em", "es") if f"curve_{key}" in entry})
+            point.update({key: entry[name] for key, name in DISTILL_LOGS.items() if name in entry})
             points.append(point)
         return points
 
 
-__all__ = ["CURVE_KEY", "TeacherCurveCallback", "TokenProgressCallback"]
+__all__ = ["CURVE_KEY", "DISTILL_LOGS", "TeacherCurveCallback", "TokenProgressCallback"]

@@ -58,7 +58,8 @@ def check_distillation_settings(temperature: float, kl_weight: float) -> None:
 class DistillationCallback(TrainerCallback):
     """Distil ``teacher`` into the model a stock ``Trainer`` trains (see the module docstring).
 
-    ``distill/kl`` and ``distill/task`` (means since the previous log) are added to the Trainer logs.
+    ``distill/kl`` and ``distill/task`` (means since the previous log; ``distill/task`` only when ``kl_weight`` < 1,
+    the task loss is not computed otherwise) are added to the Trainer logs.
 
     Args:
         teacher: the model to imitate (moved to the student's device, frozen, eval mode).
@@ -114,7 +115,8 @@ class DistillationCallback(TrainerCallback):
         if logs is None or "loss" not in logs:
             return
         if self._count and state.is_world_process_zero:
-            averages = {name: round(total / self._count, 6) for name, total in self._sums.items()}
+            averages = {name: round(total / self._count, 6) for name, total in self._sums.items()
+                        if name != "distill/task" or self.kl_weight < 1}  # fmt: skip
             logs.update(averages)
             if state.log_history and state.log_history[-1].get("step") == state.global_step:
                 state.log_history[-1].update(averages)  # the Trainer appended its copy of `logs` before calling us

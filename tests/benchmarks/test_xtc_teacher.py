@@ -2,6 +2,8 @@
 
 import json
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from benchmarks.xtc_teacher import (
     train_teacher,
 )
 from benchmarks.xtc_teacher_callbacks import TeacherCurveCallback, TokenProgressCallback
+from xtc_hf.data import stdlib_code
 
 
 def tiny(**overrides) -> TeacherSettings:
@@ -151,3 +154,90 @@ def test_callbacks_reject_bad_intervals():
         TeacherCurveCallback(None, [], every_steps=0, tokens_per_step=64)
     with pytest.raises(ValueError, match=r"`tokens_per_step` must be an int >= 1, got 0"):
         TokenProgressCallback(0)
+
+
+# ------------------------------------------------------------------------------------- distilled from a stronger model
+
+
+def _source(folder) -> str:
+    """A tiny random Llama with a byte-level BPE tokenizer, saved as a checkpoint folder (the model to distil)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flab_hf"))
+    from flab_testing import tiny_model, tiny_tokenizer
+
+    model = tiny_model("llama", layers=2)
+    with torch.no_grad():  # peaked next-token distributions, far from what the text alone teaches
+        model.get_input_embeddings().weight.normal_(0, 0.3)
+    model.save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+def _kl_to_source(teacher_folder, source_folder, texts) -> float:
+    """Mean KL(source || teacher) per token on ``texts``, the source's logits restricted to the teacher's ids."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel
+
+    from compress_utils.distillation import kl_divergence
+
+    tokenizer = AutoTokenizer.from_pretrained(teacher_folder)
+    source_tokenizer = AutoTokenizer.from_pretrained(source_folder)
+    kept = [source_tokenizer.convert_tokens_to_ids(token) for token in tokenizer.convert_ids_to_tokens(
+        list(range(len(tokenizer))))]  # fmt: skip
+    teacher = GPT2LMHeadModel.from_pretrained(teacher_folder).eval()
+    source = AutoModelForCausalLM.from_pretrained(source_folder).eval()
+    values = []
+    with torch.no_grad():
+        for text in texts:
+            ids = torch.tensor([tokenizer.encode(text)[:64]])
+            assert source_tokenizer.encode(text)[:64] == [kept[i] for i in ids[0].tolist()]  # the same tokens
+            values.append(float(kl_divergence(teacher(ids).logits, source(torch.tensor(kept)[ids]).logits[..., kept])))
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"distil_from": "no/such/folder"}, r"`distil_from`='no/such/folder' is neither 'smollm2' nor a checkpoint"),
+        ({"distil_min_count": 0}, r"`distil_min_count` must be an int >= 1, got 0"),
+        ({"distil_temperature": 0.0}, r"`distil_temperature` must be > 0"),
+        ({"distil_kl_weight": 1.5}, r"`distil_kl_weight` must be in \[0, 1\]"),
+    ],
+)
+def test_distillation_settings_are_checked_before_any_work(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TeacherSettings(**kwargs)
+
+
+def test_distillation_settings_join_the_key_only_when_distilling():
+    key = TeacherSettings(bf16=True).key()
+    assert TeacherSettings(bf16=True, distil_kl_weight=0.9, distil_min_count=5).key() == key  # not distilling
+    distilled = TeacherSettings(bf16=True, distil_from="smollm2")
+    assert distilled.key() != key
+    assert TeacherSettings(bf16=True, distil_from="smollm2", vocab_size=300).key() == distilled.key()  # unused
+    assert TeacherSettings(bf16=True, distil_from="smollm2", distil_kl_weight=1).key() not in (key, distilled.key())
+
+
+def test_a_distilled_teacher_learns_the_source_distributions(tmp_path):
+    source = _source(tmp_path / "source")
+    settings = dict(
+        tokens=40 * 64,
+        learning_rate=3e-3,
+        distil_from=source,
+        distil_min_count=1,
+        curve_every_tokens=1280,
+        checkpoint_every_tokens=1280,
+    )
+    folder = train_teacher(tiny(**settings, distil_kl_weight=1.0), cache_dir=str(tmp_path / "kd"))
+    meta = json.loads(open(os.path.join(folder, META_FILE)).read())
+    assert meta["distilled_from"] == source and meta["vocabulary"] < 420  # the source's tokenizer, pruned
+    points = json.loads(open(os.path.join(folder, CURVE_FILE)).read())["points"]
+    assert all(point["train_kl"] > 0 for point in points[1:]) and "train_ce" not in points[-1]  # KL alone
+    stored = store_teacher_result(folder, tmp_path / "results")
+    key = tiny(**settings, distil_kl_weight=1.0).key()
+    assert os.path.basename(stored) == f"teacher-2x32-v{meta['vocabulary']}-kd-{key}.json"
+    # the same run on the text alone (same tokenizer, init and data: KL weight 0) stays further from the source
+    plain = train_teacher(tiny(**settings, distil_kl_weight=0.0), cache_dir=str(tmp_path / "ce"))
+    plain_points = json.loads(open(os.path.join(plain, CURVE_FILE)).read())["points"]
+    assert all(point["train_ce"] > 0 for point in plain_points[1:])
+    held_out = [item["text"] for item in stdlib_code("valid", max_files=4)]
+    distilled_kl, plain_kl = _kl_to_source(folder, source, held_out), _kl_to_source(plain, source, held_out)
+    assert distilled_kl < 0.7 * plain_kl, (distilled_kl, plain_kl)
