@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves bench-flab bench-flab-ablation bench-flab-recovery finetune finetune-table finetune-small results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves xtc-teacher-distilled bench-flab bench-flab-ablation bench-flab-recovery finetune finetune-table finetune-small results clean
 
 install: $(STAMP)
 
@@ -72,6 +72,17 @@ xtc-teacher-curves: install
 		$(PY) -m benchmarks xtc-teacher --n-embd $$1 --n-head $$2 --vocab-size $$3 --tokens $(XTC_TEACHER_TOKENS) \
 			--curve-every-tokens 500000 --curve-samples 200 --results-dir benchmarks/results/xtc_teacher_curves || exit 1; \
 	done
+
+# The same teacher (12 x 256) learning from SmolLM2-135M-Instruct besides the text (TeacherSettings.distil_from), and
+# on the text alone with the same curve samples, on one token budget: stored beside the size curves. The source's
+# forward pass makes a distilled token ~4x dearer than a plain one on a CPU, so the curves compare per token and per
+# hour (train_seconds in each stored file).
+XTC_DISTIL_TOKENS := 1000000
+xtc-teacher-distilled: install
+	$(PY) -m benchmarks xtc-teacher --tokens $(XTC_DISTIL_TOKENS) --curve-every-tokens 250000 --curve-samples 200 \
+		--results-dir benchmarks/results/xtc_teacher_curves
+	$(PY) -m benchmarks xtc-teacher --distil-from smollm2 --tokens $(XTC_DISTIL_TOKENS) --curve-every-tokens 250000 \
+		--curve-samples 200 --results-dir benchmarks/results/xtc_teacher_curves
 
 bench-flab: install
 	mkdir -p benchmarks/results
