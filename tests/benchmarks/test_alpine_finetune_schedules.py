@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import torch
 
 import benchmarks.alpine_finetune as finetune
 from benchmarks.alpine_finetune import (
@@ -100,6 +101,9 @@ def test_schedule_b_runs_after_the_unpruned_run_and_reports_both_schedules(tiny_
         assert run["retention_f1"] == pytest.approx(run["f1"] / max(base["f1"], 1e-12)) and run["resumed_from"] is None
         seed_folder = runs / "none" if run["seed"] == 42 else runs / "none" / "seed-43"
         assert os.path.dirname(run["started_from"]) == str(seed_folder)  # the unpruned run of the same seed
+        # the scores of the start it had (a start retrained on another CPU scores a little differently)
+        assert run["start_scores"] == {key: base[key] for key in ("accuracy", "f1", "cpu", "cpu_capability")}
+        assert run["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and run["cpu"]
     assert planned["layers"] == [1] and planned["alpha"] == [2.0, 0.5] and planned["merge"] is True
     assert planned["eval_kept_lengths"][0] == pytest.approx(planned["eval_input_length"])  # layer 0 does not prune
     assert results["modes"]["none"]["alpha"] == 1.0  # FinetuneConfig.alpha, for modes that do not set one

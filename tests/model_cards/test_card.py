@@ -99,6 +99,17 @@ def test_limitations_state_the_measured_shortfalls(tiny_zoo):
     )
 
 
+def test_the_xtc_card_says_where_its_teacher_learnt(tiny_zoo):
+    settings, _ = tiny_zoo
+    results = read_results(Path(settings.output_dir) / "xtc-gpt2-1w8a6l")
+    assert "trained from scratch on standard-library code" in build_card(results).content
+    distilled = json.loads(json.dumps(results))
+    distilled["teacher_training"]["settings"]["distil_from"] = "smollm2"
+    text = build_card(distilled).content
+    assert "learning SmolLM2-135M-Instruct's next-token distributions besides the text" in text
+    assert "from scratch" not in text
+
+
 def _png_chunks(data: bytes) -> list[bytes]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     chunks, offset = [], 8
