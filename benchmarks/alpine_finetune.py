@@ -209,7 +209,20 @@ def prepare_clone_data(tokenizer, config: FinetuneConfig):
         return encoded
 
     columns = dataset["train"].column_names
-    return {split: dataset[split].map(encode, batched=True, remove_columns=columns) for split in ("train", "test")}
+    data = {split: dataset[split].map(encode, batched=True, remove_columns=columns) for split in ("train", "test")}
+    data["fingerprint"] = data_fingerprint(data)
+    return data
+
+
+def data_fingerprint(data: dict) -> str:
+    """A short hash of the tokenised train and test pairs and their labels: two runs with the same fingerprint read
+    the same data, so a difference between their scores comes from the training (another CPU's rounding), not the
+    data."""
+    digest = hashlib.sha256()
+    for split in ("train", "test"):
+        for column in ("input_ids", "labels"):
+            digest.update(json.dumps(list(data[split][column])).encode())
+    return digest.hexdigest()[:12]
 
 
 def _metrics(predictions: np.ndarray, labels: np.ndarray) -> dict:
@@ -371,7 +384,8 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
     )
     # fp32 fine-tuning repeats exactly on one machine, not across CPUs (other SIMD kernels round differently): the
     # unpruned run of the same seed retrained on an AVX2 EPYC scored F1 0.9831 against the stored 0.9880
-    result.update(cpu=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability())
+    result.update(cpu=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                  data_fingerprint=data.get("fingerprint"))  # fmt: skip
     start_scores = os.path.join(run_dir(config, "none", seed), START_SCORES)
     if schedule == "b":
         result["started_from"] = folder
@@ -717,6 +731,7 @@ __all__ = [
     "SCHEDULES",
     "START_SCORES",
     "FinetuneConfig",
+    "data_fingerprint",
     "fast_bf16_available",
     "finetune_markdown",
     "finetune_mode",

@@ -104,6 +104,7 @@ def test_schedule_b_runs_after_the_unpruned_run_and_reports_both_schedules(tiny_
         # the scores of the start it had (a start retrained on another CPU scores a little differently)
         assert run["start_scores"] == {key: base[key] for key in ("accuracy", "f1", "cpu", "cpu_capability")}
         assert run["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and run["cpu"]
+        assert run["data_fingerprint"] == base["data_fingerprint"] and len(run["data_fingerprint"]) == 12
     assert planned["layers"] == [1] and planned["alpha"] == [2.0, 0.5] and planned["merge"] is True
     assert planned["eval_kept_lengths"][0] == pytest.approx(planned["eval_input_length"])  # layer 0 does not prune
     assert results["modes"]["none"]["alpha"] == 1.0  # FinetuneConfig.alpha, for modes that do not set one
