@@ -383,7 +383,7 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
         eval_input_length=stats["input_tokens"] / max(stats["sequences"], 1),
     )
     # fp32 fine-tuning repeats exactly on one machine, not across CPUs (other SIMD kernels round differently): the
-    # unpruned run of the same seed retrained on an AVX2 EPYC scored F1 0.9831 against the stored 0.9880
+    # unpruned run of the same seed retrained on an AVX-512 Xeon scored F1 0.9831 against the stored 0.9880
     result.update(cpu=cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
                   data_fingerprint=data.get("fingerprint"))  # fmt: skip
     start_scores = os.path.join(run_dir(config, "none", seed), START_SCORES)
@@ -538,7 +538,7 @@ def _stored_result(config: FinetuneConfig, mode: str, seed: int, schedule: str) 
         return None
     logger.info("%s (schedule %s, seed %d): read from %s", mode, schedule, seed, path)
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        return {**json.load(handle), "read_from": os.path.basename(path)}
 
 
 def _store_result(config: FinetuneConfig, result: dict) -> None:
@@ -632,7 +632,28 @@ def finetune_markdown(results: dict) -> str:
         lines += ["", f"Mean ± standard deviation over {len(seeds)} training seeds ({', '.join(map(str, seeds))}); "
                   "the data and its split are the same for every seed, retention is against the unpruned run of the "
                   "same seed."]  # fmt: skip
+    machines = _machines_line(by_schedule)
+    if machines:  # else the results' own capability (one machine ran them all) is what README shows
+        lines += ["", machines]
     return "\n".join(lines)
+
+
+def _machines_line(by_schedule: dict) -> str | None:
+    """Where the runs ran, from what each run records (a grid stored over sessions ran on several machines, and the
+    table is rendered on yet another); None when no run records it."""
+    from collections import Counter
+
+    runs = [run for modes in by_schedule.values() for entry in modes.values() for run in entry.get("runs", [entry])]
+    counts = Counter(f"{run['cpu']}, PyTorch CPU capability {run['cpu_capability']}" for run in runs if run.get("cpu"))
+    if not counts and not any(run.get("read_from") for run in runs):
+        return None  # one run of one machine, whose capability the results hold
+    known = "; ".join(f"{machine} ({n} run{'s' if n > 1 else ''})" for machine, n in sorted(counts.items()))
+    unknown = len(runs) - sum(counts.values())
+    if unknown:
+        known += "; " if known else ""
+        known += (f"{unknown} run{'s' if unknown > 1 else ''} stored before runs recorded their machine "
+                  "(several sessions' CPUs; fp32 fine-tuning repeats on one CPU, not exactly across CPUs)")  # fmt: skip
+    return f"_Measured on: {known}._"
 
 
 # issue 13's retention targets: some plan at >= 2x fewer FLOPs keeps >= 97% of the unpruned F1; `all` at alpha 1 >= 95%

@@ -113,6 +113,8 @@ def test_schedule_b_runs_after_the_unpruned_run_and_reports_both_schedules(tiny_
 
     table = finetune_markdown(results)
     assert "Schedule (b): the unpruned `none` run above, then 1.0 epoch(s)" in table
+    runs_here = f"PyTorch CPU capability {torch.backends.cpu.get_cpu_capability()} (6 runs)._"  # none, (a) and (b), 2 seeds each
+    assert table.endswith(runs_here) and "_Measured on: " in table
     assert table.count("| mode | accuracy |") == 2 and f"| {plan} |" in table
     plot_frontier(results, tmp_path / "frontier.png")
     assert (tmp_path / "frontier.png").read_bytes().startswith(b"\x89PNG")
