@@ -37,6 +37,7 @@ import torch
 
 from compress_utils.capability import resolve_bf16
 from compress_utils.corpus import package_source_dir, read_sources
+from compress_utils.distillation import check_distillation_settings
 from compress_utils.io import atomic_write_text, remove_trainer_checkpoints, save_pretrained_atomic
 from xtc_hf.data import lm_dataset, pack_blocks, stdlib_code
 
@@ -187,13 +188,7 @@ class TeacherSettings:
         count = self.distil_min_count
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"`distil_min_count` must be an int >= 1, got {count!r}.")
-        if not self.distil_temperature > 0:
-            raise ValueError(f"`distil_temperature` must be > 0 (1 = plain softmax), got {self.distil_temperature!r}.")
-        if not 0 <= self.distil_kl_weight <= 1:
-            raise ValueError(
-                f"`distil_kl_weight` must be in [0, 1] (the cross-entropy gets 1 - distil_kl_weight), got "
-                f"{self.distil_kl_weight!r}."
-            )
+        check_distillation_settings(self.distil_temperature, self.distil_kl_weight, prefix="distil_")
 
     @property
     def tokens_per_step(self) -> int:

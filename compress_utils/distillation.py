@@ -44,14 +44,17 @@ def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, te
     return (per_row * mask).sum() / mask.sum().clamp(min=1)
 
 
-def check_distillation_settings(temperature: float, kl_weight: float) -> None:
-    """Raise a ``ValueError`` naming the setting if ``temperature`` is not > 0 or ``kl_weight`` not in [0, 1]."""
+def check_distillation_settings(temperature: float, kl_weight: float, prefix: str = "") -> None:
+    """Raise a ``ValueError`` naming the setting if ``temperature`` is not > 0 or ``kl_weight`` not in [0, 1];
+    ``prefix`` is put before both names where a config spells them so (``distil_temperature``)."""
     if not temperature > 0:
-        raise ValueError(f"`temperature` must be > 0 (softmax temperature; 1 = plain softmax), got {temperature}.")
+        raise ValueError(
+            f"`{prefix}temperature` must be > 0 (softmax temperature; 1 = plain softmax), got {temperature!r}."
+        )
     if not 0 <= kl_weight <= 1:
         raise ValueError(
-            f"`kl_weight` must be in [0, 1] (the weight of the KL term; the task loss gets 1 - kl_weight), got "
-            f"{kl_weight}."
+            f"`{prefix}kl_weight` must be in [0, 1] (the weight of the KL term; the task loss gets 1 - "
+            f"{prefix}kl_weight), got {kl_weight!r}."
         )
 
 
