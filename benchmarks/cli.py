@@ -218,13 +218,18 @@ def _xtc_teacher(args) -> int:
 
 
 def _xtc_eval(args) -> int:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from compress_utils.capability import cpu_model
+    from compress_utils.io import atomic_write_text, check_output_file
     from xtc_hf import XTCGPT2Config  # noqa: F401  (registers the xtc_gpt2 model type)
     from xtc_hf.data import stdlib_code
 
     from .xtc_eval import evaluate_line_completion, line_completion_samples
 
+    if args.json:
+        check_output_file(args.json, argument="--json")  # before loading and generating
     if args.model == "smollm2":  # a pretrained code-capable reference (trained on trillions of tokens)
         from compress_utils.embedded import load_smollm2
 
@@ -236,7 +241,15 @@ def _xtc_eval(args) -> int:
         raise FileNotFoundError(f"`--model`={args.model!r} is not a folder; give a checkpoint folder or 'smollm2'.")
     samples = line_completion_samples(stdlib_code("test"), args.samples, seed=args.seed, lines=args.lines)
     scores = evaluate_line_completion(model, tokenizer, samples, progress=not args.quiet)
-    print(json.dumps({**{k: v for k, v in scores.items() if k != "predictions"}, "lines": args.lines}, indent=2))
+    summary = {**{k: v for k, v in scores.items() if k != "predictions"}, "lines": args.lines}
+    print(json.dumps(summary, indent=2))
+    if args.json:  # the scores with every sample's target and prediction, so that a number can be read back
+        rows = [{"path": sample["path"], "target": sample["target"], "prediction": prediction}
+                for sample, prediction in zip(samples, scores["predictions"])]  # fmt: skip
+        result = {"model": args.model, "split": "test", "seed": args.seed, **summary,
+                  "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                  "samples": rows}  # fmt: skip
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
 
 
@@ -418,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--samples", type=positive_int, default=200)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", default=None, help="Also write the scores and every prediction to this file.")
     evaluate.add_argument(
         "--lines", choices=LINE_KINDS, default="code",
         help="Target lines: code lines (the paper's PY150 has no comments or docstrings) or any non-blank line.",

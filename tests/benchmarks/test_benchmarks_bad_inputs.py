@@ -46,6 +46,7 @@ def _never(*args, **kwargs):
         (["xtc", "--json", "{dir}/r.json", "--teacher-tokens", "0"], "--teacher-tokens"),
         (["xtc", "--json", "{dir}/r.json", "--teacher-tokens", "9", "--teacher-steps", "3"], "not both"),
         (["xtc", "--json", "{dir}/r.json", "--embedding-bits", "4"], "--embedding-bits"),
+        (["xtc-eval", "--model", "smollm2", "--json", "{file}/r.json"], "`--json`="),
     ],
 )
 def test_bad_options_are_refused_before_work(tmp_path, capsys, monkeypatch, argv, named):
