@@ -78,6 +78,12 @@ def _flab_recovery(results: dict) -> str:
     return recovery_markdown(results)
 
 
+def _xtc_teacher_curves(files: dict) -> str:
+    from benchmarks.xtc_teacher import teacher_curves_markdown
+
+    return teacher_curves_markdown(files)
+
+
 def build_times_markdown(data: dict) -> str:
     """A zoo build's ``build.json`` (``zoo build`` writes it; ``benchmarks/results/zoo_build.json``) as Markdown: total, then one row per entry with its stage times.
 
@@ -141,6 +147,7 @@ RENDERERS = {
     "alpine_finetune_minilm_seeds": ("alpine_finetune_minilm_seeds.json", _alpine_finetune),
     "alpine_finetune_frontier": ("alpine_finetune_frontier.json", _alpine_frontier_report),
     "zoo_build": ("zoo_build.json", build_times_markdown),
+    "xtc_teacher_curves": ("xtc_teacher_curves", _xtc_teacher_curves),  # a folder: {file name: its JSON}
 }
 
 
@@ -173,8 +180,11 @@ def render_readme(readme: str, results_dir: Path = RESULTS_DIR) -> str:
             raise ValueError(f"README marker `results:{name}` has no renderer; known: {sorted(RENDERERS)}.")
         filename, renderer = RENDERERS[name]
         path = results_dir / filename
-        if path.is_file():
-            results = json.loads(path.read_text())
+        if path.is_file() or path.is_dir():
+            if path.is_dir():
+                results = {item.name: json.loads(item.read_text()) for item in sorted(path.glob("*.json"))}
+            else:
+                results = json.loads(path.read_text())
             body = renderer(results)
             if "Measured on:" not in body:
                 body += f"\n\n_Measured on: {describe(results.get('capability'))}._"

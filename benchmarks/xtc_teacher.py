@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from compress_utils.capability import resolve_bf16
+from compress_utils.capability import cpu_model, resolve_bf16
 from compress_utils.corpus import package_source_dir, read_sources
 from compress_utils.distillation import check_distillation_settings
 from compress_utils.io import atomic_write_text, remove_trainer_checkpoints, save_pretrained_atomic
@@ -443,6 +443,8 @@ def train_teacher(
         "resumed_from": os.path.basename(resume) if resume else None,
         "curve_last": points[-1] if points else None,
         "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "vocabulary": len(tokenizer),
         "distilled_from": settings.distil_from,
         "data": {
@@ -526,6 +528,52 @@ def plot_teacher_curves(results: list[dict], path: str | os.PathLike) -> None:
     save_figure(draw, path, (9, 3.6))
 
 
+def _teacher_label(meta: dict) -> str:
+    settings = meta["settings"]
+    shape = f"{settings['n_layer']}x{settings['n_embd']}, vocab {meta.get('vocabulary', settings['vocab_size'])}"
+    if not settings.get("distil_from"):
+        return f"{shape}, text"
+    return (f"{shape}, distilled from {settings['distil_from']} (KL weight {settings['distil_kl_weight']}, "
+            f"T {settings['distil_temperature']})")  # fmt: skip
+
+
+def teacher_curves_markdown(files: dict[str, dict]) -> str:
+    """The stored teachers of a results folder (``teacher-*.json``, :func:`store_teacher_result`) as a Markdown table
+    of held-out line completion against training tokens, with the yardsticks stored beside them
+    (``reference-*.json``: ``python -m benchmarks xtc-eval --json`` of a pretrained model) below it.
+
+    Example:
+        >>> meta = {"settings": {"n_layer": 2, "n_embd": 8, "vocab_size": 64, "curve_samples": 5}, "steps": 3,
+        ...         "train_tokens": 250880, "train_seconds": 100.0}
+        >>> curve = {"split": "valid", "samples": 5, "points": [{"tokens": 250880, "em": 0.0, "es": 12.34}]}
+        >>> print(teacher_curves_markdown({"teacher-a.json": {"meta": meta, "curve": curve}}))
+        Stored XTC teachers: held-out line completion (EM % / ES) against training tokens (valid split, 5 samples).
+        <BLANKLINE>
+        | teacher | tokens/s | EM / ES by training tokens | machine |
+        |---|---|---|---|
+        | 2x8, vocab 64, text | 2509 | 0.25M: 0.0 / 12.3 | not recorded |
+    """
+    teachers = [result for name, result in sorted(files.items()) if name.startswith("teacher-")]
+    references = [result for name, result in sorted(files.items()) if name.startswith("reference-")]
+    sizes = sorted({(r["curve"]["split"], r["curve"]["samples"]) for r in teachers})
+    where = "; ".join(f"{split} split, {samples} samples" for split, samples in sizes)
+    lines = [f"Stored XTC teachers: held-out line completion (EM % / ES) against training tokens ({where}).", "",
+             "| teacher | tokens/s | EM / ES by training tokens | machine |", "|---|---|---|---|"]  # fmt: skip
+    for result in sorted(teachers, key=lambda r: (_teacher_label(r["meta"]), r["meta"]["train_tokens"])):
+        meta = result["meta"]
+        points = [p for p in result["curve"]["points"] if p.get("em") is not None and p["tokens"] > 0]
+        scores = "; ".join(f"{p['tokens'] / 1e6:.2f}M: {p['em']:.1f} / {p['es']:.1f}" for p in points)
+        speed = meta["train_tokens"] / meta["train_seconds"] if meta.get("train_seconds") else None
+        machine = f"{meta['cpu']} ({meta['cpu_capability']})" if meta.get("cpu") else "not recorded"
+        lines.append(f"| {_teacher_label(meta)} | {'-' if speed is None else f'{speed:.0f}'} | {scores or '-'} "
+                     f"| {machine} |")  # fmt: skip
+    for reference in references:
+        lines += ["", f"Yardstick: `{reference['model']}` scores EM {reference['em']:.1f}% / ES {reference['es']:.1f} "
+                  f"on {reference['n']} {reference['lines']} lines of the {reference['split']} split "
+                  f"({reference['cpu']}, {reference['cpu_capability']})."]  # fmt: skip
+    return "\n".join(lines)
+
+
 def teacher_perplexity(model, blocks, batch_size: int = 8) -> float:
     """Token-level perplexity of a causal LM on fixed-length blocks (a quick sanity number)."""
     total, count = 0.0, 0
@@ -550,6 +598,7 @@ __all__ = [
     "distillation_source",
     "plot_teacher_curves",
     "store_teacher_result",
+    "teacher_curves_markdown",
     "teacher_perplexity",
     "train_teacher",
     "train_tokenizer",

@@ -75,3 +75,27 @@ def test_figures_are_drawn_from_json_byte_identically(tmp_path):
     assert figure.name == "alpine_finetune_minilm.png" and first.startswith(b"\x89PNG")
     render_figures(tmp_path)
     assert figure.read_bytes() == first
+
+
+def test_teacher_curves_render_from_a_folder_with_their_yardstick(tmp_path):
+    folder = tmp_path / "xtc_teacher_curves"
+    folder.mkdir()
+    settings = {"n_layer": 12, "n_embd": 256, "vocab_size": 8192, "distil_from": None}
+    meta = {
+        "settings": settings,
+        "train_tokens": 1_000_000,
+        "train_seconds": 400.0,
+        "cpu": "Xeon",
+        "cpu_capability": "AVX512",
+    }
+    curve = {"split": "valid", "samples": 200, "points": [{"tokens": 0, "em": 0.0, "es": 0.1},
+                                                          {"tokens": 1_000_000, "em": 1.5, "es": 21.25}]}  # fmt: skip
+    (folder / "teacher-12x256-v8192-abc.json").write_text(json.dumps({"meta": meta, "curve": curve}))
+    reference = {"model": "smollm2", "em": 10.0, "es": 46.76, "n": 1000, "lines": "code", "split": "test",
+                 "cpu": "Xeon", "cpu_capability": "AVX512"}  # fmt: skip
+    (folder / "reference-smollm2.json").write_text(json.dumps(reference))
+    readme = "<!-- results:xtc_teacher_curves -->\n<!-- /results:xtc_teacher_curves -->"
+    rendered = render_readme(readme, tmp_path)
+    assert "| 12x256, vocab 8192, text | 2500 | 1.00M: 1.5 / 21.2 | Xeon (AVX512) |" in rendered
+    assert "0.00M" not in rendered  # the untrained point is not a curve point
+    assert "`smollm2` scores EM 10.0% / ES 46.8 on 1000 code lines of the test split" in rendered
