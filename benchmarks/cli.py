@@ -227,6 +227,7 @@ def _xtc_eval(args) -> int:
     from xtc_hf.data import stdlib_code
 
     from .xtc_eval import evaluate_line_completion, line_completion_samples
+    from .xtc_teacher import LITERALS_FILE
 
     if args.json:
         check_output_file(args.json, argument="--json")  # before loading and generating
@@ -239,9 +240,15 @@ def _xtc_eval(args) -> int:
         tokenizer = AutoTokenizer.from_pretrained(args.model)
     else:
         raise FileNotFoundError(f"`--model`={args.model!r} is not a folder; give a checkpoint folder or 'smollm2'.")
-    samples = line_completion_samples(stdlib_code("test"), args.samples, seed=args.seed, lines=args.lines)
+    files, lines, literals = stdlib_code("test"), args.lines, os.path.join(str(args.model), LITERALS_FILE)
+    if os.path.isfile(literals):  # a teacher trained on PY150-form code is scored on PY150-form lines, as it learnt
+        from .xtc_literals import normalize_files
+
+        files, lines = normalize_files(files, json.loads(Path(literals).read_text())), "any"
+    samples = line_completion_samples(files, args.samples, seed=args.seed, lines=lines)
     scores = evaluate_line_completion(model, tokenizer, samples, progress=not args.quiet)
-    summary = {**{k: v for k, v in scores.items() if k != "predictions"}, "lines": args.lines}
+    summary = {**{k: v for k, v in scores.items() if k != "predictions"}, "lines": lines,
+               "code_form": "py150" if os.path.isfile(literals) else "source"}  # fmt: skip
     print(json.dumps(summary, indent=2))
     if args.json:  # the scores with every sample's target and prediction, so that a number can be read back
         rows = [{"path": sample["path"], "target": sample["target"], "prediction": prediction}

@@ -53,6 +53,8 @@ CORPUS_VERSION = "stdlib, compress_utils.corpus split v1"
 
 
 # settings that change what is measured or shown, never the weights: not part of the cache key
+CODE_FORMS = ("source", "py150")
+LITERALS_FILE = "py150_literals.json"  # the literals a py150 teacher keeps by value; its evaluations use the same
 NOT_IN_KEY = ("checkpoint_every_tokens", "curve_every_tokens", "curve_samples", "progress")
 
 
@@ -104,6 +106,14 @@ class TeacherSettings:
             "help": "Installed packages (import names) whose .py sources join the stdlib training split: more varied "
             "code, so that a long run does not cycle over the ~9 MB of stdlib training code. Held-out scores stay on "
             "the stdlib test split."
+        },
+    )
+    code_form: str = field(
+        default="source",
+        metadata={
+            "help": "'source': the code as written. 'py150': the form of CodeXGLUE's PY150, which the XTC paper "
+            "trained and scored on (benchmarks.xtc_literals: comments, blank lines and indentation dropped, tokens "
+            "space-joined, rare string and number literals as <STR_LIT> / <NUM_LIT>); its curve scores py150 lines."
         },
     )
     distil_from: str | None = field(
@@ -172,6 +182,13 @@ class TeacherSettings:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"`{name}` must be None or an int >= 1, got {value!r}.")
+        if self.code_form not in CODE_FORMS:
+            raise ValueError(f"`code_form` must be one of {CODE_FORMS}, got {self.code_form!r}.")
+        if self.code_form != "source" and self.distil_from:
+            raise ValueError(
+                f"`code_form`={self.code_form!r} cannot be distilled from {self.distil_from!r}: the source model reads "
+                "code as written. Use code_form='source' with `distil_from`, or distil_from=None."
+            )
         self._check_distillation()
         if isinstance(self.curve_samples, bool) or not isinstance(self.curve_samples, int) or self.curve_samples < 0:
             raise ValueError(f"`curve_samples` must be an int >= 0 (0 = loss-only curve), got {self.curve_samples!r}.")
@@ -206,7 +223,7 @@ class TeacherSettings:
     def key(self) -> str:
         """Short hash of the settings that change the weights, the cache folder name.
 
-        ``tokens``, ``packages`` and ``distil_from`` join the key only when set, so teachers cached before they
+        ``tokens``, ``packages``, ``distil_from`` and a ``code_form`` other than ``"source"`` join the key only when set, so teachers cached before they
         existed keep their folders; a distilled teacher's key holds the distillation settings instead of
         ``vocab_size`` (its vocabulary is the source's, pruned).
         """
@@ -214,6 +231,8 @@ class TeacherSettings:
         for name in ("tokens", "packages"):
             if not settings[name]:
                 del settings[name]
+        if settings["code_form"] == "source":
+            del settings["code_form"]
         distillation = [name for name in settings if name.startswith("distil_")]
         for name in ["vocab_size"] if self.distil_from else distillation:
             del settings[name]
@@ -314,14 +333,22 @@ def _interval_steps(tokens: int | None, tokens_per_step: int, steps: int, parts:
     return max(floor, steps // parts, 1)
 
 
-def curve_line_samples(settings: TeacherSettings) -> list[dict]:
+def curve_line_samples(settings: TeacherSettings, keep: dict | None = None) -> list[dict]:
     """The held-out line-completion samples of the learning curve: ``settings.curve_samples`` lines of the *valid*
-    split (the benchmark scores the test split, which the curve therefore never touches)."""
+    split (the benchmark scores the test split, which the curve therefore never touches), in ``settings.code_form``
+    (``keep``: the literals a py150 teacher keeps, :func:`benchmarks.xtc_literals.frequent_literals`)."""
     if settings.curve_samples == 0:
         return []
     from .xtc_eval import line_completion_samples
 
-    return line_completion_samples(stdlib_code("valid"), settings.curve_samples, seed=settings.seed)
+    files = stdlib_code("valid")
+    if settings.code_form == "py150":
+        from .xtc_literals import normalize_files
+
+        # every py150 line is code (comments and docstring prose are gone), so any line is a target
+        return line_completion_samples(normalize_files(files, keep), settings.curve_samples, seed=settings.seed,
+                                       lines="any")  # fmt: skip
+    return line_completion_samples(files, settings.curve_samples, seed=settings.seed)
 
 
 def train_teacher(
@@ -360,6 +387,12 @@ def train_teacher(
     start = time.perf_counter()
     texts = [item["text"] for item in stdlib_code("train", max_files=settings.max_files)]
     texts += [text for package in settings.packages for _, text in read_sources(package_source_dir(package))]
+    keep = None
+    if settings.code_form == "py150":
+        from .xtc_literals import frequent_literals, normalize_code
+
+        keep = frequent_literals(texts)
+        texts = [form for form in (normalize_code(text, keep) for text in texts) if form is not None]
     source = None
     if settings.distil_from:
         source, tokenizer = distillation_source(settings, texts)
@@ -412,7 +445,7 @@ def train_teacher(
         disable_tqdm=True,  # TokenProgressCallback draws the bar, in tokens
     )
     curve = TeacherCurveCallback(
-        tokenizer, curve_line_samples(settings),
+        tokenizer, curve_line_samples(settings, keep),
         _interval_steps(settings.curve_every_tokens, settings.tokens_per_step, steps, 5), settings.tokens_per_step,
     )  # fmt: skip
     extra = [TimeBudgetCallback(settings.minutes * 1.5)] if settings.planned_steps() is None else []
@@ -468,6 +501,9 @@ def train_teacher(
                 json.dump(meta, handle, indent=2)
             with open(os.path.join(folder, CURVE_FILE), "w") as handle:
                 json.dump(curve_file, handle, indent=2)
+            if keep is not None:
+                with open(os.path.join(folder, LITERALS_FILE), "w") as handle:
+                    json.dump(keep, handle, indent=2)
 
     save_pretrained_atomic(
         final, model, tokenizer, _Meta(), overwrite=True
@@ -496,7 +532,8 @@ def store_teacher_result(folder: str | os.PathLike, results_dir: str | os.PathLi
     )
     vocabulary = meta.get("vocabulary", settings.vocab_size)
     distilled = "-kd" if settings.distil_from else ""
-    name = f"teacher-{settings.n_layer}x{settings.n_embd}-v{vocabulary}{distilled}-{settings.key()}.json"
+    form = "" if settings.code_form == "source" else f"-{settings.code_form}"
+    name = f"teacher-{settings.n_layer}x{settings.n_embd}-v{vocabulary}{form}{distilled}-{settings.key()}.json"
     path = os.path.join(results_dir, name)
     os.makedirs(results_dir, exist_ok=True)
     atomic_write_text(path, json.dumps({"key": settings.key(), "meta": meta, "curve": curve}, indent=2) + "\n")
@@ -512,6 +549,7 @@ def plot_teacher_curves(results: list[dict], path: str | os.PathLike) -> None:
         meta = result["meta"]
         settings = meta["settings"]
         text = f"{settings['n_layer']}x{settings['n_embd']}, vocab {meta.get('vocabulary', settings['vocab_size'])}"
+        text += f", {settings['code_form']}" if settings.get("code_form", "source") != "source" else ""
         return text + (f", distilled from {settings['distil_from']}" if settings.get("distil_from") else "")
 
     def draw(figure):
@@ -531,6 +569,7 @@ def plot_teacher_curves(results: list[dict], path: str | os.PathLike) -> None:
 def _teacher_label(meta: dict) -> str:
     settings = meta["settings"]
     shape = f"{settings['n_layer']}x{settings['n_embd']}, vocab {meta.get('vocabulary', settings['vocab_size'])}"
+    shape += f", {settings['code_form']}" if settings.get("code_form", "source") != "source" else ""
     if not settings.get("distil_from"):
         return f"{shape}, text"
     return (f"{shape}, distilled from {settings['distil_from']} (KL weight {settings['distil_kl_weight']}, "
@@ -588,9 +627,11 @@ def teacher_perplexity(model, blocks, batch_size: int = 8) -> float:
 
 
 __all__ = [
+    "CODE_FORMS",
     "CURVE_FILE",
     "DEFAULT_CACHE",
     "EOS",
+    "LITERALS_FILE",
     "META_FILE",
     "NOT_IN_KEY",
     "TeacherSettings",
