@@ -227,7 +227,7 @@ def _xtc_eval(args) -> int:
     from xtc_hf.data import stdlib_code
 
     from .xtc_eval import evaluate_line_completion, line_completion_samples
-    from .xtc_teacher import LITERALS_FILE
+    from .xtc_teacher import LITERALS_FILE, teacher_files
 
     if args.json:
         check_output_file(args.json, argument="--json")  # before loading and generating
@@ -240,15 +240,13 @@ def _xtc_eval(args) -> int:
         tokenizer = AutoTokenizer.from_pretrained(args.model)
     else:
         raise FileNotFoundError(f"`--model`={args.model!r} is not a folder; give a checkpoint folder or 'smollm2'.")
-    files, lines, literals = stdlib_code("test"), args.lines, os.path.join(str(args.model), LITERALS_FILE)
-    if os.path.isfile(literals):  # a teacher trained on PY150-form code is scored on PY150-form lines, as it learnt
-        from .xtc_literals import normalize_files
-
-        files, lines = normalize_files(files, json.loads(Path(literals).read_text())), "any"
+    py150 = os.path.isfile(os.path.join(str(args.model), LITERALS_FILE))
+    # a teacher trained on PY150-form code is scored on PY150-form lines, as it learnt
+    files, lines = teacher_files(args.model, "test") if py150 else (stdlib_code("test"), args.lines)
     samples = line_completion_samples(files, args.samples, seed=args.seed, lines=lines)
     scores = evaluate_line_completion(model, tokenizer, samples, progress=not args.quiet)
     summary = {**{k: v for k, v in scores.items() if k != "predictions"}, "lines": lines,
-               "code_form": "py150" if os.path.isfile(literals) else "source"}  # fmt: skip
+               "code_form": "py150" if py150 else "source"}  # fmt: skip
     print(json.dumps(summary, indent=2))
     if args.json:  # the scores with every sample's target and prediction, so that a number can be read back
         rows = [{"path": sample["path"], "target": sample["target"], "prediction": prediction}
@@ -277,6 +275,7 @@ def _xtc(args) -> int:
         ("teacher_minutes", args.minutes),
         ("teacher_steps", args.teacher_steps),
         ("teacher_tokens", args.teacher_tokens),
+        ("teacher_dir", args.teacher_dir),
         ("embedding_bits", args.embedding_bits),
         ("stage_steps", args.steps),
         ("samples", args.samples),
@@ -451,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     xtc.add_argument("--full", action="store_true", help="Longer run: 30-min teacher, 600 steps/stage, 500 samples.")
     xtc.add_argument("--minutes", type=float, default=None, help="Teacher training budget in minutes.")
     xtc.add_argument("--teacher-steps", type=positive_int, default=None)
+    xtc.add_argument("--teacher-dir", default=None,
+                     help="Compress this trained teacher (an xtc-teacher folder) instead of training one.")  # fmt: skip
     xtc.add_argument("--teacher-tokens", type=positive_int, default=None, help="Teacher training tokens (the budget).")
     xtc.add_argument(
         "--until-converged",

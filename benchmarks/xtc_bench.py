@@ -52,6 +52,13 @@ class BenchSettings:
     teacher_tokens: int | None = field(
         default=None, metadata={"help": "Teacher training tokens (overrides minutes; not with teacher_steps)."}
     )
+    teacher_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "A trained teacher folder (`python -m benchmarks xtc-teacher` prints it) to compress instead of "
+            "training one; students learn and are scored in the code form it learnt (source or py150)."
+        },
+    )
     stage_steps: int = field(
         default=100, metadata={"help": "Optimizer steps per XTC stage (with until_converged: each stage's cap)."}
     )
@@ -83,6 +90,11 @@ class BenchSettings:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
         if self.embedding_bits is not None and self.embedding_bits not in (1, 2, 8, 32):
             raise ValueError(f"`embedding_bits` must be None or one of (1, 2, 8, 32), got {self.embedding_bits!r}.")
+        if self.teacher_dir is not None and not os.path.isfile(os.path.join(self.teacher_dir, "config.json")):
+            raise ValueError(
+                f"`teacher_dir`={self.teacher_dir!r} holds no config.json; give the `final` folder that "
+                "`python -m benchmarks xtc-teacher` printed, or None to train a teacher here."
+            )
         if self.teacher_tokens is not None and self.teacher_steps is not None:
             raise ValueError(
                 f"Give `teacher_steps` ({self.teacher_steps}) or `teacher_tokens` ({self.teacher_tokens}), not both."
@@ -201,21 +213,22 @@ def interleaved_throughput(models: dict, input_ids: torch.Tensor, rounds: int = 
 
 def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> dict:
     """Train (or reuse) the teacher and students, measure everything, return the result dict (see module doc)."""
+    from datasets import Dataset
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
     from compress_utils.capability import probe
-    from xtc_hf.data import pack_blocks, stdlib_code, stdlib_dataset
+    from xtc_hf.data import pack_blocks
     from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel
     from xtc_hf.recipe import XTCRecipeConfig, stage_reports, xtc_compress
 
     from .xtc_eval import evaluate_line_completion, line_completion_samples
-    from .xtc_teacher import CURVE_FILE, TeacherSettings, train_teacher
+    from .xtc_teacher import CURVE_FILE, TeacherSettings, teacher_files, train_teacher
 
     settings = settings or BenchSettings()
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     started = time.perf_counter()
-    teacher_dir = train_teacher(
+    teacher_dir = settings.teacher_dir or train_teacher(
         TeacherSettings(
             minutes=settings.teacher_minutes,
             steps=settings.teacher_steps,
@@ -233,10 +246,11 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             teacher_curve = json.load(handle)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
     teacher = GPT2LMHeadModel.from_pretrained(teacher_dir).eval()
-    train = stdlib_dataset("train")
+    # the students learn, and are scored, in the code form the teacher learnt
+    train = Dataset.from_list(teacher_files(teacher_dir, "train")[0])
     output_dir = os.path.join(settings.cache_dir, "bench", os.path.basename(os.path.dirname(teacher_dir)))
     # held-out KL on the valid split: the test split stays for the line-completion scores
-    valid = stdlib_dataset("valid") if settings.until_converged else None
+    valid = Dataset.from_list(teacher_files(teacher_dir, "valid")[0]) if settings.until_converged else None
 
     checkpoints, train_seconds = {"base": teacher_dir}, {"base": {"teacher": teacher_meta["train_seconds"]}}
     for name in [n for n in RUN_ORDER if n in settings.variants]:
@@ -271,8 +285,8 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         kl_curves[name] = curves
 
     # -- accuracy -------------------------------------------------------------------------------------------------
-    test_files = stdlib_code("test")
-    samples = line_completion_samples(test_files, settings.samples, seed=settings.seed)
+    test_files, lines = teacher_files(teacher_dir, "test")
+    samples = line_completion_samples(test_files, settings.samples, seed=settings.seed, lines=lines)
     models = {"base": teacher}
     models.update({name: XTCGPT2LMHeadModel.from_pretrained(checkpoints[name]).eval() for name in settings.variants})
     accuracy = {}
@@ -369,11 +383,23 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         "capability": capability,
         "teacher": {"checkpoint": teacher_dir, **teacher_meta, "curve": teacher_curve},
         "throughput_input": {"batch_size": settings.batch_size, "seq_len": settings.seq_len},
-        "line_completion": {"samples": len(samples), "context_tokens": 256, "split": "test", "lines": "code"},
+        "line_completion": {
+            "samples": len(samples),
+            "context_tokens": 256,
+            "split": "test",
+            "lines": lines,
+            "code_form": "py150" if lines == "any" else "source",
+        },
         "models": rows,
         "targets": targets,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def _line_kind(line_completion: dict) -> str:
+    if line_completion.get("code_form") == "py150":
+        return "code lines in CodeXGLUE's PY150 form, as the teacher learnt"
+    return "code lines" if line_completion.get("lines") == "code" else "any line, comments included"
 
 
 def to_markdown(result: dict) -> str:
@@ -401,7 +427,7 @@ def to_markdown(result: dict) -> str:
         f"{result['throughput_input']['seq_len']} tokens, {env['torch_threads']} thread(s), models interleaved in "
         f"one process; speed-ups are vs the stock GPT-2 teacher in the same dtype. Line completion: "
         f"{result['line_completion']['samples']} samples of held-out standard-library code "
-        f"({'code lines' if result['line_completion'].get('lines') == 'code' else 'any line, comments included'}). "
+        f"({_line_kind(result['line_completion'])}). "
         "Peak mem: RSS growth of a "
         "fresh process loading the checkpoint and running one forward.\n"
     )

@@ -351,6 +351,23 @@ def curve_line_samples(settings: TeacherSettings, keep: dict | None = None) -> l
     return line_completion_samples(files, settings.curve_samples, seed=settings.seed)
 
 
+def teacher_files(folder: str | os.PathLike, split: str) -> tuple[list[dict], str]:
+    """``(files, lines)``: the stdlib ``split`` in the code form the teacher in ``folder`` learnt, and the kind of
+    target line to score (:data:`benchmarks.xtc_eval.LINE_KINDS`). A py150 teacher (one with ``LITERALS_FILE``) gets
+    PY150-form files and ``"any"`` (every such line is code); any other checkpoint the source and ``"code"``.
+
+    Example:
+        >>> files, lines = teacher_files("runs/xtc/teacher/<key>/final", "test")  # doctest: +SKIP
+    """
+    files, literals = stdlib_code(split), os.path.join(os.fspath(folder), LITERALS_FILE)
+    if not os.path.isfile(literals):
+        return files, "code"
+    from .xtc_literals import normalize_files
+
+    with open(literals, encoding="utf-8") as handle:
+        return normalize_files(files, json.load(handle)), "any"
+
+
 def train_teacher(
     settings: TeacherSettings | None = None, cache_dir: str | None = None, overwrite: bool = False, callbacks=None
 ) -> str:
@@ -640,6 +657,7 @@ __all__ = [
     "plot_teacher_curves",
     "store_teacher_result",
     "teacher_curves_markdown",
+    "teacher_files",
     "teacher_perplexity",
     "train_teacher",
     "train_tokenizer",

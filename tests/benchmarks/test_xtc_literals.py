@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.xtc_literals import frequent_literals, normalize_code, normalize_files
-from benchmarks.xtc_teacher import LITERALS_FILE, META_FILE, TeacherSettings, train_teacher
+from benchmarks.xtc_teacher import LITERALS_FILE, META_FILE, TeacherSettings, teacher_files, train_teacher
 
 SOURCE = '''"""A module docstring."""
 import os  # a comment
@@ -61,7 +61,12 @@ def test_a_py150_teacher_learns_that_form_and_is_scored_in_it(tmp_path, capsys):
     assert main(["--quiet", "xtc-eval", "--model", folder, "--samples", "3", "--json", str(out)]) == 0
     written = json.loads(out.read_text())
     assert written["code_form"] == "py150" and written["lines"] == "any"
-    assert all("#" not in row["target"] and row["target"] == row["target"].strip() for row in written["samples"])
+    files, lines = teacher_files(folder, "valid")  # what the XTC bench distils on and scores
+    assert lines == "any" and not any(
+        line.startswith(("#", " ")) for item in files for line in item["text"].split("\n")
+    )
+    assert teacher_files(tmp_path, "valid")[1] == "code"  # not a py150 teacher: the code as written
+    assert all(not row["target"].startswith("#") for row in written["samples"])  # no comment lines
     capsys.readouterr()
 
 
