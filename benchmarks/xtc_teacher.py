@@ -608,6 +608,8 @@ def teacher_curves_markdown(files: dict[str, dict]) -> str:
         | teacher | tokens/s | EM / ES by training tokens | machine |
         |---|---|---|---|
         | 2x8, vocab 64, text | 2509 | 0.25M: 0.0 / 12.3 | not recorded |
+        <BLANKLINE>
+        _Measured on: the machine column (quality does not depend on it; tokens/s does)._
     """
     teachers = [result for name, result in sorted(files.items()) if name.startswith("teacher-")]
     references = [result for name, result in sorted(files.items()) if name.startswith("reference-")]
@@ -627,6 +629,7 @@ def teacher_curves_markdown(files: dict[str, dict]) -> str:
         lines += ["", f"Yardstick: `{reference['model']}` scores EM {reference['em']:.1f}% / ES {reference['es']:.1f} "
                   f"on {reference['n']} {reference['lines']} lines of the {reference['split']} split "
                   f"({reference['cpu']}, {reference['cpu_capability']})."]  # fmt: skip
+    lines += ["", "_Measured on: the machine column (quality does not depend on it; tokens/s does)._"]
     return "\n".join(lines)
 
 
