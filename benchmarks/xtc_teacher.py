@@ -605,7 +605,7 @@ def teacher_curves_markdown(files: dict[str, dict]) -> str:
         >>> print(teacher_curves_markdown({"teacher-a.json": {"meta": meta, "curve": curve}}))
         Stored XTC teachers: held-out line completion (EM % / ES) against training tokens (valid split, 5 samples).
         <BLANKLINE>
-        | teacher | tokens/s | EM / ES by training tokens | machine |
+        | teacher | tokens/s (wall, with data and curve) | EM / ES by training tokens | machine |
         |---|---|---|---|
         | 2x8, vocab 64, text | 2509 | 0.25M: 0.0 / 12.3 | not recorded |
         <BLANKLINE>
@@ -616,7 +616,7 @@ def teacher_curves_markdown(files: dict[str, dict]) -> str:
     sizes = sorted({(r["curve"]["split"], r["curve"]["samples"]) for r in teachers})
     where = "; ".join(f"{split} split, {samples} samples" for split, samples in sizes)
     lines = [f"Stored XTC teachers: held-out line completion (EM % / ES) against training tokens ({where}).", "",
-             "| teacher | tokens/s | EM / ES by training tokens | machine |", "|---|---|---|---|"]  # fmt: skip
+             "| teacher | tokens/s (wall, with data and curve) | EM / ES by training tokens | machine |", "|---|---|---|---|"]  # fmt: skip
     for result in sorted(teachers, key=lambda r: (_teacher_label(r["meta"]), r["meta"]["train_tokens"])):
         meta = result["meta"]
         points = [p for p in result["curve"]["points"] if p.get("em") is not None and p["tokens"] > 0]
