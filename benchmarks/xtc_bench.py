@@ -90,9 +90,9 @@ class BenchSettings:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
         if self.embedding_bits is not None and self.embedding_bits not in (1, 2, 8, 32):
             raise ValueError(f"`embedding_bits` must be None or one of (1, 2, 8, 32), got {self.embedding_bits!r}.")
-        if self.teacher_dir is not None and not os.path.isfile(os.path.join(self.teacher_dir, "config.json")):
-            raise ValueError(
-                f"`teacher_dir`={self.teacher_dir!r} holds no config.json; give the `final` folder that "
+        if self.teacher_dir is not None and not os.path.isfile(os.path.join(self.teacher_dir, "xtc_teacher.json")):
+            raise ValueError(  # the bench reads the teacher's settings, time and curve from that file
+                f"`teacher_dir`={self.teacher_dir!r} holds no xtc_teacher.json; give the `final` folder that "
                 "`python -m benchmarks xtc-teacher` printed, or None to train a teacher here."
             )
         if self.teacher_tokens is not None and self.teacher_steps is not None:
