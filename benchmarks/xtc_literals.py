@@ -23,6 +23,8 @@ import tokenize
 from collections import Counter
 
 STR_LIT, NUM_LIT = "<STR_LIT>", "<NUM_LIT>"
+# bumped whenever the form changes, so that a teacher cached on an older form is not reused (TeacherSettings.key)
+FORM_VERSION = "py150 form v2 (f-strings never kept)"
 # tokens that carry no code: dropped, as CodeXGLUE's PY150 preprocessing drops them
 _SKIPPED = {tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING, tokenize.ENDMARKER}
 _UNNAMEABLE = set(" \t\\'\"<>")
@@ -44,7 +46,7 @@ def _literal_tokens(text: str):
             if token.type == _FSTRING_END:
                 depth -= 1
                 if not depth:
-                    yield "str", start + "..." + token.string
+                    yield "str", start + token.string  # the parts are not needed: an f-string is never kept
             continue
         if token.type in _SKIPPED:
             continue
@@ -58,10 +60,14 @@ def _literal_tokens(text: str):
             yield "tok", token.string
 
 
-def _string_content(literal: str) -> str:
-    """A string literal's text between its quotes (prefix such as ``b`` or ``f`` dropped), as PY150 names a kept
-    literal: ``'utf-8'`` -> ``utf-8``."""
-    body = literal.lstrip("rRbBuUfF")
+def _string_content(literal: str) -> str | None:
+    """A string literal's text between its quotes (prefix such as ``b`` or ``r`` dropped), as PY150 names a kept
+    literal: ``'utf-8'`` -> ``utf-8``; ``None`` for an f-string, a template that is never kept by value (and whose
+    text Python >= 3.12 does not hand out as one token)."""
+    prefix = literal[: len(literal) - len(literal.lstrip("rRbBuUfF"))]
+    if "f" in prefix.lower():
+        return None
+    body = literal[len(prefix) :]
     quote = body[:3] if body[:3] in ('"""', "'''") else body[:1]
     return body[len(quote) : len(body) - len(quote)]
 
@@ -89,7 +95,12 @@ def frequent_literals(texts, top_strings: int = 200, top_numbers: int = 30) -> d
         for kind, value in tokens:
             if kind == "str":
                 content = _string_content(value)
-                if len(content) <= 20 and content.isprintable() and not _UNNAMEABLE & set(content):
+                if (
+                    content is not None
+                    and len(content) <= 20
+                    and content.isprintable()
+                    and not _UNNAMEABLE & set(content)
+                ):
                     strings[content] += 1
             elif kind == "num":
                 numbers[value] += 1
@@ -121,7 +132,7 @@ def normalize_code(text: str, keep: dict[str, list[str]] | None = None) -> str |
                 line = []
             elif kind == "str":
                 content = _string_content(value)
-                line.append(f"<STR_LIT:{content}>" if content in strings else STR_LIT)
+                line.append(f"<STR_LIT:{content}>" if content is not None and content in strings else STR_LIT)
             elif kind == "num":
                 line.append(f"<NUM_LIT:{value}>" if value in numbers else NUM_LIT)
             else:
@@ -143,4 +154,4 @@ def normalize_files(files, keep: dict[str, list[str]] | None = None) -> list[dic
     return normalized
 
 
-__all__ = ["NUM_LIT", "STR_LIT", "frequent_literals", "normalize_code", "normalize_files"]
+__all__ = ["FORM_VERSION", "NUM_LIT", "STR_LIT", "frequent_literals", "normalize_code", "normalize_files"]

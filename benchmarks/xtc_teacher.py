@@ -233,6 +233,10 @@ class TeacherSettings:
                 del settings[name]
         if settings["code_form"] == "source":
             del settings["code_form"]
+        else:  # a teacher of an older version of the form must not be reused
+            from .xtc_literals import FORM_VERSION
+
+            settings["code_form"] = FORM_VERSION
         distillation = [name for name in settings if name.startswith("distil_")]
         for name in ["vocab_size"] if self.distil_from else distillation:
             del settings[name]

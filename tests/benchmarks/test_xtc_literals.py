@@ -44,6 +44,9 @@ def test_frequent_literals_keep_short_names_only_and_are_deterministic():
     keep = frequent_literals(texts, top_strings=10, top_numbers=1)
     assert keep == {"str": ["utf-8"], "num": ["7"]}
     assert frequent_literals(list(reversed(texts)), top_strings=10, top_numbers=1) == keep
+    templates = ["a = f'{x}'\nb = f'{x}'\nc = 'y'\n"]  # an f-string is a template, never kept by value
+    assert frequent_literals(templates, top_strings=10)["str"] == ["y"]
+    assert normalize_code("a = f'{x}'\n", {"str": ["{x}"]}) == "a = <STR_LIT>\n"
     with pytest.raises(ValueError, match="`top_strings` must be an int >= 0"):
         frequent_literals(texts, top_strings=-1)
 
