@@ -51,7 +51,7 @@ bench: bench-alpine bench-xtc bench-flab
 bench-alpine: install
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks alpine-speed --model minilm --batch-size 8 --seq-len 512 --threads 1 --json benchmarks/results/alpine_minilm.json
-	$(PY) -m benchmarks alpine-speed --model minilm --batch-size 8 --seq-len 512 --threads 1 --modes all even odd 'layers=1-5' 'layers=1-5;alpha=0.75' --json benchmarks/results/alpine_minilm_plans.json
+	$(PY) -m benchmarks alpine-speed --model minilm --batch-size 8 --seq-len 512 --threads 1 --modes all even odd 'layers=1-5' 'layers=1-5;alpha=0.75' 'layers=odd;alpha=0.5' --json benchmarks/results/alpine_minilm_plans.json
 	$(PY) -m benchmarks alpine-speed --model codebert-shape --batch-size 8 --seq-len 512 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_codebert_shape.json
 	$(PY) -m benchmarks alpine-speed --model unixcoder-shape --batch-size 4 --seq-len 1024 --threads 1 --num-batches 1 --repeats 3 --json benchmarks/results/alpine_unixcoder_shape.json
 

@@ -43,6 +43,7 @@ from alpine_hf.modeling_alpine import AlpineBertForSequenceClassification, Alpin
 from compress_utils.capability import cpu_model, probe, resolve_bf16
 from compress_utils.io import atomic_dir, atomic_write_text, check_output_dir
 from compress_utils.metric_loading import load_metric
+from compress_utils.training_clock import TrainingClockCallback
 
 from .alpine_plans import ALL_MODES, PLAN_EXAMPLE, mode_folder, parse_mode
 from .clone_detection import build_clone_dataset
@@ -356,11 +357,11 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
         }
     overrides = {"seed": seed, "data_seed": seed, **overrides}
     output_dir = run_dir(config, mode, seed, schedule)
-    trainer = finetune_trainer(model, data["train"], tokenizer, config, output_dir, callbacks, **overrides)
+    clock = TrainingClockCallback()  # a resumed run's time counts the part before the resume too
+    trainer = finetune_trainer(model, data["train"], tokenizer, config, output_dir, [clock, *callbacks], **overrides)
     checkpoint = _last_checkpoint(trainer.args.output_dir)
-    started = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
-    train_seconds = time.perf_counter() - started
+    train_seconds = clock.seconds  # None: resumed from a checkpoint that predates the clock
     encoder = find_alpine_encoder(trainer.model)
     encoder.reset_alpine_stats()
     started = time.perf_counter()
@@ -376,6 +377,7 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
         merge=plan.merge,
         alpha=alpha,
         train_seconds=train_seconds,
+        training_clock=True,
         eval_seconds=eval_seconds,
         resumed_from=checkpoint,
         eval_flops_ratio_analytic=stats["flops_stock"] / max(stats["flops_alpine"], 1.0),
@@ -406,9 +408,22 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
                 trainer.model.save_pretrained(target)
                 tokenizer.save_pretrained(target)
         trainer.accelerator.wait_for_everyone()
-    logger.info("%s (schedule %s): accuracy %.4f, F1 %.4f, %.0f s", mode, schedule, result["accuracy"], result["f1"],
-                train_seconds)  # fmt: skip
+    logger.info("%s (schedule %s): accuracy %.4f, F1 %.4f, trained for %s s", mode, schedule, result["accuracy"],
+                result["f1"], "an unknown number of" if train_seconds is None else f"{train_seconds:.0f}")  # fmt: skip
     return result
+
+
+def whole_train_seconds(result: dict) -> float | None:
+    """A run's whole training time, or None where it is unknown: a run resumed before runs kept a
+    :class:`~compress_utils.training_clock.TrainingClockCallback` timed only the part after its resume.
+
+    Example:
+        >>> whole_train_seconds({"train_seconds": 900.0, "resumed_from": "runs/x/checkpoint-600"}) is None
+        True
+    """
+    if result.get("resumed_from") and not result.get("training_clock"):
+        return None
+    return result.get("train_seconds")
 
 
 def _last_checkpoint(output_dir: str) -> str | None:
@@ -502,7 +517,9 @@ def run_finetune(
                 for result, base in zip(results, baseline):
                     result["retention_accuracy"] = result["accuracy"] / max(base["accuracy"], 1e-12)
                     result["retention_f1"] = result["f1"] / max(base["f1"], 1e-12)
-                    result["train_time_ratio"] = base["train_seconds"] / result["train_seconds"]
+                    base_seconds, seconds = whole_train_seconds(base), whole_train_seconds(result)
+                    if base_seconds is not None and seconds is not None:
+                        result["train_time_ratio"] = base_seconds / seconds
                     result["eval_time_ratio"] = base["eval_seconds"] / result["eval_seconds"]
     modes = {mode: _aggregate(results) for mode, results in runs["a"].items()}
     settings = asdict(config)
@@ -578,8 +595,10 @@ def _aggregate(results: list[dict]) -> dict:
             values = np.array([result[name] for result in results], dtype=np.float64)
             merged[name], merged[f"{name}_std"] = float(values.mean()), float(values.std())
     for name in ("train_time_ratio", "eval_time_ratio", "train_seconds", "eval_seconds", "eval_input_length"):
-        if name in merged:
-            merged[name] = float(np.mean([result[name] for result in results]))
+        values = [result.get(name) for result in results]
+        merged.pop(name, None)
+        if all(value is not None for value in values):  # one unknown (a resumed run's time) makes the mean unknown
+            merged[name] = float(np.mean(values))
     merged["eval_kept_lengths"] = np.mean([r["eval_kept_lengths"] for r in results], axis=0).round(2).tolist()
     merged["seeds"] = [result["seed"] for result in results]
     merged["runs"] = results
@@ -600,6 +619,11 @@ def finetune_markdown(results: dict) -> str:
             text += f" ± {deviation:.2%}" if percent else f" ± {deviation:.4f}"
         return text
 
+    def speed(entry) -> str:
+        if "train_time_ratio" in entry:
+            return f"{entry['train_time_ratio']:.2f}x"
+        return "n/a (resumed)" if whole_train_seconds(entry) is None else "n/a"
+
     def table(modes: dict) -> list[str]:
         rows = [
             "| mode | accuracy | F1 | retention (acc) | retention (F1) | fine-tuning speed vs none | eval FLOPs ratio |",
@@ -609,7 +633,7 @@ def finetune_markdown(results: dict) -> str:
             rows.append(
                 f"| {mode} | {value(entry, 'accuracy')} | {value(entry, 'f1')} | "
                 f"{value(entry, 'retention_accuracy', True)} | {value(entry, 'retention_f1', True)} | "
-                f"{entry.get('train_time_ratio', 1):.2f}x | {entry['eval_flops_ratio_analytic']:.2f}x |"
+                f"{speed(entry)} | {entry['eval_flops_ratio_analytic']:.2f}x |"
             )
         return rows
 

@@ -39,6 +39,7 @@ from compress_utils.capability import cpu_model, resolve_bf16
 from compress_utils.corpus import package_source_dir, read_sources
 from compress_utils.distillation import check_distillation_settings
 from compress_utils.io import atomic_write_text, remove_trainer_checkpoints, save_pretrained_atomic
+from compress_utils.training_clock import TrainingClockCallback
 from xtc_hf.data import lm_dataset, pack_blocks, stdlib_code
 
 logger = logging.getLogger(__name__)
@@ -476,7 +477,8 @@ def train_teacher(
         extra.append(FlabDistillationCallback(
             source, temperature=settings.distil_temperature, kl_weight=settings.distil_kl_weight
         ))  # fmt: skip
-    extra += [*(callbacks or []), TokenProgressCallback(settings.tokens_per_step, enabled=settings.progress)]
+    clock = TrainingClockCallback()  # training time across resumes (a resumed teacher counts its earlier part)
+    extra += [clock, *(callbacks or []), TokenProgressCallback(settings.tokens_per_step, enabled=settings.progress)]
     # the curve callback last: it sees a time budget's stop request at the step it is made
     trainer = Trainer(model=model, args=args, train_dataset=lm_dataset(blocks), callbacks=[*extra, curve])
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the bar and logging say enough
@@ -490,7 +492,8 @@ def train_teacher(
     meta = {
         "settings": dataclasses.asdict(settings),
         "steps": trainer.state.global_step,
-        "train_seconds": round(time.perf_counter() - start, 1),
+        "train_seconds": None if clock.seconds is None else round(clock.seconds, 1),
+        "seconds": round(time.perf_counter() - start, 1),  # this process: data preparation and training
         "final_train_loss": losses[-1] if losses else None,
         "train_loss": result.training_loss,
         "train_tokens": trainer.state.global_step * settings.tokens_per_step,

@@ -6,6 +6,7 @@ Every method package may import it; it imports no method package. Remote-code fi
 - :mod:`compress_utils.io`: safe folder and file writes (refuse to overwrite, atomic rename, leftover cleanup).
 - :mod:`compress_utils.capability`: which of fp32 / bf16 / int8 products are fast here (``bf16="auto"`` resolves by it).
 - :mod:`compress_utils.emissions`: the codecarbon ``EmissionsCallback`` (optional dependency, offline tracker).
+- :mod:`compress_utils.training_clock`: training time summed across resumes (``TrainingClockCallback``).
 - :mod:`compress_utils.metric_loading`: the shipped ``evaluate`` modules (``compress_utils/metrics/``).
 - :mod:`compress_utils.corpus`: the standard-library corpus and its one train/valid/test split rule.
 - :mod:`compress_utils.distributed`: ``accelerate`` state of a multi-process run.
@@ -37,11 +38,13 @@ from .io import (
 )
 from .metric_loading import load_metric, metric_path
 from .registration import register_auto_classes
+from .training_clock import TrainingClockCallback
 
 __all__ = [
     "CODECARBON_HINT",
     "EmissionsCallback",
     "SPLITS",
+    "TrainingClockCallback",
     "atomic_dir",
     "atomic_write",
     "atomic_write_text",

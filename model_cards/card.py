@@ -101,6 +101,11 @@ def _pct(value) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _seconds_on_cpu(seconds) -> str:
+    """``"1234 s on CPU, "``, or nothing where the training time is unknown (resumed before runs kept a clock)."""
+    return "" if seconds is None else f"{seconds:.0f} s on CPU, "
+
+
 def _uses_remote_code(folder: Path | None, family: str, results: dict) -> bool:
     if folder is not None and (folder / "config.json").is_file():
         return "auto_map" in json.loads((folder / "config.json").read_text())
@@ -563,7 +568,7 @@ def _xtc_sections(results: dict) -> tuple[list[str], list[str]]:
                      "the plot shows the variants above."]  # fmt: skip
     training = results.get("teacher_training")
     trained = (
-        f" for {training['steps']} steps ({training['train_seconds']:.0f} s on CPU, hidden size "
+        f" for {training['steps']} steps ({_seconds_on_cpu(training.get('train_seconds'))}hidden size "
         f"{training['settings']['n_embd']})"
         if training
         else ""

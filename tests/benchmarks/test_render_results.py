@@ -31,6 +31,24 @@ def test_render_fills_marked_block_from_json(tmp_path):
     assert "Not measured yet" in missing
 
 
+def test_a_run_resumed_without_a_training_clock_has_no_speed_ratio(tmp_path):
+    # it timed only the part after its resume, so a ratio would make it look several times faster
+    resumed = {"accuracy": 0.7, "f1": 0.7, "retention_accuracy": 1.0, "retention_f1": 1.0, "train_seconds": 40.0,
+               "resumed_from": "runs/x/checkpoint-800", "eval_flops_ratio_analytic": 1.1}  # fmt: skip
+    results = {
+        "settings": {"train_size": 10, "test_size": 4, "max_length": 64, "epochs": 1, "alpha": 1.0},
+        "modes": {
+            "none": {"accuracy": 0.7, "f1": 0.7, "train_time_ratio": 1.0, "eval_flops_ratio_analytic": 1.0},
+            "odd": resumed,
+        },  # fmt: skip
+    }
+    (tmp_path / "alpine_finetune_minilm.json").write_text(json.dumps(results))
+    rendered = render_readme(
+        "<!-- results:alpine_finetune_minilm -->\n<!-- /results:alpine_finetune_minilm -->", tmp_path
+    )
+    assert "| odd | 0.7000 | 0.7000 | 100.00% | 100.00% | n/a (resumed) | 1.10x |" in rendered
+
+
 def test_unknown_marker_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="results:nope"):
         render_readme("<!-- results:nope -->x<!-- /results:nope -->", tmp_path)
