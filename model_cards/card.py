@@ -312,6 +312,8 @@ def _alpine_frontier(results: dict, plan: str, schedule: str) -> list[str]:
     else:
         choice = (f"The plan that keeps the most F1 at >= {FRONTIER_FLOPS}x fewer FLOPs there is `{best['mode']}` "
                   f"(schedule {best['schedule']}, {_pct(best['retention_f1'])}).")  # fmt: skip
+        if frontier.get("reason"):
+            choice += " " + frontier["reason"]
     if frontier["train_size"] != results["settings"]["train_size"]:
         choice += (" The frontier's budget differs from this entry's, so their retention figures differ; the "
                    "frontier's is the one to compare plans by.")  # fmt: skip
