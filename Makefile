@@ -84,20 +84,18 @@ xtc-teacher-distilled: install
 	$(PY) -m benchmarks xtc-teacher --distil-from smollm2 --tokens $(XTC_DISTIL_TOKENS) --curve-every-tokens 250000 \
 		--curve-samples 200 --results-dir benchmarks/results/xtc_teacher_curves
 
-# The teacher in the paper's code form (CodeXGLUE PY150: no comments or indentation, rare literals as placeholders),
-# on the stdlib plus three pinned packages' sources (~80 MB of Python, so that a long run does not cycle over the
-# stdlib's 9 MB), curve every 1M tokens; resumable (a checkpoint every 1M tokens), so the budget may span sessions.
-# `make bench-xtc-py150` then compresses it: both XTC stages to convergence, in the same form.
-XTC_PY150_TOKENS := 20000000
-XTC_PY150_PACKAGES := numpy,matplotlib,transformers
-XTC_PY150_ARGS := --code-form py150 --packages $(XTC_PY150_PACKAGES) --tokens $(XTC_PY150_TOKENS)
+# The long-run teacher (benchmarks.xtc_teacher.TEACHER_PRESETS["py150"]): the paper's code form (CodeXGLUE PY150: no
+# comments or indentation, rare literals as placeholders) on the stdlib plus three pinned packages' sources, 20M
+# tokens, a curve point and a resumable checkpoint every 1M tokens, so the budget may span sessions.
+# `make bench-xtc-py150` then compresses it: both XTC stages to convergence, in the same form; each stage distils
+# until held-out KL stops falling (capped at benchmarks.xtc_bench.CONVERGED_STAGE_STEPS); the 2-bit row is left out
+# (the targets are 1W8A6L and 1W8A).
 xtc-teacher-py150: install
-	$(PY) -m benchmarks xtc-teacher $(XTC_PY150_ARGS) --curve-every-tokens 1000000 --curve-samples 200 \
-		--checkpoint-every-tokens 1000000 --results-dir benchmarks/results/xtc_teacher_curves
+	$(PY) -m benchmarks xtc-teacher --preset py150 --results-dir benchmarks/results/xtc_teacher_curves
 
 bench-xtc-py150: xtc-teacher-py150
-	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher $(XTC_PY150_ARGS) | head -1) \
-		--until-converged --samples 1000 --json benchmarks/results/xtc_gpt2_py150.json
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
+		--until-converged --variants 6L,1W8A6L,1W8A --samples 1000 --json benchmarks/results/xtc_gpt2_py150.json
 
 bench-flab: install
 	mkdir -p benchmarks/results

@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
 import json
 import os
@@ -205,6 +206,14 @@ def _xtc_teacher(args) -> int:
     from .xtc_teacher import TeacherSettings, plot_teacher_curves, store_teacher_result, train_teacher
 
     settings = dataclass_from_args(TeacherSettings, args, progress=args.progress and not args.quiet)
+    if args.preset is not None:  # the options given (those not at their default) go on top of the preset
+        default = TeacherSettings()
+        given = {
+            spec.name: getattr(settings, spec.name)
+            for spec in dataclasses.fields(TeacherSettings)
+            if spec.name != "progress" and getattr(settings, spec.name) != getattr(default, spec.name)
+        }
+        settings = TeacherSettings.preset(args.preset, progress=settings.progress, **given)
     if args.results_dir is not None and os.path.isfile(args.results_dir):
         raise NotADirectoryError(f"`--results-dir`={args.results_dir!r} is a file; give a folder.")
     folder = train_teacher(settings, args.cache_dir)
@@ -270,7 +279,7 @@ def _xtc(args) -> int:
         print(write_speed_results(result, args.json, args.markdown))
         return 0
     overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(",")),
-                 "until_converged": args.until_converged}  # fmt: skip
+                 "until_converged": args.until_converged, "student_packages": args.student_packages}  # fmt: skip
     for key, value in (
         ("teacher_minutes", args.minutes),
         ("teacher_steps", args.teacher_steps),
@@ -307,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .flab_recovery import RecoverySettings
     from .flab_vocabulary import VocabularySettings
     from .xtc_eval import LINE_KINDS
-    from .xtc_teacher import TeacherSettings
+    from .xtc_teacher import TEACHER_PRESETS, TeacherSettings
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--quiet", action="store_true", help="Only warnings and errors; no progress bars.")
@@ -425,6 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     teacher.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
     teacher.add_argument(
+        "--preset", choices=sorted(TEACHER_PRESETS), default=None,
+        help="A named teacher (benchmarks.xtc_teacher.TEACHER_PRESETS; py150: the long run, 20M tokens); options "
+        "given beside it change it.",
+    )  # fmt: skip
+    teacher.add_argument(
         "--results-dir", default=None,
         help="Also store the teacher's settings, metadata and learning curve here (one JSON per teacher) and plot "
         "every stored curve to curves.png.",
@@ -457,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--until-converged",
         action="store_true",
         help="Distil each stage until held-out KL stops falling (--steps caps).",
+    )
+    xtc.add_argument(
+        "--student-packages",
+        action="store_true",
+        help="Distil on the packages' sources the teacher also read, besides the stdlib train split.",
     )
     xtc.add_argument("--embedding-bits", type=int, choices=(1, 2, 8, 32), default=None,
                      help="Word-embedding bits of the quantised students (default: their weight bits).")  # fmt: skip

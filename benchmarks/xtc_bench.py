@@ -41,6 +41,8 @@ VARIANTS = {
 }
 # stage 1 of 6L is shared by the layer-reduced quantised variants, so train it first
 RUN_ORDER = ("6L", "1W8A6L", "2W8A6L", "1W8A")
+# each stage's step cap when distilling to convergence: 3M tokens, ~2 passes over the stdlib train split
+CONVERGED_STAGE_STEPS = 1500
 
 
 @dataclass
@@ -59,8 +61,12 @@ class BenchSettings:
             "training one; students learn and are scored in the code form it learnt (source or py150)."
         },
     )
-    stage_steps: int = field(
-        default=100, metadata={"help": "Optimizer steps per XTC stage (with until_converged: each stage's cap)."}
+    stage_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Optimizer steps per XTC stage; with until_converged each stage's cap. None: 100, or "
+            "CONVERGED_STAGE_STEPS with until_converged."
+        },
     )
     until_converged: bool = field(
         default=False,
@@ -70,6 +76,13 @@ class BenchSettings:
         default=None,
         metadata={
             "help": "Bits of the word embeddings of the quantised students (8 = int8); None = their weight bits."
+        },
+    )
+    student_packages: bool = field(
+        default=False,
+        metadata={
+            "help": "Distil on the packages' sources the teacher also trained on, besides the stdlib train split "
+            "(more varied data at the same step budget)."
         },
     )
     samples: int = field(default=100, metadata={"help": "Line-completion test samples."})
@@ -82,6 +95,8 @@ class BenchSettings:
     seed: int = field(default=0, metadata={"help": "Seed of training and sampling."})
 
     def __post_init__(self):
+        if self.stage_steps is None:
+            self.stage_steps = CONVERGED_STAGE_STEPS if self.until_converged else 100
         unknown = [name for name in self.variants if name not in VARIANTS]
         if unknown:
             raise ValueError(f"Unknown `variants` {unknown}; choose from {sorted(VARIANTS)}.")
@@ -247,7 +262,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
     teacher = GPT2LMHeadModel.from_pretrained(teacher_dir).eval()
     # the students learn, and are scored, in the code form the teacher learnt
-    train = Dataset.from_list(teacher_files(teacher_dir, "train")[0])
+    train = Dataset.from_list(teacher_files(teacher_dir, "train", packages=settings.student_packages)[0])
     output_dir = os.path.join(settings.cache_dir, "bench", os.path.basename(os.path.dirname(teacher_dir)))
     # held-out KL on the valid split: the test split stays for the line-completion scores
     valid = Dataset.from_list(teacher_files(teacher_dir, "valid")[0]) if settings.until_converged else None
@@ -694,6 +709,7 @@ def write_speed_results(result: dict, json_path: str, markdown_path: str | None 
 
 __all__ = [
     "BenchSettings",
+    "CONVERGED_STAGE_STEPS",
     "RUN_ORDER",
     "SpeedSettings",
     "VARIANTS",

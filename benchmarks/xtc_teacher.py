@@ -57,6 +57,20 @@ CORPUS_VERSION = "stdlib, compress_utils.corpus split v1"
 CODE_FORMS = ("source", "py150")
 LITERALS_FILE = "py150_literals.json"  # the literals a py150 teacher keeps by value; its evaluations use the same
 NOT_IN_KEY = ("checkpoint_every_tokens", "curve_every_tokens", "curve_samples", "progress")
+# named teachers (`xtc-teacher --preset NAME`, the zoo's `--full`): "py150" is the long run, the paper's code form on
+# the stdlib plus three pinned packages' sources (~80 MB of Python, so that 20M tokens do not cycle over the stdlib's
+# 9 MB), a curve point and a resumable checkpoint every 1M tokens. 20M tokens: ~1.7 h on 2 AVX-512 cores in bf16,
+# EM 13.5 / ES 38.2 on 200 valid lines at the end (benchmarks/results/xtc_teacher_curves)
+TEACHER_PRESETS = {
+    "py150": {
+        "code_form": "py150",
+        "packages": ("numpy", "matplotlib", "transformers"),
+        "tokens": 20_000_000,
+        "checkpoint_every_tokens": 1_000_000,
+        "curve_every_tokens": 1_000_000,
+        "curve_samples": 200,
+    },
+}
 
 
 @dataclass
@@ -213,6 +227,20 @@ class TeacherSettings:
         """Training tokens per optimizer step (one process)."""
         return self.block_size * self.batch_size
 
+    @classmethod
+    def preset(cls, name: str, **changes) -> TeacherSettings:
+        """The named teacher ``name`` of :data:`TEACHER_PRESETS`, with ``changes`` on top.
+
+        Example:
+            >>> TeacherSettings.preset("py150").tokens
+            20000000
+            >>> TeacherSettings.preset("py150", tokens=1_000_000).code_form
+            'py150'
+        """
+        if name not in TEACHER_PRESETS:
+            raise ValueError(f"`preset` must be one of {sorted(TEACHER_PRESETS)}, got {name!r}.")
+        return cls(**{**TEACHER_PRESETS[name], **changes})
+
     def planned_steps(self) -> int | None:
         """The step count ``steps`` or ``tokens`` set (``None``: a ``minutes`` budget, timed at run time)."""
         if self.steps is not None:
@@ -356,15 +384,27 @@ def curve_line_samples(settings: TeacherSettings, keep: dict | None = None) -> l
     return line_completion_samples(files, settings.curve_samples, seed=settings.seed)
 
 
-def teacher_files(folder: str | os.PathLike, split: str) -> tuple[list[dict], str]:
+def teacher_files(folder: str | os.PathLike, split: str, packages: bool = False) -> tuple[list[dict], str]:
     """``(files, lines)``: the stdlib ``split`` in the code form the teacher in ``folder`` learnt, and the kind of
     target line to score (:data:`benchmarks.xtc_eval.LINE_KINDS`). A py150 teacher (one with ``LITERALS_FILE``) gets
     PY150-form files and ``"any"`` (every such line is code); any other checkpoint the source and ``"code"``.
 
+    ``packages=True`` (``split="train"`` only) adds the sources of the packages the teacher also trained on (its
+    ``xtc_teacher.json`` settings), paths prefixed with the package name: the whole of what the teacher read.
+
     Example:
         >>> files, lines = teacher_files("runs/xtc/teacher/<key>/final", "test")  # doctest: +SKIP
     """
-    files, literals = stdlib_code(split), os.path.join(os.fspath(folder), LITERALS_FILE)
+    folder = os.fspath(folder)
+    if packages and split != "train":
+        raise ValueError(f"`packages=True` adds training code; it needs split='train', got {split!r}.")
+    files = stdlib_code(split)
+    if packages:
+        with open(os.path.join(folder, META_FILE), encoding="utf-8") as handle:
+            names = json.load(handle)["settings"].get("packages") or ()
+        files += [{"path": f"{name}/{path}", "text": text}
+                  for name in names for path, text in read_sources(package_source_dir(name))]  # fmt: skip
+    literals = os.path.join(folder, LITERALS_FILE)
     if not os.path.isfile(literals):
         return files, "code"
     from .xtc_literals import normalize_files
@@ -661,6 +701,7 @@ __all__ = [
     "LITERALS_FILE",
     "META_FILE",
     "NOT_IN_KEY",
+    "TEACHER_PRESETS",
     "TeacherSettings",
     "curve_line_samples",
     "distillation_source",

@@ -559,8 +559,12 @@ def _xtc_sections(results: dict) -> tuple[list[str], list[str]]:
                     f"{_pct(row['es'] / base['es'] if base['es'] else None)} |")  # fmt: skip
     missing = [name for name in ("1W8A", "6L", "1W8A6L") if name not in variants]
     n = _xtc_row(results)["n"]
+    training = results.get("teacher_training")
+    teacher = (training or {}).get("settings") or {}
+    py150 = teacher.get("code_form") == "py150"
+    form = " in CodeXGLUE's PY150 form (no comments or indentation, rare literals as placeholders)" if py150 else ""
     text = [
-        f"CodeXGLUE-style line completion on {n} lines of held-out standard-library files (greedy, EM and "
+        f"CodeXGLUE-style line completion on {n} lines of held-out standard-library files{form} (greedy, EM and "
         "edit similarity); disk is the size of the safetensors weights.",
         "",
         *rows,
@@ -568,18 +572,21 @@ def _xtc_sections(results: dict) -> tuple[list[str], list[str]]:
     if missing:
         text += ["", f"Not measured in this zoo build: {', '.join(missing)} (`python -m benchmarks xtc` measures every variant); "
                      "the plot shows the variants above."]  # fmt: skip
-    training = results.get("teacher_training")
+    tokens = f"{training['train_tokens'] / 1e6:.1f}M tokens, " if (training or {}).get("train_tokens") else ""
     trained = (
-        f" for {training['steps']} steps ({_seconds_on_cpu(training.get('train_seconds'))}hidden size "
-        f"{training['settings']['n_embd']})"
+        f" for {training['steps']} steps ({tokens}{_seconds_on_cpu(training.get('train_seconds'))}hidden size "
+        f"{teacher['n_embd']})"
         if training
         else ""
     )
-    source = ((training or {}).get("settings") or {}).get("distil_from")
-    how = "from scratch on standard-library code"
-    if source:
-        name = "SmolLM2-135M-Instruct" if source == "smollm2" else source
-        how = f"on standard-library code, learning {name}'s next-token distributions besides the text"
+    code = "standard-library code"
+    if teacher.get("packages"):
+        code += f" and the sources of {', '.join(teacher['packages'])}"
+    code += form
+    how = f"from scratch on {code}"
+    if teacher.get("distil_from"):
+        name = "SmolLM2-135M-Instruct" if teacher["distil_from"] == "smollm2" else teacher["distil_from"]
+        how = f"on {code}, learning {name}'s next-token distributions besides the text"
     weak = (
         f" It is weak: exact match is {base['em']:.1f}%, so only edit similarity is informative."
         if base["em"] < WEAK_TEACHER_EM

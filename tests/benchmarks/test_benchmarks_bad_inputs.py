@@ -43,6 +43,7 @@ def _never(*args, **kwargs):
         (["xtc-teacher", "--tokens", "0"], "--tokens"),
         (["xtc-teacher", "--tokens", "4096", "--steps", "3"], "Give `steps` (3) or `tokens` (4096), not both"),
         (["xtc-teacher", "--curve-samples", "-1"], "`curve_samples` must be an int >= 0"),
+        (["xtc-teacher", "--preset", "py151"], "--preset"),
         (["xtc", "--json", "{dir}/r.json", "--teacher-tokens", "0"], "--teacher-tokens"),
         (["xtc", "--json", "{dir}/r.json", "--teacher-tokens", "9", "--teacher-steps", "3"], "not both"),
         (["xtc", "--json", "{dir}/r.json", "--embedding-bits", "4"], "--embedding-bits"),

@@ -17,6 +17,7 @@ from benchmarks.xtc_teacher import (
     TeacherSettings,
     plot_teacher_curves,
     store_teacher_result,
+    teacher_files,
     train_teacher,
 )
 from benchmarks.xtc_teacher_callbacks import TeacherCurveCallback, TokenProgressCallback
@@ -94,6 +95,21 @@ def test_token_budget_trains_and_saves_a_learning_curve(tmp_path):
     assert train_teacher(tiny(), cache_dir=str(tmp_path)) == folder
 
 
+def test_a_preset_names_a_teacher_and_options_given_change_it(monkeypatch, capsys):
+    import benchmarks.xtc_teacher
+
+    seen = []
+    monkeypatch.setattr(benchmarks.xtc_teacher, "train_teacher", lambda settings, cache_dir: seen.append(settings))
+    main(["--quiet", "xtc-teacher", "--preset", "py150"])
+    main(["--quiet", "xtc-teacher", "--preset", "py150", "--tokens", "1000000", "--n-embd", "128"])
+    preset = TeacherSettings.preset("py150", progress=False)
+    assert seen[0] == preset and seen[0].key() == preset.key()  # what `make xtc-teacher-py150` trains
+    assert (seen[1].tokens, seen[1].n_embd, seen[1].code_form, seen[1].packages) == (
+        1_000_000, 128, "py150", preset.packages)  # fmt: skip
+    with pytest.raises(ValueError, match=r"`preset` must be one of \['py150'\], got 'py151'"):
+        TeacherSettings.preset("py151")
+
+
 def test_a_teacher_curve_is_stored_without_weights_and_plotted(tmp_path, capsys):
     folder = train_teacher(tiny(), cache_dir=str(tmp_path / "cache"))
     path = store_teacher_result(folder, tmp_path / "results")
@@ -117,6 +133,15 @@ def test_packages_join_the_training_code(tmp_path):
     )
     assert more["data"]["packages"] == ["json"] and more["data"]["texts"] > plain["data"]["texts"]
     assert more["data"]["blocks"] > plain["data"]["blocks"]
+    # the students can read all the teacher read: the stdlib train split and the packages' sources
+    folder = train_teacher(tiny(packages=("json",)), cache_dir=str(tmp_path))
+    stdlib, _ = teacher_files(folder, "train")
+    everything, lines = teacher_files(folder, "train", packages=True)
+    added = [item["path"] for item in everything[len(stdlib) :]]
+    assert everything[: len(stdlib)] == stdlib and added and all(path.startswith("json/") for path in added)
+    assert lines == "code"
+    with pytest.raises(ValueError, match="`packages=True` adds training code; it needs split='train', got 'test'"):
+        teacher_files(folder, "test", packages=True)
 
 
 def test_interrupted_teacher_resumes_to_the_uninterrupted_weights(tmp_path):

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from zoo_testing import TINY_FLAB, read_results
 
+from benchmarks.xtc_bench import CONVERGED_STAGE_STEPS
+from benchmarks.xtc_teacher import TeacherSettings
 from model_cards import alpine_entry, flab_entry, xtc_entry
 from model_cards.common import ZooSettings, apply_overrides, budget_dict, budget_key, entry_budget
 from model_cards.zoo import build_zoo
@@ -111,13 +113,23 @@ def test_default_budgets_keep_their_numbers():
                       "eval_windows": 64, "humaneval": 164, "distill.train_tokens": 1_000_000,
                       "distill.curve_every": 100_000, "answers": 1024, "train_chars": 6_000_000,
                       "curve_windows": 16}),
-        (xtc_entry, {"teacher.minutes": 30.0, "teacher.steps": 2400, "recipe.layer_reduction_steps": 600,
-                     "recipe.quantization_steps": 600, "samples": 200, "variants": ("6L", "1W8A6L", "1W8A")}),
+        (xtc_entry, {"teacher.steps": None, "teacher.tokens": 20_000_000, "teacher.code_form": "py150",
+                     "teacher.packages": ("numpy", "matplotlib", "transformers"),
+                     "teacher.checkpoint_every_tokens": 1_000_000, "teacher.curve_every_tokens": 1_000_000,
+                     "teacher.curve_samples": 200, "recipe.layer_reduction_steps": 1500,
+                     "recipe.quantization_steps": 1500, "recipe.until_converged": True, "samples": 1000,
+                     "variants": ("6L", "1W8A6L", "1W8A")}),
     ],
 )  # fmt: skip
 def test_full_budget_differs_from_the_default_as_intended(entry, expected):
     assert _changed(entry.DEFAULT, entry.FULL) == expected
     assert type(entry.FULL) is type(entry.DEFAULT)
+
+
+def test_full_xtc_teacher_is_the_benchmark_teacher():
+    # `make zoo FULL=1` builds (or, in the same cache, reuses) the teacher `make xtc-teacher-py150` trains
+    assert xtc_entry.FULL.teacher.key() == TeacherSettings.preset("py150").key()
+    assert xtc_entry.FULL.recipe.layer_reduction_steps == CONVERGED_STAGE_STEPS
 
 
 def test_an_eval_only_change_keeps_the_prune_key():
