@@ -2,7 +2,7 @@
 
 import json
 
-from benchmarks.xtc_bench import to_markdown, write_results
+from benchmarks.xtc_bench import quality_targets, to_markdown, write_results
 
 
 def _row(name, speedup):
@@ -32,3 +32,22 @@ def test_write_results_writes_json_and_markdown(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
     write_results(RESULT, str(json_path), str(tmp_path / "table.md"))
     assert (tmp_path / "table.md").read_text() == markdown
+
+
+def test_quality_targets_and_stage_stops_are_rendered():
+    base = dict(_row("base", 1.0), layers=12, em=15.0, es=40.0, em_retention=1.0, es_retention=1.0)
+    curve = [{"step": 0, "kl": 6.5}, {"step": 50, "kl": 1.0}, {"step": 100, "kl": 1.01}]
+    student = dict(_row("1W8A6L", 4.0), em=13.8, em_retention=0.92, es=38.4, es_retention=0.96,
+                   kl_curves={"layer_reduction": curve, "quantization": curve + [{"step": 150, "kl": 0.9}]})  # fmt: skip
+    result = dict(RESULT, models={"base": base, "1W8A6L": student}, settings={"stage_steps": 150},
+                  line_completion={"samples": 1000})  # fmt: skip
+    checks = quality_targets(result)
+    assert checks["teacher EM >= 14.5%"] and checks["teacher ES >= 39"] and checks[">= 1000 scored lines"]
+    assert checks["1W8A6L ES retention >= 95%"] and checks["1W8A6L EM retention >= 90%"]
+    assert not checks["1W8A ES retention >= 98%"]  # not measured: not met
+    table = to_markdown(result)
+    assert "| 15.0 | 40.0 | 100.0% | 100.0% |" in table and "| 13.8 | 38.4 | 92.0% | 96.0% |" in table
+    assert "layer_reduction stopped on a plateau after 100 steps (best KL 1.000 at step 50)" in table
+    assert "quantization stopped at the cap after 150 steps (best KL 0.900 at step 150)" in table
+    assert "- NOT met: 1W8A EM retention >= 98%" in table and "- met: teacher ES >= 39" in table
+    assert quality_targets(RESULT) == {}  # no teacher row
