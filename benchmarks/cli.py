@@ -235,8 +235,8 @@ def _xtc_eval(args) -> int:
     from xtc_hf import XTCGPT2Config  # noqa: F401  (registers the xtc_gpt2 model type)
     from xtc_hf.data import stdlib_code
 
-    from .xtc_eval import evaluate_line_completion, line_completion_samples
-    from .xtc_teacher import LITERALS_FILE, teacher_files
+    from .xtc_eval import evaluate_line_completion, line_completion_samples, new_tokens_for
+    from .xtc_teacher import LITERALS_FILE, META_FILE, teacher_files
 
     if args.json:
         check_output_file(args.json, argument="--json")  # before loading and generating
@@ -253,9 +253,13 @@ def _xtc_eval(args) -> int:
     # a teacher trained on PY150-form code is scored on PY150-form lines, as it learnt
     files, lines = teacher_files(args.model, "test") if py150 else (stdlib_code("test"), args.lines)
     samples = line_completion_samples(files, args.samples, seed=args.seed, lines=lines)
-    scores = evaluate_line_completion(model, tokenizer, samples, progress=not args.quiet)
+    positions, meta = args.positions, os.path.join(str(args.model), META_FILE)
+    if positions is None and os.path.isfile(meta):  # a teacher trained here: the block length it learnt
+        positions = json.loads(Path(meta).read_text())["settings"]["block_size"]
+    scores = evaluate_line_completion(model, tokenizer, samples, max_new_tokens=new_tokens_for(positions),
+                                      progress=not args.quiet, positions=positions)  # fmt: skip
     summary = {**{k: v for k, v in scores.items() if k != "predictions"}, "lines": lines,
-               "code_form": "py150" if py150 else "source"}  # fmt: skip
+               "code_form": "py150" if py150 else "source", "positions": positions}  # fmt: skip
     print(json.dumps(summary, indent=2))
     if args.json:  # the scores with every sample's target and prediction, so that a number can be read back
         rows = [{"path": sample["path"], "target": sample["target"], "prediction": prediction}
@@ -455,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--lines", choices=LINE_KINDS, default="code",
         help="Target lines: code lines (the paper's PY150 has no comments or docstrings) or any non-blank line.",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--positions", type=positive_int, default=None,
+        help="The longest sequence the model was trained on: prompt and completion stay within it (default: the "
+        "block length of a teacher trained here, else the model's n_positions). XTC students of a teacher trained "
+        "here: 256.",
     )  # fmt: skip
     evaluate.set_defaults(func=_xtc_eval)
 

@@ -236,7 +236,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel
     from xtc_hf.recipe import XTCRecipeConfig, stage_reports, xtc_compress
 
-    from .xtc_eval import evaluate_line_completion, line_completion_samples
+    from .xtc_eval import evaluate_line_completion, line_completion_samples, line_context, new_tokens_for
     from .xtc_teacher import CURVE_FILE, TeacherSettings, teacher_files, train_teacher
 
     settings = settings or BenchSettings()
@@ -304,10 +304,14 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     samples = line_completion_samples(test_files, settings.samples, seed=settings.seed, lines=lines)
     models = {"base": teacher}
     models.update({name: XTCGPT2LMHeadModel.from_pretrained(checkpoints[name]).eval() for name in settings.variants})
+    # every model trained on blocks of at most this many tokens (teacher and distillation): prompt and completion
+    # stay within it
+    positions = min(teacher_meta["settings"]["block_size"], XTCRecipeConfig().block_size)
     accuracy = {}
     for name, model in models.items():
         logger.info("line completion: %s", name)
-        scores = evaluate_line_completion(model, tokenizer, samples, progress=progress)
+        scores = evaluate_line_completion(model, tokenizer, samples, max_new_tokens=new_tokens_for(positions),
+                                          progress=progress, positions=positions)  # fmt: skip
         accuracy[name] = {"em": scores["em"], "es": scores["es"], "n": scores["n"]}
 
     # -- speed (same process, interleaved, same dtype) ------------------------------------------------------------
@@ -400,7 +404,8 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         "throughput_input": {"batch_size": settings.batch_size, "seq_len": settings.seq_len},
         "line_completion": {
             "samples": len(samples),
-            "context_tokens": 256,
+            "context_tokens": line_context(teacher, max_new_tokens=new_tokens_for(positions), positions=positions),
+            "positions": positions,
             "split": "test",
             "lines": lines,
             "code_form": "py150" if lines == "any" else "source",

@@ -82,12 +82,17 @@ class TeacherCurveCallback(TrainerCallback):
         every_steps: the interval in optimizer steps.
         tokens_per_step: training tokens per optimizer step, for the x axis.
         max_new_tokens: the longest completion generated per sample.
+        positions: the training block length: prompt and completion stay within the positions the model learns
+            (``None``: its ``n_positions``).
 
     Example:
         >>> callback = TeacherCurveCallback(tokenizer, samples, every_steps=100, tokens_per_step=2048)  # doctest: +SKIP
     """
 
-    def __init__(self, tokenizer, samples, every_steps: int, tokens_per_step: int, max_new_tokens: int = 48):
+    def __init__(
+        self, tokenizer, samples, every_steps: int, tokens_per_step: int, max_new_tokens: int = 48,
+        positions: int | None = None,
+    ):  # fmt: skip
         for name, value in (("every_steps", every_steps), ("tokens_per_step", tokens_per_step),
                             ("max_new_tokens", max_new_tokens)):  # fmt: skip
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -97,6 +102,7 @@ class TeacherCurveCallback(TrainerCallback):
         self.every_steps = every_steps
         self.tokens_per_step = tokens_per_step
         self.max_new_tokens = max_new_tokens
+        self.positions = positions
 
     def _scores(self, model) -> dict:
         if not self.samples:
@@ -107,7 +113,7 @@ class TeacherCurveCallback(TrainerCallback):
         try:
             # shard=False: the teacher trains in one process; each point scores every sample
             scores = evaluate_line_completion(model, self.tokenizer, self.samples, max_new_tokens=self.max_new_tokens,
-                                              progress=False, shard=False)  # fmt: skip
+                                              progress=False, shard=False, positions=self.positions)  # fmt: skip
         finally:
             model.train(was_training)
         return {"curve_em": scores["em"], "curve_es": scores["es"]}

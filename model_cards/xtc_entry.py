@@ -155,15 +155,17 @@ def _checkpoints(budget: XTCBudget, settings: ZooSettings, stages: Stages) -> tu
     return checkpoints, teacher_meta, output_dir
 
 
-def _variant_row(name: str, folder: str, samples: list[dict], progress: bool) -> dict:
+def _variant_row(name: str, folder: str, samples: list[dict], progress: bool, positions: int) -> dict:
     """Line-completion EM/ES, disk size, parameters and bit widths of one checkpoint."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from benchmarks.xtc_bench import count_parameters, disk_bytes
-    from benchmarks.xtc_eval import evaluate_line_completion
+    from benchmarks.xtc_eval import evaluate_line_completion, new_tokens_for
 
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
-    scores = evaluate_line_completion(model, AutoTokenizer.from_pretrained(folder), samples, progress=progress)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    scores = evaluate_line_completion(model, tokenizer, samples, max_new_tokens=new_tokens_for(positions),
+                                      progress=progress, positions=positions)  # fmt: skip
     stage_file = Path(folder) / "xtc_stage.json"
     return {
         "em": scores["em"],
@@ -193,6 +195,8 @@ def _build_xtc(folder: str, settings: ZooSettings, entry: str) -> dict:
     with stages("evaluate"):
         files, lines = teacher_files(checkpoints["base"], "test")  # scored in the teacher's code form
         samples = line_completion_samples(files, budget.samples, seed=0, lines=lines)
+        # teacher and students trained on blocks of at most this length: prompt and completion stay within it
+        positions = min(teacher_meta["settings"]["block_size"], budget.recipe.block_size)
         evaluate_key = budget_key(stage_fields(budget, "evaluate"))
         variants = {}
         for name, checkpoint in checkpoints.items():
@@ -200,7 +204,7 @@ def _build_xtc(folder: str, settings: ZooSettings, entry: str) -> dict:
             key = f"{os.path.abspath(checkpoint)}|{evaluate_key}|{SAMPLING_VERSION}"
             key = hashlib.sha256(key.encode()).hexdigest()[:12]
             path = Path(settings.work_dir) / "xtc" / "scores" / f"{name}-{key}.json"
-            row = cached_json(path, lambda: _variant_row(name, checkpoint, samples, settings.progress))  # noqa: B023
+            row = cached_json(path, lambda: _variant_row(name, checkpoint, samples, settings.progress, positions))  # noqa: B023
             variants[name] = {**row, "checkpoint": checkpoint}
         reports = stage_reports(output_dir)
         student_bf16 = {}

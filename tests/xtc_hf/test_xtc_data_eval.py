@@ -11,6 +11,7 @@ from benchmarks.xtc_eval import (
     evaluate_line_completion,
     exact_match,
     line_completion_samples,
+    line_context,
 )
 from benchmarks.xtc_teacher import TeacherSettings, train_teacher, train_tokenizer
 from xtc_hf import XTCGPT2LMHeadModel
@@ -99,6 +100,36 @@ def test_evaluate_line_completion_runs_on_gpt2_and_xtc(tiny_tokenizer):
         )
         assert scores["n"] == 2 and 0 <= scores["em"] <= 100 and 0 <= scores["es"] <= 100
         assert all("\n" not in p for p in scores["predictions"])
+
+
+def test_completion_stays_within_the_trained_positions(tiny_tokenizer, monkeypatch):
+    from transformers import GPT2Config
+
+    eos = tiny_tokenizer.eos_token_id
+    config = GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tiny_tokenizer), n_positions=128,
+                        bos_token_id=eos, eos_token_id=eos)  # fmt: skip
+    model = GPT2LMHeadModel(config).eval()
+    lengths = []
+    generate = model.generate
+
+    def record(input_ids, **kwargs):
+        out = generate(input_ids, **kwargs)
+        lengths.append((input_ids.shape[1], out.shape[1]))
+        return out
+
+    monkeypatch.setattr(model, "generate", record)
+    text = "\n".join(f"value_{i} = compute(value_{i - 1}, {i})" for i in range(1, 40)) + "\n"
+    samples = line_completion_samples([{"path": "m.py", "text": text}], num_samples=3)
+    # trained on 32-token blocks: a 24-token prompt and 8 new tokens fill them, never position 32 or later
+    evaluate_line_completion(model, tiny_tokenizer, samples, context_tokens=64, max_new_tokens=8, progress=False,
+                             positions=32)  # fmt: skip
+    assert lengths and all(prompt == 24 and total <= 32 for prompt, total in lengths)
+    lengths.clear()  # without `positions`: the model's n_positions bounds it
+    evaluate_line_completion(model, tiny_tokenizer, samples, context_tokens=64, max_new_tokens=8, progress=False)
+    assert all(prompt == 64 for prompt, _ in lengths)
+    assert line_context(model, 256, 48, positions=256) == 208 and line_context(model, 64, 8) == 64
+    with pytest.raises(ValueError, match="`max_new_tokens`=48 leaves no room for a prompt in 40 positions"):
+        line_context(model, 256, 48, positions=40)
 
 
 def test_count_parameters_is_independent_of_packing(tiny_gpt2, tmp_path):
