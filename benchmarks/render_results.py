@@ -78,6 +78,12 @@ def _flab_recovery(results: dict) -> str:
     return recovery_markdown(results)
 
 
+def _xtc_kl_curves(results: dict, path: Path) -> None:
+    from benchmarks.xtc_bench import plot_kl_curves
+
+    plot_kl_curves(results, path)
+
+
 def _xtc_teacher_curves(files: dict) -> str:
     from benchmarks.xtc_teacher import teacher_curves_markdown
 
@@ -135,6 +141,8 @@ RENDERERS = {
     "flab_calibration": ("flab_calibration.json", _flab_calibration),
     "flab_ablation": ("flab_ablation.json", _flab_ablation),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
+    "xtc_gpt2_py150": ("xtc_gpt2_py150.json", _xtc_bench),
+    "xtc_gpt2_py150_emb8": ("xtc_gpt2_py150_emb8.json", _xtc_bench),
     "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _xtc_speed),
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _xtc_speed),
     "alpine_minilm": ("alpine_minilm.json", _alpine_bench),
@@ -157,6 +165,8 @@ FIGURES = {
     "alpine_finetune_minilm.json": _alpine_frontier,
     "alpine_finetune_minilm_seeds.json": _alpine_frontier,
     "flab_recovery.json": _flab_recovery_figures,  # and the frontier beside it (flab_recovery-frontier.png)
+    "xtc_gpt2_py150.json": _xtc_kl_curves,
+    "xtc_gpt2_py150_emb8.json": _xtc_kl_curves,
 }
 
 

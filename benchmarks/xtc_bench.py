@@ -463,6 +463,28 @@ def _stopped(row: dict, cap: int) -> str:
     return "; ".join(parts) or "-"
 
 
+def plot_kl_curves(result: dict, path: str | os.PathLike) -> None:
+    """Held-out KL to the teacher against distillation steps, one panel per stage (layer reduction, quantisation),
+    one line per student that trained in it (a shared layer-reduction stage is drawn once)."""
+    from compress_utils.plotting import save_figure
+
+    stages: dict[str, dict[str, list]] = {"layer_reduction": {}, "quantization": {}}
+    for name, row in result["models"].items():
+        for stage, curve in (row.get("kl_curves") or {}).items():
+            if curve and curve not in stages.setdefault(stage, {}).values():
+                stages[stage][name] = curve
+
+    def draw(figure):
+        for axis, (stage, curves) in zip(figure.subplots(1, len(stages)), stages.items()):
+            for name, curve in curves.items():
+                axis.plot([p["step"] for p in curve], [p["kl"] for p in curve], marker=".", label=name)
+            axis.set(title=stage.replace("_", " "), xlabel="distillation steps", ylabel="held-out KL", yscale="log")
+            if curves:
+                axis.legend()
+
+    save_figure(draw, path, (9, 3.6))
+
+
 def to_markdown(result: dict) -> str:
     """The benchmark as a Markdown table (plus the target checks)."""
     header = (
@@ -773,6 +795,7 @@ __all__ = [
     "interleaved_throughput",
     "model_memory_bytes",
     "peak_memory_mb",
+    "plot_kl_curves",
     "quality_targets",
     "run_bench",
     "run_speed_bench",

@@ -2,7 +2,7 @@
 
 import json
 
-from benchmarks.xtc_bench import quality_targets, to_markdown, write_results
+from benchmarks.xtc_bench import plot_kl_curves, quality_targets, to_markdown, write_results
 
 
 def _row(name, speedup):
@@ -51,3 +51,11 @@ def test_quality_targets_and_stage_stops_are_rendered():
     assert "quantization stopped at the cap after 150 steps (best KL 0.900 at step 150)" in table
     assert "- NOT met: 1W8A EM retention >= 98%" in table and "- met: teacher ES >= 39" in table
     assert quality_targets(RESULT) == {}  # no teacher row
+
+
+def test_kl_curves_are_plotted(tmp_path):
+    curve = [{"step": 0, "kl": 6.5}, {"step": 50, "kl": 1.0}]
+    rows = {"6L": {"kl_curves": {"layer_reduction": curve}},
+            "1W8A6L": {"kl_curves": {"layer_reduction": curve, "quantization": curve}}, "base": {}}  # fmt: skip
+    plot_kl_curves({"models": rows}, tmp_path / "kl.png")
+    assert (tmp_path / "kl.png").read_bytes()[:4] == b"\x89PNG"
