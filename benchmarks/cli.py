@@ -235,7 +235,7 @@ def _xtc_eval(args) -> int:
     from xtc_hf import XTCGPT2Config  # noqa: F401  (registers the xtc_gpt2 model type)
     from xtc_hf.data import stdlib_code
 
-    from .xtc_eval import evaluate_line_completion, line_completion_samples, new_tokens_for
+    from .xtc_eval import evaluate_line_completion, line_completion_samples
     from .xtc_teacher import LITERALS_FILE, META_FILE, teacher_files
 
     if args.json:
@@ -256,8 +256,7 @@ def _xtc_eval(args) -> int:
     positions, meta = args.positions, os.path.join(str(args.model), META_FILE)
     if positions is None and os.path.isfile(meta):  # a teacher trained here: the block length it learnt
         positions = json.loads(Path(meta).read_text())["settings"]["block_size"]
-    scores = evaluate_line_completion(model, tokenizer, samples, max_new_tokens=new_tokens_for(positions),
-                                      progress=not args.quiet, positions=positions)  # fmt: skip
+    scores = evaluate_line_completion(model, tokenizer, samples, progress=not args.quiet, positions=positions)
     summary = {**{k: v for k, v in scores.items() if k != "predictions"}, "lines": lines,
                "code_form": "py150" if py150 else "source", "positions": positions}  # fmt: skip
     print(json.dumps(summary, indent=2))

@@ -236,7 +236,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel
     from xtc_hf.recipe import XTCRecipeConfig, stage_reports, xtc_compress
 
-    from .xtc_eval import evaluate_line_completion, line_completion_samples, line_context, new_tokens_for
+    from .xtc_eval import evaluate_line_completion, line_completion_samples, line_context
     from .xtc_teacher import CURVE_FILE, TeacherSettings, teacher_files, train_teacher
 
     settings = settings or BenchSettings()
@@ -310,8 +310,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     accuracy = {}
     for name, model in models.items():
         logger.info("line completion: %s", name)
-        scores = evaluate_line_completion(model, tokenizer, samples, max_new_tokens=new_tokens_for(positions),
-                                          progress=progress, positions=positions)  # fmt: skip
+        scores = evaluate_line_completion(model, tokenizer, samples, progress=progress, positions=positions)
         accuracy[name] = {"em": scores["em"], "es": scores["es"], "n": scores["n"]}
 
     # -- speed (same process, interleaved, same dtype) ------------------------------------------------------------
@@ -404,7 +403,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         "throughput_input": {"batch_size": settings.batch_size, "seq_len": settings.seq_len},
         "line_completion": {
             "samples": len(samples),
-            "context_tokens": line_context(teacher, max_new_tokens=new_tokens_for(positions), positions=positions),
+            "context_tokens": line_context(teacher, positions=positions),
             "positions": positions,
             "split": "test",
             "lines": lines,

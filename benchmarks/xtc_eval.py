@@ -189,15 +189,19 @@ def new_tokens_for(positions: int | None, max_new_tokens: int = 48) -> int:
     return max_new_tokens if positions is None else max(1, min(max_new_tokens, positions // 2))
 
 
-def line_context(model, context_tokens: int = 256, max_new_tokens: int = 48, positions: int | None = None) -> int:
+def line_context(
+    model, context_tokens: int = 256, max_new_tokens: int | None = None, positions: int | None = None
+) -> int:
     """The prompt tokens :func:`evaluate_line_completion` keeps: ``context_tokens``, less where the prompt and
-    ``max_new_tokens`` would not fit in ``positions`` (the trained length; ``None``: the model's ``n_positions``).
+    ``max_new_tokens`` (``None``: :func:`new_tokens_for` ``positions``) would not fit in ``positions`` (the trained
+    length; ``None``: the model's ``n_positions``).
 
     Example:
         >>> from types import SimpleNamespace
         >>> line_context(SimpleNamespace(config=SimpleNamespace(n_positions=512)), positions=256)
         208
     """
+    max_new_tokens = new_tokens_for(positions) if max_new_tokens is None else max_new_tokens
     limit = (positions or getattr(model.config, "n_positions", 1024)) - max_new_tokens
     if limit < 1:
         raise ValueError(
@@ -209,16 +213,16 @@ def line_context(model, context_tokens: int = 256, max_new_tokens: int = 48, pos
 
 @torch.no_grad()
 def evaluate_line_completion(
-    model, tokenizer, samples, context_tokens: int = 256, max_new_tokens: int = 48, progress: bool = True,
+    model, tokenizer, samples, context_tokens: int = 256, max_new_tokens: int | None = None, progress: bool = True,
     shard: bool = True, positions: int | None = None,
 ) -> dict:  # fmt: skip
     """Greedy line completion on ``samples``; returns ``{"em", "es", "n", "predictions"}`` (EM in %, ES in [0, 100]).
 
-    The prompt keeps its last ``context_tokens`` tokens, fewer where the prompt and ``max_new_tokens`` would not fit
-    in ``positions``: the longest sequence the model was trained on (``None``: its ``n_positions``). A GPT-2 trained
-    on 256-token blocks has untrained position embeddings past 255, and generating there derails it (the py150
-    teacher of ``make bench-xtc-py150`` scored EM 11.0 / ES 35.4 on its 1,000 lines with 256 prompt tokens, and
-    EM 17.5 / ES 48.4 with 208).
+    The prompt keeps its last ``context_tokens`` tokens, fewer where the prompt and ``max_new_tokens`` (``None``: 48,
+    at most half of ``positions``, :func:`new_tokens_for`) would not fit in ``positions``: the longest sequence the
+    model was trained on (``None``: its ``n_positions``). A GPT-2 trained on 256-token blocks has untrained position
+    embeddings past 255, and generating there derails it (the py150 teacher of ``make bench-xtc-py150`` scored EM 11.0
+    / ES 35.4 on its 1,000 lines with 256 prompt tokens, and EM 17.5 / ES 48.4 with 208).
 
     Generation stops once the target line is complete, one sample at a time so that no padding can change the
     result. Under ``accelerate launch`` each process completes its share of the samples
@@ -233,6 +237,7 @@ def evaluate_line_completion(
     model.eval()
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    max_new_tokens = new_tokens_for(positions) if max_new_tokens is None else max_new_tokens
     context = line_context(model, context_tokens, max_new_tokens, positions)
     predictions = []
     state = distributed_state() if shard else None

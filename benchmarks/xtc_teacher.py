@@ -438,7 +438,6 @@ def train_teacher(
 
     from xtc_hf.callbacks import TimeBudgetCallback
 
-    from .xtc_eval import new_tokens_for
     from .xtc_teacher_callbacks import TeacherCurveCallback, TokenProgressCallback
 
     settings = settings or TeacherSettings()
@@ -511,7 +510,7 @@ def train_teacher(
     curve = TeacherCurveCallback(
         tokenizer, curve_line_samples(settings, keep),
         _interval_steps(settings.curve_every_tokens, settings.tokens_per_step, steps, 5), settings.tokens_per_step,
-        max_new_tokens=new_tokens_for(settings.block_size), positions=settings.block_size,
+        positions=settings.block_size,
     )  # fmt: skip
     extra = [TimeBudgetCallback(settings.minutes * 1.5)] if settings.planned_steps() is None else []
     if source is not None:  # before the curve callback, which reads the KL and cross-entropy it logs

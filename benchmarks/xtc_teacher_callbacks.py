@@ -81,7 +81,7 @@ class TeacherCurveCallback(TrainerCallback):
             empty = a loss-only curve.
         every_steps: the interval in optimizer steps.
         tokens_per_step: training tokens per optimizer step, for the x axis.
-        max_new_tokens: the longest completion generated per sample.
+        max_new_tokens: the longest completion generated per sample (``None``: 48, at most half of ``positions``).
         positions: the training block length: prompt and completion stay within the positions the model learns
             (``None``: its ``n_positions``).
 
@@ -90,11 +90,11 @@ class TeacherCurveCallback(TrainerCallback):
     """
 
     def __init__(
-        self, tokenizer, samples, every_steps: int, tokens_per_step: int, max_new_tokens: int = 48,
+        self, tokenizer, samples, every_steps: int, tokens_per_step: int, max_new_tokens: int | None = None,
         positions: int | None = None,
     ):  # fmt: skip
         for name, value in (("every_steps", every_steps), ("tokens_per_step", tokens_per_step),
-                            ("max_new_tokens", max_new_tokens)):  # fmt: skip
+                            ("max_new_tokens", 48 if max_new_tokens is None else max_new_tokens)):  # fmt: skip
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
         self.tokenizer = tokenizer

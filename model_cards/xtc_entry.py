@@ -160,12 +160,11 @@ def _variant_row(name: str, folder: str, samples: list[dict], progress: bool, po
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from benchmarks.xtc_bench import count_parameters, disk_bytes
-    from benchmarks.xtc_eval import evaluate_line_completion, new_tokens_for
+    from benchmarks.xtc_eval import evaluate_line_completion
 
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    scores = evaluate_line_completion(model, tokenizer, samples, max_new_tokens=new_tokens_for(positions),
-                                      progress=progress, positions=positions)  # fmt: skip
+    scores = evaluate_line_completion(model, tokenizer, samples, progress=progress, positions=positions)
     stage_file = Path(folder) / "xtc_stage.json"
     return {
         "em": scores["em"],
