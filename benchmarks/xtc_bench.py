@@ -41,8 +41,8 @@ VARIANTS = {
 }
 # stage 1 of 6L is shared by the layer-reduced quantised variants, so train it first
 RUN_ORDER = ("6L", "1W8A6L", "2W8A6L", "1W8A")
-# each stage's step cap when distilling to convergence: 3M tokens, ~2 passes over the stdlib train split
-CONVERGED_STAGE_STEPS = 1500
+# each stage's step cap when distilling to convergence: 5.1M tokens, ~3 passes over the stdlib train split
+CONVERGED_STAGE_STEPS = 2500
 
 
 @dataclass
@@ -274,6 +274,8 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         recipe = XTCRecipeConfig(
             **VARIANTS[name],
             embedding_bits=embedding_bits,
+            # the quality run distils in fp32, as XTC does; the CI budget takes bf16 autocast where it is fast
+            bf16=False if settings.until_converged else None,
             layer_reduction_steps=settings.stage_steps,
             quantization_steps=settings.stage_steps,
             until_converged=settings.until_converged,
@@ -285,19 +287,18 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         checkpoints[name] = model.xtc_checkpoint
         del model
     reports = stage_reports(output_dir)
-    kl_curves = {}
+    kl_curves, anneals = {}, {}
     for name in settings.variants:
         stage_dir = os.path.basename(os.path.dirname(checkpoints[name]))
-        seconds, curves = {}, {}
         report = reports[stage_dir]
+        stages = {report["stage"]: report}
         if report["stage"] == "quantization" and VARIANTS[name]["student_layers"] != "all":
-            stage1 = [r for r in reports.values() if r["stage"] == "layer_reduction"]
-            seconds["layer_reduction"] = stage1[0]["train_seconds"] if stage1 else None
-            curves["layer_reduction"] = stage1[0].get("kl_curve") if stage1 else None
-        seconds[report["stage"]] = report["train_seconds"]
-        curves[report["stage"]] = report.get("kl_curve")
-        train_seconds[name] = seconds
-        kl_curves[name] = curves
+            stages = {"layer_reduction": _first_stage(report, reports) or {"train_seconds": None}, **stages}
+        train_seconds[name] = {stage: r["train_seconds"] for stage, r in stages.items()}
+        kl_curves[name] = {stage: r.get("kl_curve") for stage, r in stages.items()}
+        # where each stage's learning-rate decay started and ended (stages run with anneal_ratio > 0)
+        anneals[name] = {stage: [r["anneal_start"], r["anneal_end"], r["converged"]]
+                         for stage, r in stages.items() if "anneal_start" in r}  # fmt: skip
 
     # -- accuracy -------------------------------------------------------------------------------------------------
     test_files, lines = teacher_files(teacher_dir, "test")
@@ -360,6 +361,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             "model_memory_mb": memory_in_process[name],
             "train_seconds": train_seconds[name],
             "kl_curves": kl_curves.get(name, {}),
+            "anneals": anneals.get(name, {}),
         }
         for dtype in speed:
             measured = speed[dtype][name]
@@ -451,6 +453,15 @@ def quality_targets(result: dict) -> dict[str, bool]:
     return checks
 
 
+def _first_stage(report: dict, reports: dict[str, dict]) -> dict | None:
+    """The layer-reduction report a quantisation stage started from: the one it names, or (reports written before
+    they named it) the only one in the folder; None when that cannot be told."""
+    if "init" in report:
+        return reports.get(report["init"])
+    stage1 = [r for r in reports.values() if r["stage"] == "layer_reduction"]
+    return stage1[0] if len(stage1) == 1 else None
+
+
 def _stopped(row: dict, cap: int) -> str:
     """Where each distillation stage of a row stopped, and its best held-out KL."""
     parts = []
@@ -458,6 +469,10 @@ def _stopped(row: dict, cap: int) -> str:
         if curve:
             best, last = min(curve, key=lambda point: point["kl"]), curve[-1]["step"]
             how = "at the cap" if last >= cap else "on a plateau"
+            anneal = (row.get("anneals") or {}).get(stage)
+            if anneal:  # [start, end, plateaued]
+                how = (f"annealed from its plateau at step {anneal[0]}" if anneal[2]
+                       else f"at the cap, annealed from step {anneal[0]}")  # fmt: skip
             parts.append(f"{stage} stopped {how} after {last} steps (best KL {best['kl']:.3f} at step {best['step']})")
     return "; ".join(parts) or "-"
 

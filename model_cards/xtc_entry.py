@@ -106,6 +106,7 @@ FULL = dataclasses.replace(
         layer_reduction_steps=CONVERGED_STAGE_STEPS,
         quantization_steps=CONVERGED_STAGE_STEPS,
         until_converged=True,
+        bf16=False,  # distilled in fp32, as XTC does (and the bench's long run)
     ),
     variants=("6L", "1W8A6L", "1W8A"),
     samples=1000,

@@ -23,7 +23,7 @@ from compress_utils.io import save_pretrained_atomic_once
 
 from .callbacks import DistillationCallback, EmissionsCallback, TimeBudgetCallback, check_emissions_country
 from .configuration_xtc import ACTIVATION_BITS, GRANULARITIES, WEIGHT_BITS
-from .convergence import HeldOutKLCallback, plateaued, split_heldout
+from .convergence import HeldOutKLCallback, PlateauAnnealSchedule, plateaued, split_heldout
 from .data import lm_dataset, pack_blocks
 from .modeling_xtc import XTCGPT2LMHeadModel, check_gpt2_shaped
 
@@ -148,6 +148,14 @@ class XTCRecipeConfig:
         default=0.01,
         metadata={"help": "until_converged: the relative fall of the best held-out KL that counts as progress."},
     )
+    anneal_ratio: float = field(
+        default=0.2,
+        metadata={
+            "help": "until_converged: on a held-out KL plateau, decay the learning rate linearly to 0 over this share "
+            "of the stage's steps, then stop (without a plateau the decay ends at the cap); 0 = stop at the plateau, "
+            "the learning rate decaying linearly over the cap."
+        },
+    )
     kl_eval_blocks: int = field(
         default=32,
         metadata={
@@ -212,6 +220,11 @@ class XTCRecipeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+        if isinstance(self.anneal_ratio, bool) or not 0 <= self.anneal_ratio < 1:
+            raise ValueError(
+                f"`anneal_ratio` must be in [0, 1) (the share of a stage spent decaying; 0 = stop at the plateau), got "
+                f"{self.anneal_ratio!r}."
+            )
         if not 0 <= self.min_delta < 1:
             raise ValueError(
                 f"`min_delta` must be in [0, 1) (a relative fall of the held-out KL; 0.01 = 1%), got {self.min_delta!r}."
@@ -320,13 +333,24 @@ def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, 
     emissions = EmissionsCallback(config.track_emissions) if config.track_emissions else None
     extra += [emissions] if emissions else []
     tokens_per_step = config.batch_size * len(dataset[0]["input_ids"]) * args.world_size
+    optimizers = (None, None)
+    schedule = None
+    if config.until_converged and config.anneal_ratio > 0:
+        schedule = PlateauAnnealSchedule(steps, args.warmup_steps, config.anneal_ratio)
+        # the Trainer's own AdamW (weight decay 0 makes its two parameter groups one) under a schedule the held-out
+        # KL callback moves: there is no Trainer scheduler whose decay starts on a measured plateau
+        optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=config.learning_rate,
+                                      betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+                                      weight_decay=0.0)  # fmt: skip
+        optimizers = (optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule))
     if heldout is not None:
         extra.append(HeldOutKLCallback(
             teacher, heldout, config.kl_eval_steps, tokens_per_step,
             patience=config.patience if config.until_converged else None, min_delta=config.min_delta,
-            batch_size=config.batch_size,
+            batch_size=config.batch_size, schedule=schedule,
         ))  # fmt: skip
-    trainer = Trainer(model=student, args=args, train_dataset=dataset, callbacks=[distill, *extra, *(callbacks or [])])
+    trainer = Trainer(model=student, args=args, train_dataset=dataset, optimizers=optimizers,
+                      callbacks=[distill, *extra, *(callbacks or [])])  # fmt: skip
     resume = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
     if resume:
         logger.info("resuming from %s", resume)
@@ -346,7 +370,11 @@ def _train_stage(student, teacher, dataset, layer_map, config: XTCRecipeConfig, 
     if curve:
         best = min(curve, key=lambda point: point["kl"])
         report.update(kl_curve=curve, best_kl=best["kl"], best_kl_step=best["step"])
-    if config.until_converged:
+    if schedule is not None:
+        # converged: the KL plateaued and the stage annealed from there (False: the cap came first)
+        report.update(converged=schedule.plateau_step is not None, anneal_start=schedule.start_step(),
+                      anneal_end=schedule.end_step())  # fmt: skip
+    elif config.until_converged:
         # whether the stage ended on a plateau (False: the cap or a time budget ended it while the KL still fell)
         report["converged"] = bool(plateaued([p["kl"] for p in curve], config.patience, config.min_delta))
     if emissions is not None:
@@ -416,9 +444,10 @@ def xtc_compress(
     the folder it was saved to.
 
     With ``config.until_converged`` each stage distils until its held-out KL to the teacher stops falling
-    (``patience`` measurements every ``kl_eval_steps`` steps without a relative fall of ``min_delta``), at most
-    ``layer_reduction_steps`` / ``quantization_steps`` steps; the stage report holds the KL curve (``kl_curve``:
-    step, tokens, KL), ``best_kl`` and ``converged``. The held-out blocks are the first ``kl_eval_blocks`` of
+    (``patience`` measurements every ``kl_eval_steps`` steps without a relative fall of ``min_delta``), then anneals
+    its learning rate to 0 over ``anneal_ratio`` of its steps, at most ``layer_reduction_steps`` /
+    ``quantization_steps`` steps; the stage report holds the KL curve (``kl_curve``: step, tokens, KL), ``best_kl``,
+    ``converged`` and where the anneal started and ended. The held-out blocks are the first ``kl_eval_blocks`` of
     ``eval_dataset``, or, without one, blocks spread over the training data (then not trained on). An
     ``eval_dataset`` without ``until_converged`` only records the curve.
 
@@ -465,6 +494,8 @@ def xtc_compress(
     if config.until_converged:  # where each stage stops depends on these (keys of fixed-step stages stay as they were)
         held_key = hashlib.sha256(heldout.numpy().tobytes()).hexdigest()[:10]
         common["converged"] = [config.kl_eval_steps, config.patience, config.min_delta, held_key]
+        if config.anneal_ratio > 0:  # keys of stages that stopped at the plateau (anneal_ratio 0) stay as they were
+            common["anneal_ratio"] = config.anneal_ratio
     student = teacher
     reduce = layers != list(range(teacher.config.n_layer))
     stage1_key = None
@@ -535,7 +566,9 @@ def xtc_compress(
         callbacks,
         heldout,
     )
-    report.update(stage="quantization", teacher_layers=layers)
+    # the stage-1 folder it started from (None: the teacher itself), so a report names its own first stage
+    report.update(stage="quantization", teacher_layers=layers,
+                  init=f"layer_reduction-{stage1_key}" if stage1_key else None)  # fmt: skip
     quantized.pack_()
     _save_stage(quantized, stage_dir, report, tokenizer)
     return quantized.eval()

@@ -116,8 +116,10 @@ def test_default_budgets_keep_their_numbers():
         (xtc_entry, {"teacher.steps": None, "teacher.tokens": 20_000_000, "teacher.code_form": "py150",
                      "teacher.packages": ("numpy", "matplotlib", "transformers"),
                      "teacher.checkpoint_every_tokens": 1_000_000, "teacher.curve_every_tokens": 1_000_000,
-                     "teacher.curve_samples": 200, "recipe.layer_reduction_steps": 1500,
-                     "recipe.quantization_steps": 1500, "recipe.until_converged": True, "samples": 1000,
+                     "teacher.curve_samples": 200, "recipe.layer_reduction_steps": CONVERGED_STAGE_STEPS,
+                     "recipe.quantization_steps": CONVERGED_STAGE_STEPS, "recipe.until_converged": True,
+                     # fp32 distillation: a change only where the default resolved bf16 autocast on (fast bf16)
+                     **({"recipe.bf16": False} if xtc_entry.DEFAULT.recipe.bf16 else {}), "samples": 1000,
                      "variants": ("6L", "1W8A6L", "1W8A")}),
     ],
 )  # fmt: skip
