@@ -1,8 +1,10 @@
-"""Flab-Pruner in 2 processes: the sharded KL layer search, ``flab_prune`` and LoRA recovery (``lora_recover``).
+"""Flab-Pruner in 2 processes: the sharded KL layer search, ``flab_prune``, LoRA recovery (``lora_recover``) and
+recovery by distillation from the dense model (``distill_recover``).
 
 :func:`layer_search` is also imported by the test and run in one process, to compare the sharded search with it.
 """
 
+import copy
 import os
 import sys
 
@@ -13,6 +15,8 @@ use_test_helpers("flab_hf")
 from flab_testing import CODE, tiny_model, tiny_tokenizer  # noqa: E402
 
 from flab_hf import FlabConfig, flab_prune  # noqa: E402
+from flab_hf.distillation import DistillationConfig, distill_recover  # noqa: E402
+from flab_hf.distillation_data import distillation_blocks  # noqa: E402
 from flab_hf.pruning import CalibrationRunner, ffn_importance, select_layers_cosine, select_layers_kl  # noqa: E402
 from flab_hf.recovery import RecoveryConfig, lora_recover  # noqa: E402
 
@@ -89,6 +93,13 @@ def main(out: str) -> None:
         lora_r=4, lora_alpha=8, lora_dropout=0.0, epochs=2, batch_size=2, learning_rate=5e-3, progress=False,
         checkpoint_dir=os.path.join(out, "flab_checkpoints"), save_steps=4,
     )  # fmt: skip
+    distilled, distilled_log = distill_recover(
+        copy.deepcopy(pruned), pruned_tokenizer, dense,
+        distillation_blocks(pruned_tokenizer, CODE * 3, [], block_size=16, tokens=512, chat_share=0.0)["blocks"],
+        DistillationConfig(train_tokens=1024, block_size=16, batch_size=4, learning_rate=3e-3, curve_every=256,
+                           bf16=False, progress=False, checkpoint_dir=os.path.join(out, "flab_distill"), save_steps=4),
+        kept_token_ids=report["kept_token_ids"], eval_ids=eval_ids, output_dir=os.path.join(out, "flab_distilled"),
+    )  # fmt: skip
     recovered, log = lora_recover(
         pruned, pruned_tokenizer, recovery_samples(), recovery, dense_model=dense, eval_ids=eval_ids,
         kept_token_ids=report["kept_token_ids"], output_dir=os.path.join(out, "flab_recovered"),
@@ -107,6 +118,13 @@ def main(out: str) -> None:
             "kl_before": log.get("kl_before"),
             "kl_history": log.get("kl_history"),
             "digest": digest(recovered),
+            "distilled": {
+                "steps": distilled_log["steps"],
+                "tokens": distilled_log["tokens"],
+                "losses": distilled_log["train_losses"],
+                "curve": distilled_log["curve"],
+                "digest": digest(distilled),
+            },
         },
     )
 
