@@ -453,6 +453,19 @@ def quality_targets(result: dict) -> dict[str, bool]:
     return checks
 
 
+def _target_line(name: str, ok: bool, models: dict) -> str:
+    """One target as a list item: met / NOT met, or not measured where the run left out the variant it is about.
+
+    Example:
+        >>> _target_line("1W8A disk ratio >= 12", False, {"base": {}, "6L": {}})
+        '- not measured (this run has no 1W8A row): 1W8A disk ratio >= 12'
+    """
+    variant = name.split()[0]
+    if variant in VARIANTS and variant not in models:
+        return f"- not measured (this run has no {variant} row): {name}"
+    return f"- {'met' if ok else 'NOT met'}: {name}"
+
+
 def _first_stage(report: dict, reports: dict[str, dict]) -> dict | None:
     """The layer-reduction report a quantisation stage started from: the one it names, or (reports written before
     they named it) the only one in the folder; None when that cannot be told."""
@@ -468,12 +481,12 @@ def _stopped(row: dict, cap: int) -> str:
     for stage, curve in (row.get("kl_curves") or {}).items():
         if curve:
             best, last = min(curve, key=lambda point: point["kl"]), curve[-1]["step"]
-            how = "at the cap" if last >= cap else "on a plateau"
+            how = f"stopped {'at the cap' if last >= cap else 'on a plateau'} after {last} steps"
             anneal = (row.get("anneals") or {}).get(stage)
             if anneal:  # [start, end, plateaued]
-                how = (f"annealed from its plateau at step {anneal[0]}" if anneal[2]
-                       else f"at the cap, annealed from step {anneal[0]}")  # fmt: skip
-            parts.append(f"{stage} stopped {how} after {last} steps (best KL {best['kl']:.3f} at step {best['step']})")
+                why = "KL plateau" if anneal[2] else "no plateau before the cap"
+                how = f"annealed from step {anneal[0]} ({why}) to step {last}"
+            parts.append(f"{stage} {how} (best KL {best['kl']:.3f} at step {best['step']})")
     return "; ".join(parts) or "-"
 
 
@@ -521,7 +534,7 @@ def to_markdown(result: dict) -> str:
         if name != "base" and row.get("kl_curves"):
             stopped.append(f"- {name}: {_stopped(row, result['settings']['stage_steps'])}")
     targets = {**result["targets"], **quality_targets(result)}
-    checks = "\n".join(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in targets.items())
+    checks = "\n".join(_target_line(name, ok, result["models"]) for name, ok in targets.items())
     env = result["environment"]
     note = (
         f"\nThroughput: forward pass, batch {result['throughput_input']['batch_size']} x "
