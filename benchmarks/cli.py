@@ -486,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Distil on the packages' sources the teacher also read, besides the stdlib train split.",
     )
-    xtc.add_argument("--embedding-bits", type=int, choices=(1, 2, 8, 32), default=None,
+    xtc.add_argument("--embedding-bits", type=int, default=None,
                      help="Word-embedding bits of the quantised students (default: their weight bits).")  # fmt: skip
     xtc.add_argument("--steps", type=positive_int, default=None, help="Optimizer steps per XTC stage.")
     xtc.add_argument("--samples", type=positive_int, default=None, help="Line-completion samples.")

@@ -30,6 +30,7 @@ import torch
 
 from compress_utils.counting import count_parameters as core_count_parameters
 from compress_utils.counting import disk_bytes as core_disk_bytes
+from xtc_hf.constants_xtc import WEIGHT_BITS
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +104,8 @@ class BenchSettings:
         for name in ("stage_steps", "samples", "batch_size", "seq_len", "rounds", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
-        if self.embedding_bits is not None and self.embedding_bits not in (1, 2, 8, 32):
-            raise ValueError(f"`embedding_bits` must be None or one of (1, 2, 8, 32), got {self.embedding_bits!r}.")
+        if self.embedding_bits is not None and self.embedding_bits not in WEIGHT_BITS:
+            raise ValueError(f"`embedding_bits` must be None or one of {WEIGHT_BITS}, got {self.embedding_bits!r}.")
         if self.teacher_dir is not None and not os.path.isfile(os.path.join(self.teacher_dir, "xtc_teacher.json")):
             raise ValueError(  # the bench reads the teacher's settings, time and curve from that file
                 f"`teacher_dir`={self.teacher_dir!r} holds no xtc_teacher.json; give the `final` folder that "

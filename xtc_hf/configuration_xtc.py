@@ -83,7 +83,7 @@ class XTCGPT2Config(GPT2Config):
         """Raise a ``ValueError`` naming the setting, its value and the fix if an XTC setting is invalid."""
         if isinstance(self.weight_bits, bool) or self.weight_bits not in WEIGHT_BITS:
             raise ValueError(
-                f"`weight_bits` must be one of {WEIGHT_BITS} (1 = binary, 2 = ternary, 8 = int8, 32 = float), "
+                f"`weight_bits` must be one of {WEIGHT_BITS} (1 = binary, 2 = ternary, 4 = int4, 8 = int8, 32 = float), "
                 f"got {self.weight_bits!r}."
             )
         if isinstance(self.activation_bits, bool) or self.activation_bits not in ACTIVATION_BITS:

@@ -11,7 +11,7 @@ Example:
     True
 """
 
-WEIGHT_BITS = (1, 2, 8, 32)
+WEIGHT_BITS = (1, 2, 4, 8, 32)
 ACTIVATION_BITS = (8, 32)
 GRANULARITIES = ("matrix", "row")
 QUANT_METHOD = "xtc"  # `quant_method` of the `quantization_config` in config.json

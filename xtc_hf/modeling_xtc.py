@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------------------------------
 
 _EPS = 1e-8
+MAX_CODE = {1: 1, 2: 1, 4: 7, 8: 127}  # max|code| per weight width (symmetric: 4 bits use [-7, 7], 8 bits [-127, 127])
 TERNARY_THRESHOLD = 0.7  # XTC / TWN: weights below 0.7 * mean|W| become 0
 
 
@@ -64,8 +65,8 @@ def _reduce_dims(weight: torch.Tensor, per_row: bool):
 def quantize_weight(weight: torch.Tensor, bits: int, per_row: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer codes (as floats) and scales of ``weight``: ``codes * scale`` is the quantised weight.
 
-    Returns codes of ``weight``'s shape (``+-1`` for 1 bit, ``-1/0/+1`` for 2 bits, ``[-127, 127]`` for 8 bits) and a
-    scale of shape ``(rows, 1)`` (``per_row``) or ``()``.
+    Returns codes of ``weight``'s shape (``+-1`` for 1 bit, ``-1/0/+1`` for 2 bits, ``[-7, 7]`` for 4 bits,
+    ``[-127, 127]`` for 8 bits) and a scale of shape ``(rows, 1)`` (``per_row``) or ``()``.
 
     Example:
         >>> codes, scale = quantize_weight(torch.tensor([[0.5, -1.5]]), bits=1)
@@ -84,11 +85,12 @@ def quantize_weight(weight: torch.Tensor, bits: int, per_row: bool = False) -> t
         keep = (magnitude > threshold).float()
         codes = torch.sign(w) * keep
         scale = (magnitude * keep).sum(**reduce) / keep.sum(**reduce).clamp(min=1.0)
-    elif bits == 8:
-        scale = magnitude.amax(**reduce) / 127.0
-        codes = torch.round(w / scale.clamp(min=_EPS)).clamp(-127, 127)
+    elif bits in (4, 8):
+        top = MAX_CODE[bits]
+        scale = magnitude.amax(**reduce) / top
+        codes = torch.round(w / scale.clamp(min=_EPS)).clamp(-top, top)
     else:
-        raise ValueError(f"`bits` must be 1, 2 or 8 to quantise a weight, got {bits!r}.")
+        raise ValueError(f"`bits` must be 1, 2, 4 or 8 to quantise a weight, got {bits!r}.")
     return codes, scale.clamp(min=_EPS)
 
 
@@ -155,7 +157,8 @@ def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
     """Pack integer codes ``(rows, cols)`` into ``uint8`` ``(rows, packed_columns(cols, bits))``.
 
     1 bit: bit ``j`` of byte ``k`` is ``codes[:, 8k + j] > 0``. 2 bits: code 0 -> 0b00, +1 -> 0b01, -1 -> 0b10, field
-    ``j`` at bits ``2j..2j+1``. 8 bits: the int8 value's byte.
+    ``j`` at bits ``2j..2j+1``. 4 bits: the code's two's-complement nibble, column ``2k`` in the low half of byte
+    ``k``. 8 bits: the int8 value's byte.
 
     Example:
         >>> pack_codes(torch.tensor([[1.0, -1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0]]), 1).tolist()
@@ -169,6 +172,8 @@ def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
     pad = packed_columns(cols, bits) * per_byte - cols
     if bits == 1:
         fields = (codes > 0).to(torch.int16)
+    elif bits == 4:
+        fields = codes & 0xF
     else:
         fields = torch.where(codes > 0, 1, torch.where(codes < 0, 2, 0)).to(torch.int16)
     fields = F.pad(fields, (0, pad)).view(rows, -1, per_byte)
@@ -186,6 +191,8 @@ def unpack_codes(packed: torch.Tensor, bits: int, cols: int) -> torch.Tensor:
     fields = fields.view(packed.shape[0], -1)[:, :cols]
     if bits == 1:
         return (fields * 2 - 1).to(torch.int8)
+    if bits == 4:
+        return torch.where(fields >= 8, fields - 16, fields).to(torch.int8)
     if bool((fields == 3).any()):
         raise ValueError("Packed ternary weights hold the invalid code 0b11: the checkpoint is corrupted.")
     return torch.where(fields == 2, -1, fields).to(torch.int8)
@@ -659,7 +666,7 @@ class _PackedWeightMixin:
 
     @property
     def max_weight_code(self) -> int:
-        return 127 if self.weight_bits == 8 else 1
+        return MAX_CODE[self.weight_bits]
 
     def codes_linear(self, x: torch.Tensor, bias=None, overwrite_input: bool = False) -> torch.Tensor:
         """``x @ (codes * scale)^T + bias`` with int8 activations, on the kernel this layer uses on ``x``'s device
@@ -756,7 +763,7 @@ class _PackedWeightMixin:
 
 
 class XTCLinear(_PackedWeightMixin, nn.Module):
-    """A Linear layer with XTC weight (1/2/8/32-bit) and activation (8/32-bit) quantisation.
+    """A Linear layer with XTC weight (1/2/4/8/32-bit) and activation (8/32-bit) quantisation.
 
     Weight layout is ``nn.Linear``'s ``(out_features, in_features)``; GPT-2's ``Conv1D`` weights are transposed on
     conversion. Unpacked, the weight is a float ``Parameter`` fake-quantised with STE; packed, it is stored as

@@ -42,7 +42,7 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
     """``quantization_config`` of XTC GPT-2 checkpoints (``quant_method="xtc"``).
 
     Args:
-        weight_bits: 1 (binary), 2 (ternary), 8 or 32.
+        weight_bits: 1 (binary), 2 (ternary), 4, 8 or 32.
         activation_bits: 8 (dynamic symmetric per-token int8) or 32.
         weight_granularity: one weight scale per ``"matrix"`` or per ``"row"`` (embeddings: always per row).
         quantize_embeddings: whether the word embeddings (and the tied LM head) are quantised.

@@ -96,7 +96,7 @@ class XTCRecipeConfig:
         default=None, metadata={"help": "How many layers odd/even/first/last keep (default: half the teacher)."}
     )
     weight_bits: int = field(
-        default=1, metadata={"help": "1 (binary), 2 (ternary), 8 or 32 (no weight quantisation)."}
+        default=1, metadata={"help": "1 (binary), 2 (ternary), 4, 8 or 32 (no weight quantisation)."}
     )
     activation_bits: int = field(default=8, metadata={"help": "8 (per-token int8) or 32."})
     weight_granularity: str = field(default="matrix", metadata={"help": "Weight scale per `matrix` or per `row`."})

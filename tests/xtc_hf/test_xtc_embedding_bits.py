@@ -59,7 +59,10 @@ def test_word_embedding_bits(settings, expected):
 @pytest.mark.parametrize(
     ("settings", "match"),
     [
-        ({"embedding_bits": 4}, r"`embedding_bits` must be None \(follow `weight_bits`\) or one of \(1, 2, 8, 32\)"),
+        (
+            {"embedding_bits": 3},
+            r"`embedding_bits` must be None \(follow `weight_bits`\) or one of \(1, 2, 4, 8, 32\)",
+        ),
         ({"embedding_bits": 8, "quantize_embeddings": False}, "`quantize_embeddings` is False; drop one"),
     ],
 )
@@ -93,7 +96,16 @@ def test_8bit_embeddings_stay_closer_to_the_teacher_than_1bit(tiny_gpt2, input_i
         model = XTCGPT2LMHeadModel.from_gpt2(tiny_gpt2, weight_bits=32, activation_bits=32, embedding_bits=bits)
         return float((_logits(model.eval().pack_(), input_ids) - reference).abs().mean())
 
-    assert error(8) < error(1) / 10
+    assert error(8) < error(4) < error(2) and error(8) < error(1) / 10
+
+
+def test_packed_4bit_embeddings_take_half_a_byte_and_match_the_training_model(tiny_gpt2, input_ids):
+    fake = XTCGPT2LMHeadModel.from_gpt2(tiny_gpt2, weight_bits=1, activation_bits=8, embedding_bits=4).eval()
+    expected = _logits(fake, input_ids)
+    wte = fake.pack_().transformer.wte
+    assert wte.weight_packed.shape == (99, 16) and wte.weight_scale.shape == (99,)
+    difference = (_logits(fake, input_ids) - expected).abs()
+    assert float(difference.max()) <= 2e-3 * float(expected.max() - expected.min())
 
 
 def test_embedding_only_quantization_is_described_and_reloads(tiny_gpt2, input_ids, tmp_path):
@@ -108,16 +120,17 @@ def test_embedding_only_quantization_is_described_and_reloads(tiny_gpt2, input_i
     torch.testing.assert_close(_logits(loaded, input_ids), _logits(model, input_ids), rtol=0, atol=0)
 
 
-def test_8bit_embedding_checkpoint_loads_through_remote_code(tiny_gpt2, input_ids, tmp_path):
-    model = XTCGPT2LMHeadModel.from_gpt2(tiny_gpt2, teacher_layers=[1, 3], weight_bits=1, embedding_bits=8)
+@pytest.mark.parametrize("bits", [4, 8])
+def test_low_bit_embedding_checkpoint_loads_through_remote_code(tiny_gpt2, input_ids, tmp_path, bits):
+    model = XTCGPT2LMHeadModel.from_gpt2(tiny_gpt2, teacher_layers=[1, 3], weight_bits=1, embedding_bits=bits)
     model = model.eval().pack_()
     expected = _logits(model, input_ids)
     model.save_pretrained(tmp_path / "ckpt")
     tensors = load_file(tmp_path / "ckpt" / "model.safetensors")
-    assert tensors["transformer.wte.weight_packed"].shape == (99, 32)  # packed int8 codes, not fp32 weights
+    assert tensors["transformer.wte.weight_packed"].shape == (99, 32 * bits // 8)  # packed codes, not fp32 weights
     assert "transformer.wte.weight" not in tensors and "lm_head.weight" not in tensors  # the head is the tied wte
     described = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    assert described["embedding_bits"] == 8 and described["quantization_config"]["embedding_bits"] == 8
+    assert described["embedding_bits"] == bits and described["quantization_config"]["embedding_bits"] == bits
     for code in (tmp_path / "ckpt").glob("*.py"):  # the remote code imports torch, transformers and its own folder
         assert not _imports(code) & {"xtc_hf", "compress_utils", "benchmarks"}, code.name
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
@@ -127,7 +140,7 @@ def test_8bit_embedding_checkpoint_loads_through_remote_code(tiny_gpt2, input_id
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded["module"].startswith("transformers_modules") and loaded["embedding_bits"] == 8
+    assert loaded["module"].startswith("transformers_modules") and loaded["embedding_bits"] == bits
     torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, rtol=0, atol=1e-6)
 
 

@@ -156,7 +156,7 @@ def test_fresh_process_loads_with_trust_remote_code_only(tiny_gpt2, input_ids, t
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"weight_bits": 4}, "weight_bits"),
+        ({"weight_bits": 3}, "weight_bits"),
         ({"activation_bits": 16}, "activation_bits"),
         ({"weight_granularity": "column"}, "weight_granularity"),
         ({"teacher_layers": [0]}, "teacher_layers"),

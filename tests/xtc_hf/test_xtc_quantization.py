@@ -38,12 +38,23 @@ def test_int8_weight_round_trip_error():
     assert torch.allclose(codes * scale, w, atol=float(scale.max()) / 2 + 1e-7)
 
 
+def test_int4_weight_codes_and_round_trip_error():
+    w = torch.randn(8, 16)
+    codes, scale = quantize_weight(w, bits=4, per_row=True)
+    assert codes.abs().amax(1).tolist() == [7.0] * 8  # each row's largest weight is +-7 times its scale
+    assert torch.allclose(codes * scale, w, atol=float(scale.max()) / 2 + 1e-7)
+
+
 def test_quantize_weight_rejects_bits():
     with pytest.raises(ValueError, match="bits"):
-        quantize_weight(torch.randn(2, 2), bits=4)
+        quantize_weight(torch.randn(2, 2), bits=3)
 
 
-@pytest.mark.parametrize("bits", [1, 2, 8])
+def test_int4_codes_pack_as_twos_complement_nibbles():
+    assert pack_codes(torch.tensor([[-7.0, 7.0, -1.0]]), 4).tolist() == [[0x79, 0x0F]]  # low nibble first
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
 @pytest.mark.parametrize("cols", [8, 13, 32])
 def test_pack_unpack_round_trip(bits, cols):
     torch.manual_seed(0)
@@ -86,7 +97,7 @@ def test_int8_matmul_matches_float_and_fallback(monkeypatch):
     assert torch.equal(int8_matmul(a, b), expected)
 
 
-@pytest.mark.parametrize("bits", [1, 2, 8])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
 @pytest.mark.parametrize("per_row", [False, True])
 def test_packed_linear_matches_fake_quant(bits, per_row, monkeypatch):
     torch.manual_seed(0)

@@ -158,7 +158,7 @@ def test_quantizing_a_float_model_at_load_time_is_refused(tiny_gpt2, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"weight_bits": 4}, "weight_bits"),
+        ({"weight_bits": 3}, "weight_bits"),
         ({"activation_bits": 16}, "activation_bits"),
         ({"weight_granularity": "column"}, "weight_granularity"),
         ({"weight_format": "fake"}, "weight_format"),
