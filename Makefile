@@ -89,7 +89,7 @@ xtc-teacher-distilled: install
 # tokens, a curve point and a resumable checkpoint every 1M tokens, so the budget may span sessions.
 # `make bench-xtc-py150` then compresses it: both XTC stages to convergence, in the same form; each stage distils
 # until held-out KL stops falling (capped at benchmarks.xtc_bench.CONVERGED_STAGE_STEPS); the 2-bit row is left out
-# (the targets are 1W8A6L and 1W8A); later runs give the quantised students 8-bit, then 2-bit word embeddings and LM
+# (the targets are 1W8A6L and 1W8A); later runs give the quantised students 8-bit, then 4-bit word embeddings and LM
 # head.
 xtc-teacher-py150: install
 	$(PY) -m benchmarks xtc-teacher --preset py150 --results-dir benchmarks/results/xtc_teacher_curves
@@ -101,8 +101,8 @@ bench-xtc-py150: xtc-teacher-py150
 		--until-converged --embedding-bits 8 --variants 6L,1W8A6L,1W8A --samples 1000 \
 		--json benchmarks/results/xtc_gpt2_py150_emb8.json
 	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
-		--until-converged --embedding-bits 2 --variants 6L,1W8A6L --samples 1000 \
-		--json benchmarks/results/xtc_gpt2_py150_emb2.json
+		--until-converged --embedding-bits 4 --variants 6L,1W8A6L --samples 1000 \
+		--json benchmarks/results/xtc_gpt2_py150_emb4.json
 
 bench-flab: install
 	mkdir -p benchmarks/results

@@ -143,7 +143,7 @@ RENDERERS = {
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
     "xtc_gpt2_py150": ("xtc_gpt2_py150.json", _xtc_bench),
     "xtc_gpt2_py150_emb8": ("xtc_gpt2_py150_emb8.json", _xtc_bench),
-    "xtc_gpt2_py150_emb2": ("xtc_gpt2_py150_emb2.json", _xtc_bench),
+    "xtc_gpt2_py150_emb4": ("xtc_gpt2_py150_emb4.json", _xtc_bench),
     "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _xtc_speed),
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _xtc_speed),
     "alpine_minilm": ("alpine_minilm.json", _alpine_bench),
@@ -168,7 +168,7 @@ FIGURES = {
     "flab_recovery.json": _flab_recovery_figures,  # and the frontier beside it (flab_recovery-frontier.png)
     "xtc_gpt2_py150.json": _xtc_kl_curves,
     "xtc_gpt2_py150_emb8.json": _xtc_kl_curves,
-    "xtc_gpt2_py150_emb2.json": _xtc_kl_curves,
+    "xtc_gpt2_py150_emb4.json": _xtc_kl_curves,
 }
 
 
