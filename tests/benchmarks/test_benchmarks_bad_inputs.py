@@ -46,7 +46,7 @@ def _never(*args, **kwargs):
         (["xtc-teacher", "--preset", "py151"], "--preset"),
         (["xtc", "--json", "{dir}/r.json", "--teacher-tokens", "0"], "--teacher-tokens"),
         (["xtc", "--json", "{dir}/r.json", "--teacher-tokens", "9", "--teacher-steps", "3"], "not both"),
-        (["xtc", "--json", "{dir}/r.json", "--embedding-bits", "4"], "--embedding-bits"),
+        (["xtc", "--json", "{dir}/r.json", "--embedding-bits", "3"], "`embedding_bits` must be None or one of"),
         (["xtc", "--json", "{dir}/r.json", "--teacher-dir", "{dir}"], "`teacher_dir`="),
         (["xtc-eval", "--model", "smollm2", "--json", "{file}/r.json"], "`--json`="),
     ],

@@ -49,7 +49,11 @@ def test_quality_targets_and_stage_stops_are_rendered():
     assert "| 15.0 | 40.0 | 100.0% | 100.0% |" in table and "| 13.8 | 38.4 | 92.0% | 96.0% |" in table
     assert "layer_reduction stopped on a plateau after 100 steps (best KL 1.000 at step 50)" in table
     assert "quantization stopped at the cap after 150 steps (best KL 0.900 at step 150)" in table
-    assert "- NOT met: 1W8A EM retention >= 98%" in table and "- met: teacher ES >= 39" in table
+    assert "- not measured (this run has no 1W8A row): 1W8A EM retention >= 98%" in table
+    assert "- NOT met: 1W8A6L >= 1.9x base in bf16" in table and "- met: teacher ES >= 39" in table
+    annealed = dict(student, anneals={"quantization": [100, 150, True]})
+    table = to_markdown(dict(result, models={"base": base, "1W8A6L": annealed}))
+    assert "quantization annealed from step 100 (KL plateau) to step 150 (best KL 0.900 at step 150)" in table
     assert quality_targets(RESULT) == {}  # no teacher row
 
 
