@@ -46,6 +46,17 @@ RUN_ORDER = ("6L", "1W8A6L", "2W8A6L", "1W8A")
 CONVERGED_STAGE_STEPS = 2500
 
 
+def student_embedding_bits(variant: str, embedding_bits: int | None) -> int | None:
+    """The word-embedding bits of ``variant``: ``embedding_bits`` for the quantised students; the float 6L row stays
+    the float layer-reduced model (None).
+
+    Example:
+        >>> student_embedding_bits("1W8A6L", 4), student_embedding_bits("6L", 4)
+        (4, None)
+    """
+    return embedding_bits if VARIANTS[variant]["weight_bits"] < 32 else None
+
+
 @dataclass
 class BenchSettings:
     """What ``python -m benchmarks xtc`` runs. Defaults are the small CI budget; ``full()`` is the longer run."""
@@ -270,11 +281,9 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
 
     checkpoints, train_seconds = {"base": teacher_dir}, {"base": {"teacher": teacher_meta["train_seconds"]}}
     for name in [n for n in RUN_ORDER if n in settings.variants]:
-        # 8-bit embeddings belong to the quantised students; the float 6L row stays the float layer-reduced model
-        embedding_bits = settings.embedding_bits if VARIANTS[name]["weight_bits"] < 32 else None
         recipe = XTCRecipeConfig(
             **VARIANTS[name],
-            embedding_bits=embedding_bits,
+            embedding_bits=student_embedding_bits(name, settings.embedding_bits),
             # the quality run distils in fp32, as XTC does; the CI budget takes bf16 autocast where it is fast
             bf16=False if settings.until_converged else None,
             layer_reduction_steps=settings.stage_steps,
@@ -828,6 +837,7 @@ __all__ = [
     "run_bench",
     "run_speed_bench",
     "speed_markdown",
+    "student_embedding_bits",
     "to_markdown",
     "write_results",
     "write_speed_results",

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.xtc_bench import CONVERGED_STAGE_STEPS, RUN_ORDER, VARIANTS
+from benchmarks.xtc_bench import CONVERGED_STAGE_STEPS, RUN_ORDER, VARIANTS, student_embedding_bits
 from benchmarks.xtc_teacher import TeacherSettings
 from compress_utils.capability import probe
 from xtc_hf import XTCRecipeConfig
@@ -147,7 +147,10 @@ def _checkpoints(budget: XTCBudget, settings: ZooSettings, stages: Stages) -> tu
     checkpoints = {"base": teacher_dir}
     for name in order:
         with stages(f"compress {name}"):
-            recipe = dataclasses.replace(budget.recipe, **VARIANTS[name])
+            recipe = dataclasses.replace(
+                budget.recipe, **VARIANTS[name],
+                embedding_bits=student_embedding_bits(name, budget.recipe.embedding_bits),
+            )  # fmt: skip
             model = xtc_compress(
                 teacher, recipe, train, tokenizer=tokenizer, output_dir=output_dir, eval_dataset=valid
             )
