@@ -152,11 +152,15 @@ def count_parameters(model) -> int:
 
 def model_memory_bytes(model) -> int:
     """Bytes the model holds in memory after a forward: parameters, buffers and cached int8 codes."""
-    seen, total = set(), 0
+    seen, total, prepacked = set(), 0, 0
     tensors = list(model.parameters()) + list(model.buffers())
     for module in model.modules():
         for _key, cached in (getattr(module, "_codes_cache", None) or {}).values():
+            if isinstance(cached, dict):  # oneDNN's prepacked weight: an opaque object, its size recorded beside it
+                prepacked += cached["bytes"] + cached["scales"].nbytes + cached["zero_points"].nbytes
+                continue
             tensors.extend(cached if isinstance(cached, list) else [cached])
+    total = prepacked
     for tensor in tensors:
         if tensor.data_ptr() not in seen:
             seen.add(tensor.data_ptr())

@@ -82,3 +82,25 @@ def test_bf16_is_measured_where_it_is_fast_with_the_auto_kernel_only(monkeypatch
     assert sorted(result["speed"]["bf16"]) == ["1W8A6L-auto", "6L", "base"]
     assert result["speed"]["bf16"]["1W8A6L-auto"]["kernel"] == "int8"
     assert "train_step" not in result
+
+
+@pytest.mark.parametrize("kernel", ["int8", "onednn", "float"])
+def test_model_memory_counts_every_kernels_cached_codes(kernel):
+    """4-bit embeddings (codes up to 7) run on the oneDNN kernel too, whose cache holds a prepacked object, not a
+    tensor; the float kernel's fp32 codes take 4 bytes per weight where the int8 ones take 1."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from benchmarks.xtc_bench import model_memory_bytes
+    from xtc_hf import XTCGPT2LMHeadModel
+    from xtc_hf.modeling_xtc import onednn_available
+
+    if kernel == "onednn" and not onednn_available():
+        pytest.skip("oneDNN's quantised linear is not in this PyTorch build")
+    torch.manual_seed(0)
+    teacher = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=99, n_positions=64))
+    model = XTCGPT2LMHeadModel.from_gpt2(teacher, weight_bits=1, embedding_bits=4).eval().pack_()
+    before = model_memory_bytes(model)
+    model.set_xtc_kernel(kernel)
+    model(torch.randint(0, 99, (2, 20)))
+    assert model_memory_bytes(model) > before  # the codes cached by the forward are counted
