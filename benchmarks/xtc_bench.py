@@ -151,21 +151,14 @@ def count_parameters(model) -> int:
 
 
 def model_memory_bytes(model) -> int:
-    """Bytes the model holds in memory after a forward: parameters, buffers and cached int8 codes."""
-    seen, total, prepacked = set(), 0, 0
-    tensors = list(model.parameters()) + list(model.buffers())
-    for module in model.modules():
-        for _key, cached in (getattr(module, "_codes_cache", None) or {}).values():
-            if isinstance(cached, dict):  # oneDNN's prepacked weight: an opaque object, its size recorded beside it
-                prepacked += cached["bytes"] + cached["scales"].nbytes + cached["zero_points"].nbytes
-                continue
-            tensors.extend(cached if isinstance(cached, list) else [cached])
-    total = prepacked
-    for tensor in tensors:
+    """Bytes the model holds in memory after a forward: parameters, buffers and the packed layers' cached codes
+    (``cached_bytes``: int8 / float copies, oneDNN's prepacked weights)."""
+    seen, total = set(), 0
+    for tensor in list(model.parameters()) + list(model.buffers()):
         if tensor.data_ptr() not in seen:
             seen.add(tensor.data_ptr())
             total += tensor.numel() * tensor.element_size()
-    return total
+    return total + sum(module.cached_bytes() for module in model.modules() if hasattr(module, "cached_bytes"))
 
 
 _MEMORY_SCRIPT = r"""
