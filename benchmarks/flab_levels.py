@@ -1,7 +1,7 @@
 """Pruning levels of SmolLM2-135M-Instruct and the one yardstick every level is measured on.
 
 A level names what is pruned, components joined by ``+``: ``vocab`` (the vocabulary that keeps the chat, pruned from
-stdlib code plus the sources of :data:`VOCAB_PACKAGES`), ``<n>L`` (``n`` decoder layers removed by the KL search) and
+stdlib code plus the sources of :data:`flab_hf.data.VOCAB_PACKAGES`), ``<n>L`` (``n`` decoder layers removed by the KL search) and
 ``ffn`` (:data:`FFN_NEURONS` neurons per remaining layer, the rule chosen by ``auto`` among all of them; ``ffn<n>``
 for ``n``). ``flab-recovery`` recovers the :data:`LEVELS` frontier; ``flab-ablation`` measures every component alone
 and in pairs (:data:`ABLATION`, the paper's Table 9).
@@ -29,10 +29,16 @@ from typing import NamedTuple
 import torch
 
 from compress_utils.capability import probe
-from compress_utils.corpus import package_source_dir, read_sources
+from compress_utils.corpus import package_source_dir, package_texts
 from compress_utils.embedded import load_smollm2
 from compress_utils.io import atomic_write_text
-from flab_hf.data import check_humaneval_executes, humaneval_problems, stdlib_texts
+from flab_hf.data import (
+    VOCAB_PACKAGES,
+    check_humaneval_executes,
+    humaneval_problems,
+    stdlib_texts,
+    vocabulary_texts,
+)
 from flab_hf.pruning import FFN_RULES, count_parameters
 from flab_hf.quality import quality, text_perplexity
 from flab_hf.recipe import FlabConfig, calibration_ids, flab_prune, save_pruned
@@ -45,10 +51,6 @@ FFN_NEURONS = 128  # per remaining layer: 8.3% of SmolLM2's 1,536 (the paper's 2
 LEVELS = ("vocab", "vocab+2L", "vocab+4L", "vocab+4L+ffn")  # the recovery frontier
 ABLATION = ("vocab", "4L", "ffn", "vocab+4L", "vocab+ffn", "4L+ffn", "vocab+4L+ffn")  # each component, each pair
 FOREIGN_PACKAGE = "accelerate"  # pinned in requirements.lock; pure Python, never pruning or training data here
-# Installed with pinned versions (requirements.lock), so the kept vocabulary is the same on every machine: a
-# vocabulary from stdlib code alone drops identifiers that unseen code uses (what each costs to read: flab-vocab).
-VOCAB_PACKAGES = ("transformers", "torch", "numpy", "matplotlib", "datasets", "huggingface_hub", "peft", "hypothesis",
-                  "_pytest")  # fmt: skip
 _PART = re.compile(r"(?P<vocab>vocab)|(?P<layers>[1-9][0-9]*)L|ffn(?P<neurons>[1-9][0-9]*)?")
 
 
@@ -189,11 +191,6 @@ def pruned_result_path(settings: LevelSettings, level: str) -> Path | None:
     return Path(settings.results_dir) / f"pruned-{level}-{settings_key(pruned_key_values(settings, level))}.json"
 
 
-def package_texts(package: str) -> list[str]:
-    """The ``.py`` sources of the installed ``package`` (sorted by path)."""
-    return [text for _, text in read_sources(package_source_dir(package, argument="package"))]
-
-
 def text_chunks(texts: list[str], count: int, chars: int = 800) -> list[str]:
     """``count`` slices of ``chars`` characters spread evenly over the concatenated ``texts`` (deterministic)."""
     joined = "\n".join(texts)
@@ -307,9 +304,7 @@ class Yardstick:
         calibration = calibration_ids(self.tokenizer, self.corpus, config.calibration_samples,
                                       config.calibration_length,
                                       getattr(self.dense.config, "max_position_embeddings", None))  # fmt: skip
-        vocabulary_corpus = self.corpus + [
-            text for package in settings.vocab_packages for text in package_texts(package)
-        ]
+        vocabulary_corpus = vocabulary_texts(self.corpus, settings.vocab_packages)
         began = time.perf_counter()
         pruned, pruned_tokenizer, report = flab_prune(
             self.dense, self.tokenizer, vocabulary_corpus, config, calibration
@@ -379,13 +374,11 @@ __all__ = [
     "Level",
     "LevelSettings",
     "NOT_IN_ROW_KEY",
-    "VOCAB_PACKAGES",
     "Yardstick",
     "cached_json",
     "check_vocab_packages",
     "dense_result_path",
     "load_pruned",
-    "package_texts",
     "parse_level",
     "prune_key",
     "prune_settings",

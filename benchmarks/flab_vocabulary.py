@@ -30,15 +30,23 @@ from pathlib import Path
 import torch
 
 from compress_utils.capability import describe, probe
+from compress_utils.corpus import package_texts
 from compress_utils.embedded import load_smollm2
 from compress_utils.io import atomic_write_text
 from flab_hf.answers import generate_ids, instruction_prompts
-from flab_hf.data import HUMANEVAL_INSTRUCTION, check_humaneval_executes, humaneval_problems, stdlib_texts
+from flab_hf.data import (
+    HUMANEVAL_INSTRUCTION,
+    VOCAB_PACKAGES,
+    check_humaneval_executes,
+    humaneval_problems,
+    stdlib_texts,
+    vocabulary_texts,
+)
 from flab_hf.quality import text_perplexity
 from flab_hf.vocabulary import merge_result_ids, prune_vocabulary, rebuild_tokenizer, vocabulary_to_keep
 
 from .flab_bench import humaneval_pass
-from .flab_levels import FOREIGN_PACKAGE, VOCAB_PACKAGES, cached_json, check_vocab_packages, package_texts, text_chunks
+from .flab_levels import FOREIGN_PACKAGE, cached_json, check_vocab_packages, text_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +162,7 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
     dense_ppl = {part: text_perplexity(dense, tokenizer, part_texts, tokenizer)["perplexity"]
                  for part, part_texts in chunks.items()}  # fmt: skip
     result["dense"]["perplexity"] = dense_ppl
-    broad = corpus + [text for package in settings.vocab_packages for text in package_texts(package)]
+    broad = vocabulary_texts(corpus, settings.vocab_packages)
     result["corpus"]["broad"] = {"packages": list(settings.vocab_packages), "chars": sum(map(len, broad)),
                                  "min_count": settings.vocab_min_count}  # fmt: skip
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 
 from compress_utils.capability import cpu_model, resolve_bf16
-from compress_utils.corpus import package_source_dir, read_sources
+from compress_utils.corpus import package_source_dir, package_texts, read_sources
 from compress_utils.distillation import check_distillation_settings
 from compress_utils.io import atomic_write_text, remove_trainer_checkpoints, save_pretrained_atomic
 from compress_utils.training_clock import TrainingClockCallback
@@ -449,7 +449,7 @@ def train_teacher(
     set_seed(settings.seed)
     start = time.perf_counter()
     texts = [item["text"] for item in stdlib_code("train", max_files=settings.max_files)]
-    texts += [text for package in settings.packages for _, text in read_sources(package_source_dir(package))]
+    texts += [text for package in settings.packages for text in package_texts(package, argument="packages")]
     keep = None
     if settings.code_form == "py150":
         from .xtc_literals import frequent_literals, normalize_code

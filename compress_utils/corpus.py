@@ -136,10 +136,23 @@ def read_sources(
         yield relative, path.read_text(encoding="utf-8")
 
 
+def package_texts(package: str, argument: str = "package") -> list[str]:
+    """The ``.py`` sources of the installed ``package`` (its import name), sorted by path; ``argument`` names the
+    setting in the error raised when it is not installed.
+
+    Example:
+        >>> texts = package_texts("json")
+        >>> any("def dumps(" in text for text in texts)
+        True
+    """
+    return [text for _, text in read_sources(package_source_dir(package, argument=argument))]
+
+
 __all__ = [
     "SKIPPED_DIRS",
     "SPLITS",
     "package_source_dir",
+    "package_texts",
     "read_sources",
     "source_files",
     "split_of",

@@ -15,9 +15,14 @@ import sys
 import tempfile
 import textwrap
 
-from compress_utils.corpus import SPLITS, read_sources, split_of, stdlib_source_dir
+from compress_utils.corpus import SPLITS, package_texts, read_sources, split_of, stdlib_source_dir
 
 logger = logging.getLogger(__name__)
+
+# Installed with pinned versions (requirements.lock), so a vocabulary pruned from their sources is the same on every
+# machine: one from stdlib code alone drops identifiers that unseen code uses (measured by `benchmarks flab-vocab`).
+VOCAB_PACKAGES = ("transformers", "torch", "numpy", "matplotlib", "datasets", "huggingface_hub", "peft", "hypothesis",
+                  "_pytest")  # fmt: skip
 
 
 def stdlib_texts(split: str = "train", max_chars: int | None = None, root: str | None = None) -> list[str]:
@@ -31,6 +36,18 @@ def stdlib_texts(split: str = "train", max_chars: int | None = None, root: str |
         texts.append(text)
         total += len(text)
     return texts
+
+
+def vocabulary_texts(corpus: list[str], packages=VOCAB_PACKAGES, argument: str = "vocab_packages") -> list[str]:
+    """``corpus`` followed by the sources of every installed package in ``packages``: a vocabulary corpus that also
+    holds the identifiers, docstrings and comments of widely used third-party code.
+
+    Example:
+        >>> texts = vocabulary_texts(["x = 1"], packages=("json",))
+        >>> texts[0], any("def dumps(" in text for text in texts[1:])
+        ('x = 1', True)
+    """
+    return list(corpus) + [text for package in packages for text in package_texts(package, argument=argument)]
 
 
 # --------------------------------------------------------------------------------------------------- doctests
@@ -240,11 +257,12 @@ def heldout_windows(tokenizer, samples: int, length: int, split: str = "test"):
 
 
 __all__ = [
-    "heldout_windows",
+    "VOCAB_PACKAGES",
     "check_humaneval_executes",
     "extract_code",
     "extract_doctest_samples",
     "function_body",
+    "heldout_windows",
     "humaneval_completion",
     "humaneval_problems",
     "run_tests",
@@ -254,4 +272,5 @@ __all__ = [
     "stdlib_recovery_samples",
     "stdlib_source_dir",
     "stdlib_texts",
+    "vocabulary_texts",
 ]

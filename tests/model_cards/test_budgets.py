@@ -13,6 +13,7 @@ from zoo_testing import TINY_FLAB, read_results
 
 from benchmarks.xtc_bench import CONVERGED_STAGE_STEPS
 from benchmarks.xtc_teacher import TeacherSettings
+from flab_hf.data import VOCAB_PACKAGES
 from model_cards import alpine_entry, flab_entry, xtc_entry
 from model_cards.common import ZooSettings, apply_overrides, budget_dict, budget_key, entry_budget
 from model_cards.zoo import build_zoo
@@ -93,8 +94,8 @@ def test_default_budgets_keep_their_numbers():
             flab.curve_windows) == (
         None, "HuggingFaceTB/SmolLM2-135M-Instruct", 4_000_000, 8, 256, 8, 256, 64, 256, 0.3, 1_000_000, 4)  # fmt: skip
     prune = flab.prune
-    assert (prune.layers_to_prune, prune.ffn_neurons, prune.calibration_samples, prune.calibration_length) == (
-        4, 0, 6, 128)  # fmt: skip
+    assert (prune.min_token_count, prune.layers_to_prune, prune.ffn_neurons, prune.ffn_rule, prune.calibration_samples,
+            prune.calibration_length, flab.vocab_packages) == (3, 4, 128, "auto", 6, 128, VOCAB_PACKAGES)  # fmt: skip
     distill = flab.distill
     assert (distill.train_tokens, distill.curve_every, distill.block_size, distill.batch_size, distill.learning_rate,
             distill.lora_r, distill.kl_weight, distill.checkpoint_dir) == (
@@ -109,7 +110,7 @@ def test_default_budgets_keep_their_numbers():
     [
         (alpine_entry, {"finetune.train_pairs": 8000, "finetune.eval_pairs": 1000, "finetune.packages": ("datasets",),
                         "finetune.epochs": 2.0, "finetune.seeds": 1}),
-        (flab_entry, {"corpus_chars": None, "prune.calibration_samples": 16, "prune.calibration_length": 256,
+        (flab_entry, {"prune.calibration_samples": 16, "prune.calibration_length": 256,
                       "eval_windows": 64, "humaneval": 164, "distill.train_tokens": 1_000_000,
                       "distill.curve_every": 100_000, "answers": 1024, "train_chars": 6_000_000,
                       "curve_windows": 16}),

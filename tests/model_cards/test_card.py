@@ -97,6 +97,11 @@ def test_limitations_state_the_measured_shortfalls(tiny_zoo):
         f"solves {dense['passed']}/{dense['problems']} of the HumanEval"
         in (zoo / "flab-smollm2/README.md").read_text()
     )
+    # the vocabulary's source as this build counted it (the tiny budget adds the `json` package's sources)
+    assert "the tokens the standard-library corpus and the sources of `json` uses at least 3 times" in (
+        zoo / "flab-smollm2/README.md"
+    ).read_text().replace("\n", " ")
+    assert flab["flab_report"]["corpus"]["vocab_packages"] == ["json"]
 
 
 def test_the_xtc_card_says_where_its_teacher_learnt(tiny_zoo):

@@ -114,13 +114,15 @@ def test_recovered_entry_distils_records_the_curve_and_lowers_kl(tiny_zoo):
     assert curve[-1]["kl_to_dense"] < 0.97 * curve[0]["kl_to_dense"], curve
     before, after = recovered["quality"]["pruned"]["kl_to_dense"], recovered["quality"]["recovered"]["kl_to_dense"]
     assert before == pruned["quality"]["pruned"]["kl_to_dense"] and after < 0.95 * before, (before, after)
-    # the stage's work: answers cached beside the pruned model, one file for the vocabulary and the training data
-    # (the same prompts: generated once), checkpoints removed once the model and log are saved
+    # the stage's work: answers cached beside the pruned model, one file for the vocabulary's prompts (from the
+    # stdlib and package code) and one for the training prompts (the whole stdlib train split, as the benchmark), and
+    # checkpoints removed once the model and log are saved
     work = Path(settings.work_dir) / "flab"
-    answers = list(work.glob("*/answers-*.jsonl"))
-    assert [p.name.split("-")[1] for p in answers] == [f"{TINY_FLAB['answers']}x{TINY_FLAB['answer_tokens']}"]
-    records = [json.loads(line) for line in answers[0].read_text().splitlines()]
-    assert len(records) == TINY_FLAB["answers"] and all(r["ids"] for r in records)
+    answers = sorted(work.glob("*/answers-*.jsonl"))
+    assert [p.name.split("-")[1] for p in answers] == [f"{TINY_FLAB['answers']}x{TINY_FLAB['answer_tokens']}"] * 2
+    for path in answers:
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(records) == TINY_FLAB["answers"] and all(r["ids"] for r in records)
     assert list(work.glob("*/recovered-*/recovery_log.json")) and not list(work.glob("*/recovered-*/checkpoints"))
     # the card states the distillation and its curve
     card = (zoo / "flab-smollm2-recovered" / "README.md").read_text()

@@ -85,6 +85,10 @@ def test_a_complete_safetensors_file_has_no_problem(saved):
         ('{"flab": {"distill": {"train_tokens": 0}}}', "`overrides['flab']['distill']`: `train_tokens` must be"),
         ('{"flab": {"chat_share": 1.5}}', "`overrides['flab']`: `chat_share` must be a number in [0, 1], got 1.5."),
         ('{"flab": {"answers": 0}}', "`overrides['flab']`: `answers` must be an int >= 1, got 0."),
+        (
+            '{"flab": {"vocab_packages": ["no_such_package_here"]}}',
+            "`overrides['flab']`: vocab_packages='no_such_package_here': no installed package of that import name",
+        ),
         ('{"flab": {"recovery_samples": 4}}', "`overrides['flab']` has unknown settings ['recovery_samples']"),
     ],
 )

@@ -147,7 +147,7 @@ TINY_XTC = {"teacher": TINY_TEACHER, "recipe": {"layer_reduction_steps": 2, "qua
 TINY_DISTILL = {"train_tokens": 512, "block_size": 16, "batch_size": 2, "learning_rate": 1e-3, "curve_every": 128,
                 "bf16": False}  # fmt: skip
 TINY_FLAB = {
-    "base_model": "test-org/tiny-llama", "corpus_chars": 30000,
+    "base_model": "test-org/tiny-llama", "corpus_chars": 30000, "vocab_packages": ["json"],
     "prune": {"layers_to_prune": 1, "ffn_neurons": [8, 16, 24], "calibration_samples": 2, "calibration_length": 16,
               "answer_prompts": 2, "answer_tokens": 8},
     "eval_windows": 4, "eval_length": 64, "humaneval": 1, "humaneval_max_new_tokens": 4,
