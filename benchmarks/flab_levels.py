@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch
 
 from compress_utils.capability import probe
-from compress_utils.corpus import package_source_dir, package_texts
+from compress_utils.corpus import package_source_dir, package_texts, text_chunks
 from compress_utils.embedded import load_smollm2
 from compress_utils.io import atomic_write_text
 from flab_hf.data import (
@@ -189,16 +189,6 @@ def pruned_result_path(settings: LevelSettings, level: str) -> Path | None:
     if settings.results_dir is None:
         return None
     return Path(settings.results_dir) / f"pruned-{level}-{settings_key(pruned_key_values(settings, level))}.json"
-
-
-def text_chunks(texts: list[str], count: int, chars: int = 800) -> list[str]:
-    """``count`` slices of ``chars`` characters spread evenly over the concatenated ``texts`` (deterministic)."""
-    joined = "\n".join(texts)
-    slices = len(joined) // chars
-    if slices < 1:
-        raise ValueError(f"the texts hold {len(joined)} characters, fewer than one chunk of {chars}.")
-    starts = torch.linspace(0, slices - 1, steps=min(count, slices)).round().long().tolist()
-    return [joined[s * chars : (s + 1) * chars] for s in starts]
 
 
 def token_windows(tokenizer, texts: list[str], length: int) -> torch.Tensor:
@@ -387,7 +377,6 @@ __all__ = [
     "same_answers",
     "settings_key",
     "stored_row",
-    "text_chunks",
     "token_windows",
     "version_of",
 ]

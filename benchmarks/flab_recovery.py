@@ -2,8 +2,9 @@
 
 For every pruning level (:data:`~benchmarks.flab_levels.LEVELS`: the chat-keeping vocabulary alone, plus 2 or 4
 decoder layers, plus FFN neurons; :func:`~benchmarks.flab_levels.parse_level` reads any other), the run prunes the dense model (:func:`flab_hf.recipe.flab_prune`), distils the dense model into it
-(:func:`flab_hf.distillation.distill_recover`: KL over the kept vocabulary, on stdlib code windows and the dense
-model's own chat answers to instruction prompts from the stdlib training split) and measures, before and after:
+(:func:`flab_hf.distillation.distill_recover`: KL over the kept vocabulary, on code windows from the stdlib and the
+vocabulary packages' sources, and the dense model's own chat answers to instruction prompts from the stdlib training
+split) and measures, before and after:
 
 - held-out perplexity, KL to dense and next-token agreement on the stdlib test split, and perplexity on Python that
   is neither pruning nor training source (an installed third-party package, ``accelerate``);
@@ -38,7 +39,7 @@ import torch
 from compress_utils.capability import describe
 from compress_utils.io import atomic_write_text
 from flab_hf.answers import instruction_prompts
-from flab_hf.data import heldout_windows, stdlib_texts
+from flab_hf.data import heldout_windows, package_code, stdlib_texts
 from flab_hf.distillation import DistillationConfig, distill_recover
 from flab_hf.distillation_data import chat_texts, distillation_blocks, self_answers
 
@@ -77,6 +78,13 @@ class RecoverySettings(LevelSettings):
     train_chars: int = field(
         default=6_000_000, metadata={"help": "Characters of stdlib training code for the code windows."}
     )
+    train_package_chars: int = field(
+        default=6_000_000,
+        metadata={
+            "help": "Characters of the vocabulary packages' code (an equal share of each, spread over its files) "
+            "beside the stdlib code in the code windows; 0 = stdlib code only."
+        },
+    )
     curve_windows: int = field(default=16, metadata={"help": "Validation windows of 256 tokens for the curve."})
     distill: DistillationConfig = field(default_factory=DistillationConfig)
 
@@ -89,6 +97,9 @@ class RecoverySettings(LevelSettings):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+        value = self.train_package_chars
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"`train_package_chars` must be an int >= 0, got {value!r}.")
         if not 0 <= self.chat_share <= 1:
             raise ValueError(f"`chat_share` must be in [0, 1], got {self.chat_share!r}.")
 
@@ -133,7 +144,9 @@ def run_recovery_bench(settings: RecoverySettings | None = None, progress: bool 
         if not training:
             training["records"] = self_answers(dense, tokenizer, prompts, answers_path, settings.answer_tokens,
                                                settings.generation_batch, progress)  # fmt: skip
-            training["code"] = stdlib_texts("train", max_chars=settings.train_chars)
+            training["code"] = stdlib_texts("train", max_chars=settings.train_chars) + package_code(
+                settings.vocab_packages, settings.train_package_chars, argument="vocab_packages"
+            )
         return training["records"], training["code"]
 
     for level in settings.levels:
@@ -159,8 +172,14 @@ def run_recovery_bench(settings: RecoverySettings | None = None, progress: bool 
 
 def _recovery_dirs(level: str, settings: RecoverySettings, work: Path) -> dict[str, Path]:
     distill = {k: v for k, v in asdict(settings.distill).items() if k not in ("progress", "checkpoint_dir")}
-    data = {"answers": settings.answers, "answer_tokens": settings.answer_tokens, "chat": settings.chat_share,
-            "train_chars": settings.train_chars}  # fmt: skip
+    data = {
+        "answers": settings.answers,
+        "answer_tokens": settings.answer_tokens,
+        "chat": settings.chat_share,
+        "train_chars": settings.train_chars,
+        "package_chars": settings.train_package_chars,
+        "blocks": "spread",  # each part's blocks spread over all of it (before: its first blocks)
+    }
     recover_key = settings_key({"prune": prune_key(level, settings), "distill": distill, "data": data})
     return {
         "checkpoints": work / f"checkpoints-{level}-{recover_key}",

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from compress_utils.capability import describe, probe
-from compress_utils.corpus import package_texts
+from compress_utils.corpus import package_texts, text_chunks
 from compress_utils.embedded import load_smollm2
 from compress_utils.io import atomic_write_text
 from flab_hf.answers import generate_ids, instruction_prompts
@@ -46,7 +46,7 @@ from flab_hf.quality import text_perplexity
 from flab_hf.vocabulary import merge_result_ids, prune_vocabulary, rebuild_tokenizer, vocabulary_to_keep
 
 from .flab_bench import humaneval_pass
-from .flab_levels import FOREIGN_PACKAGE, cached_json, check_vocab_packages, text_chunks
+from .flab_levels import FOREIGN_PACKAGE, cached_json, check_vocab_packages
 
 logger = logging.getLogger(__name__)
 

@@ -148,6 +148,24 @@ def package_texts(package: str, argument: str = "package") -> list[str]:
     return [text for _, text in read_sources(package_source_dir(package, argument=argument))]
 
 
+def text_chunks(texts: list[str], count: int, chars: int = 800) -> list[str]:
+    """``count`` slices of ``chars`` characters spread evenly over the concatenated ``texts`` (deterministic): a
+    sample of a corpus that reaches its last files too, where taking the first characters would not.
+
+    Example:
+        >>> text_chunks(["a" * 40, "b" * 40], 2, chars=10)  # the texts are joined by newlines
+        ['aaaaaaaaaa', 'bbbbbbbbbb']
+    """
+    import torch
+
+    joined = "\n".join(texts)
+    slices = len(joined) // chars
+    if slices < 1:
+        raise ValueError(f"the texts hold {len(joined)} characters, fewer than one chunk of {chars}.")
+    starts = torch.linspace(0, slices - 1, steps=min(count, slices)).round().long().tolist()
+    return [joined[s * chars : (s + 1) * chars] for s in starts]
+
+
 __all__ = [
     "SKIPPED_DIRS",
     "SPLITS",
@@ -157,4 +175,5 @@ __all__ = [
     "source_files",
     "split_of",
     "stdlib_source_dir",
+    "text_chunks",
 ]

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import textwrap
 
-from compress_utils.corpus import SPLITS, package_texts, read_sources, split_of, stdlib_source_dir
+from compress_utils.corpus import SPLITS, package_texts, read_sources, split_of, stdlib_source_dir, text_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,26 @@ def vocabulary_texts(corpus: list[str], packages=VOCAB_PACKAGES, argument: str =
         ('x = 1', True)
     """
     return list(corpus) + [text for package in packages for text in package_texts(package, argument=argument)]
+
+
+def package_code(packages, max_chars: int, chunk_chars: int = 8_000, argument: str = "packages") -> list[str]:
+    """About ``max_chars`` characters of the installed ``packages``' sources: an equal share of each package, in
+    slices of ``chunk_chars`` spread evenly over its files (deterministic), so that a large package does not crowd out
+    the others and every part of each is seen. ``[]`` when ``packages`` is empty or ``max_chars`` is 0.
+
+    Example:
+        >>> chunks = package_code(("json",), 16_000)
+        >>> len(chunks), len(chunks[0])
+        (2, 8000)
+    """
+    if not packages or max_chars <= 0:
+        return []
+    count = max(max_chars // len(packages) // chunk_chars, 1)
+    return [
+        chunk
+        for package in packages
+        for chunk in text_chunks(package_texts(package, argument=argument), count, chunk_chars)
+    ]
 
 
 # --------------------------------------------------------------------------------------------------- doctests
@@ -265,6 +285,7 @@ __all__ = [
     "heldout_windows",
     "humaneval_completion",
     "humaneval_problems",
+    "package_code",
     "run_tests",
     "sample_program",
     "split_of",

@@ -130,8 +130,9 @@ def distillation_blocks(tokenizer, code_texts: Sequence[str], chat: Sequence[str
     """``tokens`` training tokens in blocks of ``block_size``: ``chat_share`` of them from the rendered conversations
     ``chat``, the rest from ``code_texts``, each part packed separately, then the blocks shuffled under ``seed``.
 
-    A part with fewer tokens than its share is repeated (the returned ``epochs`` says how often each part is seen).
-    Returns ``{"blocks", "code_tokens", "chat_tokens", "epochs"}``.
+    A part with more tokens than its share gives blocks spread evenly over all of it (a corpus read in path order
+    would otherwise train on its first files only); one with fewer is repeated (the returned ``epochs`` says how
+    often each part is seen). Returns ``{"blocks", "code_tokens", "chat_tokens", "epochs"}``.
     """
     if not 0 <= chat_share <= 1:
         raise ValueError(f"`chat_share` must be in [0, 1], got {chat_share!r}.")
@@ -150,7 +151,10 @@ def distillation_blocks(tokenizer, code_texts: Sequence[str], chat: Sequence[str
         ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
         packed = pack_blocks(ids, block_size, eos)
         needed = -(-wanted[part] // block_size)
-        taken = [packed[i % len(packed)] for i in range(needed)]
+        if needed <= len(packed):
+            taken = [packed[i * len(packed) // needed] for i in range(needed)]
+        else:
+            taken = [packed[i % len(packed)] for i in range(needed)]
         blocks.extend(taken)
         summary[part] = (needed * block_size, round(needed / len(packed), 3))
     random.Random(seed).shuffle(blocks)

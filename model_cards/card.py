@@ -421,7 +421,8 @@ def _flab_recovery(results: dict) -> tuple[list[str], list[str]]:
         f"{config.get('temperature', 1.0)}, {tuning}, {recovery['tokens']:,} training tokens in {recovery['steps']} "
         f"steps of {config.get('batch_size', '-')} x {config.get('block_size', '-')} tokens (learning rate "
         f"{config.get('learning_rate', '-')}, {'bf16 autocast' if recovery.get('bf16') else 'fp32'}). Data: "
-        f"{data['code_tokens']:,} tokens of standard-library code windows (train split) and {data['chat_tokens']:,} "
+        f"{data['code_tokens']:,} tokens of code windows ({data.get('code_source', 'stdlib train split')}) and "
+        f"{data['chat_tokens']:,} "
         f"tokens of the dense model's own greedy chat answers to {data.get('answers', '-')} instruction prompts built "
         f"from train-split docstrings (each part seen {epochs.get('code', '-')}x and {epochs.get('chat', '-')}x).",
         "",

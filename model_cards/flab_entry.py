@@ -131,6 +131,12 @@ class FlabBudget:
     train_chars: int = budget_field(
         "recovery", "Characters of the stdlib train split the code windows come from.", 1_000_000
     )
+    train_package_chars: int = budget_field(
+        "recovery",
+        "Characters of the `vocab_packages`' code (an equal share of each, spread over its files) beside the stdlib "
+        "code in the code windows; 0 = stdlib code only.",
+        1_000_000,
+    )
     curve_windows: int = budget_field(
         "recovery", f"Validation windows of {CURVE_LENGTH} tokens for the recovery curve.", 4
     )
@@ -143,6 +149,9 @@ class FlabBudget:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+        value = self.train_package_chars
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"`train_package_chars` must be an int >= 0, got {value!r}.")
         if isinstance(self.humaneval, bool) or not isinstance(self.humaneval, int) or self.humaneval < 0:
             raise ValueError(f"`humaneval` must be an int >= 0, got {self.humaneval!r}.")
         self.vocab_packages = tuple(self.vocab_packages)
@@ -167,6 +176,7 @@ FULL = dataclasses.replace(  # the benchmark's settings (benchmarks/flab_recover
     distill=dataclasses.replace(DEFAULT.distill, train_tokens=1_000_000, curve_every=100_000),
     answers=1024,
     train_chars=6_000_000,
+    train_package_chars=6_000_000,
     curve_windows=16,
 )
 
@@ -222,7 +232,7 @@ def _eval_ids(pruned_tokenizer, kept: torch.Tensor, windows: int, length: int) -
 def _test_chunks(budget: FlabBudget) -> list[str]:
     """``eval_windows`` slices of held-out stdlib test text (800 characters each, spread over the split), read by
     every model in its own tokenization for :func:`flab_hf.quality.text_perplexity`."""
-    from benchmarks.flab_levels import text_chunks
+    from compress_utils.corpus import text_chunks
     from flab_hf.data import stdlib_texts
 
     return text_chunks(stdlib_texts("test"), budget.eval_windows)
@@ -393,7 +403,7 @@ def _distill(budget: FlabBudget, work: Path, pruned_folder: Path, dense, kept, r
     recovery curve with it); they are deleted once the model and its log are saved (for SmolLM2 each holds the
     weights and the optimizer state, over a gigabyte)."""
     from flab_hf import distill_recover
-    from flab_hf.data import heldout_windows, stdlib_texts
+    from flab_hf.data import heldout_windows, package_code, stdlib_texts
     from flab_hf.distillation_data import chat_texts, distillation_blocks
 
     model_dir, log_path = work / "model", work / "recovery_log.json"
@@ -401,9 +411,12 @@ def _distill(budget: FlabBudget, work: Path, pruned_folder: Path, dense, kept, r
         return json.loads(log_path.read_text())
     pruned, pruned_tokenizer = _load_checkpoint(pruned_folder)
     config = dataclasses.replace(budget.distill, checkpoint_dir=str(work / "checkpoints"), progress=progress)
+    code = stdlib_texts("train", max_chars=budget.train_chars) + package_code(
+        budget.vocab_packages, budget.train_package_chars, argument="vocab_packages"
+    )
     data = distillation_blocks(
-        pruned_tokenizer, stdlib_texts("train", max_chars=budget.train_chars), chat_texts(pruned_tokenizer, records),
-        config.block_size, config.train_tokens, chat_share=budget.chat_share, seed=config.seed,
+        pruned_tokenizer, code, chat_texts(pruned_tokenizer, records), config.block_size, config.train_tokens,
+        chat_share=budget.chat_share, seed=config.seed,
     )  # fmt: skip
     curve_ids = heldout_windows(pruned_tokenizer, budget.curve_windows, CURVE_LENGTH, split="valid")
     _, log = distill_recover(
@@ -412,7 +425,9 @@ def _distill(budget: FlabBudget, work: Path, pruned_folder: Path, dense, kept, r
     )  # fmt: skip
     recorded = {key: log[key] for key in ("steps", "tokens", "bf16", "curve", "kl")}
     recorded["data"] = {key: data[key] for key in ("code_tokens", "chat_tokens", "epochs")}
-    recorded["data"].update(answers=len(records), code_source="stdlib train split",
+    code_source = "stdlib train split" + (f" and {', '.join(budget.vocab_packages)} sources"
+                                          if budget.train_package_chars and budget.vocab_packages else "")  # fmt: skip
+    recorded["data"].update(answers=len(records), code_source=code_source,
                             answer_source="the dense model's greedy chat answers to stdlib train-split prompts")  # fmt: skip
     recorded["curve_windows"] = {"windows": int(curve_ids.shape[0]), "length": CURVE_LENGTH,
                                  "source": "stdlib valid split"}  # fmt: skip

@@ -3,7 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from benchmarks.flab_levels import text_chunks, token_windows
+from benchmarks.flab_levels import token_windows
 from benchmarks.flab_recovery import (
     RecoverySettings,
     _stored_row,
@@ -12,7 +12,7 @@ from benchmarks.flab_recovery import (
     plot_recovery_curve,
     recovery_markdown,
 )
-from compress_utils.corpus import package_texts
+from compress_utils.corpus import package_texts, text_chunks
 from compress_utils.embedded import minilm_dir
 from flab_hf.distillation import DistillationConfig
 

@@ -50,6 +50,19 @@ def test_pack_blocks_and_shares():
         distillation_blocks(tokenizer, CODE, [], block_size=8, tokens=400, chat_share=0.5)
 
 
+def test_a_large_part_is_sampled_across_all_of_it():
+    # texts in path order, packed into many more blocks than wanted: the blocks come from all of it, not its start
+    tokenizer = tiny_tokenizer()
+    texts = [f"x{index} = {index}" for index in range(100)]
+    packed = pack_blocks(
+        [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts], 8, tokenizer.eos_token_id
+    )
+    data = distillation_blocks(tokenizer, texts, [], block_size=8, tokens=10 * 8, chat_share=0.0)
+    assert len(packed) > 30 and data["epochs"]["code"] == round(10 / len(packed), 3)
+    assert sorted(data["blocks"]) == sorted(packed[index * len(packed) // 10] for index in range(10))
+    assert packed[0] in data["blocks"] and any(block in data["blocks"] for block in packed[-len(packed) // 10 :])
+
+
 def test_self_answers_resume_and_refuse_other_prompts(tmp_path, monkeypatch):
     import flab_hf.distillation_data as module
 

@@ -113,6 +113,7 @@ def test_default_budgets_keep_their_numbers():
         (flab_entry, {"prune.calibration_samples": 16, "prune.calibration_length": 256,
                       "eval_windows": 64, "humaneval": 164, "distill.train_tokens": 1_000_000,
                       "distill.curve_every": 100_000, "answers": 1024, "train_chars": 6_000_000,
+                      "train_package_chars": 6_000_000,
                       "curve_windows": 16}),
         (xtc_entry, {"teacher.steps": None, "teacher.tokens": 20_000_000, "teacher.code_form": "py150",
                      "teacher.packages": ("numpy", "matplotlib", "transformers"),

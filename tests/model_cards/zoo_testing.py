@@ -151,7 +151,8 @@ TINY_FLAB = {
     "prune": {"layers_to_prune": 1, "ffn_neurons": [8, 16, 24], "calibration_samples": 2, "calibration_length": 16,
               "answer_prompts": 2, "answer_tokens": 8},
     "eval_windows": 4, "eval_length": 64, "humaneval": 1, "humaneval_max_new_tokens": 4,
-    "distill": TINY_DISTILL, "answers": 2, "answer_tokens": 8, "train_chars": 20000, "curve_windows": 2,
+    "distill": TINY_DISTILL, "answers": 2, "answer_tokens": 8, "train_chars": 20000, "train_package_chars": 16000,
+    "curve_windows": 2,
 }  # fmt: skip
 
 
