@@ -149,11 +149,10 @@ class FlabBudget:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
-        value = self.train_package_chars
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"`train_package_chars` must be an int >= 0, got {value!r}.")
-        if isinstance(self.humaneval, bool) or not isinstance(self.humaneval, int) or self.humaneval < 0:
-            raise ValueError(f"`humaneval` must be an int >= 0, got {self.humaneval!r}.")
+        for name in ("humaneval", "train_package_chars"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"`{name}` must be an int >= 0, got {value!r}.")
         self.vocab_packages = tuple(self.vocab_packages)
         for package in self.vocab_packages:  # before any work: a missing package fails the build at once
             package_source_dir(package, argument="vocab_packages")
