@@ -138,6 +138,7 @@ RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _flab_bench),
     "flab_vocabulary": ("flab_vocabulary.json", _flab_vocabulary),
     "flab_recovery": ("flab_recovery.json", _flab_recovery),
+    "flab_recovery_stdlib_windows": ("flab_recovery_stdlib_windows.json", _flab_recovery),
     "flab_calibration": ("flab_calibration.json", _flab_calibration),
     "flab_ablation": ("flab_ablation.json", _flab_ablation),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
@@ -166,6 +167,7 @@ FIGURES = {
     "alpine_finetune_minilm.json": _alpine_frontier,
     "alpine_finetune_minilm_seeds.json": _alpine_frontier,
     "flab_recovery.json": _flab_recovery_figures,  # and the frontier beside it (flab_recovery-frontier.png)
+    "flab_recovery_stdlib_windows.json": _flab_recovery_figures,
     "xtc_gpt2_py150.json": _xtc_kl_curves,
     "xtc_gpt2_py150_emb8.json": _xtc_kl_curves,
     "xtc_gpt2_py150_emb4.json": _xtc_kl_curves,
