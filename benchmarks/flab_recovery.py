@@ -1,10 +1,12 @@
 """Recovery by distillation on SmolLM2-135M-Instruct: pruning levels, each recovered on the same token budget.
 
 For every pruning level (:data:`~benchmarks.flab_levels.LEVELS`: the chat-keeping vocabulary alone, plus 2 or 4
-decoder layers, plus FFN neurons; :func:`~benchmarks.flab_levels.parse_level` reads any other), the run prunes the dense model (:func:`flab_hf.recipe.flab_prune`), distils the dense model into it
+decoder layers, plus FFN neurons; :func:`~benchmarks.flab_levels.parse_level` reads any other), the run prunes the
+dense model (:func:`flab_hf.recipe.flab_prune`), distils the dense model into it
 (:func:`flab_hf.distillation.distill_recover`: KL over the kept vocabulary, on code windows from the stdlib and the
 vocabulary packages' sources, and the dense model's own chat answers to instruction prompts from the stdlib training
-split) and measures, before and after:
+split) and measures, before and after (a vocabulary-only level already matches dense over its tokens, KL 0, and is
+its own recovered model: :func:`nothing_to_recover`):
 
 - held-out perplexity, KL to dense and next-token agreement on the stdlib test split, and perplexity on Python that
   is neither pruning nor training source (an installed third-party package, ``accelerate``);
@@ -195,6 +197,27 @@ def _run_level(level, settings, yardstick, training_data, progress):
     row = {key: pruned_row[key] for key in _CHOICES}
     row["pruned"] = pruned_row
     pruned_dir = yardstick.pruned_dir(level)
+    if not nothing_to_recover(level):
+        return _recover_level(level, row, pruned_dir, settings, yardstick, training_data, progress)
+    # A vocabulary-only model gives the dense distribution over the kept tokens exactly (KL 0): distillation has
+    # nothing to learn, and Adam would turn its rounding-noise gradients into full-size steps. It is its own
+    # recovered model.
+    row["recovery"] = {"steps": 0, "tokens": 0, "bf16": None, "curve": [], "data": None, "seconds": 0.0}
+    row["recovered_dir"] = str(pruned_dir)
+    row["recovered"] = pruned_row
+    logger.info(
+        "%s: vocabulary only, nothing to recover (KL to dense %s)", level, pruned_row["stdlib_test"]["kl_to_dense"]
+    )
+    return row
+
+
+def nothing_to_recover(level: str) -> bool:
+    """Whether ``level`` prunes only the vocabulary (no layer, no FFN neuron), so that recovery has nothing to do."""
+    parsed = parse_level(level)
+    return not parsed.layers and not parsed.neurons
+
+
+def _recover_level(level, row, pruned_dir, settings, yardstick, training_data, progress):
     pruned, pruned_tokenizer, kept = yardstick.load_level(pruned_dir)
     dirs = _recovery_dirs(level, settings, yardstick.work)
     began = time.perf_counter()
@@ -303,6 +326,9 @@ def recovery_markdown(result: dict) -> str:
     lines.append(line("dense", dense))
     for level, row in result["levels"].items():
         tokens = row["recovery"]["tokens"]
+        if not tokens:  # vocabulary only: the pruned model is the recovered one
+            lines.append(line(f"{level} (nothing to recover)", row["recovered"]))
+            continue
         lines.append(line(f"{level} pruned", row["pruned"]))
         lines.append(line(f"{level} recovered ({tokens:,} tokens)", row["recovered"]))
     lines.append("")
@@ -319,6 +345,8 @@ def plot_recovery_curve(result: dict, path: str | os.PathLike) -> None:
         left, right = figure.subplots(1, 2)
         for level, row in result["levels"].items():
             curve = row["recovery"]["curve"]
+            if not curve:  # nothing was recovered (vocabulary only)
+                continue
             tokens = [point["tokens"] / 1e6 for point in curve]
             left.plot(tokens, [p["perplexity"] / p["dense_perplexity"] for p in curve], marker="o", label=level)
             right.plot(tokens, [p["next_token_agreement"] for p in curve], marker="o", label=level)
@@ -326,7 +354,8 @@ def plot_recovery_curve(result: dict, path: str | os.PathLike) -> None:
         left.set(xlabel="training tokens (millions)", ylabel="validation perplexity / dense", yscale="log")
         right.set(xlabel="training tokens (millions)", ylabel="next-token agreement with dense")
         left.legend()
-        right.legend()
+        if right.lines:  # none when no level was trained
+            right.legend()
 
     save_figure(draw, path, (9, 3.6))
 
@@ -365,6 +394,7 @@ def plot_frontier(result: dict, path: str | os.PathLike) -> None:
 __all__ = [
     "RecoverySettings",
     "level_result_path",
+    "nothing_to_recover",
     "plot_frontier",
     "plot_recovery_curve",
     "recovery_markdown",

@@ -6,8 +6,10 @@ from transformers import AutoTokenizer
 from benchmarks.flab_levels import token_windows
 from benchmarks.flab_recovery import (
     RecoverySettings,
+    _run_level,
     _stored_row,
     level_result_path,
+    nothing_to_recover,
     plot_frontier,
     plot_recovery_curve,
     recovery_markdown,
@@ -109,3 +111,34 @@ def test_markdown_and_curve_from_a_result(tmp_path):
     result["dense"]["param_ratio"] = 1.0
     plot_frontier(result, tmp_path / "frontier.png")
     assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_vocabulary_only_level_is_its_own_recovered_model(tmp_path):
+    assert nothing_to_recover("vocab") and not nothing_to_recover("vocab+2L") and not nothing_to_recover("ffn")
+    pruned = {**_row(8.0, 9), "removed_layers": [], "vocabulary": 50, "ffn_rule": None, "ffn_rule_kl": None,
+              "calibration_kl": 0.0, "prune_seconds": 1.0}  # fmt: skip
+
+    class Yardstick:  # the real one loads SmolLM2; the vocabulary-only path only needs the pruned row and folder
+        def pruned_row(self, level):
+            return pruned
+
+        def pruned_dir(self, level):
+            return tmp_path / level
+
+    def training_data():
+        raise AssertionError("a vocabulary-only level must not build training data or train")
+
+    row = _run_level("vocab", RecoverySettings(), Yardstick(), training_data, progress=False)
+    assert (
+        row["recovered"] == pruned
+        and row["recovery"]["tokens"] == 0
+        and row["recovered_dir"] == str(tmp_path / "vocab")
+    )
+    result = {
+        "model": "tiny", "quality_dtype": "float32", "capability": None, "foreign_package": {"name": "accelerate"},
+        "dense": _row(8.0, 9), "levels": {"vocab": row}, "targets": {},
+    }  # fmt: skip
+    table = recovery_markdown(result)
+    assert "| vocab (nothing to recover) | 100 (0.7) | 9/164 |" in table and "vocab pruned" not in table
+    plot_recovery_curve(result, tmp_path / "curve.png")  # no curve to draw: still a figure, no error
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
