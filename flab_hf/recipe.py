@@ -98,8 +98,10 @@ class FlabConfig:
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the `random` FFN rule."})
-    calibration_samples: int = field(default=8, metadata={"help": "Calibration sequences for the KL objective."})
-    calibration_length: int = field(default=128, metadata={"help": "Tokens per calibration sequence."})
+    # 16 x 256 is the smallest size measured to make the choices of 32 x 256 on SmolLM2 (6 x 128 swapped a layer):
+    # benchmarks/results/flab_calibration.json
+    calibration_samples: int = field(default=16, metadata={"help": "Calibration sequences for the KL objective."})
+    calibration_length: int = field(default=256, metadata={"help": "Tokens per calibration sequence."})
     batch_size: int = field(default=4, metadata={"help": "Calibration sequences per forward pass."})
     text_column: str | None = field(default=None, metadata={"help": "Text column when the corpus is a Dataset."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
