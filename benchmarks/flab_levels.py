@@ -81,6 +81,19 @@ def parse_level(name: str, argument: str = "levels") -> Level:
     )
 
 
+def level_name(vocab: bool, layers: int, neurons: int) -> str:
+    """The level name of what a :class:`~flab_hf.recipe.FlabConfig` prunes (the inverse of :func:`parse_level`).
+
+    Example:
+        >>> level_name(True, 4, FFN_NEURONS), level_name(False, 2, 64)
+        ('vocab+4L+ffn', '2L+ffn64')
+    """
+    parts = (["vocab"] if vocab else []) + ([f"{layers}L"] if layers else [])
+    if neurons:
+        parts.append("ffn" if neurons == FFN_NEURONS else f"ffn{neurons}")
+    return "+".join(parts) or "dense"
+
+
 def check_vocab_packages(packages) -> tuple[str, ...]:
     """``packages`` as a tuple, refused (naming ``vocab_packages``) when one is not installed or is the foreign one."""
     packages = tuple(packages)
@@ -368,6 +381,7 @@ __all__ = [
     "cached_json",
     "check_vocab_packages",
     "dense_result_path",
+    "level_name",
     "load_pruned",
     "parse_level",
     "prune_key",

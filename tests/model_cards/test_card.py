@@ -217,3 +217,23 @@ def test_alpine_card_places_its_plan_on_the_frontier(tiny_zoo):
         assert frontier["reason"] in build_card(results).content
     # no frontier recorded (an installed package has no benchmark results): the section is left out
     assert "retention frontier" not in build_card(dict(results, frontier=None)).content
+
+
+def test_flab_cards_show_the_recovery_frontier(tiny_zoo):
+    settings, _ = tiny_zoo
+    results = read_results(Path(settings.output_dir) / "flab-smollm2-recovered")
+    frontier = results["frontier"]  # the benchmark's committed results (benchmarks/results/flab_recovery.json)
+    text = build_card(results).content
+    assert "### Frontier" in text
+    for point in frontier["points"]:
+        assert f"| {point['param_ratio']:.4f} | {point['perplexity_ratio']:.3f}x |" in text
+    # the card says whether this entry's level is the frontier's pick, from the points alone
+    picked = dict(results, level=frontier["points"][0]["level"])
+    picked["frontier"] = dict(frontier, choice=picked["level"])
+    text = build_card(picked).content
+    assert f"**{picked['level']} (this model's level)**" in text
+    assert "This model's level is the smallest that meets every target." in text
+    none = build_card(dict(results, frontier=dict(frontier, choice=None))).content
+    assert "No level measured there meets every target" in none
+    # no frontier recorded (an installed package has no benchmark results): the section is left out
+    assert "### Frontier" not in build_card(dict(results, frontier=None)).content
