@@ -124,6 +124,9 @@ class LevelSettings:
     vocab_min_count: int = field(
         default=3, metadata={"help": "Keep the tokens that code uses at least this often (the chat's always)."}
     )
+    keep_whitespace: bool = field(
+        default=True, metadata={"help": "Keep every whitespace-only token (flab_hf.FlabConfig.keep_whitespace)."}
+    )
     calibration_samples: int = field(default=16, metadata={"help": "Calibration sequences of the layer/FFN search."})
     calibration_length: int = field(default=256, metadata={"help": "Tokens per calibration sequence."})
     eval_windows: int = field(default=32, metadata={"help": "Held-out windows of 256 tokens (test split, foreign)."})
@@ -170,12 +173,30 @@ NOT_IN_ROW_KEY = ("levels", "speed_levels", "threads", "work_dir", "results_dir"
 _DENSE_KEY = ("eval_windows", "humaneval", "humaneval_tokens", "generation_batch")
 
 
+# settings added after rows were stored, with the value those rows were measured at: left out of a row's key at
+# that value, so the stored rows keep their names
+_KEY_SINCE = {"keep_whitespace": False}
+
+
+def row_key_values(values: dict) -> dict:
+    """``values`` (settings by name) without :data:`NOT_IN_ROW_KEY` and without a later setting at the value the
+    rows stored before it were measured at.
+
+    Example:
+        >>> row_key_values({"threads": 2, "keep_whitespace": False, "humaneval": 164})
+        {'humaneval': 164}
+    """
+    return {
+        name: value
+        for name, value in values.items()
+        if name not in NOT_IN_ROW_KEY and not (name in _KEY_SINCE and value == _KEY_SINCE[name])
+    }
+
+
 def pruned_key_values(settings: LevelSettings, level: str) -> dict:
     """Every setting that changes a pruned level's row: the pruning and measurement fields and the level (the same
     for ``flab-ablation`` and ``flab-recovery``: their own fields are left out)."""
-    values = {
-        name: getattr(settings, name) for name in LevelSettings.__dataclass_fields__ if name not in NOT_IN_ROW_KEY
-    }
+    values = row_key_values({name: getattr(settings, name) for name in LevelSettings.__dataclass_fields__})
     return {**values, "level": list(parse_level(level))}
 
 
@@ -227,6 +248,7 @@ def prune_settings(level: str, settings: LevelSettings) -> dict:
         vocab=vocab, min_token_count=settings.vocab_min_count, layers_to_prune=layers, ffn_neurons=neurons,
         ffn_rule="auto", auto_rules=FFN_RULES, calibration_samples=settings.calibration_samples,
         calibration_length=settings.calibration_length,
+        **row_key_values({"keep_whitespace": settings.keep_whitespace}),  # named when on: older folders keep names
     )  # fmt: skip
 
 
@@ -301,7 +323,7 @@ class Yardstick:
         settings, folder = self.settings, self.work / f"pruned-{level}-{prune_key(level, self.settings)}"
         if (folder / "config.json").is_file():
             return folder
-        config = FlabConfig(**prune_settings(level, settings), progress=self.progress,
+        config = FlabConfig(**{"keep_whitespace": False, **prune_settings(level, settings)}, progress=self.progress,
                             answers_cache=str(self.work / f"vocab-answers-{self._answers_key()}.jsonl"))  # fmt: skip
         # the vocabulary from the stdlib and the packages' code; the layer and FFN search calibrate on the stdlib
         calibration = calibration_ids(self.tokenizer, self.corpus, config.calibration_samples,
@@ -388,6 +410,7 @@ __all__ = [
     "prune_settings",
     "pruned_key_values",
     "pruned_result_path",
+    "row_key_values",
     "same_answers",
     "settings_key",
     "stored_row",

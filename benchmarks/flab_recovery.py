@@ -48,13 +48,13 @@ from flab_hf.distillation_data import chat_texts, distillation_blocks, self_answ
 from .flab_bench import interleaved_speeds
 from .flab_levels import (
     LEVELS,
-    NOT_IN_ROW_KEY,
     LevelSettings,
     Yardstick,
     dense_result_path,
     load_pruned,
     parse_level,
     prune_key,
+    row_key_values,
     settings_key,
     stored_row,
 )
@@ -118,7 +118,7 @@ def level_result_path(settings: RecoverySettings, level: str) -> Path | None:
         return None
     if level == "dense":
         return dense_result_path(settings)
-    values = {name: value for name, value in asdict(settings).items() if name not in NOT_IN_ROW_KEY}
+    values = row_key_values(asdict(settings))
     values["distill"] = {k: v for k, v in values["distill"].items() if k not in _NOT_IN_DISTILL_KEY}
     values["level"] = list(parse_level(level))
     return Path(settings.results_dir) / f"{level}-{settings_key(values)}.json"

@@ -46,7 +46,7 @@ from flab_hf.quality import text_perplexity
 from flab_hf.vocabulary import merge_result_ids, prune_vocabulary, rebuild_tokenizer, vocabulary_to_keep
 
 from .flab_bench import humaneval_pass
-from .flab_levels import FOREIGN_PACKAGE, cached_json, check_vocab_packages
+from .flab_levels import FOREIGN_PACKAGE, cached_json, check_vocab_packages, row_key_values
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,9 @@ class VocabularySettings:
         default=3,
         metadata={"help": "`broad` keeps the tokens that code uses at least this often (the chat's always)."},
     )
+    keep_whitespace: bool = field(
+        default=True, metadata={"help": "Keep every whitespace-only token (flab_hf.FlabConfig.keep_whitespace)."}
+    )
     ppl_chunks: int = field(
         default=32, metadata={"help": "Chunks of 800 characters (stdlib test split, foreign package) for perplexity."}
     )
@@ -96,7 +99,7 @@ class VocabularySettings:
 def _key(settings: VocabularySettings) -> str:
     keyed = {
         k: v
-        for k, v in asdict(settings).items()
+        for k, v in row_key_values(asdict(settings)).items()  # keep_whitespace named when on (older runs: off)
         if k not in ("threads", "work_dir", "batch_size", "frontier_merges", "ppl_chunks")
     }
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
@@ -175,7 +178,7 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
         model, pruned_tokenizer, kept = prune_vocabulary(
             copy.deepcopy(dense), tokenizer, texts, min_count=min_count, keep_chat=keep_chat,
             answer_prompts=settings.answer_prompts, answer_tokens=settings.answer_tokens, progress=progress,
-            answers_cache=cache,
+            answers_cache=cache, keep_whitespace=settings.keep_whitespace,
         )  # fmt: skip
         prune_seconds = time.perf_counter() - began
         kept_set = set(kept)

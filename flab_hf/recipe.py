@@ -75,6 +75,10 @@ class FlabConfig:
         default=0,
         metadata={"help": "Also keep the tokens of the tokenizer's first N BPE merges (its most frequent pieces)."},
     )
+    keep_whitespace: bool = field(
+        default=True,
+        metadata={"help": "Also keep every whitespace-only token (indentation and trailing-space runs prompts use)."},
+    )
     layers_to_prune: int = field(default=4, metadata={"help": "Decoder layers to remove (paper: 4)."})
     layer_method: str = field(
         default="kl", metadata={"help": f"One of {LAYER_METHODS}: greedy iterative KL or ShortGPT's one-shot cosine."}
@@ -111,6 +115,8 @@ class FlabConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+        if not isinstance(self.keep_whitespace, bool):
+            raise ValueError(f"`keep_whitespace` must be True or False, got {self.keep_whitespace!r}.")
         for name in ("answer_prompts", "keep_merges"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -243,6 +249,7 @@ def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calib
             pruned, tokenizer, texts, min_count=config.min_token_count, progress=config.progress,
             keep_chat=config.keep_chat, answer_prompts=config.answer_prompts, answer_tokens=config.answer_tokens,
             keep_merges=config.keep_merges, answers_cache=config.answers_cache,
+            keep_whitespace=config.keep_whitespace,
         )  # fmt: skip
         new_id = {old: new for new, old in enumerate(kept)}
         # calibration windows made of removed tokens cannot be fed to the pruned model: map them to unk/eos

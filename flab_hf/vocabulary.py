@@ -212,6 +212,23 @@ def merge_result_ids(tokenizer, count: int) -> set[int]:
     return ids
 
 
+def whitespace_token_ids(tokenizer) -> set[int]:
+    """Ids of the tokens that decode to whitespace only: a code tokenizer's runs of spaces, tabs and newlines.
+
+    A corpus uses only some of them (SmolLM2: 102 of 166 in stdlib and package code), but prompts hold others (a
+    trailing space before a newline and indentation); keeping them all costs one embedding row each and keeps such
+    text tokenized as before.
+
+    Example:
+        >>> whitespace_token_ids(tokenizer)  # doctest: +SKIP
+        {220, 216, ...}
+    """
+    vocab = tokenizer_state(tokenizer)["model"]["vocab"]
+    ids = sorted(vocab.values())
+    texts = tokenizer.batch_decode([[i] for i in ids], clean_up_tokenization_spaces=False)
+    return {i for i, text in zip(ids, texts) if text and not text.strip()}
+
+
 def rebuild_tokenizer(tokenizer, kept_ids: Sequence[int]):
     """A fast tokenizer over ``kept_ids`` only, ids renumbered ``0..len-1`` in the original order.
 
@@ -324,7 +341,7 @@ def chat_token_ids(model, tokenizer, texts: Sequence[str], answer_prompts: int =
 def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: str | None = None, progress=True,
                      keep_chat: bool | None = None, answer_prompts: int = 64, answer_tokens: int = 256,
                      keep_texts: Sequence[str] = (), keep_merges: int = 0,
-                     answers_cache: str | os.PathLike | None = None):  # fmt: skip
+                     answers_cache: str | os.PathLike | None = None, keep_whitespace: bool = True):  # fmt: skip
     """Vocabulary pruning (paper Sec. 3.2, Algorithm 1): returns ``(model, tokenizer, kept_ids)``.
 
     ``model`` is changed in place (embeddings sliced, special ids remapped); ``kept_ids`` are the original ids of
@@ -340,6 +357,9 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
     results of the tokenizer's first ``keep_merges`` BPE merges (its most frequent pieces), so that more unseen English
     tokenizes as before, at 1 embedding row per token (measured trade-off in ``flab_vocabulary.json``).
     ``answers_cache``: a JSON-lines file the model's answers are cached in (see :func:`chat_token_ids`).
+    ``keep_whitespace`` keeps every whitespace-only token (:func:`whitespace_token_ids`): measured on
+    SmolLM2-135M-Instruct, that is 64 more rows and turns 36 more of the 164 HumanEval prompts back into their dense
+    tokenization (91 -> 127: their trailing spaces and indentation).
 
     Example:
         >>> model, tokenizer, kept = prune_vocabulary(model, tokenizer, ["def f(x):\\n    return x\\n"])  # doctest: +SKIP
@@ -362,6 +382,7 @@ def prune_vocabulary(model, tokenizer, corpus, min_count: int = 1, text_column: 
     counts = count_token_ids(tokenizer, texts, progress=progress)
     required = used_token_ids(tokenizer, keep_texts)
     required |= merge_result_ids(tokenizer, keep_merges) if keep_merges else set()
+    required |= whitespace_token_ids(tokenizer) if keep_whitespace else set()
     sources = {}
     if keep_chat:
         sources = chat_token_ids(model, tokenizer, texts, answer_prompts, answer_tokens, progress, answers_cache)
@@ -388,4 +409,5 @@ __all__ = [
     "slice_embeddings_",
     "used_token_ids",
     "vocabulary_to_keep",
+    "whitespace_token_ids",
 ]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from flab_hf import prune_vocabulary
+from flab_hf import FlabConfig, prune_vocabulary
 from flab_hf.pruning import bytes_to_unicode, iter_corpus_texts
 
 
@@ -153,3 +153,25 @@ def test_special_ids_at_the_end_are_remapped_everywhere(tmp_path):
     text = "<|fim_prefix|>def f():<|fim_suffix|> <custom_added>"
     assert pruned_tokenizer.convert_ids_to_tokens(pruned_tokenizer(text)["input_ids"])[:1] == ["<|fim_prefix|>"]
     assert pruned_tokenizer.decode(pruned_tokenizer(text)["input_ids"]) == text
+
+
+def test_every_whitespace_token_is_kept_so_indentation_tokenizes_as_before():
+    from flab_hf.vocabulary import whitespace_token_ids
+
+    tokenizer = tiny_tokenizer()
+    spaces = whitespace_token_ids(tokenizer)
+    assert spaces and all(not tokenizer.decode([i]).strip() for i in spaces)
+    assert tokenizer.convert_tokens_to_ids("a") not in spaces
+    # the corpus indents by 4 only; the same code indented by 8 needs whitespace tokens the corpus never used
+    prompt = CODE[0].replace("    ", "        ")
+    identical, kept_by = {}, {}
+    for keep in (False, True):
+        _, pruned_tokenizer, kept = prune_vocabulary(
+            tiny_model("llama"), tokenizer, CODE[:1], keep_chat=False, keep_whitespace=keep, progress=False
+        )
+        identical[keep], kept_by[keep] = pruned_tokenizer.tokenize(prompt) == tokenizer.tokenize(prompt), set(kept)
+    assert identical == {False: False, True: True}
+    assert spaces <= kept_by[True] and not spaces <= kept_by[False]
+    assert kept_by[True] - kept_by[False] <= spaces  # nothing but whitespace tokens is added
+    with pytest.raises(ValueError, match=r"`keep_whitespace` must be True or False, got 'yes'"):
+        FlabConfig(keep_whitespace="yes")
