@@ -43,7 +43,7 @@ from compress_utils.io import atomic_write_text
 from flab_hf.answers import instruction_prompts
 from flab_hf.data import heldout_windows, package_code, stdlib_texts
 from flab_hf.distillation import DistillationConfig, distill_recover
-from flab_hf.distillation_data import chat_texts, distillation_blocks, self_answers
+from flab_hf.distillation_data import CHAT_SHARE, chat_texts, distillation_blocks, self_answers
 
 from .flab_bench import interleaved_speeds
 from .flab_levels import (
@@ -76,7 +76,7 @@ class RecoverySettings(LevelSettings):
     )
     answers: int = field(default=1024, metadata={"help": "Instruction prompts the dense model answers (training)."})
     answer_tokens: int = field(default=256, metadata={"help": "Longest training answer, in tokens."})
-    chat_share: float = field(default=0.3, metadata={"help": "Share of the training tokens from chat answers."})
+    chat_share: float = field(default=CHAT_SHARE, metadata={"help": "Share of the training tokens from chat answers."})
     train_chars: int = field(
         default=6_000_000, metadata={"help": "Characters of stdlib training code for the code windows."}
     )

@@ -138,6 +138,7 @@ RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _flab_bench),
     "flab_vocabulary": ("flab_vocabulary.json", _flab_vocabulary),
     "flab_recovery": ("flab_recovery.json", _flab_recovery),
+    "flab_recovery_chat30": ("flab_recovery_chat30.json", _flab_recovery),
     "flab_recovery_stdlib_windows": ("flab_recovery_stdlib_windows.json", _flab_recovery),
     "flab_calibration": ("flab_calibration.json", _flab_calibration),
     "flab_ablation": ("flab_ablation.json", _flab_ablation),

@@ -32,6 +32,7 @@ from compress_utils.corpus import package_source_dir
 from compress_utils.io import remove_trainer_checkpoints
 from flab_hf import DistillationConfig, FlabConfig
 from flab_hf.data import VOCAB_PACKAGES
+from flab_hf.distillation_data import CHAT_SHARE
 
 from .common import (
     Stages,
@@ -130,7 +131,7 @@ class FlabBudget:
         "recovery", "Instruction prompts (stdlib train split) the dense model answers for training.", 64
     )
     answer_tokens: int = budget_field("recovery", "Longest training answer, in tokens.", 256)
-    chat_share: float = budget_field("recovery", "Share of the training tokens from the chat answers.", 0.3)
+    chat_share: float = budget_field("recovery", "Share of the training tokens from the chat answers.", CHAT_SHARE)
     train_chars: int = budget_field(
         "recovery", "Characters of the stdlib train split the code windows come from.", 1_000_000
     )

@@ -148,7 +148,7 @@ def test_an_eval_only_change_keeps_the_prune_key():
     assert changed_keys(humaneval=20) == {"eval"}
     assert changed_keys(eval_windows=16, humaneval_max_new_tokens=64) == {"eval"}
     assert changed_keys(distill=dataclasses.replace(distill, train_tokens=1024), answers=4) == {"recovery"}
-    for name, value in (("answer_tokens", 64), ("chat_share", 0.5), ("train_chars", 10), ("curve_windows", 2)):
+    for name, value in (("answer_tokens", 64), ("chat_share", 0.7), ("train_chars", 10), ("curve_windows", 2)):
         assert changed_keys(**{name: value}) == {"recovery"}, name
     assert changed_keys(prune=dataclasses.replace(prune, layers_to_prune=2)) == {"prune"}
     assert changed_keys(model="some/folder") == {"prune"}
