@@ -69,7 +69,7 @@ def test_a_level_row_is_stored_once_and_read_back_by_its_settings(tmp_path):
     budget = RecoverySettings(results_dir=str(tmp_path))
     budget.distill.train_tokens = 2_000_000
     assert level_result_path(budget, "vocab+2L") != path
-    assert level_result_path(RecoverySettings(results_dir=str(tmp_path), chat_share=0.5), "vocab+2L") != path
+    assert level_result_path(RecoverySettings(results_dir=str(tmp_path), chat_share=0.7), "vocab+2L") != path
     # the dense row depends on the measurement only
     assert level_result_path(budget, "dense") == level_result_path(settings, "dense")
     assert level_result_path(RecoverySettings(results_dir=str(tmp_path), humaneval=20), "dense") != level_result_path(

@@ -92,7 +92,7 @@ def test_default_budgets_keep_their_numbers():
     assert (flab.model, flab.base_model, flab.corpus_chars, flab.eval_windows, flab.eval_length, flab.humaneval,
             flab.humaneval_max_new_tokens, flab.answers, flab.answer_tokens, flab.chat_share, flab.train_chars,
             flab.curve_windows) == (
-        None, "HuggingFaceTB/SmolLM2-135M-Instruct", 4_000_000, 8, 256, 8, 256, 64, 256, 0.3, 1_000_000, 4)  # fmt: skip
+        None, "HuggingFaceTB/SmolLM2-135M-Instruct", 4_000_000, 8, 256, 8, 256, 64, 256, 0.5, 1_000_000, 4)  # fmt: skip
     prune = flab.prune
     assert (prune.min_token_count, prune.layers_to_prune, prune.ffn_neurons, prune.ffn_rule, prune.calibration_samples,
             prune.calibration_length, flab.vocab_packages) == (3, 4, 128, "auto", 6, 128, VOCAB_PACKAGES)  # fmt: skip

@@ -97,12 +97,13 @@ def test_recovered_entry_distils_records_the_curve_and_lowers_kl(tiny_zoo):
         and recovery["steps"] == distill["train_tokens"] // tokens_per_step
     )
     assert recovery["bf16"] is False and recovery["kl"]
-    # the data mix: code windows and the dense model's answers, ~30% chat, in whole blocks
+    # the data mix: code windows and the dense model's answers, the budget's chat share, in whole blocks
     data = recovery["data"]
     assert data["answers"] == TINY_FLAB["answers"] and data["chat_tokens"] > 0 and data["code_tokens"] > 0
     assert data["code_source"] == "stdlib train split and json sources"  # the tiny budget's package code joins
     assert data["code_tokens"] + data["chat_tokens"] >= distill["train_tokens"]
-    assert data["chat_tokens"] == pytest.approx(0.3 * distill["train_tokens"], abs=distill["block_size"])
+    share = recovered["budget"]["chat_share"]
+    assert data["chat_tokens"] == pytest.approx(share * distill["train_tokens"], abs=distill["block_size"])
     # the curve: a point before training and every `curve_every` tokens, each with the dense reference
     curve = recovery["curve"]
     assert [p["tokens"] for p in curve] == list(range(0, distill["train_tokens"] + 1, distill["curve_every"]))
