@@ -20,6 +20,7 @@ from .common import (
     cached_json,
     entry_budget,
     entry_command,
+    read_json_if_present,
 )
 
 NAME = "alpine-minilm"
@@ -144,10 +145,9 @@ def frontier_summary(
     """
     from benchmarks.alpine_finetune import frontier_points
 
-    if not os.path.isfile(path):
+    results = read_json_if_present(path)
+    if results is None:
         return None
-    with open(path, encoding="utf-8") as handle:
-        results = json.load(handle)
     settings = results["settings"]
     summary = {
         "train_size": settings["train_size"],

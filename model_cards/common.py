@@ -223,6 +223,13 @@ def write_json(path: str | os.PathLike, data) -> None:
     atomic_write(path, lambda target: Path(target).write_text(json.dumps(data, indent=2, default=str) + "\n"))
 
 
+def read_json_if_present(path: str | os.PathLike) -> dict | None:
+    """The JSON at ``path``, or None where there is no such file (a benchmark's results, absent in an installed
+    package)."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def cached_json(path: str | os.PathLike, compute: Callable[[], dict]) -> dict:
     """The JSON at ``path`` if a previous run wrote it, else ``compute()`` written there (a resumable stage)."""
     path = Path(path)
@@ -284,5 +291,6 @@ __all__ = [
     "entry_command",
     "is_complete",
     "stage_fields",
+    "read_json_if_present",
     "write_json",
 ]

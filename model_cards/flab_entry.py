@@ -46,6 +46,7 @@ from .common import (
     entry_budget,
     entry_command,
     is_complete,
+    read_json_if_present,
     stage_fields,
     write_json,
 )
@@ -325,10 +326,9 @@ def frontier_summary(path: str | os.PathLike = FRONTIER_JSON) -> dict | None:
     """
     from benchmarks.flab_recovery import frontier_points, zoo_choice
 
-    if not os.path.isfile(path):
+    results = read_json_if_present(path)
+    if results is None:
         return None
-    with open(path, encoding="utf-8") as handle:
-        results = json.load(handle)
     dense = results["dense"]["humaneval"]
     return {
         "points": frontier_points(results),
