@@ -85,12 +85,13 @@ def level_name(vocab: bool, layers: int, neurons: int) -> str:
     """The level name of what a :class:`~flab_hf.recipe.FlabConfig` prunes (the inverse of :func:`parse_level`).
 
     Example:
-        >>> level_name(True, 4, FFN_NEURONS), level_name(False, 2, 64)
-        ('vocab+4L+ffn', '2L+ffn64')
+        >>> level_name(True, 4, FFN_NEURONS), level_name(False, 2, 64), level_name(True, 0, [8, 16])
+        ('vocab+4L+ffn', '2L+ffn64', 'vocab+ffn-per-layer')
     """
     parts = (["vocab"] if vocab else []) + ([f"{layers}L"] if layers else [])
-    if neurons:
-        parts.append("ffn" if neurons == FFN_NEURONS else f"ffn{neurons}")
+    if neurons:  # an int per layer, or a list with one count per layer (no level of the frontier)
+        parts.append("ffn-per-layer" if not isinstance(neurons, int) else "ffn" if neurons == FFN_NEURONS
+                     else f"ffn{neurons}")  # fmt: skip
     return "+".join(parts) or "dense"
 
 
