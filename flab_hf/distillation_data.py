@@ -26,9 +26,9 @@ from .answers import ANSWER_BATCH_SIZE, _stop_ids, generate_ids
 logger = logging.getLogger(__name__)
 
 # Share of the recovery tokens from the dense model's chat answers (the rest: code windows). Measured on
-# SmolLM2-135M-Instruct pruned to vocab+4L+ffn, 1M tokens of 1,024 answers: 0.3 -> 5/164 HumanEval with 18 answers
-# that close the code block right after the echoed docstring; 0.5 -> 7/164 and 10 such answers, at the same held-out
-# perplexity (1.074x dense against 1.072x).
+# SmolLM2-135M-Instruct pruned to vocab+4L+ffn, 1M tokens of 1,024 answers: 0.3 -> 5/164 HumanEval, 0.5 -> 7/164
+# with fewer answers that close the code block right after the echoed docstring, at the same held-out perplexity
+# (benchmarks/results/flab_recovery_chat30.json and flab_recovery.json).
 CHAT_SHARE = 0.5
 
 
