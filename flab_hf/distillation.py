@@ -113,7 +113,8 @@ class FlabDistillationCallback(DistillationCallback):
     """Distil the dense model into a vocabulary-pruned one in a stock ``Trainer`` (causal LM, every token).
 
     The dense model reads ``kept_token_ids[input_ids]`` (the same text in its own vocabulary) and its logits are
-    restricted to the kept ids; padded positions (``attention_mask`` 0) do not count. Everything else (a forward hook
+    restricted to the kept ids; padded positions (``attention_mask`` 0) do not count, and with ``labels`` in the
+    batch only the positions that predict a label other than -100 do (the prompt of an assistant-only batch). Everything else (a forward hook
     on the student, the teacher outside the checkpoint, ``distill/kl`` in the logs) is
     :class:`compress_utils.distillation.DistillationCallback`'s.
 
@@ -144,7 +145,13 @@ class FlabDistillationCallback(DistillationCallback):
         return logits if self.kept is None else logits[..., self.kept]
 
     def align(self, outputs, teacher_logits: torch.Tensor, inputs: dict):
-        return outputs.logits, teacher_logits, inputs.get("attention_mask")
+        mask = inputs.get("attention_mask")
+        labels = inputs.get("labels")
+        if labels is not None:  # row t predicts token t + 1; the last row predicts nothing in the block
+            targets = torch.zeros_like(labels, dtype=torch.bool)
+            targets[:, :-1] = labels[:, 1:] != -100
+            mask = targets if mask is None else targets & mask.bool()
+        return outputs.logits, teacher_logits, mask
 
 
 class RecoveryCurveCallback(TrainerCallback):
@@ -208,7 +215,10 @@ def _collate(with_labels: bool):
     def collate(features):
         ids = torch.tensor([feature["input_ids"] for feature in features], dtype=torch.long)
         batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-        if with_labels:
+        if "loss_mask" in features[0]:  # assistant-only: the prompt tokens are no targets
+            mask = torch.tensor([feature["loss_mask"] for feature in features], dtype=torch.bool)
+            batch["labels"] = ids.masked_fill(~mask, -100)
+        elif with_labels:
             batch["labels"] = ids.clone()
         return batch
 
@@ -217,7 +227,8 @@ def _collate(with_labels: bool):
 
 def distill_recover(pruned_model, tokenizer, dense_model, train_blocks: list[list[int]],
                     config: DistillationConfig | None = None, kept_token_ids=None, eval_ids: torch.Tensor | None = None,
-                    output_dir: str | None = None, overwrite: bool = False, callbacks: list | None = None):  # fmt: skip
+                    output_dir: str | None = None, overwrite: bool = False, callbacks: list | None = None,
+                    train_masks: list[list[int]] | None = None):  # fmt: skip
     """Distil ``dense_model`` into ``pruned_model`` on ``train_blocks``; returns ``(recovered model, log)``.
 
     ``train_blocks`` are equal-length token-id lists of the pruned tokenizer (see
@@ -228,7 +239,9 @@ def distill_recover(pruned_model, tokenizer, dense_model, train_blocks: list[lis
     With ``config.checkpoint_dir`` a stopped run resumes from its last checkpoint, curve included. Runs unchanged
     under ``accelerate launch``. With ``output_dir`` the recovered model is saved there (pruned format, with
     ``tokenizer``); a non-empty ``output_dir`` is refused unless ``overwrite``, before training starts. ``callbacks``
-    are more ``TrainerCallback`` objects for the Trainer (logging, early stopping).
+    are more ``TrainerCallback`` objects for the Trainer (logging, early stopping). ``train_masks`` (one 0/1 list per
+    block, :func:`~flab_hf.distillation_data.distillation_blocks`' ``loss_masks``) leaves the 0 tokens out of the loss
+    (both the KL and the cross-entropy): training on the answers, not on the prompts they answer.
 
     Example:
         >>> recovered, log = distill_recover(pruned, pruned_tokenizer, dense, blocks, DistillationConfig(),
@@ -245,6 +258,11 @@ def distill_recover(pruned_model, tokenizer, dense_model, train_blocks: list[lis
         raise ValueError("`train_blocks` is empty; build them with distillation_blocks(...).")
     if len({len(block) for block in train_blocks}) != 1:
         raise ValueError("`train_blocks` must all have the same length (pack_blocks makes them so).")
+    if train_masks is not None and [len(m) for m in train_masks] != [len(b) for b in train_blocks]:
+        raise ValueError(
+            "`train_masks` must hold one mask per block, of the block's length; pass distillation_blocks(...)"
+            "['loss_masks'] with its 'blocks'."
+        )
     if output_dir is not None:
         check_output_dir(output_dir, overwrite=overwrite, argument="output_dir")
     model = pruned_model
@@ -269,6 +287,7 @@ def distill_recover(pruned_model, tokenizer, dense_model, train_blocks: list[lis
             save_strategy="steps" if checkpoints else "no", save_steps=config.save_steps, save_total_limit=2,
             seed=config.seed, use_cpu=not torch.cuda.is_available(), disable_tqdm=not config.progress,
             dataloader_num_workers=0, remove_unused_columns=False, max_steps=1,  # set below, once processes are known
+            average_tokens_across_devices=False,  # the loss is a per-process mean: the Trainer must not rescale it
         )  # fmt: skip
         processes = args.world_size
         steps = config.steps(processes)
@@ -281,9 +300,11 @@ def distill_recover(pruned_model, tokenizer, dense_model, train_blocks: list[lis
         if config.track_emissions:
             callbacks.append(EmissionsCallback(config.track_emissions))
         needed = steps * config.batch_size * processes
-        blocks = [train_blocks[i % len(train_blocks)] for i in range(needed)]
+        rows = [{"input_ids": block} for block in train_blocks]
+        if train_masks is not None:
+            rows = [{**row, "loss_mask": mask} for row, mask in zip(rows, train_masks)]
         trainer = Trainer(
-            model=model, args=args, train_dataset=[{"input_ids": block} for block in blocks],
+            model=model, args=args, train_dataset=[rows[i % len(rows)] for i in range(needed)],
             data_collator=_collate(with_labels=config.kl_weight < 1), callbacks=callbacks,
         )  # fmt: skip
         resume = get_last_checkpoint(checkpoints) if checkpoints and os.path.isdir(checkpoints) else None

@@ -115,10 +115,30 @@ def chat_texts(tokenizer, records: Sequence[dict]) -> list[str]:
     return texts
 
 
+def chat_prompt_chars(tokenizer, records: Sequence[dict]) -> list[int]:
+    """The length in characters of each conversation's prompt as :func:`chat_texts` renders it: everything before the
+    answer (system and user turns, the generation prompt). :func:`distillation_blocks` takes it to train on the
+    answers alone (``assistant_only_loss``).
+
+    Example:
+        >>> chars = chat_prompt_chars(tokenizer, records)  # doctest: +SKIP
+        >>> chat_texts(tokenizer, records)[0][chars[0]:].startswith(records[0]["answer"])  # doctest: +SKIP
+        True
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the tokenizer has no chat template; chat answers need one (use code windows only).")
+    return [
+        len(tokenizer.apply_chat_template([{"role": "user", "content": r["prompt"]}], tokenize=False,
+                                          add_generation_prompt=True))
+        for r in records
+    ]  # fmt: skip
+
+
 def pack_blocks(documents: Sequence[Sequence[int]], block_size: int, eos_id: int | None) -> list[list[int]]:
     """Documents (token ids) each followed by ``eos_id``, concatenated and cut into ``block_size`` blocks.
 
-    The last, shorter block is dropped unless it is the only one, so every block has the same length.
+    The last, shorter block is dropped unless it is the only one, so every block has the same length. Per-token loss
+    masks pack into the same blocks with ``eos_id=1`` (the end of a document is a target).
     """
     stream: list[int] = []
     for document in documents:
@@ -131,14 +151,39 @@ def pack_blocks(documents: Sequence[Sequence[int]], block_size: int, eos_id: int
     return blocks
 
 
+def _prompt_masks(tokenizer, texts: Sequence[str], ids: list[list[int]], prompt_chars: Sequence[int]) -> list:
+    """Per-token loss masks of chat documents: 0 on the tokens of each text's first ``prompt_chars`` characters."""
+    if len(prompt_chars) != len(texts):
+        raise ValueError(
+            f"`chat_prompt_chars` has {len(prompt_chars)} lengths for {len(texts)} chat texts; build both from the "
+            "same records (chat_texts and chat_prompt_chars)."
+        )
+    masks = []
+    for text, document, chars in zip(texts, ids, prompt_chars):
+        prompt = tokenizer(text[:chars], add_special_tokens=False)["input_ids"]
+        if document[: len(prompt)] != prompt:
+            raise ValueError(
+                f"the chat text {text[:60]!r}... does not tokenize as its prompt ({chars} characters) followed by the "
+                "answer: the prompt's last token merges with the answer's first. Pass `chat_prompt_chars` from "
+                "chat_prompt_chars(tokenizer, records) for these texts, or train on every token (None)."
+            )
+        masks.append([0] * len(prompt) + [1] * (len(document) - len(prompt)))
+    return masks
+
+
 def distillation_blocks(tokenizer, code_texts: Sequence[str], chat: Sequence[str], block_size: int, tokens: int,
-                        chat_share: float = CHAT_SHARE, seed: int = 0) -> dict:  # fmt: skip
+                        chat_share: float = CHAT_SHARE, seed: int = 0,
+                        chat_prompt_chars: Sequence[int] | None = None) -> dict:  # fmt: skip
     """``tokens`` training tokens in blocks of ``block_size``: ``chat_share`` of them from the rendered conversations
     ``chat``, the rest from ``code_texts``, each part packed separately, then the blocks shuffled under ``seed``.
 
     A part with more tokens than its share gives blocks spread evenly over all of it (a corpus read in path order
     would otherwise train on its first files only); one with fewer is repeated (the returned ``epochs`` says how
-    often each part is seen). Returns ``{"blocks", "code_tokens", "chat_tokens", "epochs"}``.
+    often each part is seen). Returns ``{"blocks", "loss_masks", "code_tokens", "chat_tokens", "epochs"}``.
+
+    With ``chat_prompt_chars`` (:func:`chat_prompt_chars`: the prompt's length in each chat text), ``loss_masks``
+    holds one 0/1 list per block, 0 on the prompt tokens, so that :func:`flab_hf.distillation.distill_recover` trains
+    on the answers and the code only (``assistant_only_loss``); otherwise it is None (every token counts).
     """
     if not 0 <= chat_share <= 1:
         raise ValueError(f"`chat_share` must be in [0, 1], got {chat_share!r}.")
@@ -149,28 +194,37 @@ def distillation_blocks(tokenizer, code_texts: Sequence[str], chat: Sequence[str
     eos = tokenizer.eos_token_id
     wanted = {"chat": round(tokens * chat_share), "code": tokens - round(tokens * chat_share)}
     blocks: list[list[int]] = []
+    masks: list[list[int]] = []
     summary = {}
     for part, texts in (("code", code_texts), ("chat", chat)):
         if not wanted[part]:
             summary[part] = (0, 0.0)
             continue
         ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+        if part == "chat" and chat_prompt_chars is not None:
+            part_masks = _prompt_masks(tokenizer, texts, ids, chat_prompt_chars)
+        else:
+            part_masks = [[1] * len(document) for document in ids]
         packed = pack_blocks(ids, block_size, eos)
+        packed_masks = pack_blocks(part_masks, block_size, None if eos is None else 1)
         needed = -(-wanted[part] // block_size)
         if needed <= len(packed):
-            taken = [packed[i * len(packed) // needed] for i in range(needed)]
+            taken = [i * len(packed) // needed for i in range(needed)]
         else:
-            taken = [packed[i % len(packed)] for i in range(needed)]
-        blocks.extend(taken)
+            taken = [i % len(packed) for i in range(needed)]
+        blocks.extend(packed[i] for i in taken)
+        masks.extend(packed_masks[i] for i in taken)
         summary[part] = (needed * block_size, round(needed / len(packed), 3))
-    random.Random(seed).shuffle(blocks)
+    order = list(range(len(blocks)))
+    random.Random(seed).shuffle(order)
     logger.info("distillation data: %d blocks of %d tokens (%s)", len(blocks), block_size, summary)
     return {
-        "blocks": blocks,
+        "blocks": [blocks[i] for i in order],
+        "loss_masks": None if chat_prompt_chars is None else [masks[i] for i in order],
         "code_tokens": summary["code"][0],
         "chat_tokens": summary["chat"][0],
         "epochs": {"code": summary["code"][1], "chat": summary["chat"][1]},
     }
 
 
-__all__ = ["CHAT_SHARE", "chat_texts", "distillation_blocks", "pack_blocks", "self_answers"]
+__all__ = ["CHAT_SHARE", "chat_prompt_chars", "chat_texts", "distillation_blocks", "pack_blocks", "self_answers"]

@@ -6,6 +6,7 @@ from transformers import AutoTokenizer
 from benchmarks.flab_levels import token_windows
 from benchmarks.flab_recovery import (
     RecoverySettings,
+    _recovery_dirs,
     _run_level,
     _stored_row,
     frontier_points,
@@ -53,6 +54,8 @@ def test_settings_refuse_unknown_levels_and_bad_sizes():
         RecoverySettings(vocab_packages=("no_such_package_here",))
     with pytest.raises(ValueError, match="vocab_min_count"):
         RecoverySettings(vocab_min_count=0)
+    with pytest.raises(ValueError, match="assistant_only_loss"):
+        RecoverySettings(assistant_only_loss="yes")
 
 
 def test_a_level_row_is_stored_once_and_read_back_by_its_settings(tmp_path):
@@ -70,6 +73,9 @@ def test_a_level_row_is_stored_once_and_read_back_by_its_settings(tmp_path):
     budget.distill.train_tokens = 2_000_000
     assert level_result_path(budget, "vocab+2L") != path
     assert level_result_path(RecoverySettings(results_dir=str(tmp_path), chat_share=0.7), "vocab+2L") != path
+    answers_only = RecoverySettings(results_dir=str(tmp_path), assistant_only_loss=True)
+    assert level_result_path(answers_only, "vocab+2L") != path
+    assert _recovery_dirs("vocab+2L", answers_only, tmp_path) != _recovery_dirs("vocab+2L", settings, tmp_path)
     # the dense row depends on the measurement only
     assert level_result_path(budget, "dense") == level_result_path(settings, "dense")
     assert level_result_path(RecoverySettings(results_dir=str(tmp_path), humaneval=20), "dense") != level_result_path(

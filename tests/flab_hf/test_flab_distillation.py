@@ -8,9 +8,16 @@ import pytest
 import torch
 from flab_testing import CODE, PROSE, tiny_model, tiny_tokenizer
 
+from compress_utils.distillation import kl_divergence
 from flab_hf import FlabConfig, flab_prune
 from flab_hf.distillation import DistillationConfig, FlabDistillationCallback, distill_recover
-from flab_hf.distillation_data import chat_texts, distillation_blocks, pack_blocks, self_answers
+from flab_hf.distillation_data import (
+    chat_prompt_chars,
+    chat_texts,
+    distillation_blocks,
+    pack_blocks,
+    self_answers,
+)
 from flab_hf.quality import quality
 
 TEXTS = (CODE + PROSE) * 3
@@ -176,12 +183,17 @@ def test_a_stopped_distillation_resumes_to_the_same_weights(pruned_pair, tmp_pat
     assert [p["tokens"] for p in log["curve"]] == [p["tokens"] for p in whole_log["curve"]]
 
 
-def test_chat_texts_leave_a_cut_answer_open():
+def _chat_tokenizer():
     tokenizer = tiny_tokenizer()
     tokenizer.chat_template = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
+    return tokenizer
+
+
+def test_chat_texts_leave_a_cut_answer_open():
+    tokenizer = _chat_tokenizer()
     finished, cut, old = chat_texts(tokenizer, [
         {"prompt": "p", "answer": "done", "finished": True},
         {"prompt": "p", "answer": "def f(", "finished": False},
@@ -189,3 +201,56 @@ def test_chat_texts_leave_a_cut_answer_open():
     ])  # fmt: skip
     assert finished == old == "<|im_start|>user\np<|im_end|>\n<|im_start|>assistant\ndone<|im_end|>\n"
     assert cut == "<|im_start|>user\np<|im_end|>\n<|im_start|>assistant\ndef f("
+
+
+def test_assistant_only_masks_leave_the_prompts_out():
+    tokenizer = _chat_tokenizer()
+    records = [{"prompt": f"Please PROMPT {index}", "answer": CODE[index % len(CODE)]} for index in range(12)]
+    texts = chat_texts(tokenizer, records)
+    chars = chat_prompt_chars(tokenizer, records)
+    assert all(text[n:].startswith(r["answer"]) for text, n, r in zip(texts, chars, records))
+    plain = distillation_blocks(tokenizer, CODE, texts, block_size=8, tokens=400, chat_share=0.5, seed=1)
+    data = distillation_blocks(tokenizer, CODE, texts, block_size=8, tokens=400, chat_share=0.5, seed=1,
+                               chat_prompt_chars=chars)  # fmt: skip
+    assert plain["loss_masks"] is None and data["blocks"] == plain["blocks"]  # the same data, with masks beside it
+    assert [len(m) for m in data["loss_masks"]] == [len(b) for b in data["blocks"]]
+    pairs = [(t, m) for block, mask in zip(data["blocks"], data["loss_masks"]) for t, m in zip(block, mask)]
+    left_out = tokenizer.decode([t for t, m in pairs if not m])
+    kept = tokenizer.decode([t for t, m in pairs if m])
+    assert "PROMPT" in left_out and "user" in left_out and "return" not in left_out
+    assert "PROMPT" not in kept and "return" in kept  # answers and code windows stay targets
+    with pytest.raises(ValueError, match="chat_prompt_chars"):
+        distillation_blocks(tokenizer, CODE, texts, block_size=8, tokens=400, chat_prompt_chars=chars[:-1])
+
+
+def test_assistant_only_loss_counts_the_rows_that_predict_answer_tokens(pruned_pair):
+    dense, pruned, tokenizer, kept = pruned_pair
+    student = copy.deepcopy(pruned)
+    ids = _eval_ids(tokenizer)
+    labels = ids.clone()
+    labels[:, :8] = -100  # a prompt of 8 tokens: row 7 is the first that predicts an answer token
+    callback = FlabDistillationCallback(dense, kept_token_ids=kept)
+    callback.on_train_begin(None, None, None, model=student)
+    student.train()
+    loss = student(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.detach()
+    callback.on_train_end(None, None, None)
+    with torch.no_grad():
+        student_logits = student(input_ids=ids).logits
+        teacher_logits = dense(kept[ids]).logits[..., kept]
+    expected = kl_divergence(student_logits[:, 7:15], teacher_logits[:, 7:15])
+    assert float(loss) == pytest.approx(float(expected), rel=1e-4)
+    assert float(loss) != pytest.approx(float(kl_divergence(student_logits, teacher_logits)), rel=1e-3)
+
+
+def test_distillation_trains_on_masked_blocks_and_checks_them(pruned_pair):
+    dense, pruned, tokenizer, kept = pruned_pair
+    blocks = _blocks(tokenizer, tokens=256)
+    masks = [[0] * 8 + [1] * 8 for _ in blocks]
+    config = DistillationConfig(train_tokens=256, block_size=16, batch_size=4, learning_rate=3e-3, bf16=False,
+                                progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="train_masks"):
+        distill_recover(copy.deepcopy(pruned), tokenizer, dense, blocks, config, kept_token_ids=kept,
+                        train_masks=masks[:-1])  # fmt: skip
+    recovered, log = distill_recover(copy.deepcopy(pruned), tokenizer, dense, blocks, config, kept_token_ids=kept,
+                                     train_masks=masks)  # fmt: skip
+    assert log["steps"] == 4 and all(value > 0 for value in log["kl"])
