@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 # Share of the recovery tokens from the dense model's chat answers (the rest: code windows). Measured on
 # SmolLM2-135M-Instruct pruned to vocab+4L+ffn, 1M tokens of 1,024 answers: 0.3 -> 5/164 HumanEval, 0.5 -> 7/164
 # with fewer answers that close the code block right after the echoed docstring, at the same held-out perplexity
-# (benchmarks/results/flab_recovery_chat30.json and flab_recovery.json).
+# (benchmarks/results/flab_recovery_chat30.json and flab_recovery_no_whitespace.json, both before keep_whitespace).
 CHAT_SHARE = 0.5
 
 
