@@ -40,6 +40,7 @@ from alpine_hf.callbacks import (
     reduce_alpine_stats,
 )
 from alpine_hf.modeling_alpine import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
+from compress_utils.allocator import allocator_hint
 from compress_utils.capability import cpu_model, probe, resolve_bf16
 from compress_utils.io import atomic_dir, atomic_write_text, check_output_dir
 from compress_utils.metric_loading import load_metric
@@ -360,6 +361,7 @@ def finetune_mode(mode: str, data: dict, tokenizer, config: FinetuneConfig, save
     clock = TrainingClockCallback()  # a resumed run's time counts the part before the resume too
     trainer = finetune_trainer(model, data["train"], tokenizer, config, output_dir, [clock, *callbacks], **overrides)
     checkpoint = _last_checkpoint(trainer.args.output_dir)
+    allocator_hint(trainer.args.device)
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = clock.seconds  # None: resumed from a checkpoint that predates the clock
     encoder = find_alpine_encoder(trainer.model)

@@ -12,6 +12,7 @@ Examples:
     python -m benchmarks xtc-teacher --tokens 20000000 --curve-every-tokens 2000000
     python -m benchmarks xtc-eval --model runs/xtc/teacher/<key>/final
     python -m benchmarks xtc --threads 1 --json benchmarks/results/xtc_gpt2.json
+    python -m benchmarks cpu-allocator --json benchmarks/results/cpu_allocator.json
     python -m benchmarks results README.md
 """
 
@@ -197,6 +198,20 @@ def _flab_humaneval(args) -> int:
     check_humaneval_executes()
     result = humaneval_pass(model, tokenizer, humaneval_problems(args.humaneval), 256, 8, not args.quiet)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cpu_allocator(args) -> int:
+    from compress_utils.io import atomic_write_text, check_output_file
+
+    from .cpu_allocator import markdown, run_allocator_bench
+
+    if args.json:
+        check_output_file(args.json, argument="--json")
+    results = run_allocator_bench(steps=args.steps, threads=args.threads)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
     return 0
 
 
@@ -427,6 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
     humaneval.add_argument("--model", required=True, help="a causal-LM folder, or 'smollm2'")
     humaneval.add_argument("--humaneval", type=positive_int, default=164, help="number of problems (164 = all)")
     humaneval.set_defaults(func=_flab_humaneval)
+
+    allocator = commands.add_parser(
+        "cpu-allocator", help="A SmolLM2 training step with glibc's default allocator and with MALLOC_TUNABLES."
+    )
+    allocator.add_argument("--steps", type=positive_int, default=4, help="timed steps per setting (after 1 warm-up)")
+    allocator.add_argument("--threads", type=positive_int, default=2, help="torch threads")
+    allocator.add_argument("--json", default=None, help="results file (e.g. benchmarks/results/cpu_allocator.json)")
+    allocator.set_defaults(func=_cpu_allocator)
 
     teacher = commands.add_parser("xtc-teacher", help="Train (or reuse) the CodeGPT-style GPT-2 teacher.")
     # the options are TeacherSettings' fields; the two budgets are checked while parsing, before any data is read

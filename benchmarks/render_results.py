@@ -128,6 +128,12 @@ def _flab_recovery_figures(results: dict, path: Path) -> None:
     plot_frontier(results, path.with_name(path.stem + "-frontier.png"))
 
 
+def _cpu_allocator(results: dict) -> str:
+    from benchmarks.cpu_allocator import markdown
+
+    return markdown(results)
+
+
 def _alpine_frontier(results: dict, path: Path) -> None:
     from benchmarks.alpine_finetune import plot_frontier
 
@@ -158,6 +164,7 @@ RENDERERS = {
     "alpine_finetune_minilm_seeds": ("alpine_finetune_minilm_seeds.json", _alpine_finetune),
     "alpine_finetune_frontier": ("alpine_finetune_frontier.json", _alpine_frontier_report),
     "zoo_build": ("zoo_build.json", build_times_markdown),
+    "cpu_allocator": ("cpu_allocator.json", _cpu_allocator),
     "xtc_teacher_curves": ("xtc_teacher_curves", _xtc_teacher_curves),  # a folder: {file name: its JSON}
 }
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from compress_utils.allocator import allocator_hint
 from compress_utils.capability import cpu_model, resolve_bf16
 from compress_utils.corpus import package_source_dir, package_texts, read_sources
 from compress_utils.distillation import check_distillation_settings
@@ -528,6 +529,7 @@ def train_teacher(
     resume = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
     if resume:
         logger.info("resuming the teacher from %s", resume)
+    allocator_hint(trainer.args.device)
     result = trainer.train(resume_from_checkpoint=resume)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     points = TeacherCurveCallback.curve(trainer.state.log_history)

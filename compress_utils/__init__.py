@@ -4,6 +4,7 @@ Every method package may import it; it imports no method package. Remote-code fi
 (``configuration_*``/``modeling_*``) never import it: they travel alone with a checkpoint.
 
 - :mod:`compress_utils.io`: safe folder and file writes (refuse to overwrite, atomic rename, leftover cleanup).
+- :mod:`compress_utils.allocator`: glibc allocator settings that keep CPU training from zero-filling fresh pages.
 - :mod:`compress_utils.capability`: which of fp32 / bf16 / int8 products are fast here (``bf16="auto"`` resolves by it).
 - :mod:`compress_utils.emissions`: the codecarbon ``EmissionsCallback`` (optional dependency, offline tracker).
 - :mod:`compress_utils.training_clock`: training time summed across resumes (``TrainingClockCallback``).

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
+from .allocator import allocator_hint
+
 logger = logging.getLogger(__name__)
 
 
@@ -105,7 +107,9 @@ class DistillationCallback(TrainerCallback):
             raise ValueError(f"{type(self).__name__} needs the Trainer to pass `model` to its callbacks.")
         if model is self.teacher:
             raise ValueError("`teacher` is the model being trained; pass a separate copy as the teacher.")
-        self.teacher.to(next(model.parameters()).device)
+        device = next(model.parameters()).device
+        allocator_hint(device)
+        self.teacher.to(device)
         self.teacher.eval()
         self.teacher.requires_grad_(False)
         self._remove_hook()

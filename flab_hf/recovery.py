@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from compress_utils.allocator import allocator_hint
+
 from .answers import generate_completions
 from .callbacks import EmissionsCallback, LoRARecoveryCallback, check_emissions_country
 from .data import function_body, run_tests, sample_program
@@ -176,6 +178,7 @@ def lora_recover(pruned_model, tokenizer, train_samples: list[dict], config: Rec
             from transformers.trainer_utils import get_last_checkpoint
 
             resume = get_last_checkpoint(checkpoints)
+        allocator_hint(trainer.args.device)
         trainer.train(resume_from_checkpoint=resume)
         # the main process merges and saves in `on_train_end`; the others wait so that the save is complete for all
         trainer.accelerator.wait_for_everyone()
