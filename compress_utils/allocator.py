@@ -2,11 +2,11 @@
 
 glibc's ``malloc`` serves every allocation above its mmap threshold (at most 32 MB: a batch's logits, activations,
 gradients) with fresh pages from the kernel and gives them back on ``free``, so every training step page-faults and
-zero-fills gigabytes again. Measured on SmolLM2-135M (one distillation step of 8 x 256 tokens in bf16 autocast, the
-teacher a copy of the student, 2 idle AVX-512 cores): 14.0 s per step, ~1.47M page faults and 13.5 s of kernel time
-per step with the defaults; 4.6 s, ~140 faults and 1.0 s with :data:`MALLOC_TUNABLES` (freed memory stays in the
-process, in transparent huge pages); peak RSS +9%. With the other job of those runs on the same cores: 31.6 s and
-18.2 s. The numbers a run computes do not change, only where its memory comes from.
+zero-fills gigabytes again. Measured by ``python -m benchmarks cpu-allocator`` (a distillation step of
+SmolLM2-135M-Instruct, 8 x 256 tokens, bf16 autocast, 2 idle AVX-512 cores; benchmarks/results/cpu_allocator.json):
+7.5 s per step, 1.48M page faults and 5.5 s of kernel CPU time per step with the defaults; 4.7 s, 54k faults and
+1.3 s with :data:`MALLOC_TUNABLES` (freed memory stays in the process, in transparent huge pages), for 25% more peak
+RSS. The numbers a run computes do not change, only where its memory comes from.
 
 glibc reads the settings when the process starts, so they go into the environment: the Makefile exports them for
 every target, and :func:`allocator_hint` tells a user who starts Python without them (once per process, when a
@@ -69,7 +69,7 @@ def allocator_hint(device="cpu") -> bool:
     _hinted = True
     logger.warning(
         "training on a CPU with glibc's default allocator, which zero-fills fresh pages for every large tensor of "
-        "every step; start Python with GLIBC_TUNABLES=%s for steps up to ~3x faster (measured in "
+        "every step; start Python with GLIBC_TUNABLES=%s for ~1.6x faster steps (measured in "
         "compress_utils.allocator; `make` targets set it).",
         MALLOC_TUNABLES,
     )
