@@ -145,6 +145,7 @@ RENDERERS = {
     "flab_vocabulary": ("flab_vocabulary.json", _flab_vocabulary),
     "flab_recovery": ("flab_recovery.json", _flab_recovery),
     "flab_recovery_chat30": ("flab_recovery_chat30.json", _flab_recovery),
+    "flab_recovery_assistant_only": ("flab_recovery_assistant_only.json", _flab_recovery),
     "flab_recovery_stdlib_windows": ("flab_recovery_stdlib_windows.json", _flab_recovery),
     "flab_calibration": ("flab_calibration.json", _flab_calibration),
     "flab_ablation": ("flab_ablation.json", _flab_ablation),
