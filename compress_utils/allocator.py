@@ -39,7 +39,8 @@ def _names(tunables: str) -> set[str]:
 
 
 def is_glibc() -> bool:
-    """Whether this Python runs on glibc (Linux distributions but Alpine's musl); the settings mean nothing elsewhere."""
+    """Whether this Python runs on glibc (most Linux distributions; not musl, macOS or Windows, where the settings
+    mean nothing)."""
     return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 

@@ -114,7 +114,8 @@ class FlabDistillationCallback(DistillationCallback):
 
     The dense model reads ``kept_token_ids[input_ids]`` (the same text in its own vocabulary) and its logits are
     restricted to the kept ids; padded positions (``attention_mask`` 0) do not count, and with ``labels`` in the
-    batch only the positions that predict a label other than -100 do (the prompt of an assistant-only batch). Everything else (a forward hook
+    batch only the positions that predict a label other than -100 do (the prompt of an assistant-only batch).
+    Everything else (a forward hook
     on the student, the teacher outside the checkpoint, ``distill/kl`` in the logs) is
     :class:`compress_utils.distillation.DistillationCallback`'s.
 
