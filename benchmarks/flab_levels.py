@@ -176,7 +176,7 @@ _DENSE_KEY = ("eval_windows", "humaneval", "humaneval_tokens", "generation_batch
 
 # settings added after rows were stored, with the value those rows were measured at: left out of a row's key at
 # that value, so the stored rows keep their names
-_KEY_SINCE = {"assistant_only_loss": False, "keep_whitespace": False}
+_KEY_SINCE = {"assistant_only_loss": False, "clean_answers": False, "keep_whitespace": False}
 
 
 def row_key_values(values: dict) -> dict:

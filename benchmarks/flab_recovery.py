@@ -43,7 +43,14 @@ from compress_utils.io import atomic_write_text
 from flab_hf.answers import instruction_prompts
 from flab_hf.data import heldout_windows, package_code, stdlib_texts
 from flab_hf.distillation import DistillationConfig, distill_recover
-from flab_hf.distillation_data import CHAT_SHARE, chat_prompt_chars, chat_texts, distillation_blocks, self_answers
+from flab_hf.distillation_data import (
+    CHAT_SHARE,
+    chat_prompt_chars,
+    chat_texts,
+    clean_answers,
+    distillation_blocks,
+    self_answers,
+)
 
 from .flab_bench import interleaved_speeds
 from .flab_levels import (
@@ -77,6 +84,10 @@ class RecoverySettings(LevelSettings):
     answers: int = field(default=1024, metadata={"help": "Instruction prompts the dense model answers (training)."})
     answer_tokens: int = field(default=256, metadata={"help": "Longest training answer, in tokens."})
     chat_share: float = field(default=CHAT_SHARE, metadata={"help": "Share of the training tokens from chat answers."})
+    clean_answers: bool = field(
+        default=False,
+        metadata={"help": "Train on the finished, loop-free answers with parsing code only (flab_hf clean_answers)."},
+    )
     assistant_only_loss: bool = field(
         default=False,
         metadata={"help": "Leave the chat prompts (system and user turns) out of the loss: learn the answers only."},
@@ -108,8 +119,9 @@ class RecoverySettings(LevelSettings):
             raise ValueError(f"`train_package_chars` must be an int >= 0, got {value!r}.")
         if not 0 <= self.chat_share <= 1:
             raise ValueError(f"`chat_share` must be in [0, 1], got {self.chat_share!r}.")
-        if not isinstance(self.assistant_only_loss, bool):
-            raise ValueError(f"`assistant_only_loss` must be True or False, got {self.assistant_only_loss!r}.")
+        for name in ("assistant_only_loss", "clean_answers"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
 
 
 # distillation settings that change no number (logging and checkpoint cadence, where checkpoints go)
@@ -190,6 +202,8 @@ def _recovery_dirs(level: str, settings: RecoverySettings, work: Path) -> dict[s
     }
     if settings.assistant_only_loss:  # named when on, so that older folders keep their names
         data["assistant_only"] = True
+    if settings.clean_answers:
+        data["clean_answers"] = True
     recover_key = settings_key({"prune": prune_key(level, settings), "distill": distill, "data": data})
     return {
         "checkpoints": work / f"checkpoints-{level}-{recover_key}",
@@ -232,6 +246,8 @@ def _recover_level(level, row, pruned_dir, settings, yardstick, training_data, p
     log_path = dirs["recovered"].with_suffix(".log.json")
     if not (dirs["recovered"] / "config.json").is_file():
         records, code_texts = training_data()
+        if settings.clean_answers:
+            records = clean_answers(records)
         prompt_chars = chat_prompt_chars(pruned_tokenizer, records) if settings.assistant_only_loss else None
         data = distillation_blocks(
             pruned_tokenizer, code_texts, chat_texts(pruned_tokenizer, records), settings.distill.block_size,
@@ -246,6 +262,7 @@ def _recover_level(level, row, pruned_dir, settings, yardstick, training_data, p
             eval_ids=eval_ids, output_dir=str(dirs["recovered"]), train_masks=data["loss_masks"],
         )  # fmt: skip
         log["data"] = {key: data[key] for key in ("code_tokens", "chat_tokens", "epochs")}
+        log["data"]["answers"] = len(records)
         atomic_write_text(log_path, json.dumps(log) + "\n")
     log = json.loads(log_path.read_text())
     recovered, _ = load_pruned(dirs["recovered"])

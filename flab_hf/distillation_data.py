@@ -13,15 +13,18 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import os
 import random
+from collections import Counter
 from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
 from .answers import ANSWER_BATCH_SIZE, _stop_ids, generate_ids
+from .data import CODE_BLOCK
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +98,50 @@ def self_answers(model, tokenizer, prompts: Sequence[str], cache_file: str | os.
     finally:
         model.train(was_training)
     return records
+
+
+def _loops(ids: Sequence[int], ngram: int, max_repeats: int) -> bool:
+    counts = Counter(tuple(ids[i : i + ngram]) for i in range(len(ids) - ngram + 1))
+    return bool(counts) and max(counts.values()) > max_repeats
+
+
+def _code_parses(answer: str) -> bool:
+    for block in CODE_BLOCK.findall(answer):
+        try:
+            ast.parse(block)
+        except (SyntaxError, ValueError):
+            return False
+    return True
+
+
+def clean_answers(records: Sequence[dict], ngram: int = 8, max_repeats: int = 2) -> list[dict]:
+    """The answers of :func:`self_answers` worth imitating: those the model finished within its token budget, that
+    repeat no ``ngram``-token sequence more than ``max_repeats`` times, and whose fenced code blocks all parse.
+
+    A small model's greedy answers often fall into a loop (the same line again until the budget ends); distilled
+    from, they teach the student to loop. Measured on SmolLM2-135M-Instruct's 1,024 answers to stdlib prompts
+    (256 tokens at most): 266 unfinished, 85 more looping, 27 more with code that does not parse; 646 kept.
+
+    Example:
+        >>> done = {"prompt": "p", "answer": "x = 1", "finished": True, "ids": [1, 2, 3]}
+        >>> looping = {**done, "ids": [7] * 20}
+        >>> [r["ids"] for r in clean_answers([done, looping, {**done, "finished": False}])]
+        [[1, 2, 3]]
+    """
+    for name, value in (("ngram", ngram), ("max_repeats", max_repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+    kept = []
+    for index, record in enumerate(records):
+        if "ids" not in record or "finished" not in record:
+            raise ValueError(
+                f"`records[{index}]` has no token ids or `finished` flag (a cache from an older version): make the "
+                "answers again with self_answers and a new cache file."
+            )
+        if record["finished"] and not _loops(record["ids"], ngram, max_repeats) and _code_parses(record["answer"]):
+            kept.append(record)
+    logger.info("clean answers: %d of %d kept", len(kept), len(records))
+    return kept
 
 
 def chat_texts(tokenizer, records: Sequence[dict]) -> list[str]:
@@ -227,4 +274,12 @@ def distillation_blocks(tokenizer, code_texts: Sequence[str], chat: Sequence[str
     }
 
 
-__all__ = ["CHAT_SHARE", "chat_prompt_chars", "chat_texts", "distillation_blocks", "pack_blocks", "self_answers"]
+__all__ = [
+    "CHAT_SHARE",
+    "chat_prompt_chars",
+    "chat_texts",
+    "clean_answers",
+    "distillation_blocks",
+    "pack_blocks",
+    "self_answers",
+]

@@ -56,6 +56,8 @@ def test_settings_refuse_unknown_levels_and_bad_sizes():
         RecoverySettings(vocab_min_count=0)
     with pytest.raises(ValueError, match="assistant_only_loss"):
         RecoverySettings(assistant_only_loss="yes")
+    with pytest.raises(ValueError, match="clean_answers"):
+        RecoverySettings(clean_answers=1)
 
 
 def test_a_level_row_is_stored_once_and_read_back_by_its_settings(tmp_path):
@@ -76,6 +78,9 @@ def test_a_level_row_is_stored_once_and_read_back_by_its_settings(tmp_path):
     answers_only = RecoverySettings(results_dir=str(tmp_path), assistant_only_loss=True)
     assert level_result_path(answers_only, "vocab+2L") != path
     assert _recovery_dirs("vocab+2L", answers_only, tmp_path) != _recovery_dirs("vocab+2L", settings, tmp_path)
+    clean = RecoverySettings(results_dir=str(tmp_path), clean_answers=True)
+    assert level_result_path(clean, "vocab+2L") not in (path, level_result_path(answers_only, "vocab+2L"))
+    assert _recovery_dirs("vocab+2L", clean, tmp_path) != _recovery_dirs("vocab+2L", settings, tmp_path)
     # the dense row depends on the measurement only
     assert level_result_path(budget, "dense") == level_result_path(settings, "dense")
     assert level_result_path(RecoverySettings(results_dir=str(tmp_path), humaneval=20), "dense") != level_result_path(

@@ -14,6 +14,7 @@ from flab_hf.distillation import DistillationConfig, FlabDistillationCallback, d
 from flab_hf.distillation_data import (
     chat_prompt_chars,
     chat_texts,
+    clean_answers,
     distillation_blocks,
     pack_blocks,
     self_answers,
@@ -201,6 +202,25 @@ def test_chat_texts_leave_a_cut_answer_open():
     ])  # fmt: skip
     assert finished == old == "<|im_start|>user\np<|im_end|>\n<|im_start|>assistant\ndone<|im_end|>\n"
     assert cut == "<|im_start|>user\np<|im_end|>\n<|im_start|>assistant\ndef f("
+
+
+def test_clean_answers_keep_finished_loop_free_parsing_answers():
+    good = {"prompt": "p", "answer": "```python\ndef f():\n    return 1\n```\nIt returns 1.", "finished": True,
+            "ids": list(range(30))}  # fmt: skip
+    records = [
+        good,
+        {**good, "finished": False},  # cut at the token budget
+        {**good, "ids": [1, 2, 3] * 10},  # the same 8 tokens 8 times: a loop
+        {**good, "answer": "```python\ndef f(:\n```"},  # code that does not parse
+        {**good, "answer": "Use `max`.", "ids": [5, 6]},  # no code block: nothing to parse
+    ]
+    assert clean_answers(records) == [good, records[-1]]
+    assert clean_answers([{**good, "ids": [1, 2, 3] * 3}]) == [{**good, "ids": [1, 2, 3] * 3}]  # 8-gram twice: kept
+    assert clean_answers([{**good, "ids": [1, 2, 3] * 10}], ngram=8, max_repeats=10) != []
+    with pytest.raises(ValueError, match=r"records\[0\]. has no token ids"):
+        clean_answers([{"prompt": "p", "answer": "a"}])
+    with pytest.raises(ValueError, match="`ngram` must be an int >= 1, got 0"):
+        clean_answers([good], ngram=0)
 
 
 def test_assistant_only_masks_leave_the_prompts_out():
