@@ -420,6 +420,59 @@ def recovery_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# recipe settings a comparison names when they differ from the first (current) recipe, with their value before
+# the setting existed (as the results files measured before it were run)
+_RECIPE_SETTINGS = {"chat_share": None, "keep_whitespace": False, "assistant_only_loss": False,
+                    "clean_answers": False, "answers": None, "train_package_chars": None}  # fmt: skip
+
+
+def recipes_markdown(results: dict[str, dict], level: str = "vocab+4L+ffn") -> str:
+    """One row per recovery recipe: ``results`` maps results file names (the first: the current recipe) to their
+    JSON; each row names what its recipe changes against the first and gives ``level``'s recovered quality.
+
+    Example:
+        >>> print(recipes_markdown(files).splitlines()[2])  # doctest: +SKIP
+        | recipe | file | HumanEval | problems solved | PPL stdlib test (x dense) | ...
+    """
+    current = next(iter(results.values()))
+    first = current["settings"]
+
+    def changes(settings: dict) -> str:
+        changed = []
+        for name, before in _RECIPE_SETTINGS.items():
+            value, current = settings.get(name, before), first.get(name, before)
+            if value != current:
+                changed.append(f"{name}={value}")
+        return ", ".join(changed) or "current"
+
+    dense = current["dense"]
+    lines = [
+        f"Recovery recipes compared on {level} of {current['model']}, each after the same budget; HumanEval on "
+        f"{dense['humaneval']['problems']} problems (dense: {dense['humaneval']['passed']}). Measured on: "
+        f"{describe(current.get('capability'))}.",
+        "",
+        "| recipe | file | HumanEval | problems solved | PPL stdlib test (x dense) | PPL "
+        f"{current['foreign_package']['name']} (x dense) | KL to dense | chat answers (epochs) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        row = result["levels"].get(level)
+        if row is None:
+            continue
+        recovered, data = row["recovered"], row["recovery"].get("data") or {}
+        solved = ", ".join(task.split("/")[-1] for task in recovered["humaneval"].get("passed_tasks", []))
+        ratios = [recovered[part]["text_perplexity"] / result["dense"][part]["text_perplexity"]
+                  for part in ("stdlib_test", "foreign")]  # fmt: skip
+        answers = data.get("answers", result["settings"].get("answers"))
+        epochs = (data.get("epochs") or {}).get("chat")
+        lines.append(
+            f"| {changes(result['settings'])} | `{name}` | {recovered['humaneval']['passed']}/"
+            f"{recovered['humaneval']['problems']} | {solved or '-'} | {ratios[0]:.3f}x | {ratios[1]:.3f}x | "
+            f"{recovered['stdlib_test']['kl_to_dense']} | {answers} ({epochs}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def plot_recovery_curve(result: dict, path: str | os.PathLike) -> None:
     """Held-out perplexity ratio and next-token agreement against training tokens, one line per level."""
     from compress_utils.plotting import save_figure
@@ -481,6 +534,7 @@ __all__ = [
     "nothing_to_recover",
     "plot_frontier",
     "plot_recovery_curve",
+    "recipes_markdown",
     "recovery_markdown",
     "run_recovery_bench",
     "zoo_choice",

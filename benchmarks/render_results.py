@@ -78,6 +78,12 @@ def _flab_recovery(results: dict) -> str:
     return recovery_markdown(results)
 
 
+def _flab_recipes(files: dict) -> str:
+    from benchmarks.flab_recovery import recipes_markdown
+
+    return recipes_markdown(files)
+
+
 def _xtc_kl_curves(results: dict, path: Path) -> None:
     from benchmarks.xtc_bench import plot_kl_curves
 
@@ -144,8 +150,17 @@ RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _flab_bench),
     "flab_vocabulary": ("flab_vocabulary.json", _flab_vocabulary),
     "flab_recovery": ("flab_recovery.json", _flab_recovery),
-    "flab_recovery_chat30": ("flab_recovery_chat30.json", _flab_recovery),
-    "flab_recovery_assistant_only": ("flab_recovery_assistant_only.json", _flab_recovery),
+    # recovery recipes on one level, the current one first: {file name: its JSON}
+    "flab_recipes": (
+        (
+            "flab_recovery.json",
+            "flab_recovery_no_whitespace.json",
+            "flab_recovery_chat30.json",
+            "flab_recovery_assistant_only.json",
+            "flab_recovery_clean_answers.json",
+        ),
+        _flab_recipes,
+    ),
     "flab_recovery_stdlib_windows": ("flab_recovery_stdlib_windows.json", _flab_recovery),
     "flab_calibration": ("flab_calibration.json", _flab_calibration),
     "flab_ablation": ("flab_ablation.json", _flab_ablation),
@@ -202,6 +217,12 @@ def render_readme(readme: str, results_dir: Path = RESULTS_DIR) -> str:
         if name not in RENDERERS:
             raise ValueError(f"README marker `results:{name}` has no renderer; known: {sorted(RENDERERS)}.")
         filename, renderer = RENDERERS[name]
+        if isinstance(filename, tuple):  # several files: {file name: its JSON} of those present
+            present = [results_dir / item for item in filename if (results_dir / item).is_file()]
+            if not present:
+                return f"<!-- results:{name} -->\n_Not measured yet: none of {', '.join(filename)}._\n<!-- /results:{name} -->"
+            body = renderer({item.name: json.loads(item.read_text()) for item in present})
+            return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
         path = results_dir / filename
         if path.is_file() or path.is_dir():
             if path.is_dir():

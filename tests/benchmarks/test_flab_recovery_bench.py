@@ -1,5 +1,7 @@
 """The recovery benchmark's pieces on tiny inputs (the real run is ``python -m benchmarks flab-recovery``)."""
 
+import json
+
 import pytest
 from transformers import AutoTokenizer
 
@@ -125,6 +127,34 @@ def test_markdown_and_curve_from_a_result(tmp_path):
     result["dense"]["param_ratio"] = 1.0
     plot_frontier(result, tmp_path / "frontier.png")
     assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_recipes_are_compared_by_what_each_changes(tmp_path):
+    from benchmarks.render_results import render_readme
+
+    def result(settings, passed, tasks, answers, epochs):
+        row = {"recovered": {**_row(10.0, passed), "humaneval": {"passed": passed, "problems": 164,
+                                                                  "passed_tasks": tasks}},
+               "recovery": {"tokens": 1_000_000, "data": {"epochs": {"chat": epochs}}}}  # fmt: skip
+        if answers is not None:  # logged since clean_answers
+            row["recovery"]["data"]["answers"] = answers
+        return {"model": "tiny", "capability": None, "foreign_package": {"name": "accelerate"},
+                "settings": {"chat_share": 0.5, "keep_whitespace": True, "answers": 1024, **settings},
+                "dense": _row(8.0, 9), "levels": {"vocab+4L+ffn": row}}  # fmt: skip
+
+    (tmp_path / "flab_recovery.json").write_text(
+        json.dumps(result({}, 7, ["HumanEval/16", "HumanEval/22"], 1024, 2.2))
+    )
+    older = result({"keep_whitespace": False, "chat_share": 0.3}, 5, ["HumanEval/22"], None, 1.3)
+    del older["settings"]["keep_whitespace"]  # measured before the setting existed: it was off
+    (tmp_path / "flab_recovery_chat30.json").write_text(json.dumps(older))
+    readme = "<!-- results:flab_recipes -->\n<!-- /results:flab_recipes -->"
+    rendered = render_readme(readme, tmp_path)
+    assert "| current | `flab_recovery.json` | 7/164 | 16, 22 | 1.250x | 1.250x | 0.1 | 1024 (2.2) |" in rendered
+    assert "| chat_share=0.3, keep_whitespace=False | `flab_recovery_chat30.json` | 5/164 | 22 |" in rendered
+    assert "1024 (1.3) |" in rendered  # the answers from the settings when the log has no count
+    assert render_readme(rendered, tmp_path) == rendered
+    assert "Not measured yet" in render_readme(readme, tmp_path / "nothing-here")
 
 
 def test_the_zoo_pick_is_the_smallest_level_that_meets_every_target():
