@@ -440,8 +440,8 @@ def recipes_markdown(results: dict[str, dict], level: str = "vocab+4L+ffn") -> s
     def changes(settings: dict) -> str:
         changed = []
         for name, before in _RECIPE_SETTINGS.items():
-            value, current = settings.get(name, before), first.get(name, before)
-            if value != current:
+            value = settings.get(name, before)
+            if value != first.get(name, before):
                 changed.append(f"{name}={value}")
         return ", ".join(changed) or "current"
 

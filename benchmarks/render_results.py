@@ -217,14 +217,12 @@ def render_readme(readme: str, results_dir: Path = RESULTS_DIR) -> str:
         if name not in RENDERERS:
             raise ValueError(f"README marker `results:{name}` has no renderer; known: {sorted(RENDERERS)}.")
         filename, renderer = RENDERERS[name]
-        if isinstance(filename, tuple):  # several files: {file name: its JSON} of those present
-            present = [results_dir / item for item in filename if (results_dir / item).is_file()]
-            if not present:
-                return f"<!-- results:{name} -->\n_Not measured yet: none of {', '.join(filename)}._\n<!-- /results:{name} -->"
-            body = renderer({item.name: json.loads(item.read_text()) for item in present})
-            return f"<!-- results:{name} -->\n{body}\n<!-- /results:{name} -->"
-        path = results_dir / filename
-        if path.is_file() or path.is_dir():
+        path = results_dir / filename if isinstance(filename, str) else None
+        if path is None:  # several files: {file name: its JSON} of those present
+            present = {item: results_dir / item for item in filename if (results_dir / item).is_file()}
+            body = (renderer({item: json.loads(file.read_text()) for item, file in present.items()}) if present
+                    else f"_Not measured yet: none of {', '.join(filename)}._")  # fmt: skip
+        elif path.is_file() or path.is_dir():
             if path.is_dir():
                 results = {item.name: json.loads(item.read_text()) for item in sorted(path.glob("*.json"))}
             else:
