@@ -85,23 +85,50 @@ def _recovery_curve(axis, curve: list[dict]) -> None:
     axis.set_title("recovery by distillation")
 
 
+def _frontier(axis, frontier: dict, level: str | None) -> None:
+    """The recovery frontier the benchmark measured: perplexity ratio (both held-out sets) against parameter ratio,
+    each level labelled with its HumanEval, this entry's level marked."""
+    points = [{"level": "dense", "param_ratio": 1.0, "perplexity_ratio": 1.0, "perplexity_ratio_foreign": 1.0,
+               "humaneval_passed": frontier["dense_humaneval"]["passed"]}, *frontier["points"]]  # fmt: skip
+    points.sort(key=lambda point: -point["param_ratio"])
+    ratios = [point["param_ratio"] for point in points]
+    axis.plot(ratios, [p["perplexity_ratio"] for p in points], marker="o", label="stdlib test")
+    axis.plot(ratios, [p["perplexity_ratio_foreign"] for p in points], marker="o", label=frontier["foreign_package"])
+    for point in points:
+        mine = point["level"] == level
+        axis.annotate(f"{point['level']}\nHE {point['humaneval_passed']}", (point["param_ratio"],
+                      point["perplexity_ratio"]), xytext=(0, 6), textcoords="offset points", ha="center",
+                      fontsize=7, color="tab:red" if mine else "black")  # fmt: skip
+    axis.margins(x=0.2, y=0.25)
+    axis.axhline(1.15, color="grey", linestyle="--", linewidth=1, label="target 1.15x")
+    axis.axvline(0.75, color="lightgrey", linestyle=":", linewidth=1)
+    axis.invert_xaxis()
+    axis.set_xlabel("parameters / dense")
+    axis.set_ylabel("perplexity / dense")
+    axis.set_title(f"frontier ({frontier['train_tokens']:,} recovery tokens)", fontsize=10)
+    axis.legend(fontsize=7)
+
+
 def plot_flab(results: dict, path: str | os.PathLike) -> None:
     """KL(dense || pruned) on the calibration set after each pruning step; for a recovered entry, the recovery curve
     (validation KL and perplexity ratio against training tokens); parameters per component before and after each
-    stage."""
+    stage; where the entry recorded it, the benchmark's recovery frontier (HumanEval beside each level)."""
     labels, values = _kl_steps(results)
     params = results["params"]
     stages = [("dense", params["before"]), ("vocab", params["after_vocab"]), ("layers", params["after_layers"]),
               ("FFN", params["after"])]  # fmt: skip
     components = ["embed_tokens", "lm_head", "attention", "ffn", "norms"]
-    curve = (results.get("recovery") or {}).get("curve")
+    curve, frontier = (results.get("recovery") or {}).get("curve"), results.get("frontier")
+    widths = [3, *([3] if curve else []), 2, *([3] if frontier else [])]
 
     def draw(figure):
+        axes = list(figure.subplots(1, len(widths), gridspec_kw={"width_ratios": widths}))
+        left = axes.pop(0)
         if curve:
-            left, middle, right = figure.subplots(1, 3, gridspec_kw={"width_ratios": [3, 3, 2]})
-            _recovery_curve(middle, curve)
-        else:
-            left, right = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+            _recovery_curve(axes.pop(0), curve)
+        right = axes.pop(0)
+        if frontier:
+            _frontier(axes.pop(0), frontier, results.get("level"))
         left.plot(range(len(values)), values, marker="o", label="pruning (calibration KL)")
         left.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
         left.set_ylabel("KL to dense (nats/token)")
@@ -117,7 +144,7 @@ def plot_flab(results: dict, path: str | os.PathLike) -> None:
         right.set_title(f"parameters: {params['ratio']:.3f}x")
         right.legend(fontsize=8)
 
-    save_figure(draw, path, (13.0, 3.8) if curve else (9.0, 3.8))
+    save_figure(draw, path, (1.6 * sum(widths), 3.8))
 
 
 XTC_ORDER = ("base", "1W8A", "6L", "1W8A6L", "2W8A6L")

@@ -13,7 +13,7 @@ from zoo_testing import read_results
 from model_cards.alpine_entry import PLAN, SCHEDULE, alpine_published, alpine_runs
 from model_cards.card import build_card, write_card
 from model_cards.cli import main
-from model_cards.plots import PLOT_FILES
+from model_cards.plots import PLOT_FILES, plot_flab
 from model_cards.publish import content_revision
 from model_cards.zoo import ENTRIES
 
@@ -219,7 +219,7 @@ def test_alpine_card_places_its_plan_on_the_frontier(tiny_zoo):
     assert "retention frontier" not in build_card(dict(results, frontier=None)).content
 
 
-def test_flab_cards_show_the_recovery_frontier(tiny_zoo):
+def test_flab_cards_show_the_recovery_frontier(tiny_zoo, tmp_path):
     settings, _ = tiny_zoo
     results = read_results(Path(settings.output_dir) / "flab-smollm2-recovered")
     frontier = results["frontier"]  # the benchmark's committed results (benchmarks/results/flab_recovery.json)
@@ -237,3 +237,9 @@ def test_flab_cards_show_the_recovery_frontier(tiny_zoo):
     assert "No level measured there meets every target" in none
     # no frontier recorded (an installed package has no benchmark results): the section is left out
     assert "### Frontier" not in build_card(dict(results, frontier=None)).content
+    # the figure draws the frontier as one more panel, left out with the section (PNG width: IHDR's first field)
+    widths = []
+    for name, recorded in (("with.png", results), ("without.png", dict(results, frontier=None))):
+        plot_flab(recorded, tmp_path / name)
+        widths.append(struct.unpack(">I", (tmp_path / name).read_bytes()[16:20])[0])
+    assert widths[0] > widths[1]
