@@ -377,6 +377,41 @@ def zoo_choice(result: dict) -> str | None:
     return meeting[0] if meeting else None
 
 
+def _targets_markdown(result: dict) -> list[str]:
+    """The issue's targets per recovered level as a table: each value, marked where it misses its bar."""
+    dense = result["dense"]["humaneval"]["passed"]
+
+    def mark(text: str, met: bool | None) -> str:
+        return text if met is not False else f"**{text}** (no)"
+
+    def speed(entry: dict, dtype: str) -> str:
+        if f"speedup_{dtype}" not in entry:
+            return "not measured"
+        b1, b8 = entry[f"speedup_{dtype}"]
+        return mark(f"{b1:.3f}x / {b8:.3f}x", entry[f"speedup_ge_1.25_{dtype}"] if dtype == "float32" else None)
+
+    keys = {key for entry in _targets(result).values() for key in entry}
+    measured = {key.removeprefix("speedup_") for key in keys if key.startswith("speedup_") and "_ge_" not in key}
+    dtypes = sorted(measured, key=lambda dtype: dtype != "float32")  # the float32 target first
+    lines = [
+        "| level | fewer params (>= 25%) | PPL stdlib / "
+        f"{result['foreign_package']['name']} (<= 1.15x) | HumanEval (>= {dense - 1}) | "
+        + "".join(f"{dtype} speed-up b1 / b8{' (>= 1.25x)' if dtype == 'float32' else ''} | " for dtype in dtypes)
+        + "every target |",
+        "|---|---|---|---|" + "---|" * len(dtypes) + "---|",
+    ]
+    for level, entry in _targets(result).items():
+        reduction = mark(f"{100 * entry['param_reduction']:.1f}%", entry["param_reduction_ge_25%"])
+        ppl = f"{entry['perplexity_ratio']:.3f}x / {entry['perplexity_ratio_foreign']:.3f}x"
+        humaneval = mark(str(entry["humaneval_passed"]), entry["humaneval_ge_dense_minus_1"])
+        speeds = "".join(f"{speed(entry, dtype)} | " for dtype in dtypes)
+        met = {True: "yes", False: "no", None: "speed not measured"}[entry["meets_targets"]]
+        lines.append(
+            f"| {level} | {reduction} | {mark(ppl, entry['perplexity_le_1.15x'])} | {humaneval} | {speeds}{met} |"
+        )
+    return lines
+
+
 def recovery_markdown(result: dict) -> str:
     """The result as a Markdown table (one row per model) plus the targets."""
     dense = result["dense"]
@@ -412,9 +447,7 @@ def recovery_markdown(result: dict) -> str:
             continue
         lines.append(line(f"{level} pruned", row["pruned"]))
         lines.append(line(f"{level} recovered ({tokens:,} tokens)", row["recovered"]))
-    lines.append("")
-    for level, entry in result["targets"].items():
-        lines.append(f"- {level}: {json.dumps(entry)}")
+    lines += ["", *_targets_markdown(result)]
     choice = zoo_choice(result)
     lines += ["", f"Smallest level that meets every target (the zoo's pick): {choice or 'none of those measured'}."]
     return "\n".join(lines) + "\n"

@@ -118,6 +118,8 @@ def test_markdown_and_curve_from_a_result(tmp_path):
     table = recovery_markdown(result)
     assert "| vocab+4L recovered (1,000,000 tokens) | 100 (0.7) | 7/164 | 9.0 (1.125x)" in table
     assert "the zoo's pick): none of those measured." in table  # 7/164 is below dense - 1
+    # the targets table marks what misses its bar; no speed measured: no speed columns
+    assert "| vocab+4L | 30.0% | 1.125x / 1.125x | **7** (no) | no |" in table
     plot_recovery_curve(result, tmp_path / "curve.png")
     first = (tmp_path / "curve.png").read_bytes()
     assert first[:4] == b"\x89PNG"
@@ -159,7 +161,8 @@ def test_recipes_are_compared_by_what_each_changes(tmp_path):
 
 def test_the_zoo_pick_is_the_smallest_level_that_meets_every_target():
     def level(ratio, ppl, passed):
-        return {"recovered": {**_row(ppl, passed), "param_ratio": ratio}, "recovery": {"tokens": 1_000_000}}
+        return {"pruned": _row(16.0, 0), "recovered": {**_row(ppl, passed), "param_ratio": ratio},
+                "recovery": {"tokens": 1_000_000}}  # fmt: skip
 
     result = {
         "dense": _row(8.0, 9),
@@ -171,6 +174,10 @@ def test_the_zoo_pick_is_the_smallest_level_that_meets_every_target():
     # vocab+6L misses HumanEval (6 < 9 - 1) and 1.15x perplexity; vocab+2L is not 25% smaller
     assert [p["meets_targets"] for p in points] == [False, True, False]
     assert zoo_choice(result) == "vocab+4L"
+    result.update(model="tiny", quality_dtype="float32", capability=None, foreign_package={"name": "accelerate"})
+    table = recovery_markdown(result)
+    assert "| vocab+4L | 26.0% | 1.100x / 1.100x | 8 | 1.300x / 1.400x | yes |" in table
+    assert "| vocab+6L | 30.0% | **1.200x / 1.200x** (no) | **6** (no) | not measured | no |" in table
     # a level whose speed was not measured cannot be said to meet the targets
     del result["speed"]["float32"]["vocab+4L"]
     assert [p["meets_targets"] for p in frontier_points(result)] == [False, None, False]
