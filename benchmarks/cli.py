@@ -304,6 +304,7 @@ def _xtc(args) -> int:
         ("teacher_tokens", args.teacher_tokens),
         ("teacher_dir", args.teacher_dir),
         ("embedding_bits", args.embedding_bits),
+        ("weight_granularity", args.weight_granularity),
         ("stage_steps", args.steps),
         ("samples", args.samples),
     ):
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m benchmarks`` argument parser."""
     from compress_utils.cli_args import add_dataclass_arguments, positive_int
     from flab_hf.distillation import DistillationConfig
+    from xtc_hf.constants_xtc import GRANULARITIES
 
     from .alpine_finetune import SCHEDULES, FinetuneConfig
     from .alpine_plans import ALL_MODES, PLAN_EXAMPLE
@@ -511,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     xtc.add_argument("--embedding-bits", type=int, default=None,
                      help="Word-embedding bits of the quantised students (default: their weight bits).")  # fmt: skip
+    xtc.add_argument("--weight-granularity", choices=GRANULARITIES, default=None,
+                     help="Weight scale of the quantised students per `matrix` (default, XTC's) or per `row`.")  # fmt: skip
     xtc.add_argument("--steps", type=positive_int, default=None, help="Optimizer steps per XTC stage.")
     xtc.add_argument("--samples", type=positive_int, default=None, help="Line-completion samples.")
     xtc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: shared machines).")

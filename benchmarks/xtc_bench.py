@@ -30,7 +30,7 @@ import torch
 
 from compress_utils.counting import count_parameters as core_count_parameters
 from compress_utils.counting import disk_bytes as core_disk_bytes
-from xtc_hf.constants_xtc import WEIGHT_BITS
+from xtc_hf.constants_xtc import GRANULARITIES, WEIGHT_BITS
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,12 @@ class BenchSettings:
             "help": "Bits of the word embeddings of the quantised students (8 = int8); None = their weight bits."
         },
     )
+    weight_granularity: str = field(
+        default="matrix",
+        metadata={
+            "help": "Scale of the quantised students' block weights: one per `matrix` (XTC's) or per output `row`."
+        },
+    )
     student_packages: bool = field(
         default=False,
         metadata={
@@ -115,6 +121,8 @@ class BenchSettings:
         for name in ("stage_steps", "samples", "batch_size", "seq_len", "rounds", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
+        if self.weight_granularity not in GRANULARITIES:
+            raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
         if self.embedding_bits is not None and self.embedding_bits not in WEIGHT_BITS:
             raise ValueError(f"`embedding_bits` must be None or one of {WEIGHT_BITS}, got {self.embedding_bits!r}.")
         if self.teacher_dir is not None and not os.path.isfile(os.path.join(self.teacher_dir, "xtc_teacher.json")):
@@ -281,6 +289,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         recipe = XTCRecipeConfig(
             **VARIANTS[name],
             embedding_bits=student_embedding_bits(name, settings.embedding_bits),
+            weight_granularity=settings.weight_granularity,
             # the quality run distils in fp32, as XTC does; the CI budget takes bf16 autocast where it is fast
             bf16=False if settings.until_converged else None,
             layer_reduction_steps=settings.stage_steps,
@@ -360,6 +369,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             "weight_bits": getattr(model.config, "weight_bits", 32),
             "activation_bits": getattr(model.config, "activation_bits", 32),
             "embedding_bits": getattr(model.config, "word_embedding_bits", 32),
+            "weight_granularity": getattr(model.config, "weight_granularity", None),
             "em": accuracy[name]["em"],
             "es": accuracy[name]["es"],
             "em_retention": accuracy[name]["em"] / accuracy["base"]["em"] if accuracy["base"]["em"] else None,

@@ -48,6 +48,7 @@ def _never(*args, **kwargs):
         (["xtc", "--json", "{dir}/r.json", "--teacher-tokens", "9", "--teacher-steps", "3"], "not both"),
         (["xtc", "--json", "{dir}/r.json", "--embedding-bits", "3"], "`embedding_bits` must be None or one of"),
         (["xtc", "--json", "{dir}/r.json", "--teacher-dir", "{dir}"], "`teacher_dir`="),
+        (["xtc", "--json", "{dir}/r.json", "--weight-granularity", "column"], "--weight-granularity"),
         (["xtc-eval", "--model", "smollm2", "--json", "{file}/r.json"], "`--json`="),
     ],
 )
@@ -70,3 +71,11 @@ def test_bad_options_are_refused_before_work(tmp_path, capsys, monkeypatch, argv
     assert exit_info.value.code == 2
     assert named in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["a-file"]
+
+
+def test_xtc_settings_refuse_an_unknown_weight_granularity():
+    from benchmarks.xtc_bench import BenchSettings
+
+    assert BenchSettings(weight_granularity="row").weight_granularity == "row"
+    with pytest.raises(ValueError, match="`weight_granularity` must be one of"):
+        BenchSettings(weight_granularity="column")
