@@ -338,7 +338,8 @@ def _meets_targets(entry: dict) -> bool | None:
 def frontier_points(result: dict) -> list[dict]:
     """Each recovered level of ``result`` as one point of the frontier, smallest model first: ``level``,
     ``param_ratio``, ``perplexity_ratio`` (stdlib test, per dense-tokenizer token), ``perplexity_ratio_foreign``,
-    ``humaneval_passed``, ``tokens`` (recovery budget spent) and ``meets_targets`` (see :func:`zoo_choice`).
+    ``humaneval_passed``, ``speedup_float32`` (batch 1 and 8, or None), ``tokens`` (recovery budget spent) and
+    ``meets_targets`` (see :func:`zoo_choice`).
 
     Example:
         >>> row = lambda ratio, ppl, he: {"param_ratio": ratio, "humaneval": {"passed": he, "problems": 164},
@@ -358,6 +359,7 @@ def frontier_points(result: dict) -> list[dict]:
             "perplexity_ratio": entry["perplexity_ratio"],
             "perplexity_ratio_foreign": entry["perplexity_ratio_foreign"],
             "humaneval_passed": entry["humaneval_passed"],
+            "speedup_float32": entry.get("speedup_float32"),  # [batch 1, batch 8]; None where not measured
             "tokens": row["recovery"]["tokens"],
             "meets_targets": entry["meets_targets"],
         })  # fmt: skip

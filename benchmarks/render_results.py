@@ -180,6 +180,7 @@ RENDERERS = {
     "alpine_finetune_minilm_seeds": ("alpine_finetune_minilm_seeds.json", _alpine_finetune),
     "alpine_finetune_frontier": ("alpine_finetune_frontier.json", _alpine_frontier_report),
     "zoo_build": ("zoo_build.json", build_times_markdown),
+    "zoo_build_avx2": ("zoo_build_avx2.json", build_times_markdown),
     "cpu_allocator": ("cpu_allocator.json", _cpu_allocator),
     "xtc_teacher_curves": ("xtc_teacher_curves", _xtc_teacher_curves),  # a folder: {file name: its JSON}
 }

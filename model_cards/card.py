@@ -556,15 +556,17 @@ def _flab_frontier(results: dict) -> list[str]:
     level, dense = results.get("level"), frontier["dense_humaneval"]
     rows = [
         "| level | parameters / dense | perplexity stdlib test (x dense) | perplexity "
-        f"`{frontier['foreign_package']}` (x dense) | HumanEval | meets every target |",
-        "|---|---|---|---|---|---|",
+        f"`{frontier['foreign_package']}` (x dense) | HumanEval | float32 speed-up batch 1 / 8 | meets every target |",
+        "|---|---|---|---|---|---|---|",
     ]
     for point in frontier["points"]:
         name = f"**{point['level']} (this model's level)**" if point["level"] == level else point["level"]
         meets = {True: "yes", False: "no", None: "speed not measured"}[point["meets_targets"]]
+        speed = point.get("speedup_float32")  # absent from frontiers recorded before it
+        speed = f"{speed[0]:.3f}x / {speed[1]:.3f}x" if speed else "not measured"
         rows.append(f"| {name} | {point['param_ratio']:.4f} | {point['perplexity_ratio']:.3f}x | "
                     f"{point['perplexity_ratio_foreign']:.3f}x | {point['humaneval_passed']}/{dense['problems']} | "
-                    f"{meets} |")  # fmt: skip
+                    f"{speed} | {meets} |")  # fmt: skip
     choice = frontier["choice"]
     if choice is None:
         verdict = "No level measured there meets every target, so this entry is not the frontier's pick either."

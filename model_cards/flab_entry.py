@@ -79,13 +79,12 @@ def _default_distill() -> DistillationConfig:
                               learning_rate=2e-4)  # fmt: skip
 
 
-# Measured times of a whole default build (fp32, 2 idle AVX2 Zen 3 cores): benchmarks/results/zoo_build.json.
-# The pruned entry's time is mostly the vocabulary's 64 dense chat answers (283 s at batch 32) and the KL search for
-# 4 layers (132 s); the recovered entry's is 16 distillation steps of 8 x 256 tokens (~27 s each: dense forward plus
-# the pruned model's full fine-tuning step; the recovery curve flattens after 32k tokens: perplexity 17.8, 13.6,
-# 12.3, 12.0, 11.9 at 0, 16k, 32k, 48k, 64k), trained on the vocabulary's answers (same prompts). Those times
-# predate the broad vocabulary and the FFN step: the vocabulary now also counts the packages' sources (~35 s) and
-# asks other prompts than the training answers (64 more answers), and the FFN rules are searched too.
+# Measured times of a whole default build (fp32, 2 idle cores): benchmarks/results/zoo_build.json (AVX-512/AMX Xeon:
+# pruned entry 522 s, mostly the vocabulary's 64 dense chat answers, 282 s (batch 32), then counting tokens 62 s, the
+# KL search for 4 layers 46 s, the FFN rules 3 s; recovered entry 215 s: 64 more answers to other prompts, 100 s, and
+# 16 distillation steps of 8 x 256 tokens, 92 s).
+# The recovery curve flattens after 32k tokens (perplexity 17.8, 13.6, 12.3, 12.0, 11.9 at 0, 16k, 32k, 48k, 64k on
+# the first default build, benchmarks/results/zoo_build_avx2.json).
 @dataclass
 class FlabBudget:
     """What the Flab entries run: Flab-Pruner's and distillation's own configs (``prune``, ``distill``; their

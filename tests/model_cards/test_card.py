@@ -227,6 +227,8 @@ def test_flab_cards_show_the_recovery_frontier(tiny_zoo, tmp_path):
     assert "### Frontier" in text
     for point in frontier["points"]:
         assert f"| {point['param_ratio']:.4f} | {point['perplexity_ratio']:.3f}x |" in text
+        b1, b8 = point["speedup_float32"]  # the committed frontier measured every level's speed
+        assert f"/{frontier['dense_humaneval']['problems']} | {b1:.3f}x / {b8:.3f}x |" in text
     # the card says whether this entry's level is the frontier's pick, from the points alone
     picked = dict(results, level=frontier["points"][0]["level"])
     picked["frontier"] = dict(frontier, choice=picked["level"])
