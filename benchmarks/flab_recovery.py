@@ -392,7 +392,8 @@ def _targets_markdown(result: dict) -> list[str]:
         b1, b8 = entry[f"speedup_{dtype}"]
         return mark(f"{b1:.3f}x / {b8:.3f}x", entry[f"speedup_ge_1.25_{dtype}"] if dtype == "float32" else None)
 
-    keys = {key for entry in _targets(result).values() for key in entry}
+    targets = _targets(result)
+    keys = {key for entry in targets.values() for key in entry}
     measured = {key.removeprefix("speedup_") for key in keys if key.startswith("speedup_") and "_ge_" not in key}
     dtypes = sorted(measured, key=lambda dtype: dtype != "float32")  # the float32 target first
     lines = [
@@ -402,7 +403,7 @@ def _targets_markdown(result: dict) -> list[str]:
         + "every target |",
         "|---|---|---|---|" + "---|" * len(dtypes) + "---|",
     ]
-    for level, entry in _targets(result).items():
+    for level, entry in targets.items():
         reduction = mark(f"{100 * entry['param_reduction']:.1f}%", entry["param_reduction_ge_25%"])
         ppl = f"{entry['perplexity_ratio']:.3f}x / {entry['perplexity_ratio_foreign']:.3f}x"
         humaneval = mark(str(entry["humaneval_passed"]), entry["humaneval_ge_dense_minus_1"])
