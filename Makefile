@@ -14,7 +14,7 @@ GLIBC_TUNABLES := $(shell sed -n 's/^MALLOC_TUNABLES = "\(.*\)"$$/\1/p' compress
 endif
 export GLIBC_TUNABLES
 
-.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves xtc-teacher-distilled xtc-teacher-py150 bench-xtc-py150 bench-flab bench-flab-ablation bench-flab-recovery finetune finetune-table finetune-small results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves xtc-teacher-distilled xtc-teacher-py150 bench-xtc-py150 bench-flab bench-flab-ablation bench-flab-recovery bench-flab-recovery-hidden finetune finetune-table finetune-small results clean
 
 install: $(STAMP)
 
@@ -132,6 +132,12 @@ bench-flab-recovery: install
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks flab-recovery --levels $(FLAB_LEVELS) --speed-levels $(FLAB_LEVELS) --learning-rate 2e-4 \
 		--results-dir benchmarks/results/flab_levels --json benchmarks/results/flab_recovery.json
+
+# The same recovery of the zoo's level with intermediate-layer distillation beside the KL: each kept layer's output
+# learns the dense layer it was (compared in README's recipe table).
+bench-flab-recovery-hidden: install
+	$(PY) -m benchmarks flab-recovery --levels vocab+4L+ffn --learning-rate 2e-4 --hidden-weight 1.0 \
+		--results-dir benchmarks/results/flab_levels --json benchmarks/results/flab_recovery_hidden.json
 
 # The retention frontier: 8,000 training and 1,000 test pairs (stdlib plus the `datasets` package's sources), 2 epochs,
 # fp32 (bf16 changes the discrete pruning decisions), schedules a and b. Each finished run is stored in

@@ -126,6 +126,17 @@ class RecoverySettings(LevelSettings):
 
 # distillation settings that change no number (logging and checkpoint cadence, where checkpoints go)
 _NOT_IN_DISTILL_KEY = ("progress", "checkpoint_dir", "save_steps", "track_emissions")
+# distillation settings added after rows were stored, at the value those rows had: left out of the keys at that
+# value, so that the stored rows and recovered models keep their names
+_DISTILL_KEY_SINCE = {"hidden_weight": 0.0}
+
+
+def _distill_key_values(settings: RecoverySettings, leave_out=_NOT_IN_DISTILL_KEY) -> dict:
+    return {
+        name: value
+        for name, value in asdict(settings.distill).items()
+        if name not in leave_out and not (name in _DISTILL_KEY_SINCE and value == _DISTILL_KEY_SINCE[name])
+    }
 
 
 def level_result_path(settings: RecoverySettings, level: str) -> Path | None:
@@ -137,7 +148,7 @@ def level_result_path(settings: RecoverySettings, level: str) -> Path | None:
     if level == "dense":
         return dense_result_path(settings)
     values = row_key_values(asdict(settings))
-    values["distill"] = {k: v for k, v in values["distill"].items() if k not in _NOT_IN_DISTILL_KEY}
+    values["distill"] = _distill_key_values(settings)
     values["level"] = list(parse_level(level))
     return Path(settings.results_dir) / f"{level}-{settings_key(values)}.json"
 
@@ -191,7 +202,7 @@ def run_recovery_bench(settings: RecoverySettings | None = None, progress: bool 
 
 
 def _recovery_dirs(level: str, settings: RecoverySettings, work: Path) -> dict[str, Path]:
-    distill = {k: v for k, v in asdict(settings.distill).items() if k not in ("progress", "checkpoint_dir")}
+    distill = _distill_key_values(settings, leave_out=("progress", "checkpoint_dir"))
     data = {
         "answers": settings.answers,
         "answer_tokens": settings.answer_tokens,
@@ -260,6 +271,7 @@ def _recover_level(level, row, pruned_dir, settings, yardstick, training_data, p
         _, log = distill_recover(
             pruned, pruned_tokenizer, yardstick.dense, data["blocks"], config, kept_token_ids=kept,
             eval_ids=eval_ids, output_dir=str(dirs["recovered"]), train_masks=data["loss_masks"],
+            removed_layers=row["removed_layers"],
         )  # fmt: skip
         log["data"] = {key: data[key] for key in ("code_tokens", "chat_tokens", "epochs")}
         log["data"]["answers"] = len(records)
@@ -457,9 +469,15 @@ def recovery_markdown(result: dict) -> str:
 
 
 # recipe settings a comparison names when they differ from the first (current) recipe, with their value before
-# the setting existed (as the results files measured before it were run)
+# the setting existed (as the results files measured before it were run); "distill.x" is the distillation's x
 _RECIPE_SETTINGS = {"chat_share": None, "keep_whitespace": False, "assistant_only_loss": False,
-                    "clean_answers": False, "answers": None, "train_package_chars": None}  # fmt: skip
+                    "clean_answers": False, "answers": None, "train_package_chars": None,
+                    "distill.hidden_weight": 0.0}  # fmt: skip
+
+
+def _setting(settings: dict, name: str, before):
+    group, _, field_name = name.rpartition(".")
+    return (settings.get(group) or {} if group else settings).get(field_name, before)
 
 
 def recipes_markdown(results: dict[str, dict], level: str = "vocab+4L+ffn") -> str:
@@ -476,8 +494,8 @@ def recipes_markdown(results: dict[str, dict], level: str = "vocab+4L+ffn") -> s
     def changes(settings: dict) -> str:
         changed = []
         for name, before in _RECIPE_SETTINGS.items():
-            value = settings.get(name, before)
-            if value != first.get(name, before):
+            value = _setting(settings, name, before)
+            if value != _setting(first, name, before):
                 changed.append(f"{name}={value}")
         return ", ".join(changed) or "current"
 

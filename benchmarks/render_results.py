@@ -158,6 +158,7 @@ RENDERERS = {
             "flab_recovery_chat30.json",
             "flab_recovery_assistant_only.json",
             "flab_recovery_clean_answers.json",
+            "flab_recovery_hidden.json",
         ),
         _flab_recipes,
     ),

@@ -12,7 +12,13 @@ from compress_utils.registration import register_auto_classes
 
 from .callbacks import LoRARecoveryCallback
 from .configuration_flab import FlabLlamaConfig, FlabQwen2Config, FlabQwen3Config, check_intermediate_sizes
-from .distillation import DistillationConfig, FlabDistillationCallback, RecoveryCurveCallback, distill_recover
+from .distillation import (
+    DistillationConfig,
+    FlabDistillationCallback,
+    RecoveryCurveCallback,
+    distill_recover,
+    hidden_layer_map,
+)
 from .modeling_flab import (
     FlabLlamaForCausalLM,
     FlabLlamaModel,
@@ -69,6 +75,7 @@ __all__ = [
     "distill_recover",
     "ffn_keep_indices",
     "flab_prune",
+    "hidden_layer_map",
     "lora_recover",
     "prune_vocabulary",
     "quality",

@@ -57,6 +57,13 @@ class DistillationConfig:
     kl_weight: float = field(
         default=1.0, metadata={"help": "Weight of the KL term; the cross-entropy on the text gets 1 - kl_weight."}
     )
+    hidden_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of intermediate-layer distillation: each kept layer's output against the dense layer it "
+            "was (MSE over the dense state's mean square, summed over layers); 0 = logits only."
+        },
+    )
     lora_r: int | None = field(
         default=None, metadata={"help": "LoRA rank (adapters merged at the end); None = full fine-tuning."}
     )
@@ -101,12 +108,35 @@ class DistillationConfig:
         from compress_utils.distillation import check_distillation_settings
 
         check_distillation_settings(self.temperature, self.kl_weight)
+        if isinstance(self.hidden_weight, bool) or not self.hidden_weight >= 0:
+            raise ValueError(f"`hidden_weight` must be a number >= 0 (0 = logits only), got {self.hidden_weight!r}.")
         if self.track_emissions is not None:
             self.track_emissions = check_emissions_country(self.track_emissions)
 
     def steps(self, processes: int = 1) -> int:
         """Optimizer steps that cover ``train_tokens`` with ``processes`` data-parallel processes."""
         return max(1, math.ceil(self.train_tokens / (self.block_size * self.batch_size * processes)))
+
+
+def hidden_layer_map(num_dense_layers: int, removed_layers=()) -> dict[int, int]:
+    """``{pruned hidden index: dense hidden index}`` for intermediate-layer distillation after layer pruning.
+
+    Kept layer ``j`` of the pruned model was dense layer ``kept[j]``, so its output (hidden state ``j + 1``) should
+    reproduce the dense model's state ``kept[j] + 1``. The embedding output (the same in both) and the last state
+    (Transformers returns it after the final norm; the logit term covers it) are not mapped.
+
+    Example:
+        >>> hidden_layer_map(5, removed_layers=[2])
+        {1: 1, 2: 2, 3: 4}
+    """
+    removed = set(removed_layers)
+    if not removed <= set(range(num_dense_layers)):
+        raise ValueError(
+            f"`removed_layers` {sorted(removed)} must be layer indices of the dense model (0 to "
+            f"{num_dense_layers - 1})."
+        )
+    kept = [index for index in range(num_dense_layers) if index not in removed]
+    return {position + 1: original + 1 for position, original in enumerate(kept[:-1])}
 
 
 class FlabDistillationCallback(DistillationCallback):
@@ -125,6 +155,9 @@ class FlabDistillationCallback(DistillationCallback):
             vocabulary was not pruned.
         temperature: softmax temperature of both distributions.
         kl_weight: weight of the KL term; the student's own loss (cross-entropy on ``labels``) gets ``1 - kl_weight``.
+        hidden_weight: weight of intermediate-layer distillation over ``layer_map`` (see :func:`hidden_layer_map`);
+            0 = logits only.
+        layer_map: ``{pruned hidden index: dense hidden index}``, needed when ``hidden_weight`` > 0.
 
     Example:
         >>> callback = FlabDistillationCallback(dense, kept_token_ids=kept, kl_weight=1.0)  # doctest: +SKIP
@@ -133,17 +166,23 @@ class FlabDistillationCallback(DistillationCallback):
 
     teacher_inputs = ("input_ids", "attention_mask")
 
-    def __init__(self, dense_model, kept_token_ids=None, temperature: float = 1.0, kl_weight: float = 1.0):
-        super().__init__(dense_model, temperature=temperature, kl_weight=kl_weight)
+    def __init__(self, dense_model, kept_token_ids=None, temperature: float = 1.0, kl_weight: float = 1.0,
+                 hidden_weight: float = 0.0, layer_map: dict[int, int] | None = None):  # fmt: skip
+        super().__init__(dense_model, temperature=temperature, kl_weight=kl_weight, hidden_weight=hidden_weight,
+                         layer_map=layer_map)  # fmt: skip
         self.kept = None if kept_token_ids is None else torch.as_tensor(list(kept_token_ids), dtype=torch.long)
 
-    def teacher_logits(self, inputs: dict) -> torch.Tensor:
+    def teacher_outputs(self, inputs: dict, output_hidden_states: bool = False):
+        """The dense model's outputs on the student's text, its logits restricted to the kept vocabulary."""
         ids = inputs["input_ids"]
         if self.kept is not None:
             self.kept = self.kept.to(ids.device)
             ids = self.kept[ids]
-        logits = self.teacher(input_ids=ids, attention_mask=inputs.get("attention_mask")).logits
-        return logits if self.kept is None else logits[..., self.kept]
+        outputs = self.teacher(input_ids=ids, attention_mask=inputs.get("attention_mask"),
+                               output_hidden_states=output_hidden_states)  # fmt: skip
+        if self.kept is not None:
+            outputs["logits"] = outputs.logits[..., self.kept]
+        return outputs
 
     def align(self, outputs, teacher_logits: torch.Tensor, inputs: dict):
         mask = inputs.get("attention_mask")
@@ -226,10 +265,23 @@ def _collate(with_labels: bool):
     return collate
 
 
+def _layer_map(dense_model, pruned_model, removed_layers) -> dict[int, int]:
+    dense_layers = dense_model.config.num_hidden_layers
+    pruned_layers = pruned_model.config.num_hidden_layers
+    removed = list(removed_layers or ())
+    if dense_layers - len(set(removed)) != pruned_layers:
+        raise ValueError(
+            f"`removed_layers`={removed_layers!r} leaves {dense_layers - len(set(removed))} of the dense model's "
+            f"{dense_layers} layers, but the pruned model has {pruned_layers}; pass the pruning report's "
+            "`removed_layers` (needed for `hidden_weight` > 0)."
+        )
+    return hidden_layer_map(dense_layers, removed)
+
+
 def distill_recover(pruned_model, tokenizer, dense_model, train_blocks: list[list[int]],
                     config: DistillationConfig | None = None, kept_token_ids=None, eval_ids: torch.Tensor | None = None,
                     output_dir: str | None = None, overwrite: bool = False, callbacks: list | None = None,
-                    train_masks: list[list[int]] | None = None):  # fmt: skip
+                    train_masks: list[list[int]] | None = None, removed_layers=None):  # fmt: skip
     """Distil ``dense_model`` into ``pruned_model`` on ``train_blocks``; returns ``(recovered model, log)``.
 
     ``train_blocks`` are equal-length token-id lists of the pruned tokenizer (see
@@ -242,7 +294,10 @@ def distill_recover(pruned_model, tokenizer, dense_model, train_blocks: list[lis
     ``tokenizer``); a non-empty ``output_dir`` is refused unless ``overwrite``, before training starts. ``callbacks``
     are more ``TrainerCallback`` objects for the Trainer (logging, early stopping). ``train_masks`` (one 0/1 list per
     block, :func:`~flab_hf.distillation_data.distillation_blocks`' ``loss_masks``) leaves the 0 tokens out of the loss
-    (both the KL and the cross-entropy): training on the answers, not on the prompts they answer.
+    (both the KL and the cross-entropy): training on the answers, not on the prompts they answer. With
+    ``config.hidden_weight`` > 0 each kept layer's output also learns the dense layer it was
+    (:func:`hidden_layer_map`); ``removed_layers`` (the dense indices layer pruning removed, the pruning report's
+    ``removed_layers``) says which those are, and is needed when the pruned model has fewer layers than the dense one.
 
     Example:
         >>> recovered, log = distill_recover(pruned, pruned_tokenizer, dense, blocks, DistillationConfig(),
@@ -264,6 +319,9 @@ def distill_recover(pruned_model, tokenizer, dense_model, train_blocks: list[lis
             "`train_masks` must hold one mask per block, of the block's length; pass distillation_blocks(...)"
             "['loss_masks'] with its 'blocks'."
         )
+    layer_map = None
+    if config.hidden_weight > 0:
+        layer_map = _layer_map(dense_model, pruned_model, removed_layers)
     if output_dir is not None:
         check_output_dir(output_dir, overwrite=overwrite, argument="output_dir")
     model = pruned_model
@@ -278,7 +336,8 @@ def distill_recover(pruned_model, tokenizer, dense_model, train_blocks: list[lis
                           task_type="CAUSAL_LM")  # fmt: skip
         model = get_peft_model(model, lora)
     bf16 = resolve_bf16(config.bf16)
-    distill = FlabDistillationCallback(dense_model, kept_token_ids, config.temperature, config.kl_weight)
+    distill = FlabDistillationCallback(dense_model, kept_token_ids, config.temperature, config.kl_weight,
+                                       config.hidden_weight, layer_map)  # fmt: skip
     checkpoints = config.checkpoint_dir
     with tempfile.TemporaryDirectory(prefix="flab-distill-") as scratch:
         args = TrainingArguments(
@@ -334,4 +393,5 @@ __all__ = [
     "FlabDistillationCallback",
     "RecoveryCurveCallback",
     "distill_recover",
+    "hidden_layer_map",
 ]

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback
 
+from compress_utils.distillation import hidden_state_loss
 from compress_utils.emissions import CODECARBON_HINT, EmissionsCallback, check_emissions_country
 
 logger = logging.getLogger(__name__)
@@ -32,35 +33,6 @@ def soft_cross_entropy(student_logits, teacher_logits, temperature: float = 1.0,
         return per_token.mean()
     mask = mask.to(per_token.dtype)
     return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
-
-
-def hidden_state_loss(student_states, teacher_states, layer_map: dict[int, int]) -> torch.Tensor:
-    """Intermediate-layer distillation loss: ``sum_{(s, t) in layer_map} MSE(student[s], teacher[t]) / mean(teacher[t]^2)``.
-
-    ``student_states``/``teacher_states`` are ``output_hidden_states`` tuples (index 0 the embedding output, ``i + 1``
-    the output of block ``i``); ``layer_map`` pairs each student state with the teacher state it should reproduce,
-    e.g. the output of the teacher block it was initialised from (:func:`xtc_hf.recipe.hidden_layer_map`).
-
-    Example:
-        >>> state = torch.ones(1, 2, 4)
-        >>> float(hidden_state_loss((state, 2 * state), (state, state), {0: 0, 1: 1}))
-        1.0
-    """
-    if not layer_map:
-        raise ValueError("`layer_map` is empty; map at least one student hidden state to a teacher one.")
-    total = 0.0
-    for s_index, t_index in layer_map.items():
-        if not (0 <= s_index < len(student_states) and 0 <= t_index < len(teacher_states)):
-            raise ValueError(
-                f"`layer_map` pairs student state {s_index} with teacher state {t_index}, but there are "
-                f"{len(student_states)} student and {len(teacher_states)} teacher hidden states."
-            )
-        target = teacher_states[t_index].float()
-        # GPT-2's residual stream is not normalised and grows with depth: divide by the teacher state's mean square so
-        # that every mapped layer (and the hidden term as a whole) is on the scale of the logit term
-        scale = target.pow(2).mean().clamp(min=1e-6)
-        total = total + F.mse_loss(student_states[s_index].float(), target) / scale
-    return total
 
 
 class DistillationCallback(TrainerCallback):

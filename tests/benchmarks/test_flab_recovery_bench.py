@@ -83,6 +83,10 @@ def test_a_level_row_is_stored_once_and_read_back_by_its_settings(tmp_path):
     clean = RecoverySettings(results_dir=str(tmp_path), clean_answers=True)
     assert level_result_path(clean, "vocab+2L") not in (path, level_result_path(answers_only, "vocab+2L"))
     assert _recovery_dirs("vocab+2L", clean, tmp_path) != _recovery_dirs("vocab+2L", settings, tmp_path)
+    hidden = RecoverySettings(results_dir=str(tmp_path))
+    hidden.distill.hidden_weight = 0.5
+    assert level_result_path(hidden, "vocab+2L") != path
+    assert _recovery_dirs("vocab+2L", hidden, tmp_path) != _recovery_dirs("vocab+2L", settings, tmp_path)
     # the dense row depends on the measurement only
     assert level_result_path(budget, "dense") == level_result_path(settings, "dense")
     assert level_result_path(RecoverySettings(results_dir=str(tmp_path), humaneval=20), "dense") != level_result_path(
@@ -147,6 +151,8 @@ def test_recipes_are_compared_by_what_each_changes(tmp_path):
     (tmp_path / "flab_recovery.json").write_text(
         json.dumps(result({}, 7, ["HumanEval/16", "HumanEval/22"], 1024, 2.2))
     )
+    hidden = result({"distill": {"hidden_weight": 1.0}}, 8, ["HumanEval/22"], 1024, 2.2)
+    (tmp_path / "flab_recovery_hidden.json").write_text(json.dumps(hidden))
     older = result({"keep_whitespace": False, "chat_share": 0.3}, 5, ["HumanEval/22"], None, 1.3)
     del older["settings"]["keep_whitespace"]  # measured before the setting existed: it was off
     (tmp_path / "flab_recovery_chat30.json").write_text(json.dumps(older))
@@ -154,6 +160,7 @@ def test_recipes_are_compared_by_what_each_changes(tmp_path):
     rendered = render_readme(readme, tmp_path)
     assert "| current | `flab_recovery.json` | 7/164 | 16, 22 | 1.250x | 1.250x | 0.1 | 1024 (2.2) |" in rendered
     assert "| chat_share=0.3, keep_whitespace=False | `flab_recovery_chat30.json` | 5/164 | 22 |" in rendered
+    assert "| distill.hidden_weight=1.0 | `flab_recovery_hidden.json` | 8/164 | 22 |" in rendered
     assert "1024 (1.3) |" in rendered  # the answers from the settings when the log has no count
     assert render_readme(rendered, tmp_path) == rendered
     assert "Not measured yet" in render_readme(readme, tmp_path / "nothing-here")

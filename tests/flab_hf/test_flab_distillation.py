@@ -8,9 +8,9 @@ import pytest
 import torch
 from flab_testing import CODE, PROSE, tiny_model, tiny_tokenizer
 
-from compress_utils.distillation import kl_divergence
+from compress_utils.distillation import hidden_state_loss, kl_divergence
 from flab_hf import FlabConfig, flab_prune
-from flab_hf.distillation import DistillationConfig, FlabDistillationCallback, distill_recover
+from flab_hf.distillation import DistillationConfig, FlabDistillationCallback, distill_recover, hidden_layer_map
 from flab_hf.distillation_data import (
     chat_prompt_chars,
     chat_texts,
@@ -19,20 +19,27 @@ from flab_hf.distillation_data import (
     pack_blocks,
     self_answers,
 )
+from flab_hf.layers import remove_layers_
 from flab_hf.quality import quality
 
 TEXTS = (CODE + PROSE) * 3
 
 
 @pytest.fixture(scope="module")
-def pruned_pair():
-    """A dense tiny model and a copy with a pruned vocabulary and one layer fewer (the student)."""
+def pruned_and_report():
+    """A dense tiny model, a copy with a pruned vocabulary and one layer fewer (the student), and the report."""
     torch.manual_seed(0)
     # a wider initialisation than the default gives peaked distributions: a KL that distillation can visibly lower
     dense, tokenizer = tiny_model(layers=3, initializer_range=0.2).eval(), tiny_tokenizer()
     config = FlabConfig(layers_to_prune=1, ffn_neurons=0, calibration_samples=2, calibration_length=16,
                         keep_chat=False, progress=False)  # fmt: skip
     pruned, pruned_tokenizer, report = flab_prune(dense, tokenizer, TEXTS, config)
+    return dense, pruned, pruned_tokenizer, report
+
+
+@pytest.fixture(scope="module")
+def pruned_pair(pruned_and_report):
+    dense, pruned, pruned_tokenizer, report = pruned_and_report
     return dense, pruned, pruned_tokenizer, torch.tensor(report["kept_token_ids"])
 
 
@@ -109,7 +116,14 @@ def test_chat_texts_need_a_template():
 def test_config_is_validated():
     assert DistillationConfig(train_tokens=1000, block_size=10, batch_size=10).steps() == 10
     assert DistillationConfig(train_tokens=1000, block_size=10, batch_size=10).steps(processes=2) == 5
-    for bad in ({"train_tokens": 0}, {"lora_r": 0}, {"kl_weight": 1.5}, {"temperature": 0}, {"warmup_ratio": 1}):
+    for bad in (
+        {"train_tokens": 0},
+        {"lora_r": 0},
+        {"kl_weight": 1.5},
+        {"temperature": 0},
+        {"warmup_ratio": 1},
+        {"hidden_weight": -1.0},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             DistillationConfig(**bad)
 
@@ -118,7 +132,7 @@ def test_callback_restricts_the_dense_distribution_to_the_kept_vocabulary(pruned
     dense, pruned, tokenizer, kept = pruned_pair
     callback = FlabDistillationCallback(dense, kept_token_ids=kept)
     ids = _eval_ids(tokenizer)
-    logits = callback.teacher_logits({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    logits = callback.teacher_outputs({"input_ids": ids, "attention_mask": torch.ones_like(ids)}).logits
     assert logits.shape == (*ids.shape, len(kept))
     assert torch.allclose(logits, dense(kept[ids]).logits[..., kept])
 
@@ -142,6 +156,39 @@ def test_distillation_lowers_kl_to_dense_and_logs_the_curve(pruned_pair, tmp_pat
     with pytest.raises(FileExistsError):  # refused before any training
         distill_recover(copy.deepcopy(pruned), tokenizer, dense, _blocks(tokenizer), config, kept_token_ids=kept,
                         output_dir=str(tmp_path / "out"))  # fmt: skip
+
+
+def test_hidden_layer_map_pairs_each_kept_layer_with_the_dense_layer_it_was():
+    assert hidden_layer_map(5, [2]) == {1: 1, 2: 2, 3: 4}
+    assert hidden_layer_map(4, []) == {1: 1, 2: 2, 3: 3}  # the last (normed) state is the logit term's
+    with pytest.raises(ValueError, match="removed_layers"):
+        hidden_layer_map(4, [4])
+
+
+def test_intermediate_layer_distillation_lowers_the_hidden_state_loss():
+    torch.manual_seed(0)
+    dense, tokenizer = tiny_model(layers=4, initializer_range=0.2).eval(), tiny_tokenizer()
+    student = remove_layers_(copy.deepcopy(dense), [1])  # a middle layer: the later ones no longer match
+    eval_ids, layer_map = _eval_ids(tokenizer), hidden_layer_map(4, [1])
+
+    def hidden_loss(model):
+        with torch.no_grad():
+            states = model(eval_ids, output_hidden_states=True).hidden_states
+            return float(
+                hidden_state_loss(states, dense(eval_ids, output_hidden_states=True).hidden_states, layer_map)
+            )
+
+    after = {}
+    for weight in (0.0, 1.0):
+        config = DistillationConfig(train_tokens=2048, block_size=16, batch_size=4, learning_rate=3e-3,
+                                    hidden_weight=weight, bf16=False, progress=False)  # fmt: skip
+        recovered, log = distill_recover(copy.deepcopy(student), tokenizer, dense, _blocks(tokenizer), config,
+                                         removed_layers=[1])  # fmt: skip
+        after[weight] = hidden_loss(recovered)
+    before = hidden_loss(student)
+    assert after[1.0] < 0.8 * before and after[1.0] < 0.7 * after[0.0], (before, after)
+    with pytest.raises(ValueError, match="removed_layers"):  # the map needs to know which layers went
+        distill_recover(copy.deepcopy(student), tokenizer, dense, _blocks(tokenizer), config)
 
 
 def test_lora_distillation_merges_the_adapters(pruned_pair):
