@@ -49,14 +49,17 @@ def kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, te
 
 
 def hidden_state_loss(student_states, teacher_states, layer_map: dict[int, int],
-                      mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                      mask: torch.Tensor | None = None, per_token: bool = False) -> torch.Tensor:  # fmt: skip
     """Intermediate-layer distillation loss: ``sum over (s, t) in layer_map of MSE(student[s], teacher[t]) /
     mean(teacher[t]^2)``, in fp32.
 
     ``student_states``/``teacher_states`` are ``output_hidden_states`` tuples (index 0 the embedding output, ``i + 1``
     the output of block ``i``); ``layer_map`` pairs each student state with the teacher state it should reproduce,
     e.g. the output of the teacher block it was initialised from. ``mask`` (batch x positions, 1 = count) leaves out
-    padding.
+    padding. ``per_token`` divides each position's squared error by that position's own teacher mean square (the
+    relative error, averaged over positions) instead of one mean square over the whole state: Llama-style models
+    keep a few positions (the first, an attention sink) up to 10^4 times larger than the rest, and one mean square over all
+    of them would leave every other position almost out of the loss.
 
     Example:
         >>> state = torch.ones(1, 2, 4)
@@ -75,11 +78,15 @@ def hidden_state_loss(student_states, teacher_states, layer_map: dict[int, int],
             )
         target = teacher_states[t_index].float()
         error = (student_states[s_index].float() - target).pow(2)
+        power = target.pow(2)
+        if per_token:  # one relative error per position, then their mean
+            error = error.mean(-1, keepdim=True) / power.mean(-1, keepdim=True).clamp(min=1e-6)
+            power = torch.ones_like(error)
         if weights is None:
-            mse, power = error.mean(), target.pow(2).mean()
+            mse, power = error.mean(), power.mean()
         else:  # both means over the counted positions only
-            count = weights.sum().clamp(min=1) * target.shape[-1]
-            mse, power = (error * weights).sum() / count, (target.pow(2) * weights).sum() / count
+            count = weights.sum().clamp(min=1) * error.shape[-1]
+            mse, power = (error * weights).sum() / count, (power * weights).sum() / count
         # residual streams are not normalised and grow with depth: dividing by the teacher state's mean square puts
         # every mapped layer (and the hidden term as a whole) on one scale, that of the logit term
         total = total + mse / power.clamp(min=1e-6)
@@ -120,6 +127,7 @@ class DistillationCallback(TrainerCallback):
     """
 
     teacher_inputs: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
+    hidden_per_token: bool = False  # hidden_state_loss's `per_token`: True for models with attention-sink positions
 
     def __init__(self, teacher: torch.nn.Module, temperature: float = 2.0, kl_weight: float = 0.5,
                  hidden_weight: float = 0.0, layer_map: dict[int, int] | None = None):  # fmt: skip
@@ -230,7 +238,7 @@ class DistillationCallback(TrainerCallback):
             self._sums["distill/task"] += float(task.detach())
         if hidden:
             states = hidden_state_loss(outputs.hidden_states, teacher.hidden_states, self.layer_map,
-                                       inputs.get("attention_mask"))  # fmt: skip
+                                       inputs.get("attention_mask"), per_token=self.hidden_per_token)  # fmt: skip
             loss = loss + self.hidden_weight * states
             self._sums["distill/hidden"] += float(states.detach())
         self._sums["distill/kl"] += float(kl.detach())

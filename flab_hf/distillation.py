@@ -165,6 +165,9 @@ class FlabDistillationCallback(DistillationCallback):
     """
 
     teacher_inputs = ("input_ids", "attention_mask")
+    # Llama/Qwen decoders hold the first position (an attention sink) up to 10^4 times larger than the others from the
+    # middle layers on: one mean square over all positions would leave the others almost out of the hidden term
+    hidden_per_token = True
 
     def __init__(self, dense_model, kept_token_ids=None, temperature: float = 1.0, kl_weight: float = 1.0,
                  hidden_weight: float = 0.0, layer_map: dict[int, int] | None = None):  # fmt: skip

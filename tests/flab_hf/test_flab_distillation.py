@@ -175,7 +175,9 @@ def test_intermediate_layer_distillation_lowers_the_hidden_state_loss():
         with torch.no_grad():
             states = model(eval_ids, output_hidden_states=True).hidden_states
             return float(
-                hidden_state_loss(states, dense(eval_ids, output_hidden_states=True).hidden_states, layer_map)
+                hidden_state_loss(
+                    states, dense(eval_ids, output_hidden_states=True).hidden_states, layer_map, per_token=True
+                )
             )
 
     after = {}
