@@ -57,9 +57,9 @@ def hidden_state_loss(student_states, teacher_states, layer_map: dict[int, int],
     the output of block ``i``); ``layer_map`` pairs each student state with the teacher state it should reproduce,
     e.g. the output of the teacher block it was initialised from. ``mask`` (batch x positions, 1 = count) leaves out
     padding. ``per_token`` divides each position's squared error by that position's own teacher mean square (the
-    relative error, averaged over positions) instead of one mean square over the whole state: Llama-style models
-    keep a few positions (the first, an attention sink) up to 10^4 times larger than the rest, and one mean square over all
-    of them would leave every other position almost out of the loss.
+    relative error, averaged over positions) instead of one mean square over the whole state: Llama-style models keep
+    a few positions (the first, an attention sink) up to 10^4 times larger than the rest, and one mean square over
+    all of them would leave every other position almost out of the loss.
 
     Example:
         >>> state = torch.ones(1, 2, 4)
