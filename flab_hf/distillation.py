@@ -61,7 +61,7 @@ class DistillationConfig:
         default=0.0,
         metadata={
             "help": "Weight of intermediate-layer distillation: each kept layer's output against the dense layer it "
-            "was (MSE over the dense state's mean square, summed over layers); 0 = logits only."
+            "was (each position's squared error over its dense mean square, summed over layers); 0 = logits only."
         },
     )
     lora_r: int | None = field(
