@@ -41,7 +41,7 @@ from flab_hf.data import (
 )
 from flab_hf.pruning import FFN_RULES, count_parameters
 from flab_hf.quality import quality, text_perplexity
-from flab_hf.recipe import FlabConfig, calibration_ids, flab_prune, save_pruned
+from flab_hf.recipe import LAYER_METHODS, FlabConfig, calibration_ids, flab_prune, save_pruned
 
 from .flab_bench import humaneval_pass
 
@@ -128,6 +128,9 @@ class LevelSettings:
     keep_whitespace: bool = field(
         default=True, metadata={"help": "Keep every whitespace-only token (flab_hf.FlabConfig.keep_whitespace)."}
     )
+    layer_method: str = field(
+        default="kl", metadata={"help": "How the layers to remove are chosen (flab_hf.FlabConfig.layer_method)."}
+    )
     calibration_samples: int = field(default=16, metadata={"help": "Calibration sequences of the layer/FFN search."})
     calibration_length: int = field(default=256, metadata={"help": "Tokens per calibration sequence."})
     eval_windows: int = field(default=32, metadata={"help": "Held-out windows of 256 tokens (test split, foreign)."})
@@ -150,6 +153,8 @@ class LevelSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+        if self.layer_method not in LAYER_METHODS:
+            raise ValueError(f"`layer_method` must be one of {LAYER_METHODS}, got {self.layer_method!r}.")
         if self.humaneval > 164:
             raise ValueError(f"`humaneval` must be <= 164 (HumanEval has 164 problems), got {self.humaneval}.")
 
@@ -176,7 +181,7 @@ _DENSE_KEY = ("eval_windows", "humaneval", "humaneval_tokens", "generation_batch
 
 # settings added after rows were stored, with the value those rows were measured at: left out of a row's key at
 # that value, so the stored rows keep their names
-_KEY_SINCE = {"assistant_only_loss": False, "clean_answers": False, "keep_whitespace": False}
+_KEY_SINCE = {"assistant_only_loss": False, "clean_answers": False, "keep_whitespace": False, "layer_method": "kl"}
 
 
 def row_key_values(values: dict) -> dict:
@@ -249,7 +254,8 @@ def prune_settings(level: str, settings: LevelSettings) -> dict:
         vocab=vocab, min_token_count=settings.vocab_min_count, layers_to_prune=layers, ffn_neurons=neurons,
         ffn_rule="auto", auto_rules=FFN_RULES, calibration_samples=settings.calibration_samples,
         calibration_length=settings.calibration_length,
-        **row_key_values({"keep_whitespace": settings.keep_whitespace}),  # named when on: older folders keep names
+        # named when not at their first value: older folders keep their names
+        **row_key_values({"keep_whitespace": settings.keep_whitespace, "layer_method": settings.layer_method}),
     )  # fmt: skip
 
 

@@ -36,6 +36,7 @@ from .pruning import (
     ffn_keep_indices,
     prune_vocabulary,
     remove_layers_,
+    select_layers_block,
     select_layers_cosine,
     select_layers_kl,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "quality",
     "remove_layers_",
     "save_pruned",
+    "select_layers_block",
     "select_layers_cosine",
     "select_layers_kl",
     "teacher_verified_samples",

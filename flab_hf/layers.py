@@ -1,6 +1,7 @@
 # Copyright 2026 The codecompress-hf authors. Apache-2.0.
-"""Layer pruning (paper Sec. 3.3): :func:`select_layers_kl` (greedy, iterative, paper Algorithm 2) and
-:func:`select_layers_cosine` (ShortGPT's one-shot Block Influence, the released code's score), then
+"""Layer pruning (paper Sec. 3.3): :func:`select_layers_kl` (greedy, iterative, paper Algorithm 2),
+:func:`select_layers_cosine` (ShortGPT's one-shot Block Influence, the released code's score) or
+:func:`select_layers_block` (the contiguous block of layers whose removal costs the least KL), then
 :func:`remove_layers_`.
 
 Example:
@@ -85,6 +86,39 @@ def select_layers_kl(model, runner: CalibrationRunner, references, n: int, progr
         logger.info("KL layer search: removed layer %d (KL %.4f)", best, step_scores[best])
     bar.close()
     return {"removed": removed, "kl": kls, "scores": scores}
+
+
+def select_layers_block(model, runner: CalibrationRunner, references, n: int, progress: bool = True) -> dict:
+    """Remove the contiguous block of ``n`` layers whose removal gives the lowest KL to ``references``.
+
+    Every window ``[start, start + n)`` is tried once (``layers - n + 1`` candidates, against the greedy search's
+    ``~n * layers``); the hidden state entering each window is computed once and reused. The greedy search may pick
+    layers far apart, each removal breaking the interface between its neighbours; one block breaks a single one,
+    which recovery then has to bridge (LLM-Streamline and ShortGPT find adjacent middle layers the most redundant).
+    Does not change ``model``.
+
+    Returns ``{"removed": the block's original indices, "kl": its KL, "scores": {start: KL of the window}}``.
+    """
+    check_layer_count(model, n)
+    if n == 0:
+        return {"removed": [], "kl": 0.0, "scores": {}}
+    layers = list(model.model.layers)
+    starts = range(len(layers) - n + 1)
+    totals = [0.0] * len(starts)
+    tokens = 0
+    main = runner.state is None or runner.state.is_main_process
+    for b in tqdm(range(len(runner.batches)), desc="flab: KL block search", disable=not progress or not main):
+        hidden = runner.embed(b)
+        for start in starts:
+            log_q = runner.log_probs(runner.run(b, hidden, layers[start + n :]))
+            totals[start] += float(kl_divergence(references[b], log_q).sum())
+            hidden = runner.run(b, hidden, [layers[start]])
+        tokens += references[b].shape[0] * references[b].shape[1]
+    summed = runner.all_sum(torch.tensor([*totals, tokens], dtype=torch.float64)).tolist()
+    scores = {start: total / summed[-1] for start, total in zip(starts, summed[:-1])}
+    best = min(scores, key=scores.get)
+    logger.info("KL block search: removed layers %d-%d (KL %.4f)", best, best + n - 1, scores[best])
+    return {"removed": list(range(best, best + n)), "kl": scores[best], "scores": scores}
 
 
 def select_layers_cosine(model, runner: CalibrationRunner, n: int) -> dict:

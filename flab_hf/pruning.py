@@ -4,8 +4,9 @@ section, re-exported here; this module adds the conversion to a saveable model a
 
 - :func:`prune_vocabulary` (:mod:`flab_hf.vocabulary`): keep the tokens a code corpus uses (plus special, added and byte-level base tokens),
   rebuild the fast tokenizer with contiguous ids in the original order and slice ``embed_tokens``/``lm_head``.
-- :func:`select_layers_kl` (:mod:`flab_hf.layers`; greedy, iterative, paper Algorithm 2) and :func:`select_layers_cosine` (ShortGPT's
-  one-shot Block Influence, the released code's score), then :func:`remove_layers_`.
+- :func:`select_layers_kl` (:mod:`flab_hf.layers`; greedy, iterative, paper Algorithm 2), :func:`select_layers_cosine` (ShortGPT's
+  one-shot Block Influence, the released code's score) or :func:`select_layers_block` (the contiguous block with the
+  lowest KL), then :func:`remove_layers_`.
 - :func:`ffn_keep_indices`, :func:`select_ffn_rule` and :func:`prune_ffn_` (:mod:`flab_hf.ffn`): remove K intermediate neurons per layer.
 - shared checks and the calibration forward pass: :mod:`flab_hf.calibration`.
 
@@ -46,6 +47,7 @@ from .ffn import (
 from .layers import (
     check_layer_count,
     remove_layers_,
+    select_layers_block,
     select_layers_cosine,
     select_layers_kl,
 )
@@ -139,6 +141,7 @@ __all__ = [
     "remove_layers_",
     "resolve_ffn_neurons",
     "select_ffn_rule",
+    "select_layers_block",
     "select_layers_cosine",
     "select_layers_kl",
     "slice_embeddings_",

@@ -29,6 +29,7 @@ from .pruning import (
     remove_layers_,
     resolve_ffn_neurons,
     select_ffn_rule,
+    select_layers_block,
     select_layers_cosine,
     select_layers_kl,
     to_saveable,
@@ -37,7 +38,7 @@ from .pruning import (
 
 logger = logging.getLogger(__name__)
 
-LAYER_METHODS = ("kl", "cosine")
+LAYER_METHODS = ("kl", "cosine", "block")
 FFN_ALLOCATIONS = ("uniform", "importance")
 
 
@@ -81,7 +82,11 @@ class FlabConfig:
     )
     layers_to_prune: int = field(default=4, metadata={"help": "Decoder layers to remove (paper: 4)."})
     layer_method: str = field(
-        default="kl", metadata={"help": f"One of {LAYER_METHODS}: greedy iterative KL or ShortGPT's one-shot cosine."}
+        default="kl",
+        metadata={
+            "help": f"One of {LAYER_METHODS}: greedy iterative KL, ShortGPT's one-shot cosine, or the contiguous block "
+            "with the lowest KL."
+        },
     )
     ffn_neurons: int | list[int] = field(
         default=256, metadata={"help": "Intermediate neurons removed per layer: an int or one count per kept layer."}
@@ -277,6 +282,10 @@ def flab_prune(model, tokenizer, corpus, config: FlabConfig | None = None, calib
             for index, kl in zip(removed, search["kl"]):
                 report["steps"].append({"stage": "layer", "removed": index, "kl": kl})
             report["layer_scores"] = [{str(k): v for k, v in step.items()} for step in search["scores"]]
+        elif config.layer_method == "block":
+            search = select_layers_block(pruned, runner, references, config.layers_to_prune, progress=config.progress)
+            removed = search["removed"]
+            report["layer_scores"] = [{str(k): v for k, v in search["scores"].items()}]  # by the block's first layer
         else:
             search = select_layers_cosine(pruned, runner, config.layers_to_prune)
             removed = search["removed"]

@@ -56,6 +56,8 @@ def test_settings_refuse_unknown_levels_and_bad_sizes():
         RecoverySettings(vocab_packages=("no_such_package_here",))
     with pytest.raises(ValueError, match="vocab_min_count"):
         RecoverySettings(vocab_min_count=0)
+    with pytest.raises(ValueError, match="layer_method"):
+        RecoverySettings(layer_method="random")
     with pytest.raises(ValueError, match="assistant_only_loss"):
         RecoverySettings(assistant_only_loss="yes")
     with pytest.raises(ValueError, match="clean_answers"):
@@ -83,6 +85,9 @@ def test_a_level_row_is_stored_once_and_read_back_by_its_settings(tmp_path):
     clean = RecoverySettings(results_dir=str(tmp_path), clean_answers=True)
     assert level_result_path(clean, "vocab+2L") not in (path, level_result_path(answers_only, "vocab+2L"))
     assert _recovery_dirs("vocab+2L", clean, tmp_path) != _recovery_dirs("vocab+2L", settings, tmp_path)
+    block = RecoverySettings(results_dir=str(tmp_path), layer_method="block")
+    assert level_result_path(block, "vocab+2L") != path
+    assert _recovery_dirs("vocab+2L", block, tmp_path) != _recovery_dirs("vocab+2L", settings, tmp_path)
     hidden = RecoverySettings(results_dir=str(tmp_path))
     hidden.distill.hidden_weight = 0.5
     assert level_result_path(hidden, "vocab+2L") != path

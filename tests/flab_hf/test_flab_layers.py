@@ -7,7 +7,7 @@ import torch
 from flab_testing import FAMILY_NAMES, tiny_model
 from transformers import AutoModelForCausalLM
 
-from flab_hf import remove_layers_, select_layers_cosine, select_layers_kl
+from flab_hf import remove_layers_, select_layers_block, select_layers_cosine, select_layers_kl
 from flab_hf.pruning import CalibrationRunner, mean_kl
 
 
@@ -42,6 +42,22 @@ def test_kl_search_matches_brute_force(family):
     assert search["removed"] == [layer for layer, _ in expected]
     for got, (_, want) in zip(search["kl"], expected):
         assert got == pytest.approx(want, rel=1e-4, abs=1e-7)
+
+
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_block_search_matches_brute_force(family):
+    model = tiny_model(family, layers=5)
+    ids = calibration()
+    runner = CalibrationRunner(model, ids, batch_size=2)
+    references = runner.full_log_probs()
+    search = select_layers_block(model, runner, references, 2, progress=False)
+    assert len(model.model.layers) == 5  # the search leaves the model alone
+    expected = {start: mean_kl(references, full_log_probs(remove_layers_(copy.deepcopy(model), [start, start + 1]), ids))
+                for start in range(4)}  # fmt: skip
+    assert search["scores"] == pytest.approx(expected, rel=1e-4, abs=1e-7)
+    best = min(expected, key=expected.get)
+    assert search["removed"] == [best, best + 1] and search["kl"] == pytest.approx(expected[best], rel=1e-4, abs=1e-7)
+    assert select_layers_block(model, runner, references, 0, progress=False)["removed"] == []
 
 
 def test_cosine_removes_lowest_block_influence():
@@ -81,3 +97,17 @@ def test_too_many_layers(n):
         select_layers_kl(model, runner, runner.full_log_probs(), n, progress=False)
     with pytest.raises(ValueError, match="layers_to_prune"):
         select_layers_cosine(model, runner, n)
+
+
+def test_flab_prune_removes_one_contiguous_block_with_the_block_method():
+    from flab_testing import CODE, PROSE, tiny_tokenizer
+
+    from flab_hf import FlabConfig, flab_prune
+
+    torch.manual_seed(0)
+    config = FlabConfig(vocab=False, layers_to_prune=2, layer_method="block", ffn_neurons=0, calibration_samples=2,
+                        calibration_length=16, keep_chat=False, progress=False)  # fmt: skip
+    pruned, _, report = flab_prune(tiny_model(layers=5), tiny_tokenizer(), (CODE + PROSE) * 3, config)
+    first, second = report["removed_layers"]
+    assert second == first + 1 and len(pruned.model.layers) == 3
+    assert report["steps"][-1]["method"] == "block" and len(report["layer_scores"][0]) == 4
