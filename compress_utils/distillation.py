@@ -68,7 +68,13 @@ def hidden_state_loss(student_states, teacher_states, layer_map: dict[int, int],
     """
     if not layer_map:
         raise ValueError("`layer_map` is empty; map at least one student hidden state to a teacher one.")
-    weights = None if mask is None else mask.float()[..., None]
+
+    def mean(values: torch.Tensor) -> torch.Tensor:  # over the counted positions (and any feature dimension)
+        if mask is None:
+            return values.mean()
+        weights = mask.to(values.dtype).reshape(*mask.shape, *[1] * (values.dim() - mask.dim()))
+        return (values * weights).sum() / (weights.sum() * values[0, 0].numel()).clamp(min=1)
+
     total = 0.0
     for s_index, t_index in layer_map.items():
         if not (0 <= s_index < len(student_states) and 0 <= t_index < len(teacher_states)):
@@ -77,19 +83,13 @@ def hidden_state_loss(student_states, teacher_states, layer_map: dict[int, int],
                 f"{len(student_states)} student and {len(teacher_states)} teacher hidden states."
             )
         target = teacher_states[t_index].float()
-        error = (student_states[s_index].float() - target).pow(2)
-        power = target.pow(2)
+        error, power = (student_states[s_index].float() - target).pow(2), target.pow(2)
         if per_token:  # one relative error per position, then their mean
-            error = error.mean(-1, keepdim=True) / power.mean(-1, keepdim=True).clamp(min=1e-6)
-            power = torch.ones_like(error)
-        if weights is None:
-            mse, power = error.mean(), power.mean()
-        else:  # both means over the counted positions only
-            count = weights.sum().clamp(min=1) * error.shape[-1]
-            mse, power = (error * weights).sum() / count, (power * weights).sum() / count
-        # residual streams are not normalised and grow with depth: dividing by the teacher state's mean square puts
-        # every mapped layer (and the hidden term as a whole) on one scale, that of the logit term
-        total = total + mse / power.clamp(min=1e-6)
+            total = total + mean(error.mean(-1) / power.mean(-1).clamp(min=1e-6))
+        else:
+            # residual streams are not normalised and grow with depth: dividing by the teacher state's mean square
+            # puts every mapped layer (and the hidden term as a whole) on one scale, that of the logit term
+            total = total + mean(error) / mean(power).clamp(min=1e-6)
     return total
 
 
