@@ -93,9 +93,11 @@ def hidden_state_loss(student_states, teacher_states, layer_map: dict[int, int],
     return total
 
 
-def check_distillation_settings(temperature: float, kl_weight: float, prefix: str = "") -> None:
-    """Raise a ``ValueError`` naming the setting if ``temperature`` is not > 0 or ``kl_weight`` not in [0, 1];
-    ``prefix`` is put before both names where a config spells them so (``distil_temperature``)."""
+def check_distillation_settings(temperature: float, kl_weight: float, prefix: str = "",
+                                hidden_weight: float = 0.0) -> None:  # fmt: skip
+    """Raise a ``ValueError`` naming the setting if ``temperature`` is not > 0, ``kl_weight`` not in [0, 1] or
+    ``hidden_weight`` not >= 0; ``prefix`` is put before the names where a config spells them so
+    (``distil_temperature``)."""
     if not temperature > 0:
         raise ValueError(
             f"`{prefix}temperature` must be > 0 (softmax temperature; 1 = plain softmax), got {temperature!r}."
@@ -105,6 +107,8 @@ def check_distillation_settings(temperature: float, kl_weight: float, prefix: st
             f"`{prefix}kl_weight` must be in [0, 1] (the weight of the KL term; the task loss gets 1 - "
             f"{prefix}kl_weight), got {kl_weight!r}."
         )
+    if isinstance(hidden_weight, bool) or not hidden_weight >= 0:
+        raise ValueError(f"`{prefix}hidden_weight` must be a number >= 0 (0 = logits only), got {hidden_weight!r}.")
 
 
 class DistillationCallback(TrainerCallback):
@@ -133,9 +137,7 @@ class DistillationCallback(TrainerCallback):
                  hidden_weight: float = 0.0, layer_map: dict[int, int] | None = None):  # fmt: skip
         if not isinstance(teacher, torch.nn.Module):
             raise ValueError(f"`teacher` must be a model (torch.nn.Module), got {type(teacher).__name__}.")
-        check_distillation_settings(temperature, kl_weight)
-        if isinstance(hidden_weight, bool) or not hidden_weight >= 0:
-            raise ValueError(f"`hidden_weight` must be a number >= 0 (0 = logits only), got {hidden_weight!r}.")
+        check_distillation_settings(temperature, kl_weight, hidden_weight=hidden_weight)
         if hidden_weight > 0 and not layer_map:
             raise ValueError(
                 "`hidden_weight` > 0 needs a `layer_map` ({student_hidden_index: teacher_hidden_index}) saying which "

@@ -107,9 +107,7 @@ class DistillationConfig:
             )
         from compress_utils.distillation import check_distillation_settings
 
-        check_distillation_settings(self.temperature, self.kl_weight)
-        if isinstance(self.hidden_weight, bool) or not self.hidden_weight >= 0:
-            raise ValueError(f"`hidden_weight` must be a number >= 0 (0 = logits only), got {self.hidden_weight!r}.")
+        check_distillation_settings(self.temperature, self.kl_weight, hidden_weight=self.hidden_weight)
         if self.track_emissions is not None:
             self.track_emissions = check_emissions_country(self.track_emissions)
 
