@@ -94,7 +94,7 @@ def select_layers_block(model, runner: CalibrationRunner, references, n: int, pr
     Every window ``[start, start + n)`` is tried once (``layers - n + 1`` candidates, against the greedy search's
     ``~n * layers``); the hidden state entering each window is computed once and reused. The greedy search may pick
     layers far apart, each removal breaking the interface between its neighbours; one block breaks a single one,
-    which recovery then has to bridge (LLM-Streamline and ShortGPT find adjacent middle layers the most redundant).
+    which recovery then has to bridge (LLM-Streamline prunes one contiguous block too).
     Does not change ``model``.
 
     Returns ``{"removed": the block's original indices, "kl": its KL, "scores": {start: KL of the window}}``.
