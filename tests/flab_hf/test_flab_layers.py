@@ -20,12 +20,16 @@ def full_log_probs(model, ids):
         return [torch.log_softmax(model(ids[i : i + 2]).logits.float(), -1) for i in range(0, len(ids), 2)]
 
 
+def searchable(family, layers):
+    """A tiny model, its calibration ids, a runner over them and the model's own log-probs (the references)."""
+    model, ids = tiny_model(family, layers=layers), calibration()
+    runner = CalibrationRunner(model, ids, batch_size=2)
+    return model, ids, runner, runner.full_log_probs()
+
+
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_kl_search_matches_brute_force(family):
-    model = tiny_model(family, layers=4)
-    ids = calibration()
-    runner = CalibrationRunner(model, ids, batch_size=2)
-    references = runner.full_log_probs()
+    model, ids, runner, references = searchable(family, layers=4)
     torch.testing.assert_close(torch.cat(references), torch.cat(full_log_probs(model, ids)), atol=1e-5, rtol=1e-5)
     search = select_layers_kl(model, runner, references, 2, progress=False)
     assert len(model.model.layers) == 4  # the search leaves the model alone
@@ -46,10 +50,7 @@ def test_kl_search_matches_brute_force(family):
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_block_search_matches_brute_force(family):
-    model = tiny_model(family, layers=5)
-    ids = calibration()
-    runner = CalibrationRunner(model, ids, batch_size=2)
-    references = runner.full_log_probs()
+    model, ids, runner, references = searchable(family, layers=5)
     search = select_layers_block(model, runner, references, 2, progress=False)
     assert len(model.model.layers) == 5  # the search leaves the model alone
     expected = {start: mean_kl(references, full_log_probs(remove_layers_(copy.deepcopy(model), [start, start + 1]), ids))
