@@ -14,7 +14,7 @@ GLIBC_TUNABLES := $(shell sed -n 's/^MALLOC_TUNABLES = "\(.*\)"$$/\1/p' compress
 endif
 export GLIBC_TUNABLES
 
-.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves xtc-teacher-distilled xtc-teacher-py150 bench-xtc-py150 bench-flab bench-flab-ablation bench-flab-recovery bench-flab-recovery-hidden finetune finetune-table finetune-small results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves xtc-teacher-distilled xtc-teacher-py150 bench-xtc-py150 bench-flab bench-flab-ablation bench-flab-recovery bench-flab-recovery-hidden bench-flab-speed finetune finetune-table finetune-small results clean
 
 install: $(STAMP)
 
@@ -132,6 +132,16 @@ bench-flab-recovery: install
 	mkdir -p benchmarks/results
 	$(PY) -m benchmarks flab-recovery --levels $(FLAB_LEVELS) --speed-levels $(FLAB_LEVELS) --learning-rate 2e-4 \
 		--results-dir benchmarks/results/flab_levels --json benchmarks/results/flab_recovery.json
+
+# The frontier's generation speed on this CPU (the speed-ups depend on it: per layer or per parameter): the levels'
+# stored rows are read back and nothing is trained; each level's model is timed against dense (pruned again, a few
+# minutes a level, when runs/ does not have it), and so are FLAB_SPEED_ONLY, levels timed from their pruned model
+# only. Run it on an idle machine; the JSON's name says which kind of CPU it describes.
+FLAB_SPEED_ONLY := vocab+2L+ffn256
+FLAB_SPEED_JSON := benchmarks/results/flab_recovery_avx2.json
+bench-flab-speed: install
+	$(PY) -m benchmarks flab-recovery --levels $(FLAB_LEVELS) --speed-levels $(FLAB_LEVELS),$(FLAB_SPEED_ONLY) \
+		--learning-rate 2e-4 --results-dir benchmarks/results/flab_levels --json $(FLAB_SPEED_JSON)
 
 # The same recovery of the zoo's level with intermediate-layer distillation beside the KL: each kept layer's output
 # learns the dense layer it was (compared in README's recipe table). Weight 0.3: the pruned level's hidden term (25

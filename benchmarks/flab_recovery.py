@@ -51,6 +51,7 @@ from flab_hf.distillation_data import (
     distillation_blocks,
     self_answers,
 )
+from flab_hf.pruning import count_parameters
 
 from .flab_bench import interleaved_speeds
 from .flab_levels import (
@@ -68,6 +69,9 @@ from .flab_levels import (
 
 logger = logging.getLogger(__name__)
 
+SPEED_NEW_TOKENS = 64  # greedy tokens per timed generation
+SPEED_ROUNDS = 5  # interleaved rounds; the median is reported
+
 
 @dataclass
 class RecoverySettings(LevelSettings):
@@ -79,7 +83,11 @@ class RecoverySettings(LevelSettings):
         metadata={"help": f"Pruning levels ('vocab', '<n>L', 'ffn' joined by '+'; the frontier: {','.join(LEVELS)})."},
     )
     speed_levels: tuple[str, ...] = field(
-        default=("vocab+4L",), metadata={"help": "Levels whose generation speed is measured against dense."}
+        default=("vocab+4L",),
+        metadata={
+            "help": "Levels whose generation speed is measured against dense; one not in `levels` is timed from its "
+            "pruned model (same shapes as recovered, so the same speed) and nothing is trained for it."
+        },
     )
     answers: int = field(default=1024, metadata={"help": "Instruction prompts the dense model answers (training)."})
     answer_tokens: int = field(default=256, metadata={"help": "Longest training answer, in tokens."})
@@ -184,18 +192,19 @@ def run_recovery_bench(settings: RecoverySettings | None = None, progress: bool 
         result["levels"][level] = _stored_row(
             settings, level, lambda level=level: _run_level(level, settings, yardstick, training_data, progress)
         )
-    speeds = [level for level in settings.speed_levels if level in result["levels"]]
-    if speeds:
+    if settings.speed_levels:
 
         def speed_dir(level: str) -> Path:
-            # the recovered model, or the pruned one when only the stored row is here: same shapes, same speed
-            recovered = Path(result["levels"][level]["recovered_dir"])
-            if (recovered / "config.json").is_file():
+            # the recovered model, or the pruned one when it is not here (only the stored row, or a level timed
+            # without recovery): same shapes, same speed
+            recovered = Path(result["levels"].get(level, {}).get("recovered_dir", ""))
+            if level in result["levels"] and (recovered / "config.json").is_file():
                 return recovered
-            logger.info("%s: %s is not here; timing the pruned model (same architecture)", level, recovered)
+            logger.info("%s: no recovered model here; timing the pruned model (same architecture)", level)
             return yardstick.pruned_dir(level)
 
-        result["speed"] = _speed(dense, tokenizer, {level: speed_dir(level) for level in speeds}, result)
+        folders = {level: speed_dir(level) for level in settings.speed_levels}
+        result["speed"] = _speed(dense, tokenizer, folders, result)
     result["targets"] = _targets(result)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     return result
@@ -300,13 +309,50 @@ def _speed(dense, tokenizer, folders: dict[str, Path], result: dict) -> dict:
             model, pruned_tokenizer = load_pruned(folder)
             prompt = heldout_windows(pruned_tokenizer, 8, 32, split="test")
             models[level] = (model.to(getattr(torch, dtype)), prompt)
-        rates = interleaved_speeds(models, 64, 5)
+        rates = interleaved_speeds(models, SPEED_NEW_TOKENS, SPEED_ROUNDS)
         speed[dtype] = {
             name: {**rate, "speedup_b1": round(rate["b1"] / rates["dense"]["b1"], 3),
-                   "speedup_b8": round(rate["b8"] / rates["dense"]["b8"], 3)}
+                   "speedup_b8": round(rate["b8"] / rates["dense"]["b8"], 3),
+                   "params": count_parameters(models[name][0])["total"]}
             for name, rate in rates.items()
         }  # fmt: skip
     return speed
+
+
+def speed_markdown(result: dict) -> str:
+    """The generation speed part of a result as a Markdown table: every timed level against dense, per dtype, with
+    the float32 target (>= 1.25x at batch 1 and 8) marked where it is missed.
+
+    Example:
+        >>> rates = {"dense": {"b1": 10.0, "b8": 40.0, "speedup_b1": 1.0, "speedup_b8": 1.0, "params": 100},
+        ...          "vocab+4L": {"b1": 13.0, "b8": 48.0, "speedup_b1": 1.3, "speedup_b8": 1.2, "params": 74}}
+        >>> table = speed_markdown({"model": "tiny", "capability": None, "speed": {"float32": rates}})
+        >>> table.splitlines()[-1]
+        '| vocab+4L | 74 (0.74) | 13.0 / 48.0 | 1.300x / **1.200x** (no) |'
+    """
+    lines = [
+        f"Generation speed of {result['model']} against dense: greedy decoding of {SPEED_NEW_TOKENS} new tokens after "
+        f"32-token held-out prompts at batch 1 and 8, median of {SPEED_ROUNDS} interleaved rounds. Measured on: "
+        f"{describe(result.get('capability'))}.",
+    ]
+    for dtype, rates in result.get("speed", {}).items():
+        target = dtype == "float32"
+        lines += [
+            "",
+            f"| {dtype} | params (ratio) | tokens/s b1 / b8 | speed-up b1 / b8{' (>= 1.25x)' if target else ''} |",
+            "|---|---|---|---|",
+        ]
+        dense_params = rates["dense"].get("params")
+        for name, rate in rates.items():
+            params = rate.get("params")
+            size = "-" if params is None else f"{params:,} ({params / dense_params:.2f})"
+            ups = [f"{rate[key]:.3f}x" for key in ("speedup_b1", "speedup_b8")]
+            if target and name != "dense":
+                ups = [
+                    up if rate[key] >= 1.25 else f"**{up}** (no)" for up, key in zip(ups, ("speedup_b1", "speedup_b8"))
+                ]
+            lines.append(f"| {name} | {size} | {rate['b1']} / {rate['b8']} | {ups[0]} / {ups[1]} |")
+    return "\n".join(lines)
 
 
 def _targets(result: dict) -> dict:
@@ -582,6 +628,8 @@ def plot_frontier(result: dict, path: str | os.PathLike) -> None:
 
 
 __all__ = [
+    "SPEED_NEW_TOKENS",
+    "SPEED_ROUNDS",
     "RecoverySettings",
     "frontier_points",
     "level_result_path",
@@ -591,5 +639,6 @@ __all__ = [
     "recipes_markdown",
     "recovery_markdown",
     "run_recovery_bench",
+    "speed_markdown",
     "zoo_choice",
 ]

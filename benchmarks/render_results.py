@@ -78,6 +78,12 @@ def _flab_recovery(results: dict) -> str:
     return recovery_markdown(results)
 
 
+def _flab_speed(results: dict) -> str:
+    from benchmarks.flab_recovery import speed_markdown
+
+    return speed_markdown(results)
+
+
 def _flab_recipes(files: dict) -> str:
     from benchmarks.flab_recovery import recipes_markdown
 
@@ -163,6 +169,7 @@ RENDERERS = {
         _flab_recipes,
     ),
     "flab_recovery_stdlib_windows": ("flab_recovery_stdlib_windows.json", _flab_recovery),
+    "flab_speed_avx2": ("flab_recovery_avx2.json", _flab_speed),
     "flab_calibration": ("flab_calibration.json", _flab_calibration),
     "flab_ablation": ("flab_ablation.json", _flab_ablation),
     "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),

@@ -196,6 +196,23 @@ def test_the_zoo_pick_is_the_smallest_level_that_meets_every_target():
     assert zoo_choice(result) is None
 
 
+def test_the_speed_table_renders_every_timed_level_with_its_target(tmp_path):
+    from benchmarks.render_results import render_readme
+
+    rates = {"dense": {"b1": 16.0, "b8": 68.0, "speedup_b1": 1.0, "speedup_b8": 1.0, "params": 1000},
+             "vocab+4L+ffn": {"b1": 20.9, "b8": 91.0, "speedup_b1": 1.306, "speedup_b8": 1.338, "params": 743},
+             "vocab+2L": {"b1": 20.0, "b8": 85.0, "speedup_b1": 1.25, "speedup_b8": 1.249}}  # fmt: skip
+    (tmp_path / "flab_recovery_avx2.json").write_text(
+        json.dumps({"model": "tiny", "capability": None, "speed": {"float32": rates}})
+    )
+    readme = "<!-- results:flab_speed_avx2 -->\n<!-- /results:flab_speed_avx2 -->"
+    rendered = render_readme(readme, tmp_path)
+    assert "| dense | 1,000 (1.00) | 16.0 / 68.0 | 1.000x / 1.000x |" in rendered
+    assert "| vocab+4L+ffn | 743 (0.74) | 20.9 / 91.0 | 1.306x / 1.338x |" in rendered
+    # the bar is >= 1.25x; a result stored before parameters were recorded shows none
+    assert "| vocab+2L | - | 20.0 / 85.0 | 1.250x / **1.249x** (no) |" in rendered
+
+
 def test_a_vocabulary_only_level_is_its_own_recovered_model(tmp_path):
     assert nothing_to_recover("vocab") and not nothing_to_recover("vocab+2L") and not nothing_to_recover("ffn")
     pruned = {**_row(8.0, 9), "removed_layers": [], "vocabulary": 50, "ffn_rule": None, "ffn_rule_kl": None,
