@@ -8,6 +8,7 @@ the same model is faster in bf16 or int8 on one CPU and slower on another.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import sys
@@ -18,16 +19,15 @@ from compress_utils.capability import describe
 RESULTS_DIR = Path("benchmarks/results")
 
 
-def _alpine_bench(results: dict) -> str:
-    from benchmarks.alpine_speed import markdown_table
+def _lazy(module: str, name: str):
+    """``module.name``, imported when first called: rendering a README does not import every benchmark (and torch,
+    matplotlib) before a table needs it."""
 
-    return markdown_table(results)
+    def call(*args):
+        return getattr(importlib.import_module(module), name)(*args)
 
-
-def _alpine_finetune(results: dict) -> str:
-    from benchmarks.alpine_finetune import finetune_markdown
-
-    return finetune_markdown(results)
+    call.__qualname__ = f"{module}.{name}"
+    return call
 
 
 def _alpine_frontier_report(results: dict) -> str:
@@ -36,74 +36,9 @@ def _alpine_frontier_report(results: dict) -> str:
     return "\n".join([finetune_markdown(results), "", "Targets:", "", *frontier_targets(results)])
 
 
-def _xtc_bench(results: dict) -> str:
-    from benchmarks.xtc_bench import to_markdown
-
-    return to_markdown(results)
-
-
-def _xtc_speed(results: dict) -> str:
-    from benchmarks.xtc_bench import speed_markdown
-
-    return speed_markdown(results)
-
-
-def _flab_bench(results: dict) -> str:
-    from benchmarks.flab_bench import markdown_table
-
-    return markdown_table(results)
-
-
-def _flab_vocabulary(results: dict) -> str:
-    from benchmarks.flab_vocabulary import vocabulary_markdown
-
-    return vocabulary_markdown(results)
-
-
-def _flab_calibration(results: dict) -> str:
-    from benchmarks.flab_calibration import calibration_markdown
-
-    return calibration_markdown(results).rstrip("\n")
-
-
-def _flab_ablation(results: dict) -> str:
-    from benchmarks.flab_ablation import ablation_markdown
-
-    return ablation_markdown(results).rstrip("\n")
-
-
-def _flab_recovery(results: dict) -> str:
-    from benchmarks.flab_recovery import recovery_markdown
-
-    return recovery_markdown(results)
-
-
-def _flab_speed(results: dict) -> str:
-    from benchmarks.flab_recovery import speed_markdown
-
-    return speed_markdown(results)
-
-
-def _flab_recipes(files: dict) -> str:
-    from benchmarks.flab_recovery import recipes_markdown
-
-    return recipes_markdown(files)
-
-
-def _xtc_kl_curves(results: dict, path: Path) -> None:
-    from benchmarks.xtc_bench import plot_kl_curves
-
-    plot_kl_curves(results, path)
-
-
-def _xtc_teacher_curves(files: dict) -> str:
-    from benchmarks.xtc_teacher import teacher_curves_markdown
-
-    return teacher_curves_markdown(files)
-
-
 def build_times_markdown(data: dict) -> str:
-    """A zoo build's ``build.json`` (``zoo build`` writes it; ``benchmarks/results/zoo_build.json``) as Markdown: total, then one row per entry with its stage times.
+    """A zoo build's ``build.json`` (``zoo build`` writes it; ``benchmarks/results/zoo_build.json``) as Markdown:
+    total, then one row per entry with its stage times.
 
     Example:
         >>> print(build_times_markdown({"total_seconds": 90.0, "full": False, "entries": {
@@ -140,22 +75,10 @@ def _flab_recovery_figures(results: dict, path: Path) -> None:
     plot_frontier(results, path.with_name(path.stem + "-frontier.png"))
 
 
-def _cpu_allocator(results: dict) -> str:
-    from benchmarks.cpu_allocator import markdown
-
-    return markdown(results)
-
-
-def _alpine_frontier(results: dict, path: Path) -> None:
-    from benchmarks.alpine_finetune import plot_frontier
-
-    plot_frontier(results, path)
-
-
 RENDERERS = {
-    "flab_smollm2": ("flab_smollm2.json", _flab_bench),
-    "flab_vocabulary": ("flab_vocabulary.json", _flab_vocabulary),
-    "flab_recovery": ("flab_recovery.json", _flab_recovery),
+    "flab_smollm2": ("flab_smollm2.json", _lazy("benchmarks.flab_bench", "markdown_table")),
+    "flab_vocabulary": ("flab_vocabulary.json", _lazy("benchmarks.flab_vocabulary", "vocabulary_markdown")),
+    "flab_recovery": ("flab_recovery.json", _lazy("benchmarks.flab_recovery", "recovery_markdown")),
     # recovery recipes on one level, the current one first: {file name: its JSON}
     "flab_recipes": (
         (
@@ -166,44 +89,59 @@ RENDERERS = {
             "flab_recovery_clean_answers.json",
             "flab_recovery_hidden.json",
         ),
-        _flab_recipes,
+        _lazy("benchmarks.flab_recovery", "recipes_markdown"),
     ),
-    "flab_recovery_stdlib_windows": ("flab_recovery_stdlib_windows.json", _flab_recovery),
-    "flab_speed_avx2": ("flab_recovery_avx2.json", _flab_speed),
-    "flab_calibration": ("flab_calibration.json", _flab_calibration),
-    "flab_ablation": ("flab_ablation.json", _flab_ablation),
-    "xtc_gpt2": ("xtc_gpt2.json", _xtc_bench),
-    "xtc_gpt2_py150": ("xtc_gpt2_py150.json", _xtc_bench),
-    "xtc_gpt2_py150_emb8": ("xtc_gpt2_py150_emb8.json", _xtc_bench),
-    "xtc_gpt2_py150_emb4": ("xtc_gpt2_py150_emb4.json", _xtc_bench),
-    "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _xtc_speed),
-    "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _xtc_speed),
-    "alpine_minilm": ("alpine_minilm.json", _alpine_bench),
-    "alpine_minilm_bf16": ("alpine_minilm_bf16.json", _alpine_bench),
-    "alpine_minilm_plans": ("alpine_minilm_plans.json", _alpine_bench),
-    "alpine_codebert_shape": ("alpine_codebert_shape.json", _alpine_bench),
-    "alpine_unixcoder_shape": ("alpine_unixcoder_shape.json", _alpine_bench),
-    "alpine_finetune_minilm": ("alpine_finetune_minilm.json", _alpine_finetune),
-    "alpine_finetune_minilm_2epochs": ("alpine_finetune_minilm_2epochs.json", _alpine_finetune),
-    "alpine_finetune_minilm_seeds": ("alpine_finetune_minilm_seeds.json", _alpine_finetune),
+    "flab_recovery_stdlib_windows": (
+        "flab_recovery_stdlib_windows.json",
+        _lazy("benchmarks.flab_recovery", "recovery_markdown"),
+    ),
+    "flab_speed_avx2": ("flab_recovery_avx2.json", _lazy("benchmarks.flab_recovery", "speed_markdown")),
+    "flab_calibration": ("flab_calibration.json", _lazy("benchmarks.flab_calibration", "calibration_markdown")),
+    "flab_ablation": ("flab_ablation.json", _lazy("benchmarks.flab_ablation", "ablation_markdown")),
+    "xtc_gpt2": ("xtc_gpt2.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
+    "xtc_gpt2_py150": ("xtc_gpt2_py150.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
+    "xtc_gpt2_py150_emb8": ("xtc_gpt2_py150_emb8.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
+    "xtc_gpt2_py150_emb4": ("xtc_gpt2_py150_emb4.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
+    "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _lazy("benchmarks.xtc_bench", "speed_markdown")),
+    "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _lazy("benchmarks.xtc_bench", "speed_markdown")),
+    "alpine_minilm": ("alpine_minilm.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
+    "alpine_minilm_bf16": ("alpine_minilm_bf16.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
+    "alpine_minilm_plans": ("alpine_minilm_plans.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
+    "alpine_codebert_shape": ("alpine_codebert_shape.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
+    "alpine_unixcoder_shape": ("alpine_unixcoder_shape.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
+    "alpine_finetune_minilm": (
+        "alpine_finetune_minilm.json",
+        _lazy("benchmarks.alpine_finetune", "finetune_markdown"),
+    ),
+    "alpine_finetune_minilm_2epochs": (
+        "alpine_finetune_minilm_2epochs.json",
+        _lazy("benchmarks.alpine_finetune", "finetune_markdown"),
+    ),
+    "alpine_finetune_minilm_seeds": (
+        "alpine_finetune_minilm_seeds.json",
+        _lazy("benchmarks.alpine_finetune", "finetune_markdown"),
+    ),
     "alpine_finetune_frontier": ("alpine_finetune_frontier.json", _alpine_frontier_report),
     "zoo_build": ("zoo_build.json", build_times_markdown),
     "zoo_build_avx2": ("zoo_build_avx2.json", build_times_markdown),
-    "cpu_allocator": ("cpu_allocator.json", _cpu_allocator),
-    "xtc_teacher_curves": ("xtc_teacher_curves", _xtc_teacher_curves),  # a folder: {file name: its JSON}
+    "cpu_allocator": ("cpu_allocator.json", _lazy("benchmarks.cpu_allocator", "markdown")),
+    "xtc_teacher_curves": (
+        "xtc_teacher_curves",
+        _lazy("benchmarks.xtc_teacher", "teacher_curves_markdown"),
+    ),  # a folder: {file name: its JSON}
 }
 
 
 # figures drawn from a results JSON into the PNG beside it (README embeds them below their tables)
 FIGURES = {
-    "alpine_finetune_frontier.json": _alpine_frontier,
-    "alpine_finetune_minilm.json": _alpine_frontier,
-    "alpine_finetune_minilm_seeds.json": _alpine_frontier,
+    "alpine_finetune_frontier.json": _lazy("benchmarks.alpine_finetune", "plot_frontier"),
+    "alpine_finetune_minilm.json": _lazy("benchmarks.alpine_finetune", "plot_frontier"),
+    "alpine_finetune_minilm_seeds.json": _lazy("benchmarks.alpine_finetune", "plot_frontier"),
     "flab_recovery.json": _flab_recovery_figures,  # and the frontier beside it (flab_recovery-frontier.png)
     "flab_recovery_stdlib_windows.json": _flab_recovery_figures,
-    "xtc_gpt2_py150.json": _xtc_kl_curves,
-    "xtc_gpt2_py150_emb8.json": _xtc_kl_curves,
-    "xtc_gpt2_py150_emb4.json": _xtc_kl_curves,
+    "xtc_gpt2_py150.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
+    "xtc_gpt2_py150_emb8.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
+    "xtc_gpt2_py150_emb4.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
 }
 
 
@@ -236,7 +174,7 @@ def render_readme(readme: str, results_dir: Path = RESULTS_DIR) -> str:
                 results = {item.name: json.loads(item.read_text()) for item in sorted(path.glob("*.json"))}
             else:
                 results = json.loads(path.read_text())
-            body = renderer(results)
+            body = renderer(results).rstrip("\n")
             if "Measured on:" not in body:
                 body += f"\n\n_Measured on: {describe(results.get('capability'))}._"
         else:
