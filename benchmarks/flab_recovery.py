@@ -85,11 +85,7 @@ class RecoverySettings(LevelSettings):
         metadata={"help": f"Pruning levels ('vocab', '<n>L', 'ffn' joined by '+'; the frontier: {','.join(LEVELS)})."},
     )
     speed_levels: tuple[str, ...] = field(
-        default=("vocab+4L",),
-        metadata={
-            "help": "Levels whose generation speed is measured against dense; one not in `levels` is timed from its "
-            "pruned model (same shapes as recovered, so the same speed) and nothing is trained for it."
-        },
+        default=("vocab+4L",), metadata={"help": "Levels timed against dense (one not in `levels`: its pruned model)."}
     )
     answers: int = field(default=1024, metadata={"help": "Instruction prompts the dense model answers (training)."})
     answer_tokens: int = field(default=256, metadata={"help": "Longest training answer, in tokens."})
