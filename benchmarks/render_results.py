@@ -75,10 +75,14 @@ def _flab_recovery_figures(results: dict, path: Path) -> None:
     plot_frontier(results, path.with_name(path.stem + "-frontier.png"))
 
 
+# shared by several tables
+_flab_recovery_table = _lazy("benchmarks.flab_recovery", "recovery_markdown")
+_finetune_table = _lazy("benchmarks.alpine_finetune", "finetune_markdown")
+
 RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _lazy("benchmarks.flab_bench", "markdown_table")),
     "flab_vocabulary": ("flab_vocabulary.json", _lazy("benchmarks.flab_vocabulary", "vocabulary_markdown")),
-    "flab_recovery": ("flab_recovery.json", _lazy("benchmarks.flab_recovery", "recovery_markdown")),
+    "flab_recovery": ("flab_recovery.json", _flab_recovery_table),
     # recovery recipes on one level, the current one first: {file name: its JSON}
     "flab_recipes": (
         (
@@ -91,15 +95,9 @@ RENDERERS = {
         ),
         _lazy("benchmarks.flab_recovery", "recipes_markdown"),
     ),
-    "flab_recovery_stdlib_windows": (
-        "flab_recovery_stdlib_windows.json",
-        _lazy("benchmarks.flab_recovery", "recovery_markdown"),
-    ),
+    "flab_recovery_stdlib_windows": ("flab_recovery_stdlib_windows.json", _flab_recovery_table),
     "flab_speed_avx2": ("flab_recovery_avx2.json", _lazy("benchmarks.flab_recovery", "speed_markdown")),
-    "flab_recovery_2l_ffn256": (
-        "flab_recovery_2l_ffn256.json",
-        _lazy("benchmarks.flab_recovery", "recovery_markdown"),
-    ),
+    "flab_recovery_2l_ffn256": ("flab_recovery_2l_ffn256.json", _flab_recovery_table),
     "flab_calibration": ("flab_calibration.json", _lazy("benchmarks.flab_calibration", "calibration_markdown")),
     "flab_ablation": ("flab_ablation.json", _lazy("benchmarks.flab_ablation", "ablation_markdown")),
     "xtc_gpt2": ("xtc_gpt2.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
@@ -113,18 +111,9 @@ RENDERERS = {
     "alpine_minilm_plans": ("alpine_minilm_plans.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
     "alpine_codebert_shape": ("alpine_codebert_shape.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
     "alpine_unixcoder_shape": ("alpine_unixcoder_shape.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
-    "alpine_finetune_minilm": (
-        "alpine_finetune_minilm.json",
-        _lazy("benchmarks.alpine_finetune", "finetune_markdown"),
-    ),
-    "alpine_finetune_minilm_2epochs": (
-        "alpine_finetune_minilm_2epochs.json",
-        _lazy("benchmarks.alpine_finetune", "finetune_markdown"),
-    ),
-    "alpine_finetune_minilm_seeds": (
-        "alpine_finetune_minilm_seeds.json",
-        _lazy("benchmarks.alpine_finetune", "finetune_markdown"),
-    ),
+    "alpine_finetune_minilm": ("alpine_finetune_minilm.json", _finetune_table),
+    "alpine_finetune_minilm_2epochs": ("alpine_finetune_minilm_2epochs.json", _finetune_table),
+    "alpine_finetune_minilm_seeds": ("alpine_finetune_minilm_seeds.json", _finetune_table),
     "alpine_finetune_frontier": ("alpine_finetune_frontier.json", _alpine_frontier_report),
     "zoo_build": ("zoo_build.json", build_times_markdown),
     "zoo_build_avx2": ("zoo_build_avx2.json", build_times_markdown),
