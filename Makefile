@@ -14,7 +14,7 @@ GLIBC_TUNABLES := $(shell sed -n 's/^MALLOC_TUNABLES = "\(.*\)"$$/\1/p' compress
 endif
 export GLIBC_TUNABLES
 
-.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves xtc-teacher-distilled xtc-teacher-py150 bench-xtc-py150 bench-flab bench-flab-ablation bench-flab-recovery bench-flab-recovery-hidden bench-flab-recovery-ffn256 bench-flab-recovery-block bench-flab-speed finetune finetune-table finetune-small results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves xtc-teacher-distilled xtc-teacher-py150 bench-xtc-py150 bench-xtc-py150-row bench-flab bench-flab-ablation bench-flab-recovery bench-flab-recovery-hidden bench-flab-recovery-ffn256 bench-flab-recovery-block bench-flab-speed finetune finetune-table finetune-small results clean
 
 install: $(STAMP)
 
@@ -109,6 +109,17 @@ bench-xtc-py150: xtc-teacher-py150
 	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
 		--until-converged --embedding-bits 4 --variants 6L,1W8A6L --samples 1000 \
 		--json benchmarks/results/xtc_gpt2_py150_emb4.json
+
+# The same compression with one scale per output row of each 1-bit matrix (XtcConfig.weight_granularity="row")
+# instead of one per matrix: the queued next step for the 1W8A and 1W8A6L retention targets; then per-row 1W8A6L with
+# 4-bit word embeddings and LM head, the one form over 20x on disk.
+bench-xtc-py150-row: xtc-teacher-py150
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
+		--until-converged --weight-granularity row --variants 1W8A6L,1W8A --samples 1000 \
+		--json benchmarks/results/xtc_gpt2_py150_row.json
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
+		--until-converged --weight-granularity row --embedding-bits 4 --variants 1W8A6L --samples 1000 \
+		--json benchmarks/results/xtc_gpt2_py150_row_emb4.json
 
 bench-flab: install
 	mkdir -p benchmarks/results
