@@ -528,6 +528,16 @@ def _setting(settings: dict, name: str, before):
     return (settings.get(group) or {} if group else settings).get(field_name, before)
 
 
+def _recipe_label(settings: dict, first: dict) -> str:
+    """The recipe settings of ``settings`` that differ from ``first``'s (``"current"`` when none does)."""
+    changed = []
+    for name, before in _RECIPE_SETTINGS.items():
+        value = _setting(settings, name, before)
+        if value != _setting(first, name, before):
+            changed.append(f"{name}={value}")
+    return ", ".join(changed) or "current"
+
+
 def recipes_markdown(results: dict[str, dict], level: str = "vocab+4L+ffn") -> str:
     """One row per recovery recipe: ``results`` maps results file names (the first: the current recipe) to their
     JSON; each row names what its recipe changes against the first and gives ``level``'s recovered quality.
@@ -538,15 +548,6 @@ def recipes_markdown(results: dict[str, dict], level: str = "vocab+4L+ffn") -> s
     """
     current = next(iter(results.values()))
     first = current["settings"]
-
-    def changes(settings: dict) -> str:
-        changed = []
-        for name, before in _RECIPE_SETTINGS.items():
-            value = _setting(settings, name, before)
-            if value != _setting(first, name, before):
-                changed.append(f"{name}={value}")
-        return ", ".join(changed) or "current"
-
     dense = current["dense"]
     lines = [
         f"Recovery recipes compared on {level} of {current['model']}, each after the same budget; HumanEval on "
@@ -568,11 +569,43 @@ def recipes_markdown(results: dict[str, dict], level: str = "vocab+4L+ffn") -> s
         answers = data.get("answers", result["settings"].get("answers"))
         epochs = (data.get("epochs") or {}).get("chat")
         lines.append(
-            f"| {changes(result['settings'])} | `{name}` | {recovered['humaneval']['passed']}/"
+            f"| {_recipe_label(result['settings'], first)} | `{name}` | {recovered['humaneval']['passed']}/"
             f"{recovered['humaneval']['problems']} | {solved or '-'} | {ratios[0]:.3f}x | {ratios[1]:.3f}x | "
             f"{recovered['stdlib_test']['kl_to_dense']} | {answers} ({epochs}) |"
         )
     return "\n".join(lines) + "\n"
+
+
+def plot_recipes(results: dict[str, dict], path: str | os.PathLike, level: str = "vocab+4L+ffn") -> None:
+    """The recipes of :func:`recipes_markdown` side by side: held-out KL against training tokens, one line per recipe
+    (left), and HumanEval solved against the recovered model's KL on the stdlib test files (right): whether a lower
+    KL buys problems."""
+    from compress_utils.plotting import save_figure
+
+    current = next(iter(results.values()))
+    first, dense = current["settings"], current["dense"]["humaneval"]
+    rows = {_recipe_label(result["settings"], first): result["levels"][level]
+            for result in results.values() if level in result["levels"]}  # fmt: skip
+
+    def draw(figure):
+        left, right = figure.subplots(1, 2)
+        for label, row in rows.items():
+            curve = row["recovery"]["curve"]
+            (line,) = left.plot([point["tokens"] / 1e6 for point in curve], [point["kl_to_dense"] for point in curve],
+                                marker=".", label=label)  # fmt: skip
+            recovered = row["recovered"]
+            right.scatter(recovered["stdlib_test"]["kl_to_dense"], recovered["humaneval"]["passed"],
+                          color=line.get_color(), s=40, alpha=0.8)  # fmt: skip
+        right.axhline(dense["passed"] - 1, color="grey", linestyle="--", linewidth=1, label="target: dense - 1")
+        right.set_ylim(0, dense["passed"] + 0.5)
+        right.yaxis.get_major_locator().set_params(integer=True)
+        left.set(xlabel="training tokens (millions)", ylabel="validation KL to dense", yscale="log", title=level)
+        left.legend(fontsize=6)
+        right.legend(fontsize=6, loc="lower right")
+        right.set(xlabel="KL to dense, stdlib test (recovered; colours as left)",
+                  ylabel=f"HumanEval passed (of {dense['problems']})")  # fmt: skip
+
+    save_figure(draw, path, (9, 3.6))
 
 
 def plot_recovery_curve(result: dict, path: str | os.PathLike) -> None:
@@ -639,6 +672,7 @@ __all__ = [
     "level_result_path",
     "nothing_to_recover",
     "plot_frontier",
+    "plot_recipes",
     "plot_recovery_curve",
     "recipes_markdown",
     "recovery_markdown",

@@ -75,6 +75,16 @@ def _flab_recovery_figures(results: dict, path: Path) -> None:
     plot_frontier(results, path.with_name(path.stem + "-frontier.png"))
 
 
+# recovery recipes on one level, the current one first (a table and a figure compare them)
+FLAB_RECIPES = (
+    "flab_recovery.json",
+    "flab_recovery_no_whitespace.json",
+    "flab_recovery_chat30.json",
+    "flab_recovery_assistant_only.json",
+    "flab_recovery_clean_answers.json",
+    "flab_recovery_hidden.json",
+)
+
 # shared by several tables
 _flab_recovery_table = _lazy("benchmarks.flab_recovery", "recovery_markdown")
 _finetune_table = _lazy("benchmarks.alpine_finetune", "finetune_markdown")
@@ -83,18 +93,8 @@ RENDERERS = {
     "flab_smollm2": ("flab_smollm2.json", _lazy("benchmarks.flab_bench", "markdown_table")),
     "flab_vocabulary": ("flab_vocabulary.json", _lazy("benchmarks.flab_vocabulary", "vocabulary_markdown")),
     "flab_recovery": ("flab_recovery.json", _flab_recovery_table),
-    # recovery recipes on one level, the current one first: {file name: its JSON}
-    "flab_recipes": (
-        (
-            "flab_recovery.json",
-            "flab_recovery_no_whitespace.json",
-            "flab_recovery_chat30.json",
-            "flab_recovery_assistant_only.json",
-            "flab_recovery_clean_answers.json",
-            "flab_recovery_hidden.json",
-        ),
-        _lazy("benchmarks.flab_recovery", "recipes_markdown"),
-    ),
+    # several files: the renderer gets {file name: its JSON} of those present
+    "flab_recipes": (FLAB_RECIPES, _lazy("benchmarks.flab_recovery", "recipes_markdown")),
     "flab_recovery_stdlib_windows": ("flab_recovery_stdlib_windows.json", _flab_recovery_table),
     "flab_speed_avx2": ("flab_recovery_avx2.json", _lazy("benchmarks.flab_recovery", "speed_markdown")),
     "flab_recovery_2l_ffn256": ("flab_recovery_2l_ffn256.json", _flab_recovery_table),
@@ -138,14 +138,29 @@ FIGURES = {
 }
 
 
+# figures drawn from several results files into one PNG: {PNG name: (file names, draw({file name: its JSON}, path))}
+COMPARISON_FIGURES = {"flab_recipes.png": (FLAB_RECIPES, _lazy("benchmarks.flab_recovery", "plot_recipes"))}
+
+
+def _present(results_dir: Path, filenames) -> dict:
+    """{file name: its JSON} of those of ``filenames`` that exist in ``results_dir``, in their order."""
+    return {name: json.loads((results_dir / name).read_text()) for name in filenames if (results_dir / name).is_file()}
+
+
 def render_figures(results_dir: Path = RESULTS_DIR) -> list[Path]:
-    """Redraw every figure of ``FIGURES`` whose JSON exists; returns the PNG paths (byte-identical for equal JSON)."""
+    """Redraw every figure of ``FIGURES`` and ``COMPARISON_FIGURES`` whose JSON exists; returns the PNG paths
+    (byte-identical for equal JSON)."""
     drawn = []
     for filename, draw in FIGURES.items():
         source = results_dir / filename
         if source.is_file():
             draw(json.loads(source.read_text()), source.with_suffix(".png"))
             drawn.append(source.with_suffix(".png"))
+    for png, (filenames, draw) in COMPARISON_FIGURES.items():
+        present = _present(results_dir, filenames)
+        if present:
+            draw(present, results_dir / png)
+            drawn.append(results_dir / png)
     return drawn
 
 
@@ -159,9 +174,8 @@ def render_readme(readme: str, results_dir: Path = RESULTS_DIR) -> str:
         filename, renderer = RENDERERS[name]
         path = results_dir / filename if isinstance(filename, str) else None
         if path is None:  # several files: {file name: its JSON} of those present
-            present = {item: results_dir / item for item in filename if (results_dir / item).is_file()}
-            body = (renderer({item: json.loads(file.read_text()) for item, file in present.items()}) if present
-                    else f"_Not measured yet: none of {', '.join(filename)}._")  # fmt: skip
+            present = _present(results_dir, filename)
+            body = renderer(present) if present else f"_Not measured yet: none of {', '.join(filename)}._"
         elif path.is_file() or path.is_dir():
             if path.is_dir():
                 results = {item.name: json.loads(item.read_text()) for item in sorted(path.glob("*.json"))}
@@ -185,7 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["FIGURES", "RENDERERS", "build_times_markdown", "render_figures", "render_readme"]
+__all__ = [
+    "COMPARISON_FIGURES",
+    "FIGURES",
+    "FLAB_RECIPES",
+    "RENDERERS",
+    "build_times_markdown",
+    "render_figures",
+    "render_readme",
+]
 
 
 if __name__ == "__main__":

@@ -141,12 +141,21 @@ def test_markdown_and_curve_from_a_result(tmp_path):
 
 
 def test_recipes_are_compared_by_what_each_changes(tmp_path):
-    from benchmarks.render_results import render_readme
+    from benchmarks.render_results import render_figures, render_readme
 
     def result(settings, passed, tasks, answers, epochs):
-        row = {"recovered": {**_row(10.0, passed), "humaneval": {"passed": passed, "problems": 164,
-                                                                  "passed_tasks": tasks}},
-               "recovery": {"tokens": 1_000_000, "data": {"epochs": {"chat": epochs}}}}  # fmt: skip
+        row = {
+            "recovered": {
+                **_row(10.0, passed),
+                "humaneval": {"passed": passed, "problems": 164, "passed_tasks": tasks},
+            },
+            "recovery": {
+                "tokens": 1_000_000,
+                "data": {"epochs": {"chat": epochs}},
+                "curve": [{"tokens": t, "kl_to_dense": kl, "perplexity": p, "dense_perplexity": 8.0,
+                           "next_token_agreement": 0.7} for t, kl, p in ((0, 0.7, 16.0), (1_000_000, 0.2, 9.0))],
+            },
+        }  # fmt: skip
         if answers is not None:  # logged since clean_answers
             row["recovery"]["data"]["answers"] = answers
         return {"model": "tiny", "capability": None, "foreign_package": {"name": "accelerate"},
@@ -169,6 +178,13 @@ def test_recipes_are_compared_by_what_each_changes(tmp_path):
     assert "1024 (1.3) |" in rendered  # the answers from the settings when the log has no count
     assert render_readme(rendered, tmp_path) == rendered
     assert "Not measured yet" in render_readme(readme, tmp_path / "nothing-here")
+    # the same files drawn side by side (KL curves, HumanEval against KL), byte-identical when drawn again
+    figure = tmp_path / "flab_recipes.png"
+    assert figure in render_figures(tmp_path)
+    first = figure.read_bytes()
+    assert first[:4] == b"\x89PNG"
+    render_figures(tmp_path)
+    assert figure.read_bytes() == first
 
 
 def test_the_zoo_pick_is_the_smallest_level_that_meets_every_target():
