@@ -520,7 +520,7 @@ def recovery_markdown(result: dict) -> str:
 # the setting existed (as the results files measured before it were run); "distill.x" is the distillation's x
 _RECIPE_SETTINGS = {"chat_share": None, "keep_whitespace": False, "assistant_only_loss": False,
                     "clean_answers": False, "answers": None, "train_package_chars": None,
-                    "distill.hidden_weight": 0.0}  # fmt: skip
+                    "distill.hidden_weight": 0.0, "layer_method": "kl"}  # fmt: skip
 
 
 def _setting(settings: dict, name: str, before):

@@ -83,6 +83,7 @@ FLAB_RECIPES = (
     "flab_recovery_assistant_only.json",
     "flab_recovery_clean_answers.json",
     "flab_recovery_hidden.json",
+    "flab_recovery_block.json",
 )
 
 # shared by several tables

@@ -170,11 +170,14 @@ def test_recipes_are_compared_by_what_each_changes(tmp_path):
     older = result({"keep_whitespace": False, "chat_share": 0.3}, 5, ["HumanEval/22"], None, 1.3)
     del older["settings"]["keep_whitespace"]  # measured before the setting existed: it was off
     (tmp_path / "flab_recovery_chat30.json").write_text(json.dumps(older))
+    block = result({"layer_method": "block"}, 6, ["HumanEval/22"], 1024, 2.2)  # the first file predates the setting
+    (tmp_path / "flab_recovery_block.json").write_text(json.dumps(block))
     readme = "<!-- results:flab_recipes -->\n<!-- /results:flab_recipes -->"
     rendered = render_readme(readme, tmp_path)
     assert "| current | `flab_recovery.json` | 7/164 | 16, 22 | 1.250x | 1.250x | 0.1 | 1024 (2.2) |" in rendered
     assert "| chat_share=0.3, keep_whitespace=False | `flab_recovery_chat30.json` | 5/164 | 22 |" in rendered
     assert "| distill.hidden_weight=1.0 | `flab_recovery_hidden.json` | 8/164 | 22 |" in rendered
+    assert "| layer_method=block | `flab_recovery_block.json` | 6/164 | 22 |" in rendered
     assert "1024 (1.3) |" in rendered  # the answers from the settings when the log has no count
     assert render_readme(rendered, tmp_path) == rendered
     assert "Not measured yet" in render_readme(readme, tmp_path / "nothing-here")
