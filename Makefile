@@ -154,7 +154,7 @@ bench-flab-recovery-ffn256: install
 # instead of the greedy search's [13, 14, 17, 25], recovered with the frontier's recipe and budget: same shapes, same
 # speed, one broken interface for recovery to bridge instead of three.
 bench-flab-recovery-block: install
-	$(PY) -m benchmarks flab-recovery --levels vocab+4L+ffn --layer-method block --learning-rate 2e-4 \
+	$(PY) -m benchmarks flab-recovery --levels vocab+4L+ffn --layer-method block --speed-levels "" --learning-rate 2e-4 \
 		--results-dir benchmarks/results/flab_levels --json benchmarks/results/flab_recovery_block.json
 
 # The frontier's generation speed on this CPU (the speed-ups depend on it: per layer or per parameter): the levels'
