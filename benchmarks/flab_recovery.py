@@ -85,7 +85,11 @@ class RecoverySettings(LevelSettings):
         metadata={"help": f"Pruning levels ('vocab', '<n>L', 'ffn' joined by '+'; the frontier: {','.join(LEVELS)})."},
     )
     speed_levels: tuple[str, ...] = field(
-        default=("vocab+4L",), metadata={"help": "Levels timed against dense (one not in `levels`: its pruned model)."}
+        default=(),
+        metadata={
+            "help": "Levels timed against dense (one not in `levels`: its pruned model); none by default, since "
+            "timing needs an otherwise idle machine."
+        },
     )
     answers: int = field(default=1024, metadata={"help": "Instruction prompts the dense model answers (training)."})
     answer_tokens: int = field(default=256, metadata={"help": "Longest training answer, in tokens."})
@@ -520,7 +524,7 @@ def recovery_markdown(result: dict) -> str:
 # the setting existed (as the results files measured before it were run); "distill.x" is the distillation's x
 _RECIPE_SETTINGS = {"chat_share": None, "keep_whitespace": False, "assistant_only_loss": False,
                     "clean_answers": False, "answers": None, "train_package_chars": None,
-                    "distill.hidden_weight": 0.0, "layer_method": "kl"}  # fmt: skip
+                    "distill.hidden_weight": 0.0, "layer_method": "kl", "distill.train_tokens": None}  # fmt: skip
 
 
 def _setting(settings: dict, name: str, before):
@@ -550,13 +554,14 @@ def recipes_markdown(results: dict[str, dict], level: str = "vocab+4L+ffn") -> s
     first = current["settings"]
     dense = current["dense"]
     lines = [
-        f"Recovery recipes compared on {level} of {current['model']}, each after the same budget; HumanEval on "
-        f"{dense['humaneval']['problems']} problems (dense: {dense['humaneval']['passed']}). Measured on: "
-        f"{describe(current.get('capability'))}.",
+        f"Recovery recipes compared on {level} of {current['model']}, each after the same budget unless its row names "
+        f"another (`distill.train_tokens`); HumanEval on {dense['humaneval']['problems']} problems (dense: "
+        f"{dense['humaneval']['passed']}). The current recipe was measured on: {describe(current.get('capability'))}.",
         "",
         "| recipe | file | HumanEval | problems solved | PPL stdlib test (x dense) | PPL "
-        f"{current['foreign_package']['name']} (x dense) | KL to dense | chat answers (epochs) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"{current['foreign_package']['name']} (x dense) | KL to dense | chat answers (epochs) | recovery tokens "
+        "(precision) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         row = result["levels"].get(level)
@@ -571,7 +576,8 @@ def recipes_markdown(results: dict[str, dict], level: str = "vocab+4L+ffn") -> s
         lines.append(
             f"| {_recipe_label(result['settings'], first)} | `{name}` | {recovered['humaneval']['passed']}/"
             f"{recovered['humaneval']['problems']} | {solved or '-'} | {ratios[0]:.3f}x | {ratios[1]:.3f}x | "
-            f"{recovered['stdlib_test']['kl_to_dense']} | {answers} ({epochs}) |"
+            f"{recovered['stdlib_test']['kl_to_dense']} | {answers} ({epochs}) | {row['recovery']['tokens']:,} "
+            f"({'bf16' if row['recovery'].get('bf16') else 'fp32'}) |"
         )
     return "\n".join(lines) + "\n"
 

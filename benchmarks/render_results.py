@@ -84,6 +84,7 @@ FLAB_RECIPES = (
     "flab_recovery_clean_answers.json",
     "flab_recovery_hidden.json",
     "flab_recovery_block.json",
+    "flab_recovery_2m.json",
 )
 
 # shared by several tables

@@ -143,14 +143,15 @@ def test_markdown_and_curve_from_a_result(tmp_path):
 def test_recipes_are_compared_by_what_each_changes(tmp_path):
     from benchmarks.render_results import render_figures, render_readme
 
-    def result(settings, passed, tasks, answers, epochs):
+    def result(settings, passed, tasks, answers, epochs, tokens=1_000_000, bf16=True):
         row = {
             "recovered": {
                 **_row(10.0, passed),
                 "humaneval": {"passed": passed, "problems": 164, "passed_tasks": tasks},
             },
             "recovery": {
-                "tokens": 1_000_000,
+                "tokens": tokens,
+                "bf16": bf16,
                 "data": {"epochs": {"chat": epochs}},
                 "curve": [{"tokens": t, "kl_to_dense": kl, "perplexity": p, "dense_perplexity": 8.0,
                            "next_token_agreement": 0.7} for t, kl, p in ((0, 0.7, 16.0), (1_000_000, 0.2, 9.0))],
@@ -172,9 +173,17 @@ def test_recipes_are_compared_by_what_each_changes(tmp_path):
     (tmp_path / "flab_recovery_chat30.json").write_text(json.dumps(older))
     block = result({"layer_method": "block"}, 6, ["HumanEval/22"], 1024, 2.2)  # the first file predates the setting
     (tmp_path / "flab_recovery_block.json").write_text(json.dumps(block))
+    longer = result({"distill": {"train_tokens": 2_000_000}}, 8, ["HumanEval/22"], 1024, 4.4, 2_001_000, False)
+    (tmp_path / "flab_recovery_2m.json").write_text(json.dumps(longer))
     readme = "<!-- results:flab_recipes -->\n<!-- /results:flab_recipes -->"
     rendered = render_readme(readme, tmp_path)
-    assert "| current | `flab_recovery.json` | 7/164 | 16, 22 | 1.250x | 1.250x | 0.1 | 1024 (2.2) |" in rendered
+    assert (
+        "| current | `flab_recovery.json` | 7/164 | 16, 22 | 1.250x | 1.250x | 0.1 | 1024 (2.2) | 1,000,000 (bf16) |"
+        in (rendered)
+    )
+    # a longer budget is a recipe setting too, and each row says what it trained on and in which precision
+    assert "| distill.train_tokens=2000000 | `flab_recovery_2m.json` | 8/164 | 22 |" in rendered
+    assert "| 1024 (4.4) | 2,001,000 (fp32) |" in rendered
     assert "| chat_share=0.3, keep_whitespace=False | `flab_recovery_chat30.json` | 5/164 | 22 |" in rendered
     assert "| distill.hidden_weight=1.0 | `flab_recovery_hidden.json` | 8/164 | 22 |" in rendered
     assert "| layer_method=block | `flab_recovery_block.json` | 6/164 | 22 |" in rendered
