@@ -42,8 +42,9 @@ VARIANTS = {
 }
 # stage 1 of 6L is shared by the layer-reduced quantised variants, so train it first
 RUN_ORDER = ("6L", "1W8A6L", "2W8A6L", "1W8A")
-# each stage's step cap when distilling to convergence: 5.1M tokens, ~3 passes over the stdlib train split
-CONVERGED_STAGE_STEPS = 2500
+# each stage's step cap when distilling to convergence: 8.2M tokens, ~5 passes over the stdlib train split (at 2,500
+# the py150 6L stage was still falling ~2% per 50 steps when the plateau test fired and annealed)
+CONVERGED_STAGE_STEPS = 4000
 
 
 def student_embedding_bits(variant: str, embedding_bits: int | None) -> int | None:
