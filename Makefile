@@ -14,7 +14,7 @@ GLIBC_TUNABLES := $(shell sed -n 's/^MALLOC_TUNABLES = "\(.*\)"$$/\1/p' compress
 endif
 export GLIBC_TUNABLES
 
-.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves xtc-teacher-distilled xtc-teacher-py150 bench-xtc-py150 bench-xtc-py150-row bench-flab bench-flab-ablation bench-flab-recovery bench-flab-recovery-hidden bench-flab-recovery-ffn256 bench-flab-recovery-block bench-flab-recovery-2m bench-flab-speed finetune finetune-table finetune-small results clean
+.PHONY: install test test-slow test-fresh-venv test-lm-eval lint zoo bench bench-alpine bench-xtc xtc-teacher-curves xtc-teacher-distilled xtc-teacher-py150 bench-xtc-py150 bench-xtc-py150-row bench-xtc-py150-data bench-flab bench-flab-ablation bench-flab-recovery bench-flab-recovery-hidden bench-flab-recovery-ffn256 bench-flab-recovery-block bench-flab-recovery-2m bench-flab-speed finetune finetune-table finetune-small results clean
 
 install: $(STAMP)
 
@@ -100,13 +100,16 @@ xtc-teacher-distilled: install
 xtc-teacher-py150: install
 	$(PY) -m benchmarks xtc-teacher --preset py150 --results-dir benchmarks/results/xtc_teacher_curves
 
+# the trained py150 teacher's folder (printed by the cached run without training again), for the recipes below
+XTC_PY150_TEACHER = $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1)
+
 bench-xtc-py150: xtc-teacher-py150
-	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $(XTC_PY150_TEACHER) \
 		--until-converged --variants 6L,1W8A6L,1W8A --samples 1000 --json benchmarks/results/xtc_gpt2_py150.json
-	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $(XTC_PY150_TEACHER) \
 		--until-converged --embedding-bits 8 --variants 6L,1W8A6L,1W8A --samples 1000 \
 		--json benchmarks/results/xtc_gpt2_py150_emb8.json
-	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $(XTC_PY150_TEACHER) \
 		--until-converged --embedding-bits 4 --variants 6L,1W8A6L --samples 1000 \
 		--json benchmarks/results/xtc_gpt2_py150_emb4.json
 
@@ -114,12 +117,21 @@ bench-xtc-py150: xtc-teacher-py150
 # instead of one per matrix: the queued next step for the 1W8A and 1W8A6L retention targets; then per-row 1W8A6L with
 # 4-bit word embeddings and LM head, the one form over 20x on disk.
 bench-xtc-py150-row: xtc-teacher-py150
-	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $(XTC_PY150_TEACHER) \
 		--until-converged --weight-granularity row --variants 1W8A6L,1W8A --samples 1000 \
 		--json benchmarks/results/xtc_gpt2_py150_row.json
-	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $$($(PY) -m benchmarks --quiet xtc-teacher --preset py150 | head -1) \
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $(XTC_PY150_TEACHER) \
 		--until-converged --weight-granularity row --embedding-bits 4 --variants 1W8A6L --samples 1000 \
 		--json benchmarks/results/xtc_gpt2_py150_row_emb4.json
+
+# Whether more varied data helps the students: the 6L stage distilled on the stdlib train split alone, then on it plus
+# the teacher's package sources (--student-packages, ~9x the code), same cap and plateau test, 1,000 lines each. The
+# first reuses bench-xtc-py150-row's layer-reduction stage when that ran.
+bench-xtc-py150-data: xtc-teacher-py150
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $(XTC_PY150_TEACHER) --until-converged --variants 6L \
+		--samples 1000 --json benchmarks/results/xtc_gpt2_py150_6l.json
+	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $(XTC_PY150_TEACHER) --until-converged --student-packages \
+		--variants 6L --samples 1000 --json benchmarks/results/xtc_gpt2_py150_6l_packages.json
 
 bench-flab: install
 	mkdir -p benchmarks/results
