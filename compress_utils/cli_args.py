@@ -174,7 +174,7 @@ def add_dataclass_arguments(
         if spec.name in exclude or not spec.init:
             continue
         default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
-        help_text = spec.metadata.get("help", "")
+        help_text = spec.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         spelled = [names[spec.name]] if spec.name in names else []
         spelled.append(spec.name)
         convert = _parser_for(hints[spec.name])
