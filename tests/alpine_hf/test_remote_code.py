@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from alpine_testing import make_batch, tiny_config
+from fresh_process import run_fresh_python
 
 from alpine_hf import AlpineBertForSequenceClassification, AlpineRobertaForSequenceClassification
 
@@ -41,17 +40,7 @@ print(json.dumps({"cls": type(classifier).__name__, "enc": type(encoder).__name_
 def run_fresh(folder, inputs, tmp_path):
     inputs_path = tmp_path / "inputs.pt"
     torch.save(inputs, inputs_path)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH, str(folder), str(inputs_path)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_fresh_python(FRESH, folder, inputs_path, cwd=tmp_path, modules_dir=tmp_path / "modules")[0]
 
 
 SETTINGS = {

@@ -3,13 +3,13 @@ folders carry the remote code and load without ``alpine_hf``; training resumes f
 
 import json
 import os
-import subprocess
 import sys
 
 import datasets
 import pytest
 import torch
 from alpine_testing import make_batch, tiny_config
+from fresh_process import run_fresh_python
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 
@@ -37,13 +37,9 @@ print(json.dumps({"cls": type(model).__name__, "module": type(model).__module__,
 
 def run_fresh(folder, auto: str, inputs: dict, tmp_path) -> dict:
     torch.save(inputs, tmp_path / "inputs.pt")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH, str(folder), auto, str(tmp_path / "inputs.pt")],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_fresh_python(
+        FRESH, folder, auto, tmp_path / "inputs.pt", cwd=tmp_path, modules_dir=tmp_path / "modules"
+    )[0]
 
 
 def tokenizer():

@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from flab_testing import CODE, FAMILY_NAMES, tiny_model, tiny_tokenizer
+from fresh_process import run_fresh_python
 
 from flab_hf import FlabConfig, flab_prune, save_pruned
 
@@ -36,13 +35,7 @@ print(json.dumps({"cls": type(model).__name__, "module": type(model).__module__,
 def run_fresh(folder, ids, tmp_path):
     ids_path = tmp_path / "ids.pt"
     torch.save(ids, ids_path)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH, str(folder), str(ids_path)],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_fresh_python(FRESH, folder, ids_path, cwd=tmp_path, modules_dir=tmp_path / "modules")[0]
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)

@@ -3,13 +3,13 @@ without ``flab_hf`` and resumes; LoRA recovery checkpoints hold the adapter and 
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
 import transformers
 from flab_testing import CODE, tiny_model, tiny_tokenizer
+from fresh_process import run_fresh_python
 from transformers import Trainer, TrainingArguments
 
 from flab_hf import FlabConfig, flab_prune
@@ -35,13 +35,7 @@ print(json.dumps({"cls": type(model).__name__, "module": type(model).__module__,
 
 def run_fresh(folder, ids, tmp_path) -> dict:
     torch.save(ids, tmp_path / "ids.pt")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH, str(folder), str(tmp_path / "ids.pt")],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_fresh_python(FRESH, folder, tmp_path / "ids.pt", cwd=tmp_path, modules_dir=tmp_path / "modules")[0]
 
 
 def pruned_model():

@@ -1,10 +1,8 @@
 """The documented usage: ``evaluate.load("compress_utils/metrics/<name>")`` from the repository root, offline."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from fresh_process import run_fresh_python
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ("clone_detection", "code_completion", "pass_at_k")
@@ -30,12 +28,8 @@ print(json.dumps(out))
 
 
 def test_modules_load_by_relative_path_offline_without_the_library(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "m"),
-           "HF_EVALUATE_CACHE": str(tmp_path / "e"), "PYTHONPATH": ""}  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", FRESH, *NAMES], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    env = {"HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_CACHE": str(tmp_path / "e")}
+    out, _ = run_fresh_python(FRESH, *NAMES, cwd=REPO, modules_dir=tmp_path / "m", env=env)
     for name in NAMES:
         assert "@" in out[name]["citation"] and len(out[name]["description"]) > 100
         assert "Returns:" in out[name]["inputs"] and "Examples:" in out[name]["inputs"]

@@ -3,12 +3,10 @@ through remote code with the logits of the in-memory model."""
 
 import ast
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from fresh_process import run_fresh_python
 from safetensors.torch import load_file
 
 from xtc_hf import XTCGPT2Config, XTCGPT2LMHeadModel
@@ -133,13 +131,9 @@ def test_low_bit_embedding_checkpoint_loads_through_remote_code(tiny_gpt2, input
     assert described["embedding_bits"] == bits and described["quantization_config"]["embedding_bits"] == bits
     for code in (tmp_path / "ckpt").glob("*.py"):  # the remote code imports torch, transformers and its own folder
         assert not _imports(code) & {"xtc_hf", "compress_utils", "benchmarks"}, code.name
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH, str(tmp_path / "ckpt"), json.dumps(input_ids.tolist())],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded, _ = run_fresh_python(
+        FRESH, tmp_path / "ckpt", json.dumps(input_ids.tolist()), cwd=tmp_path, modules_dir=tmp_path / "modules"
+    )
     assert loaded["module"].startswith("transformers_modules") and loaded["embedding_bits"] == bits
     torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, rtol=0, atol=1e-6)
 

@@ -2,13 +2,11 @@
 the same codes) agree bit for bit, and ``xtc_kernel="auto"`` follows the measured kernel order."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from fresh_process import run_fresh_python
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from xtc_hf import modeling_xtc
@@ -189,18 +187,9 @@ def test_remote_code_load_keeps_the_float_kernel(tiny_gpt2, input_ids, tmp_path)
     model = _packed(tiny_gpt2, weight_bits=1).set_xtc_kernel("float")
     expected = _logits(model, input_ids)
     model.save_pretrained(tmp_path / "ckpt")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE, str(tmp_path / "ckpt"), json.dumps(input_ids.tolist())],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    report, _ = run_fresh_python(
+        REMOTE, tmp_path / "ckpt", json.dumps(input_ids.tolist()), cwd=tmp_path, modules_dir=tmp_path / "modules"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["module"].startswith("transformers_modules")
     assert report["info"]["setting"] == "float" and report["info"]["resolved"] == "float"
     assert report["identical"]

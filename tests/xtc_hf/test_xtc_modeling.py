@@ -1,11 +1,10 @@
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from fresh_process import run_fresh_python
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
@@ -133,18 +132,9 @@ def test_fresh_process_loads_with_trust_remote_code_only(tiny_gpt2, input_ids, t
     assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_xtc.XTCGPT2LMHeadModel"
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, str(tmp_path / "ckpt"), json.dumps(input_ids.tolist())],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    report, _ = run_fresh_python(
+        FRESH_PROCESS, tmp_path / "ckpt", json.dumps(input_ids.tolist()), cwd=workdir, modules_dir=tmp_path / "modules"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert not report["importable"]
     assert "xtc_hf" not in report["module"] and report["module"].startswith("transformers_modules")
     torch.testing.assert_close(torch.tensor(report["logits"]), expected, rtol=0, atol=1e-6)

@@ -1,14 +1,12 @@
 """``quantization_config`` (``quant_method: "xtc"``) in packed checkpoints and Transformers' quantizer registry."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
+from fresh_process import run_fresh_python
 from transformers import AutoModelForCausalLM, GPT2LMHeadModel, Trainer, TrainingArguments
 
 from xtc_hf import XTCGPT2LMHeadModel, XTCHfQuantizer, XTCQuantizationConfig
@@ -104,15 +102,10 @@ def test_remote_code_loads_with_and_without_the_quantizer(packed_folder, input_i
     registration = "from .quantizer_xtc import register_xtc_quantizer  # noqa: E402\n\nregister_xtc_quantizer()\n"
     assert registration in configuration
     (old / "configuration_xtc.py").write_text(configuration.replace(registration, ""))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE, str(old), str(packed_folder), json.dumps(input_ids.tolist())],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "Unknown quantization type, got xtc" in result.stderr  # the unregistered load warned, and went on
+    report, stderr = run_fresh_python(
+        REMOTE, old, packed_folder, json.dumps(input_ids.tolist()), cwd=tmp_path, modules_dir=tmp_path / "modules"
+    )
+    assert "Unknown quantization type, got xtc" in stderr  # the unregistered load warned, and went on
     assert report["unregistered"]["quantizer"] is None
     quantizer = report["registered"]["quantizer"]
     assert quantizer.startswith("transformers_modules") and quantizer.endswith("quantizer_xtc.XTCHfQuantizer")

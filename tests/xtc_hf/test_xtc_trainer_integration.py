@@ -3,12 +3,12 @@ code and load without ``xtc_hf``; CO2 tracking of the stages. (Resuming from the
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 import torch
 from datasets import Dataset
+from fresh_process import run_fresh_python
 
 from xtc_hf import XTCGPT2LMHeadModel, XTCRecipeConfig, xtc_compress
 from xtc_hf.recipe import stage_reports
@@ -58,13 +58,9 @@ def test_quantization_stage_checkpoint_loads_without_xtc_hf(tiny_gpt2, token_dat
     model = XTCGPT2LMHeadModel.from_pretrained(checkpoint).eval()
     with torch.no_grad():
         expected = model(input_ids=input_ids).logits
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", FRESH, str(checkpoint), json.dumps(input_ids.tolist())],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded, _ = run_fresh_python(
+        FRESH, checkpoint, json.dumps(input_ids.tolist()), cwd=tmp_path, modules_dir=tmp_path / "modules"
+    )
     assert loaded["module"].startswith("transformers_modules") and loaded["cls"] == "XTCGPT2LMHeadModel"
     assert loaded["packed"] is False
     torch.testing.assert_close(torch.tensor(loaded["logits"]), expected, atol=1e-5, rtol=1e-5)
