@@ -304,6 +304,7 @@ def _xtc(args) -> int:
         ("teacher_tokens", args.teacher_tokens),
         ("teacher_dir", args.teacher_dir),
         ("embedding_bits", args.embedding_bits),
+        ("position_embedding_bits", args.position_embedding_bits),
         ("weight_granularity", args.weight_granularity),
         ("stage_steps", args.steps),
         ("samples", args.samples),
@@ -513,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     xtc.add_argument("--embedding-bits", type=int, default=None,
                      help="Word-embedding bits of the quantised students (default: their weight bits).")  # fmt: skip
+    xtc.add_argument("--position-embedding-bits", type=int, default=None,
+                     help="Position-embedding bits of the quantised students (default: float).")  # fmt: skip
     xtc.add_argument("--weight-granularity", choices=GRANULARITIES, default=None,
                      help="Weight scale of the quantised students per `matrix` (default, XTC's) or per `row`.")  # fmt: skip
     xtc.add_argument("--steps", type=positive_int, default=None, help="Optimizer steps per XTC stage.")

@@ -48,8 +48,8 @@ CONVERGED_STAGE_STEPS = 4000
 
 
 def student_embedding_bits(variant: str, embedding_bits: int | None) -> int | None:
-    """The word-embedding bits of ``variant``: ``embedding_bits`` for the quantised students; the float 6L row stays
-    the float layer-reduced model (None).
+    """The embedding bits (word or position) of ``variant``: ``embedding_bits`` for the quantised students; the float
+    6L row stays the float layer-reduced model (None).
 
     Example:
         >>> student_embedding_bits("1W8A6L", 4), student_embedding_bits("6L", 4)
@@ -91,6 +91,10 @@ class BenchSettings:
             "help": "Bits of the word embeddings of the quantised students (8 = int8); None = their weight bits."
         },
     )
+    position_embedding_bits: int | None = field(
+        default=None,
+        metadata={"help": "Bits of the quantised students' position embeddings (per position); None = float."},
+    )
     weight_granularity: str = field(
         default="matrix",
         metadata={
@@ -124,8 +128,9 @@ class BenchSettings:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
         if self.weight_granularity not in GRANULARITIES:
             raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
-        if self.embedding_bits is not None and self.embedding_bits not in WEIGHT_BITS:
-            raise ValueError(f"`embedding_bits` must be None or one of {WEIGHT_BITS}, got {self.embedding_bits!r}.")
+        for name in ("embedding_bits", "position_embedding_bits"):
+            if getattr(self, name) is not None and getattr(self, name) not in WEIGHT_BITS:
+                raise ValueError(f"`{name}` must be None or one of {WEIGHT_BITS}, got {getattr(self, name)!r}.")
         if self.teacher_dir is not None and not os.path.isfile(os.path.join(self.teacher_dir, "xtc_teacher.json")):
             raise ValueError(  # the bench reads the teacher's settings, time and curve from that file
                 f"`teacher_dir`={self.teacher_dir!r} holds no xtc_teacher.json; give the `final` folder that "
@@ -290,6 +295,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         recipe = XTCRecipeConfig(
             **VARIANTS[name],
             embedding_bits=student_embedding_bits(name, settings.embedding_bits),
+            position_embedding_bits=student_embedding_bits(name, settings.position_embedding_bits),
             weight_granularity=settings.weight_granularity,
             # the quality run distils in fp32, as XTC does; the CI budget takes bf16 autocast where it is fast
             bf16=False if settings.until_converged else None,
@@ -370,6 +376,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             "weight_bits": getattr(model.config, "weight_bits", 32),
             "activation_bits": getattr(model.config, "activation_bits", 32),
             "embedding_bits": getattr(model.config, "word_embedding_bits", 32),
+            "position_embedding_bits": getattr(model.config, "position_bits", 32),
             "weight_granularity": getattr(model.config, "weight_granularity", None),
             "em": accuracy[name]["em"],
             "es": accuracy[name]["es"],

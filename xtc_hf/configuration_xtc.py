@@ -34,13 +34,16 @@ class XTCGPT2Config(GPT2Config):
         weight_granularity: ``"matrix"`` (one scale per weight matrix, XTC's default) or ``"row"`` (one scale per
             output row). Word embeddings always use one scale per row.
         quantize_embeddings: also quantise the word embeddings (and hence the tied LM head), at ``weight_bits`` unless
-            ``embedding_bits`` says otherwise. Position embeddings, LayerNorms and biases always stay in floating
-            point.
+            ``embedding_bits`` says otherwise. LayerNorms and biases always stay in floating point, position
+            embeddings unless ``position_embedding_bits`` is set.
         embedding_bits: bits of the word embeddings and the tied LM head, independently of the blocks' ``weight_bits``
             (one scale per row): 8 = symmetric per-row int8 with float scales (most of a layer-reduced model's
             remaining float bytes and time are there, and 8 bits keep the output distribution far closer than 1);
             ``None`` = ``weight_bits`` if ``quantize_embeddings`` else 32 (the behaviour before this setting). See
             :attr:`word_embedding_bits`.
+        position_embedding_bits: bits of the position embeddings (one scale per position), ``None`` = float. At 512
+            positions of width 256 they are a fifth of a 1-bit 6-layer model with 4-bit word embeddings; 8 bits keep
+            each position's vector within half a percent of its largest entry.
         teacher_layers: the teacher block each of the ``n_layer`` blocks was initialised from (``None`` = 0..n-1).
         packed: weights are stored packed (1-bit 8 per byte, 2-bit 4 per byte, 8-bit 1 per byte) with their scales
             instead of as floating-point parameters; set by ``XTCGPT2LMHeadModel.pack_()``.
@@ -67,6 +70,7 @@ class XTCGPT2Config(GPT2Config):
     weight_granularity: str = "matrix"
     quantize_embeddings: bool = True
     embedding_bits: int | None = None
+    position_embedding_bits: int | None = None
     teacher_layers: list[int] | None = None
     packed: bool = False
     xtc_kernel: str = "auto"
@@ -104,6 +108,12 @@ class XTCGPT2Config(GPT2Config):
                     f"`embedding_bits={self.embedding_bits}` quantises the word embeddings but `quantize_embeddings` is "
                     "False; drop one of the two settings."
                 )
+        bits = self.position_embedding_bits
+        if bits is not None and (isinstance(bits, bool) or bits not in WEIGHT_BITS):
+            raise ValueError(
+                f"`position_embedding_bits` must be None (float position embeddings) or one of {WEIGHT_BITS}, got "
+                f"{bits!r}."
+            )
         if self.xtc_kernel not in XTC_KERNELS:
             raise ValueError(f"`xtc_kernel` must be one of {XTC_KERNELS}, got {self.xtc_kernel!r}.")
         if self.teacher_layers is not None:
@@ -151,9 +161,14 @@ class XTCGPT2Config(GPT2Config):
         return self.weight_bits if self.quantize_embeddings else 32
 
     @property
+    def position_bits(self) -> int:
+        """Bits of the position embeddings: ``position_embedding_bits`` if set, else 32 (float)."""
+        return 32 if self.position_embedding_bits is None else self.position_embedding_bits
+
+    @property
     def is_quantized(self) -> bool:
-        """Whether any weight (blocks or word embeddings) or activation is quantised."""
-        return self.weight_bits < 32 or self.activation_bits < 32 or self.word_embedding_bits < 32
+        """Whether any weight (blocks, word or position embeddings) or activation is quantised."""
+        return min(self.weight_bits, self.activation_bits, self.word_embedding_bits, self.position_bits) < 32
 
     def xtc_quantization_config(self) -> dict:
         """The ``quantization_config`` of a packed checkpoint with these settings (``quant_method: "xtc"``).
@@ -170,8 +185,11 @@ class XTCGPT2Config(GPT2Config):
         blocks = self.weight_bits < 32 or self.activation_bits < 32
         modules = [f"transformer.h.*.{name}" for name in QUANTIZED_BLOCK_MODULES] if blocks else []
         embeddings = self.word_embedding_bits < 32
-        # `embedding_bits` only when set: checkpoints without it keep the description they had
+        # `embedding_bits` and `position_embedding_bits` only when set: older checkpoints keep their description
         extra = {} if self.embedding_bits is None else {"embedding_bits": self.embedding_bits}
+        if self.position_embedding_bits is not None:
+            extra["position_embedding_bits"] = self.position_embedding_bits
+        positions = self.position_bits < 32
         return {
             "quant_method": QUANT_METHOD,
             "weight_bits": self.weight_bits,
@@ -179,8 +197,10 @@ class XTCGPT2Config(GPT2Config):
             "weight_granularity": self.weight_granularity,
             "quantize_embeddings": self.quantize_embeddings,
             **extra,
-            "modules": modules + (["transformer.wte"] if embeddings else []),
-            "modules_to_not_convert": ["transformer.wpe"]
+            "modules": modules
+            + (["transformer.wte"] if embeddings else [])
+            + (["transformer.wpe"] if positions else []),
+            "modules_to_not_convert": ([] if positions else ["transformer.wpe"])
             + ([] if embeddings else ["transformer.wte"])
             + ([] if blocks else ["transformer.h"]),
             "weight_format": "packed",

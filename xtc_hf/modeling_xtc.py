@@ -14,8 +14,8 @@ Two representations of the same model:
 Quantisers (XTC): binary ``sign(W) * mean|W|``; ternary ``alpha * sign(W) * [|W| > 0.7 mean|W|]`` with ``alpha`` the
 mean magnitude of the kept weights; int8 ``round(W / s)``, ``s = max|W| / 127``; one scale per matrix (default) or
 per output row; word embeddings (the tied LM head) per row, at ``config.embedding_bits`` where set (e.g. 8-bit
-embeddings under 1-bit blocks); activations symmetric per token, ``s = max|x| / 127``. LayerNorm, biases and position
-embeddings stay in floating point.
+embeddings under 1-bit blocks), and position embeddings per position at ``config.position_embedding_bits`` where set;
+activations symmetric per token, ``s = max|x| / 127``. LayerNorm and biases stay in floating point.
 
 This file travels with saved checkpoints (``trust_remote_code``): it imports only torch, transformers and
 ``configuration_xtc`` from its own folder.
@@ -560,12 +560,17 @@ def _rescale_product(acc, x, scale, weight_scale, bias):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _check_input_ids(input_ids: torch.Tensor, vocab_size: int):
+def _check_input_ids(input_ids: torch.Tensor, vocab_size: int, name: str = "input_ids"):
     """Raise ``IndexError`` like stock ``nn.Embedding`` does: a packed row lookup would wrap -1 to the last row."""
     if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocab_size):
+        fix = (
+            "tokenize with this model's tokenizer"
+            if name == "input_ids"
+            else f"give at most {vocab_size} positions (`max_position_embeddings`)"
+        )
         raise IndexError(
-            f"index out of range in self: `input_ids` must lie in [0, {vocab_size - 1}] (the vocabulary), got values "
-            f"in [{int(input_ids.min())}, {int(input_ids.max())}]; tokenize with this model's tokenizer."
+            f"index out of range in self: `{name}` must lie in [0, {vocab_size - 1}], got values in "
+            f"[{int(input_ids.min())}, {int(input_ids.max())}]; {fix}."
         )
 
 
@@ -828,8 +833,11 @@ class XTCEmbedding(_PackedWeightMixin, nn.Module):
     """Word embeddings with optional row-wise quantisation; :meth:`project` is the tied LM head.
 
     The LM head reuses the (quantised) embedding matrix, so tying is structural: there is no separate ``lm_head``
-    tensor to keep in sync, and a packed checkpoint stores the matrix once.
+    tensor to keep in sync, and a packed checkpoint stores the matrix once. Position embeddings use the same class
+    (``ids_name="position_ids"``, never projected).
     """
+
+    ids_name = "input_ids"
 
     def __init__(
         self, num_embeddings: int, embedding_dim: int, weight_bits: int = 32, activation_bits: int = 32, packed=False
@@ -846,7 +854,7 @@ class XTCEmbedding(_PackedWeightMixin, nn.Module):
             self._codes_cache = None
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        _check_input_ids(input_ids, self.num_embeddings)
+        _check_input_ids(input_ids, self.num_embeddings, self.ids_name)
         if self.is_packed:
             # unpack only the looked-up rows; the cached blocks are laid out for the LM head product
             flat = input_ids.reshape(-1)
@@ -993,7 +1001,13 @@ class XTCGPT2Model(XTCGPT2PreTrainedModel):
         self.wte = XTCEmbedding(
             config.vocab_size, self.embed_dim, config.word_embedding_bits, config.activation_bits, packed=config.packed
         )
-        self.wpe = nn.Embedding(config.max_position_embeddings, self.embed_dim)
+        if config.position_bits < 32:
+            self.wpe = XTCEmbedding(
+                config.max_position_embeddings, self.embed_dim, config.position_bits, packed=config.packed
+            )
+            self.wpe.ids_name = "position_ids"
+        else:
+            self.wpe = nn.Embedding(config.max_position_embeddings, self.embed_dim)
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList([XTCGPT2Block(config, layer_idx=i) for i in range(config.num_hidden_layers)])
         self.ln_f = nn.LayerNorm(self.embed_dim, eps=config.layer_norm_epsilon)

@@ -35,7 +35,14 @@ from transformers.utils.quantization_config import QuantizationConfigMixin
 from .constants_xtc import ACTIVATION_BITS, GRANULARITIES, QUANT_METHOD, WEIGHT_BITS
 
 # the settings both the quantization config and the model config hold; they must agree
-_SHARED_SETTINGS = ("weight_bits", "activation_bits", "weight_granularity", "quantize_embeddings", "embedding_bits")
+_SHARED_SETTINGS = (
+    "weight_bits",
+    "activation_bits",
+    "weight_granularity",
+    "quantize_embeddings",
+    "embedding_bits",
+    "position_embedding_bits",
+)
 
 
 class XTCQuantizationConfig(QuantizationConfigMixin):
@@ -48,6 +55,7 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
         quantize_embeddings: whether the word embeddings (and the tied LM head) are quantised.
         embedding_bits: bits of the word embeddings and tied LM head when they differ from ``weight_bits`` (8 = per-row
             int8); ``None`` (absent from the JSON) = ``weight_bits``.
+        position_embedding_bits: bits of the position embeddings (per position); ``None`` (absent) = float.
         modules: the quantised modules (``*`` = every block).
         modules_to_not_convert: modules kept in floating point.
         weight_format: ``"packed"`` (codes packed into ``uint8`` buffers, with float32 scales).
@@ -64,6 +72,7 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
         weight_granularity: str = "matrix",
         quantize_embeddings: bool = True,
         embedding_bits: int | None = None,
+        position_embedding_bits: int | None = None,
         modules: list[str] | None = None,
         modules_to_not_convert: list[str] | None = None,
         weight_format: str = "packed",
@@ -76,6 +85,8 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
         self.quantize_embeddings = quantize_embeddings
         if embedding_bits is not None:  # only when set, so descriptions written before it existed re-save unchanged
             self.embedding_bits = embedding_bits
+        if position_embedding_bits is not None:
+            self.position_embedding_bits = position_embedding_bits
         self.modules = list(modules) if modules is not None else None
         self.modules_to_not_convert = list(modules_to_not_convert) if modules_to_not_convert is not None else None
         self.weight_format = weight_format
@@ -99,12 +110,12 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
                 f"`quantization_config.weight_granularity` must be one of {GRANULARITIES}, "
                 f"got {self.weight_granularity!r}."
             )
-        embedding_bits = getattr(self, "embedding_bits", None)
-        if embedding_bits is not None and (isinstance(embedding_bits, bool) or embedding_bits not in WEIGHT_BITS):
-            raise ValueError(
-                f"`quantization_config.embedding_bits` must be absent, null or one of {WEIGHT_BITS}, got "
-                f"{embedding_bits!r}."
-            )
+        for name in ("embedding_bits", "position_embedding_bits"):
+            bits = getattr(self, name, None)
+            if bits is not None and (isinstance(bits, bool) or bits not in WEIGHT_BITS):
+                raise ValueError(
+                    f"`quantization_config.{name}` must be absent, null or one of {WEIGHT_BITS}, got {bits!r}."
+                )
         if self.weight_format != "packed":
             raise ValueError(f"`quantization_config.weight_format` must be 'packed', got {self.weight_format!r}.")
 

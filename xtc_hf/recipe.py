@@ -108,6 +108,10 @@ class XTCRecipeConfig:
             "None = weight_bits (with quantize_embeddings)."
         },
     )
+    position_embedding_bits: int | None = field(
+        default=None,
+        metadata={"help": "Bits of the position embeddings (one scale per position), e.g. 8; None = float."},
+    )
     temperature: float = field(default=1.0, metadata={"help": "KD softmax temperature (XTC: 1)."})
     logit_weight: float = field(default=1.0, metadata={"help": "Weight of the soft cross-entropy on logits."})
     hidden_weight: float = field(
@@ -202,6 +206,9 @@ class XTCRecipeConfig:
                     f"`embedding_bits={self.embedding_bits}` quantises the word embeddings but `quantize_embeddings` is "
                     "False; drop one of the two settings."
                 )
+        bits = self.position_embedding_bits
+        if bits is not None and (isinstance(bits, bool) or bits not in WEIGHT_BITS):
+            raise ValueError(f"`position_embedding_bits` must be None (float) or one of {WEIGHT_BITS}, got {bits!r}.")
         if isinstance(self.student_layers, str) and self.student_layers not in LAYER_MODES:
             raise ValueError(
                 f"`student_layers` must be one of {LAYER_MODES} or a list of layer indices, got {self.student_layers!r}."
@@ -257,7 +264,8 @@ class XTCRecipeConfig:
     @property
     def quantizes(self) -> bool:
         """Whether stage 2 (quantisation-aware distillation) runs: any weight or activation below 32 bits."""
-        return self.weight_bits < 32 or self.activation_bits < 32 or self.word_embedding_bits < 32
+        positions = 32 if self.position_embedding_bits is None else self.position_embedding_bits
+        return min(self.weight_bits, self.activation_bits, self.word_embedding_bits, positions) < 32
 
 
 def prepare_train_dataset(train_dataset, tokenizer=None, block_size: int = 256):
@@ -536,6 +544,8 @@ def xtc_compress(
     bits = [config.weight_bits, config.activation_bits, config.weight_granularity, config.quantize_embeddings]
     if config.embedding_bits is not None:  # only when set: stages cached before the setting existed keep their keys
         bits.append(config.embedding_bits)
+    if config.position_embedding_bits is not None:
+        bits.append(f"positions{config.position_embedding_bits}")  # after embedding_bits, told apart from it
     quant = {
         "bits": bits,
         "steps": config.quantization_steps,
@@ -558,6 +568,7 @@ def xtc_compress(
         weight_granularity=config.weight_granularity,
         quantize_embeddings=config.quantize_embeddings,
         embedding_bits=config.embedding_bits,
+        position_embedding_bits=config.position_embedding_bits,
     )
     report = _train_stage(
         quantized,
