@@ -302,7 +302,8 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             layer_reduction_steps=settings.stage_steps,
             quantization_steps=settings.stage_steps,
             until_converged=settings.until_converged,
-            save_steps=max(50, settings.stage_steps // 4),
+            # converged stages run for hours and span sessions: lose at most 200 steps
+            save_steps=200 if settings.until_converged else max(50, settings.stage_steps // 4),
             seed=settings.seed,
         )
         logger.info("compressing %s", name)
