@@ -638,6 +638,8 @@ def _teacher_label(meta: dict) -> str:
     settings = meta["settings"]
     shape = f"{settings['n_layer']}x{settings['n_embd']}, vocab {meta.get('vocabulary', settings['vocab_size'])}"
     shape += f", {settings['code_form']}" if settings.get("code_form", "source") != "source" else ""
+    # the precision it trained in (resolved per machine), where recorded: the same preset differs by it
+    shape += {True: ", bf16", False: ", fp32"}.get(settings.get("bf16"), "")
     if not settings.get("distil_from"):
         return f"{shape}, text"
     return (f"{shape}, distilled from {settings['distil_from']} (KL weight {settings['distil_kl_weight']}, "
