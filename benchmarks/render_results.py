@@ -87,6 +87,9 @@ FLAB_RECIPES = (
     "flab_recovery_2m.json",
 )
 
+# the XTC data comparison: the 6L stage on the stdlib split, then with the teacher's package sources
+XTC_DATA_FILES = ("xtc_gpt2_py150_6l.json", "xtc_gpt2_py150_6l_packages.json")
+
 # shared by several tables
 _flab_recovery_table = _lazy("benchmarks.flab_recovery", "recovery_markdown")
 _finetune_table = _lazy("benchmarks.alpine_finetune", "finetune_markdown")
@@ -106,6 +109,9 @@ RENDERERS = {
     "xtc_gpt2_py150": ("xtc_gpt2_py150.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
     "xtc_gpt2_py150_emb8": ("xtc_gpt2_py150_emb8.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
     "xtc_gpt2_py150_emb4": ("xtc_gpt2_py150_emb4.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
+    "xtc_gpt2_py150_data": (XTC_DATA_FILES, _lazy("benchmarks.xtc_bench", "data_markdown")),
+    "xtc_gpt2_py150_row_emb4": ("xtc_gpt2_py150_row_emb4.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
+    "xtc_gpt2_py150_row_emb8": ("xtc_gpt2_py150_row_emb8.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
     "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _lazy("benchmarks.xtc_bench", "speed_markdown")),
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _lazy("benchmarks.xtc_bench", "speed_markdown")),
     "alpine_minilm": ("alpine_minilm.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
@@ -137,11 +143,16 @@ FIGURES = {
     "xtc_gpt2_py150.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
     "xtc_gpt2_py150_emb8.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
     "xtc_gpt2_py150_emb4.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
+    "xtc_gpt2_py150_row_emb4.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
+    "xtc_gpt2_py150_row_emb8.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
 }
 
 
 # figures drawn from several results files into one PNG: {PNG name: (file names, draw({file name: its JSON}, path))}
-COMPARISON_FIGURES = {"flab_recipes.png": (FLAB_RECIPES, _lazy("benchmarks.flab_recovery", "plot_recipes"))}
+COMPARISON_FIGURES = {
+    "flab_recipes.png": (FLAB_RECIPES, _lazy("benchmarks.flab_recovery", "plot_recipes")),
+    "xtc_gpt2_py150_data.png": (XTC_DATA_FILES, _lazy("benchmarks.xtc_bench", "plot_data_curves")),
+}
 
 
 def _present(results_dir: Path, filenames) -> dict:
@@ -206,6 +217,7 @@ __all__ = [
     "FIGURES",
     "FLAB_RECIPES",
     "RENDERERS",
+    "XTC_DATA_FILES",
     "build_times_markdown",
     "render_figures",
     "render_readme",

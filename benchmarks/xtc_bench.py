@@ -439,6 +439,12 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         },
         "models": rows,
         "targets": targets,
+        # what the students distilled on (the data comparison's x axis)
+        "student_data": {
+            "packages": settings.student_packages,
+            "texts": len(train),
+            "chars": sum(len(text) for text in train["text"]),
+        },
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -536,6 +542,70 @@ def plot_kl_curves(result: dict, path: str | os.PathLike) -> None:
                 axis.legend()
 
     save_figure(draw, path, (9, 3.6))
+
+
+def _data_label(result: dict) -> str:
+    """What a run's students distilled on, in words (runs stored before ``student_data`` was recorded: from their
+    settings)."""
+    data = result.get("student_data") or {"packages": result["settings"].get("student_packages", False)}
+    label = "stdlib train split"
+    if data["packages"]:
+        label += " + " + ", ".join(result["teacher"]["settings"]["packages"]) + " sources"
+    if "texts" in data:
+        label += f" ({data['texts']:,} files, {data['chars'] / 1e6:.1f}M chars)"
+    return label
+
+
+def data_markdown(results: dict[str, dict], variant: str = "6L") -> str:
+    """The data comparison: one row per results file (``{file name: its JSON}``, the first the baseline), each
+    ``variant``'s distillation data, steps, best held-out KL and line-completion retention.
+
+    Example:
+        >>> print(data_markdown(files).splitlines()[2])  # doctest: +SKIP
+        | student data | file | steps | best held-out KL | EM % | ES | EM ret. | ES ret. | train min |
+    """
+    from compress_utils.capability import describe
+
+    first = next(iter(results.values()))
+    lines = [
+        f"{variant} distilled from the same teacher on different data, the same step cap and plateau test; "
+        f"{first['line_completion']['samples']} held-out test lines each. Measured on: "
+        f"{describe(first.get('capability'))}.",
+        "",
+        "| student data | file | steps | best held-out KL | teacher EM / ES | EM % | ES | EM ret. | ES ret. | train min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        row, base = result["models"].get(variant), result["models"]["base"]
+        if row is None:
+            continue
+        curve = (row.get("kl_curves") or {}).get("layer_reduction") or [{"step": 0, "kl": float("nan")}]
+        best = min(curve, key=lambda point: point["kl"])
+        minutes = sum(v for v in row["train_seconds"].values() if v) / 60
+        lines.append(
+            f"| {_data_label(result)} | `{name}` | {curve[-1]['step']} | {best['kl']:.3f} (step {best['step']}) | "
+            f"{base['em']:.1f} / {base['es']:.1f} | {row['em']:.1f} | {row['es']:.1f} | "
+            f"{100 * row['em_retention']:.1f}% | {100 * row['es_retention']:.1f}% | {minutes:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_data_curves(results: dict[str, dict], path: str | os.PathLike, variant: str = "6L") -> None:
+    """Held-out KL of ``variant``'s layer-reduction stage against steps, one line per results file (data)."""
+    from compress_utils.plotting import save_figure
+
+    def draw(figure):
+        axis = figure.subplots()
+        for result in results.values():
+            curve = ((result["models"].get(variant) or {}).get("kl_curves") or {}).get("layer_reduction")
+            if curve:
+                label = _data_label(result).split(" (")[0]
+                axis.plot([p["step"] for p in curve], [p["kl"] for p in curve], marker=".", label=label)
+        axis.set(title=f"{variant}: held-out KL by student data", xlabel="distillation steps", ylabel="held-out KL",
+                 yscale="log")  # fmt: skip
+        axis.legend()
+
+    save_figure(draw, path, (6, 3.6))
 
 
 def to_markdown(result: dict) -> str:
@@ -844,10 +914,12 @@ __all__ = [
     "TEACHER_TARGET",
     "VARIANTS",
     "count_parameters",
+    "data_markdown",
     "disk_bytes",
     "interleaved_throughput",
     "model_memory_bytes",
     "peak_memory_mb",
+    "plot_data_curves",
     "plot_kl_curves",
     "quality_targets",
     "run_bench",

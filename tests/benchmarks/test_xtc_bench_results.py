@@ -63,3 +63,28 @@ def test_kl_curves_are_plotted(tmp_path):
             "1W8A6L": {"kl_curves": {"layer_reduction": curve, "quantization": curve}}, "base": {}}  # fmt: skip
     plot_kl_curves({"models": rows}, tmp_path / "kl.png")
     assert (tmp_path / "kl.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _data_run(packages, em, curve):
+    base = dict(_row("base", 1.0), layers=12, em=16.0, es=47.0)
+    student = dict(_row("6L", 2.0), layers=6, em=em, es=45.0, em_retention=em / 16.0, es_retention=45.0 / 47.0,
+                   kl_curves={"layer_reduction": curve})  # fmt: skip
+    return dict(RESULT, models={"base": base, "6L": student}, settings={"student_packages": packages},
+                teacher={"settings": {"packages": ["numpy", "matplotlib"]}}, line_completion={"samples": 1000},
+                student_data={"packages": packages, "texts": 3000 if packages else 400, "chars": 4.2e7 if packages else 5e6})  # fmt: skip
+
+
+def test_data_comparison_renders_one_row_per_file_and_plots_the_curves(tmp_path):
+    from benchmarks.xtc_bench import data_markdown, plot_data_curves
+
+    curve = [{"step": 0, "kl": 6.5}, {"step": 200, "kl": 0.2}, {"step": 400, "kl": 0.25}]
+    files = {"a.json": _data_run(False, 13.6, curve), "b.json": _data_run(True, 14.4, curve[:2])}
+    table = data_markdown(files)
+    assert "| stdlib train split (400 files, 5.0M chars) | `a.json` | 400 | 0.200 (step 200) | 16.0 / 47.0 |" in table
+    assert "| stdlib train split + numpy, matplotlib sources (3,000 files, 42.0M chars) | `b.json` | 200 |" in table
+    assert "| 13.6 | 45.0 | 85.0% | 95.7% |" in table and "| 14.4 | 45.0 | 90.0% | 95.7% |" in table
+    stored = _data_run(False, 13.6, curve)
+    del stored["student_data"]  # results written before it was recorded: the settings say which data
+    assert "| stdlib train split | `old.json` |" in data_markdown({"old.json": stored})
+    plot_data_curves(files, tmp_path / "data.png")
+    assert (tmp_path / "data.png").read_bytes()[:4] == b"\x89PNG"
