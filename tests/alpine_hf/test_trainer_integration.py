@@ -19,12 +19,6 @@ from benchmarks.alpine_finetune import FinetuneConfig, finetune_trainer
 
 FRESH = """
 import json, sys
-sys.modules["alpine_hf"] = None  # installed in this venv: make it unimportable, as on a user's machine
-try:
-    import alpine_hf  # noqa: F401
-    raise SystemExit("alpine_hf is importable")
-except ImportError:
-    pass
 import torch
 import transformers
 folder, auto, inputs_path = sys.argv[1:4]

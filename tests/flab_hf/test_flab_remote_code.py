@@ -12,12 +12,6 @@ from flab_hf import FlabConfig, flab_prune, save_pruned
 
 FRESH = """
 import json, sys
-sys.modules["flab_hf"] = None  # the project is importable in this venv; make it unimportable, as on a user's machine
-try:
-    import flab_hf  # noqa: F401
-    raise SystemExit("flab_hf is importable")
-except ImportError:
-    pass
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 folder, ids_path = sys.argv[1], sys.argv[2]

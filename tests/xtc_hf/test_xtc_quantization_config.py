@@ -74,7 +74,6 @@ def test_plain_auto_load_goes_through_the_registered_quantizer(packed_folder, in
 REMOTE = textwrap.dedent(
     """
     import json, sys
-    sys.modules["xtc_hf"] = None  # installed in this venv; make it unimportable, as on a user's machine
     import torch
     from transformers import AutoModelForCausalLM
     ids = torch.tensor(json.loads(sys.argv[3]))

