@@ -5,20 +5,11 @@ import os
 import pytest
 import torch
 from alpine_testing import make_batch, tiny_config
+from cli_errors import cli_error
 from transformers import AutoTokenizer, RobertaConfig, RobertaModel
 
 from alpine_hf import AlpineRobertaModel
 from alpine_hf.cli import main
-
-
-def cli_error(capsys, argv) -> str:
-    """Run ``alpine-hf argv``; assert it ends as an argparse-style error (exit 2, no traceback); return stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "error:" in err and "Traceback" not in err
-    return err
 
 
 @pytest.fixture
@@ -56,7 +47,7 @@ def _user_folder(path):
 
 def test_convert_refuses_non_empty_output_and_keeps_it(stock, tmp_path, capsys):
     out = _user_folder(tmp_path / "out")
-    assert "`output`=" in cli_error(capsys, ["--quiet", "convert", str(stock), str(out)])
+    assert "`output`=" in cli_error(capsys, main, ["--quiet", "convert", str(stock), str(out)])
     assert os.listdir(out) == ["notes.txt"]
     assert sorted(os.listdir(tmp_path)) == ["out", "stock", "tok"]
 
@@ -79,9 +70,9 @@ def test_convert_takes_explicit_layers_and_one_alpha_per_layer(stock, tmp_path):
 def test_convert_never_replaces_the_current_directory(stock, tmp_path, monkeypatch, capsys):
     work = _user_folder(tmp_path / "work")
     monkeypatch.chdir(work)
-    assert "current directory" in cli_error(capsys, ["--quiet", "convert", str(stock), ".", "--overwrite"])
+    assert "current directory" in cli_error(capsys, main, ["--quiet", "convert", str(stock), ".", "--overwrite"])
     assert "contains the current directory" in cli_error(
-        capsys, ["--quiet", "convert", str(stock), "..", "--overwrite"]
+        capsys, main, ["--quiet", "convert", str(stock), "..", "--overwrite"]
     )
     assert os.listdir(work) == ["notes.txt"]
 
@@ -90,7 +81,7 @@ def test_convert_refuses_a_folder_without_tokenizer_files(stock, tmp_path, capsy
     for name in ("vocab.json", "merges.txt", "tokenizer.json"):
         if (stock / name).exists():
             (stock / name).unlink()
-    err = cli_error(capsys, ["--quiet", "convert", str(stock), str(tmp_path / "out")])
+    err = cli_error(capsys, main, ["--quiet", "convert", str(stock), str(tmp_path / "out")])
     assert "`model`=" in err and "no tokenizer files" in err and "--no-tokenizer" in err
     assert not (tmp_path / "out").exists()
     assert main(["--quiet", "convert", str(stock), str(tmp_path / "out"), "--no-tokenizer"]) == 0
@@ -121,13 +112,13 @@ CONVERT_CASES = {
 def test_convert_bad_option_names_it_and_writes_nothing(stock, tmp_path, capsys, case):
     extra, named = CONVERT_CASES[case]
     before = sorted(os.listdir(stock))
-    err = cli_error(capsys, ["--quiet", "convert", str(stock), str(tmp_path / "out"), *extra])
+    err = cli_error(capsys, main, ["--quiet", "convert", str(stock), str(tmp_path / "out"), *extra])
     assert named in err
     assert not (tmp_path / "out").exists() and sorted(os.listdir(stock)) == before
 
 
 def test_convert_missing_model_folder_is_named(tmp_path, capsys):
-    err = cli_error(capsys, ["--quiet", "convert", str(tmp_path / "nope"), str(tmp_path / "out")])
+    err = cli_error(capsys, main, ["--quiet", "convert", str(tmp_path / "nope"), str(tmp_path / "out")])
     assert "`model`=" in err and "does not exist" in err
     assert os.listdir(tmp_path) == []
 

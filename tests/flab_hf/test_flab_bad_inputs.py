@@ -4,22 +4,13 @@ nothing written or deleted."""
 import os
 
 import pytest
+from cli_errors import cli_error
 from flab_testing import CODE, tiny_model, tiny_tokenizer
 
 import flab_hf.cli
 import flab_hf.recipe
 from flab_hf.cli import main
 from flab_hf.recipe import FlabConfig, flab_prune
-
-
-def cli_error(capsys, argv) -> str:
-    """Run ``flab-hf argv``; assert it ends as an argparse-style error (exit 2, no traceback); return stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "error:" in err and "Traceback" not in err
-    return err
 
 
 @pytest.fixture
@@ -69,7 +60,7 @@ def test_prune_bad_option_names_it_and_writes_nothing(folders, capsys, no_prunin
     model_dir, corpus_dir, output = folders
     extra, named = PRUNE_CASES[case]
     before = _listing(output.parent)
-    err = cli_error(capsys, ["--quiet", "prune", "--model", str(model_dir), "--corpus", str(corpus_dir),
+    err = cli_error(capsys, main, ["--quiet", "prune", "--model", str(model_dir), "--corpus", str(corpus_dir),
                              "--output", str(output), *extra])  # fmt: skip
     assert named in err
     assert _listing(output.parent) == before and not output.exists()
@@ -81,7 +72,7 @@ def test_prune_missing_model_or_corpus_folder_is_named(folders, capsys, monkeypa
     monkeypatch.setattr(flab_hf.cli, "_load", lambda path: pytest.fail("nothing is loaded for a missing folder"))
     values = {"--model": str(model_dir), "--corpus": str(corpus_dir), option: str(output.parent / "missing")}
     argv = ["--quiet", "prune", "--output", str(output)] + [item for pair in values.items() for item in pair]
-    assert named in cli_error(capsys, argv)
+    assert named in cli_error(capsys, main, argv)
     assert not output.exists()
 
 
@@ -90,7 +81,7 @@ def test_prune_into_a_non_empty_folder_is_refused_before_loading(folders, capsys
     output.mkdir()
     (output / "notes.txt").write_text("mine")
     monkeypatch.setattr(flab_hf.cli, "_load", lambda path: pytest.fail("refused before loading the model"))
-    err = cli_error(capsys, ["--quiet", "prune", "--model", str(model_dir), "--corpus", str(corpus_dir),
+    err = cli_error(capsys, main, ["--quiet", "prune", "--model", str(model_dir), "--corpus", str(corpus_dir),
                              "--output", str(output)])  # fmt: skip
     assert "`--output`=" in err and "--overwrite" in err
     assert os.listdir(output) == ["notes.txt"]
@@ -101,7 +92,7 @@ def test_recover_into_a_non_empty_folder_is_refused_before_loading(folders, caps
     output.mkdir()
     (output / "notes.txt").write_text("mine")
     monkeypatch.setattr(flab_hf.cli, "_load", lambda path: pytest.fail("refused before loading the models"))
-    err = cli_error(capsys, ["--quiet", "recover", "--model", str(model_dir), "--output", str(output)])
+    err = cli_error(capsys, main, ["--quiet", "recover", "--model", str(model_dir), "--output", str(output)])
     assert "`--output`=" in err
     assert os.listdir(output) == ["notes.txt"]
 

@@ -5,22 +5,13 @@ import os
 
 import pytest
 import torch
+from cli_errors import cli_error
 from safetensors.torch import load_file, save_file
 from transformers import GPT2LMHeadModel
 
 from xtc_hf import XTCGPT2LMHeadModel, XTCQuantizer
 from xtc_hf.cli import main
 from xtc_hf.recipe import XTCRecipeConfig
-
-
-def cli_error(capsys, argv) -> str:
-    """Run ``xtc-hf argv``; assert it ends as an argparse-style error (exit 2, no traceback); return stderr."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "error:" in err and "Traceback" not in err
-    return err
 
 
 def _user_folder(path):
@@ -50,7 +41,7 @@ def test_cli_compress_refuses_non_empty_save(tiny_gpt2, tmp_path, capsys):
     out = _user_folder(tmp_path / "out")
     args = ["--quiet", "compress", "--teacher", str(tmp_path / "teacher"), "--output-dir", str(tmp_path / "work"),
             "--steps", "1", "--save", str(out)]  # fmt: skip
-    assert "`--save`=" in cli_error(capsys, args)
+    assert "`--save`=" in cli_error(capsys, main, args)
     assert os.listdir(out) == ["notes.txt"]
     assert not (tmp_path / "work").exists()
 
@@ -75,7 +66,7 @@ def test_cli_compress_bad_option_names_it_and_writes_nothing(tmp_path, capsys, c
     extra, named = COMPRESS_CASES[case]
     args = ["--quiet", "compress", "--teacher", str(tmp_path / "no-teacher"), "--output-dir", str(tmp_path / "work"),
             "--save", str(tmp_path / "out"), *extra]  # fmt: skip
-    assert named in cli_error(capsys, args)
+    assert named in cli_error(capsys, main, args)
     assert os.listdir(tmp_path) == []
 
 
