@@ -117,9 +117,9 @@ bench-xtc-py150: xtc-teacher-py150
 # instead of one per matrix, with low-bit word embeddings and LM head (1-bit ones cost the stored per-matrix 1W8A6L a
 # third of its EM: 59.4% retention against 85.1% at 8 bits) and 8-bit position embeddings (float, the 512 x 256 table
 # is a fifth of the 4-bit-embedding 1W8A6L's bytes, and the row scales would take it under 20x): first 1W8A6L with
-# 4-bit word embeddings (the >= 20x target), then 1W8A6L and 1W8A with 8-bit ones (the retention targets; 1W8A stays
-# above its 12x floor at 8 bits by arithmetic, ~12.4x). XTC_STUDENT_DATA adds the data option bench-xtc-py150-data measured better (empty:
-# the stdlib split).
+# 4-bit word embeddings (the >= 20x target), then 1W8A6L and 1W8A with 8-bit ones (the retention targets; by
+# arithmetic 1W8A stays above its 12x floor at 8 bits, ~12.4x). XTC_STUDENT_DATA adds the data option
+# bench-xtc-py150-data measured better (empty: the stdlib split).
 XTC_STUDENT_DATA ?=
 bench-xtc-py150-row: xtc-teacher-py150
 	$(PY) -m benchmarks xtc --threads 2 --teacher-dir $(XTC_PY150_TEACHER) $(XTC_STUDENT_DATA) \
