@@ -562,7 +562,7 @@ def data_markdown(results: dict[str, dict], variant: str = "6L") -> str:
 
     Example:
         >>> print(data_markdown(files).splitlines()[2])  # doctest: +SKIP
-        | student data | file | steps | best held-out KL | EM % | ES | EM ret. | ES ret. | train min |
+        | student data | file | steps | best held-out KL | teacher EM / ES | EM % | ES | EM ret. | ES ret. | train min |
     """
     from compress_utils.capability import describe
 
