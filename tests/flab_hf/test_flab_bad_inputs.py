@@ -14,17 +14,6 @@ from flab_hf.recipe import FlabConfig, flab_prune
 
 
 @pytest.fixture
-def folders(tmp_path):
-    model_dir, corpus_dir = tmp_path / "dense", tmp_path / "corpus"
-    tiny_model("qwen2", layers=4).save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
-    corpus_dir.mkdir()
-    for index, text in enumerate(CODE * 3):
-        (corpus_dir / f"m{index}.py").write_text(text)
-    return model_dir, corpus_dir, tmp_path / "pruned"
-
-
-@pytest.fixture
 def no_pruning(monkeypatch):
     """Any call to the pruning itself fails the test: bad options must be refused before it."""
 

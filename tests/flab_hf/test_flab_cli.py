@@ -3,21 +3,9 @@
 import json
 
 import pytest
-from flab_testing import CODE, tiny_model, tiny_tokenizer
 
 from flab_hf.cli import build_parser, main
 from flab_hf.data import split_of, stdlib_texts
-
-
-@pytest.fixture
-def folders(tmp_path):
-    model_dir, corpus_dir = tmp_path / "dense", tmp_path / "corpus"
-    tiny_model("qwen2", layers=4).save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
-    corpus_dir.mkdir()
-    for index, text in enumerate(CODE * 3):
-        (corpus_dir / f"m{index}.py").write_text(text)
-    return model_dir, corpus_dir, tmp_path / "pruned"
 
 
 def test_prune_command(folders, capsys):
