@@ -88,3 +88,13 @@ def test_data_comparison_renders_one_row_per_file_and_plots_the_curves(tmp_path)
     assert "| stdlib train split | `old.json` |" in data_markdown({"old.json": stored})
     plot_data_curves(files, tmp_path / "data.png")
     assert (tmp_path / "data.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bf16_targets_are_not_measured_where_bf16_did_not_run():
+    fp32_only = {name: {k: v for k, v in _row(name, 4.0).items() if k != "bf16"} for name in ("base", "1W8A6L")}
+    # stored results from before the fix said True for a bf16 that never ran; neither True nor None may read "met"
+    for stored in (True, None):
+        result = dict(RESULT, models=fp32_only, targets={"1W8A6L >= 1.9x base in bf16": stored})
+        table = to_markdown(result)
+        assert "- not measured (bf16 not run: slow on this CPU): 1W8A6L >= 1.9x base in bf16" in table
+        assert "met: 1W8A6L >= 1.9x base in bf16" not in table
