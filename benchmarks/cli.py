@@ -306,6 +306,7 @@ def _xtc(args) -> int:
         ("embedding_bits", args.embedding_bits),
         ("position_embedding_bits", args.position_embedding_bits),
         ("weight_granularity", args.weight_granularity),
+        ("quantization_learning_rate", args.quantization_learning_rate),
         ("stage_steps", args.steps),
         ("samples", args.samples),
     ):
@@ -518,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Position-embedding bits of the quantised students (default: float).")  # fmt: skip
     xtc.add_argument("--weight-granularity", choices=GRANULARITIES, default=None,
                      help="Weight scale of the quantised students per `matrix` (default, XTC's) or per `row`.")  # fmt: skip
+    xtc.add_argument("--quantization-learning-rate", type=float, default=None,
+                     help="Peak learning rate of the quantisation stage (default: the recipe's, 5e-4).")  # fmt: skip
     xtc.add_argument("--steps", type=positive_int, default=None, help="Optimizer steps per XTC stage.")
     xtc.add_argument("--samples", type=positive_int, default=None, help="Line-completion samples.")
     xtc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: shared machines).")

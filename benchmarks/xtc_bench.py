@@ -101,6 +101,10 @@ class BenchSettings:
             "help": "Scale of the quantised students' block weights: one per `matrix` (XTC's) or per output `row`."
         },
     )
+    quantization_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate of the quantisation stage; None = the recipe's (5e-4, both stages)."},
+    )
     student_packages: bool = field(
         default=False,
         metadata={
@@ -128,6 +132,10 @@ class BenchSettings:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
         if self.weight_granularity not in GRANULARITIES:
             raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
+        if self.quantization_learning_rate is not None and not self.quantization_learning_rate > 0:
+            raise ValueError(
+                f"`quantization_learning_rate` must be > 0 or None, got {self.quantization_learning_rate!r}."
+            )
         for name in ("embedding_bits", "position_embedding_bits"):
             if getattr(self, name) is not None and getattr(self, name) not in WEIGHT_BITS:
                 raise ValueError(f"`{name}` must be None or one of {WEIGHT_BITS}, got {getattr(self, name)!r}.")
@@ -297,6 +305,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             embedding_bits=student_embedding_bits(name, settings.embedding_bits),
             position_embedding_bits=student_embedding_bits(name, settings.position_embedding_bits),
             weight_granularity=settings.weight_granularity,
+            quantization_learning_rate=settings.quantization_learning_rate,
             # the quality run distils in fp32, as XTC does; the CI budget takes bf16 autocast where it is fast
             bf16=False if settings.until_converged else None,
             layer_reduction_steps=settings.stage_steps,
@@ -650,7 +659,15 @@ def to_markdown(result: dict) -> str:
 
     note += f"\nMeasured on: {describe(result.get('capability'))}.\n"
     if stopped:
-        note += "\nDistillation, held-out KL to the teacher on valid-split code:\n\n" + "\n".join(stopped) + "\n"
+        rate = result.get("settings", {}).get("quantization_learning_rate")
+        rates = (
+            f" (quantisation stage at a peak learning rate of {rate:g}; layer reduction at the recipe's)"
+            if rate
+            else ""
+        )
+        note += (
+            f"\nDistillation{rates}, held-out KL to the teacher on valid-split code:\n\n" + "\n".join(stopped) + "\n"
+        )
     return header + "\n".join(lines) + "\n" + note + "\nTargets:\n\n" + checks + "\n"
 
 

@@ -55,6 +55,8 @@ def test_quality_targets_and_stage_stops_are_rendered():
     table = to_markdown(dict(result, models={"base": base, "1W8A6L": annealed}))
     assert "quantization annealed from step 100 (KL plateau) to step 150 (best KL 0.900 at step 150)" in table
     assert quality_targets(RESULT) == {}  # no teacher row
+    slower = to_markdown(dict(result, settings={"stage_steps": 150, "quantization_learning_rate": 1e-4}))
+    assert "Distillation (quantisation stage at a peak learning rate of 0.0001; layer reduction" in slower
 
 
 def test_kl_curves_are_plotted(tmp_path):

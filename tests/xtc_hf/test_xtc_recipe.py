@@ -66,6 +66,7 @@ def test_resolve_student_layers_rejects(mode, match):
         ({"temperature": 0}, "temperature"),
         ({"warmup_ratio": 1.5}, "warmup_ratio"),
         ({"weight_granularity": "col"}, "weight_granularity"),
+        ({"quantization_learning_rate": 0}, "quantization_learning_rate"),
     ],
 )
 def test_recipe_config_rejects(kwargs, match):
@@ -149,6 +150,11 @@ def test_xtc_compress_two_stages_and_reuse(tiny_gpt2, token_dataset, tmp_path, i
         output_dir=str(tmp_path),
     )
     assert not reduced.config.is_quantized and len(stage_reports(str(tmp_path))) == 2
+    # stage 2's own peak learning rate: a new stage 2 from the same stage 1, its rate in the report
+    xtc_compress(tiny_gpt2, _tiny_recipe(num_student_layers=2, quantization_learning_rate=1e-4), token_dataset,
+                 output_dir=str(tmp_path))  # fmt: skip
+    rates = sorted((r["stage"], r.get("learning_rate")) for r in stage_reports(str(tmp_path)).values())
+    assert rates == [("layer_reduction", 1e-3), ("quantization", 1e-4), ("quantization", 1e-3)]
 
 
 class _Crash(TrainerCallback):
