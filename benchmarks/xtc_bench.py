@@ -267,7 +267,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel
     from xtc_hf.recipe import XTCRecipeConfig, stage_reports, xtc_compress
 
-    from .xtc_eval import evaluate_line_completion, line_completion_samples, line_context
+    from .xtc_eval import evaluate_line_completion, line_completion_samples, line_context, paired_with_teacher
     from .xtc_teacher import CURVE_FILE, TeacherSettings, teacher_files, train_teacher
 
     settings = settings or BenchSettings()
@@ -341,11 +341,14 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     # every model trained on blocks of at most this many tokens (teacher and distillation): prompt and completion
     # stay within it
     positions = min(teacher_meta["settings"]["block_size"], XTCRecipeConfig().block_size)
-    accuracy = {}
+    accuracy, predictions, targets = {}, {}, [sample["target"] for sample in samples]
     for name, model in models.items():
         logger.info("line completion: %s", name)
         scores = evaluate_line_completion(model, tokenizer, samples, progress=progress, positions=positions)
         accuracy[name] = {"em": scores["em"], "es": scores["es"], "n": scores["n"]}
+        predictions[name] = scores["predictions"]
+        if name != "base":  # what the student lost against its teacher, line by line
+            accuracy[name]["paired"] = paired_with_teacher(predictions["base"], predictions[name], targets)
 
     # -- speed (same process, interleaved, same dtype) ------------------------------------------------------------
     blocks = pack_blocks([f["text"] for f in test_files], tokenizer, settings.seq_len)
@@ -392,6 +395,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             "es": accuracy[name]["es"],
             "em_retention": accuracy[name]["em"] / accuracy["base"]["em"] if accuracy["base"]["em"] else None,
             "es_retention": accuracy[name]["es"] / accuracy["base"]["es"] if accuracy["base"]["es"] else None,
+            **({"paired": accuracy[name]["paired"]} if "paired" in accuracy[name] else {}),
             "peak_rss_increase_mb": peak[name],
             "model_memory_mb": memory_in_process[name],
             "train_seconds": train_seconds[name],
@@ -629,7 +633,7 @@ def to_markdown(result: dict) -> str:
         "bf16 speed-up | fp32 tokens/s | peak mem MB | train min |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    lines, stopped = [], []
+    lines, stopped, paired = [], [], []
     for name, row in result["models"].items():
         minutes = sum(v for v in row["train_seconds"].values() if v) / 60
         kept = {key: f"{100 * row[key]:.1f}%" if row.get(key) is not None else "n/a"
@@ -643,6 +647,12 @@ def to_markdown(result: dict) -> str:
         )
         if name != "base" and row.get("kl_curves"):
             stopped.append(f"- {name}: {_stopped(row, result['settings']['stage_steps'])}")
+        if "paired" in row:  # results stored before the paired counts have none
+            pair = row["paired"]
+            paired.append(
+                f"- {name}: the teacher's line on {pair['same_as_teacher']:.1f}% of the samples; keeps {pair['kept']} "
+                f"of the teacher's {pair['teacher_exact']} exact lines and gets {pair['gained']} it missed"
+            )
     targets = {**result["targets"], **quality_targets(result)}
     checks = "\n".join(_target_line(name, ok, result["models"]) for name, ok in targets.items())
     env = result["environment"]
@@ -668,6 +678,8 @@ def to_markdown(result: dict) -> str:
         note += (
             f"\nDistillation{rates}, held-out KL to the teacher on valid-split code:\n\n" + "\n".join(stopped) + "\n"
         )
+    if paired:
+        note += "\nLine by line against the teacher (same samples, greedy):\n\n" + "\n".join(paired) + "\n"
     return header + "\n".join(lines) + "\n" + note + "\nTargets:\n\n" + checks + "\n"
 
 

@@ -81,6 +81,43 @@ def line_completion_scores(predictions: list[str], targets: list[str]) -> dict:
     return {"em": 100.0 * em / len(predictions), "es": es / len(predictions)}
 
 
+def paired_with_teacher(teacher: list[str], student: list[str], targets: list[str], examples: int = 5) -> dict:
+    """How a student's completed lines compare with its teacher's on the same samples: the share it completes
+    exactly as the teacher does, how many of the teacher's exact lines it keeps, how many it gets that the teacher
+    missed, and the first ``examples`` lines it lost (teacher exact, student not), to read.
+
+    Paired counts separate what compression lost from the sampling noise both models share: EM retention alone
+    moves with the teacher's luck on the sampled lines.
+
+    Example:
+        >>> paired = paired_with_teacher(["a = 1", "b"], ["a = 2", "b"], ["a = 1", "c"])
+        >>> paired["same_as_teacher"], paired["teacher_exact"], paired["kept"], paired["gained"]
+        (50.0, 1, 0, 0)
+        >>> paired["lost"]
+        [{'target': 'a = 1', 'teacher': 'a = 1', 'student': 'a = 2'}]
+    """
+    if not len(teacher) == len(student) == len(targets) or not targets:
+        raise ValueError(
+            f"`teacher`, `student` and `targets` must be non-empty and of equal length, got {len(teacher)}, "
+            f"{len(student)} and {len(targets)}."
+        )
+    same = sum(exact_match(t, s) for t, s in zip(teacher, student))
+    teacher_exact = [exact_match(t, target) for t, target in zip(teacher, targets)]
+    student_exact = [exact_match(s, target) for s, target in zip(student, targets)]
+    lost = [
+        {"target": target, "teacher": t, "student": s}
+        for t, s, target, kept_t, kept_s in zip(teacher, student, targets, teacher_exact, student_exact)
+        if kept_t and not kept_s
+    ]  # fmt: skip
+    return {
+        "same_as_teacher": 100.0 * same / len(targets),
+        "teacher_exact": sum(teacher_exact),
+        "kept": sum(a and b for a, b in zip(teacher_exact, student_exact)),
+        "gained": sum(b and not a for a, b in zip(teacher_exact, student_exact)),
+        "lost": lost[:examples],
+    }
+
+
 def code_line_numbers(text: str) -> set[int] | None:
     r"""0-based numbers of the lines of ``text`` that start with a code token: not blank, not a comment, not inside a
     multi-line string and not a docstring (a string alone on its line as a statement). None when ``text`` does not
@@ -279,4 +316,5 @@ __all__ = [
     "line_completion_scores",
     "line_context",
     "new_tokens_for",
+    "paired_with_teacher",
 ]

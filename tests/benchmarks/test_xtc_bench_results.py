@@ -3,6 +3,7 @@
 import json
 
 from benchmarks.xtc_bench import plot_kl_curves, quality_targets, to_markdown, write_results
+from benchmarks.xtc_eval import paired_with_teacher
 
 
 def _row(name, speedup):
@@ -55,6 +56,10 @@ def test_quality_targets_and_stage_stops_are_rendered():
     table = to_markdown(dict(result, models={"base": base, "1W8A6L": annealed}))
     assert "quantization annealed from step 100 (KL plateau) to step 150 (best KL 0.900 at step 150)" in table
     assert quality_targets(RESULT) == {}  # no teacher row
+    student["paired"] = paired_with_teacher(["a = 1", "b", "c"], ["a = 2", "b", "d"], ["a = 1", "b", "d"])
+    table = to_markdown(dict(result, models={"base": base, "1W8A6L": student}))
+    line = "- 1W8A6L: the teacher's line on 33.3% of the samples; keeps 1 of the teacher's 2 exact lines and gets 1 it"
+    assert "Line by line against the teacher" in table and line in table
     slower = to_markdown(dict(result, settings={"stage_steps": 150, "quantization_learning_rate": 1e-4}))
     assert "Distillation (quantisation stage at a peak learning rate of 0.0001; layer reduction" in slower
 
