@@ -341,14 +341,14 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
     # every model trained on blocks of at most this many tokens (teacher and distillation): prompt and completion
     # stay within it
     positions = min(teacher_meta["settings"]["block_size"], XTCRecipeConfig().block_size)
-    accuracy, predictions, targets = {}, {}, [sample["target"] for sample in samples]
+    accuracy, predictions = {}, {}
     for name, model in models.items():
         logger.info("line completion: %s", name)
         scores = evaluate_line_completion(model, tokenizer, samples, progress=progress, positions=positions)
         accuracy[name] = {"em": scores["em"], "es": scores["es"], "n": scores["n"]}
         predictions[name] = scores["predictions"]
         if name != "base":  # what the student lost against its teacher, line by line
-            accuracy[name]["paired"] = paired_with_teacher(predictions["base"], predictions[name], targets)
+            accuracy[name]["paired"] = paired_with_teacher(predictions["base"], predictions[name], samples)
 
     # -- speed (same process, interleaved, same dtype) ------------------------------------------------------------
     blocks = pack_blocks([f["text"] for f in test_files], tokenizer, settings.seq_len)

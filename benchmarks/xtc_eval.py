@@ -81,32 +81,35 @@ def line_completion_scores(predictions: list[str], targets: list[str]) -> dict:
     return {"em": 100.0 * em / len(predictions), "es": es / len(predictions)}
 
 
-def paired_with_teacher(teacher: list[str], student: list[str], targets: list[str], examples: int = 5) -> dict:
-    """How a student's completed lines compare with its teacher's on the same samples: the share it completes
-    exactly as the teacher does, how many of the teacher's exact lines it keeps, how many it gets that the teacher
-    missed, and the first ``examples`` lines it lost (teacher exact, student not), to read.
+def paired_with_teacher(teacher: list[str], student: list[str], samples: list[dict]) -> dict:
+    """How a student's completed lines compare with its teacher's on the same ``samples`` (``{"path", "target"}``
+    dicts, as :func:`line_completion_samples` gives): the share it completes exactly as the teacher does, how many of
+    the teacher's exact lines it keeps, how many it gets that the teacher missed, and every line it lost (teacher
+    exact, student not) with its file, to read.
 
     Paired counts separate what compression lost from the sampling noise both models share: EM retention alone
     moves with the teacher's luck on the sampled lines.
 
     Example:
-        >>> paired = paired_with_teacher(["a = 1", "b"], ["a = 2", "b"], ["a = 1", "c"])
+        >>> samples = [{"path": "a.py", "target": "a = 1"}, {"path": "b.py", "target": "c"}]
+        >>> paired = paired_with_teacher(["a = 1", "b"], ["a = 2", "b"], samples)
         >>> paired["same_as_teacher"], paired["teacher_exact"], paired["kept"], paired["gained"]
         (50.0, 1, 0, 0)
         >>> paired["lost"]
-        [{'target': 'a = 1', 'teacher': 'a = 1', 'student': 'a = 2'}]
+        [{'path': 'a.py', 'target': 'a = 1', 'student': 'a = 2'}]
     """
-    if not len(teacher) == len(student) == len(targets) or not targets:
+    if not len(teacher) == len(student) == len(samples) or not samples:
         raise ValueError(
-            f"`teacher`, `student` and `targets` must be non-empty and of equal length, got {len(teacher)}, "
-            f"{len(student)} and {len(targets)}."
+            f"`teacher`, `student` and `samples` must be non-empty and of equal length, got {len(teacher)}, "
+            f"{len(student)} and {len(samples)}."
         )
+    targets = [sample["target"] for sample in samples]
     same = sum(exact_match(t, s) for t, s in zip(teacher, student))
     teacher_exact = [exact_match(t, target) for t, target in zip(teacher, targets)]
     student_exact = [exact_match(s, target) for s, target in zip(student, targets)]
     lost = [
-        {"target": target, "teacher": t, "student": s}
-        for t, s, target, kept_t, kept_s in zip(teacher, student, targets, teacher_exact, student_exact)
+        {"path": sample["path"], "target": sample["target"], "student": s}
+        for s, sample, kept_t, kept_s in zip(student, samples, teacher_exact, student_exact)
         if kept_t and not kept_s
     ]  # fmt: skip
     return {
@@ -114,7 +117,7 @@ def paired_with_teacher(teacher: list[str], student: list[str], targets: list[st
         "teacher_exact": sum(teacher_exact),
         "kept": sum(a and b for a, b in zip(teacher_exact, student_exact)),
         "gained": sum(b and not a for a, b in zip(teacher_exact, student_exact)),
-        "lost": lost[:examples],
+        "lost": lost,
     }
 
 

@@ -56,7 +56,9 @@ def test_quality_targets_and_stage_stops_are_rendered():
     table = to_markdown(dict(result, models={"base": base, "1W8A6L": annealed}))
     assert "quantization annealed from step 100 (KL plateau) to step 150 (best KL 0.900 at step 150)" in table
     assert quality_targets(RESULT) == {}  # no teacher row
-    student["paired"] = paired_with_teacher(["a = 1", "b", "c"], ["a = 2", "b", "d"], ["a = 1", "b", "d"])
+    samples = [{"path": f"{name}.py", "target": target} for name, target in zip("xyz", ["a = 1", "b", "d"])]
+    student["paired"] = paired_with_teacher(["a = 1", "b", "c"], ["a = 2", "b", "d"], samples)
+    assert student["paired"]["lost"] == [{"path": "x.py", "target": "a = 1", "student": "a = 2"}]
     table = to_markdown(dict(result, models={"base": base, "1W8A6L": student}))
     line = "- 1W8A6L: the teacher's line on 33.3% of the samples; keeps 1 of the teacher's 2 exact lines and gets 1 it"
     assert "Line by line against the teacher" in table and line in table
