@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -649,9 +650,11 @@ def to_markdown(result: dict) -> str:
             stopped.append(f"- {name}: {_stopped(row, result['settings']['stage_steps'])}")
         if "paired" in row:  # results stored before the paired counts have none
             pair = row["paired"]
+            where = Counter(lost["path"].split("/")[0] for lost in pair["lost"] if "path" in lost).most_common(3)
             paired.append(
                 f"- {name}: the teacher's line on {pair['same_as_teacher']:.1f}% of the samples; keeps {pair['kept']} "
                 f"of the teacher's {pair['teacher_exact']} exact lines and gets {pair['gained']} it missed"
+                + ("; lost most in " + ", ".join(f"`{folder}` ({count})" for folder, count in where) if where else "")
             )
     targets = {**result["targets"], **quality_targets(result)}
     checks = "\n".join(_target_line(name, ok, result["models"]) for name, ok in targets.items())

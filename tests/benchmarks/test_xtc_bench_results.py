@@ -61,7 +61,7 @@ def test_quality_targets_and_stage_stops_are_rendered():
     assert student["paired"]["lost"] == [{"path": "x.py", "target": "a = 1", "student": "a = 2"}]
     table = to_markdown(dict(result, models={"base": base, "1W8A6L": student}))
     line = "- 1W8A6L: the teacher's line on 33.3% of the samples; keeps 1 of the teacher's 2 exact lines and gets 1 it"
-    assert "Line by line against the teacher" in table and line in table
+    assert "Line by line against the teacher" in table and line in table and "; lost most in `x.py` (1)" in table
     slower = to_markdown(dict(result, settings={"stage_steps": 150, "quantization_learning_rate": 1e-4}))
     assert "Distillation (quantisation stage at a peak learning rate of 0.0001; layer reduction" in slower
 
