@@ -90,6 +90,9 @@ FLAB_RECIPES = (
 # the XTC data comparison: the 6L stage on the stdlib split, then with the teacher's package sources
 XTC_DATA_FILES = ("xtc_gpt2_py150_6l.json", "xtc_gpt2_py150_6l_packages.json")
 
+# the 1-bit stage's peak learning rate: the per-row 8-bit-embedding 1W8A6L at the recipe's, then at a lower one
+XTC_RATE_FILES = ("xtc_gpt2_py150_row_emb8.json", "xtc_gpt2_py150_row_emb8_lr.json")
+
 # shared by several tables
 _flab_recovery_table = _lazy("benchmarks.flab_recovery", "recovery_markdown")
 _finetune_table = _lazy("benchmarks.alpine_finetune", "finetune_markdown")
@@ -154,6 +157,7 @@ FIGURES = {
 COMPARISON_FIGURES = {
     "flab_recipes.png": (FLAB_RECIPES, _lazy("benchmarks.flab_recovery", "plot_recipes")),
     "xtc_gpt2_py150_data.png": (XTC_DATA_FILES, _lazy("benchmarks.xtc_bench", "plot_data_curves")),
+    "xtc_gpt2_py150_rate.png": (XTC_RATE_FILES, _lazy("benchmarks.xtc_bench", "plot_rate_curves")),
 }
 
 
@@ -220,6 +224,7 @@ __all__ = [
     "FLAB_RECIPES",
     "RENDERERS",
     "XTC_DATA_FILES",
+    "XTC_RATE_FILES",
     "build_times_markdown",
     "render_figures",
     "render_readme",

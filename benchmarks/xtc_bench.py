@@ -609,22 +609,46 @@ def data_markdown(results: dict[str, dict], variant: str = "6L") -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_data_curves(results: dict[str, dict], path: str | os.PathLike, variant: str = "6L") -> None:
-    """Held-out KL of ``variant``'s layer-reduction stage against steps, one line per results file (data)."""
+def _plot_stage_curves(results: dict[str, dict], path, variant: str, stage: str, label, title: str) -> None:
+    """Held-out KL of ``variant``'s ``stage`` against steps, one line per results file, named by ``label(result)``."""
     from compress_utils.plotting import save_figure
 
     def draw(figure):
         axis = figure.subplots()
         for result in results.values():
-            curve = ((result["models"].get(variant) or {}).get("kl_curves") or {}).get("layer_reduction")
+            curve = ((result["models"].get(variant) or {}).get("kl_curves") or {}).get(stage)
             if curve:
-                label = _data_label(result).split(" (")[0]
-                axis.plot([p["step"] for p in curve], [p["kl"] for p in curve], marker=".", label=label)
-        axis.set(title=f"{variant}: held-out KL by student data", xlabel="distillation steps", ylabel="held-out KL",
-                 yscale="log")  # fmt: skip
+                axis.plot([p["step"] for p in curve], [p["kl"] for p in curve], marker=".", label=label(result))
+        axis.set(title=title, xlabel="distillation steps", ylabel="held-out KL", yscale="log")
         axis.legend()
 
     save_figure(draw, path, (6, 3.6))
+
+
+def plot_data_curves(results: dict[str, dict], path: str | os.PathLike, variant: str = "6L") -> None:
+    """Held-out KL of ``variant``'s layer-reduction stage against steps, one line per results file (data)."""
+    _plot_stage_curves(results, path, variant, "layer_reduction", lambda result: _data_label(result).split(" (")[0],
+                       f"{variant}: held-out KL by student data")  # fmt: skip
+
+
+def quantization_rate(result: dict) -> float:
+    """The peak learning rate a result's quantisation stages ran at: its setting, or the recipe's default.
+
+    Example:
+        >>> quantization_rate({"settings": {"quantization_learning_rate": 1e-4}}), quantization_rate({"settings": {}})
+        (0.0001, 0.0005)
+    """
+    from xtc_hf.recipe import XTCRecipeConfig
+
+    # the field's default: building a recipe would probe the CPU (its bf16 default) just to render a figure
+    default = next(f.default for f in dataclasses.fields(XTCRecipeConfig) if f.name == "learning_rate")
+    return result.get("settings", {}).get("quantization_learning_rate") or default
+
+
+def plot_rate_curves(results: dict[str, dict], path: str | os.PathLike, variant: str = "1W8A6L") -> None:
+    """Held-out KL of ``variant``'s quantisation stage against steps, one line per results file (peak rate)."""
+    _plot_stage_curves(results, path, variant, "quantization", lambda result: f"peak rate {quantization_rate(result):.0e}".replace("e-0", "e-"),
+                       f"{variant}: held-out KL by the 1-bit stage's learning rate")  # fmt: skip
 
 
 def to_markdown(result: dict) -> str:
@@ -958,7 +982,9 @@ __all__ = [
     "peak_memory_mb",
     "plot_data_curves",
     "plot_kl_curves",
+    "plot_rate_curves",
     "quality_targets",
+    "quantization_rate",
     "run_bench",
     "run_speed_bench",
     "speed_markdown",

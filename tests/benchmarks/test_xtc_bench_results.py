@@ -107,3 +107,17 @@ def test_bf16_targets_are_not_measured_where_bf16_did_not_run():
         table = to_markdown(result)
         assert "- not measured (bf16 not run: slow on this CPU): 1W8A6L >= 1.9x base in bf16" in table
         assert "met: 1W8A6L >= 1.9x base in bf16" not in table
+
+
+def test_rate_comparison_plots_each_files_quantization_curve(tmp_path):
+    from benchmarks.xtc_bench import plot_rate_curves
+
+    curve = [{"step": 0, "kl": 1.6}, {"step": 50, "kl": 0.9}]
+    student = dict(_row("1W8A6L", 4.0), kl_curves={"quantization": curve})
+    files = {
+        "recipe.json": dict(RESULT, models={"1W8A6L": student}, settings={}),
+        "lower.json": dict(RESULT, models={"1W8A6L": student}, settings={"quantization_learning_rate": 1e-4}),
+        "float.json": dict(RESULT, models={"6L": _row("6L", 2.0)}, settings={}),  # no 1W8A6L row: left out
+    }
+    plot_rate_curves(files, tmp_path / "rate.png")
+    assert (tmp_path / "rate.png").read_bytes()[:4] == b"\x89PNG"
