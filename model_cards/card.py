@@ -604,13 +604,14 @@ def _xtc_sections(results: dict) -> tuple[list[str], list[str]]:
     variants = results.get("variants") or {"base": results["teacher"], "1W8A6L": results["student"]}
     own = variant_of(results)
     base = variants["base"]
-    rows = ["| variant | layers | W/A bits | disk MB | disk ratio | EM % | ES | ES retention |",
-            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| variant | layers | W/A bits | disk MB | disk ratio | EM % | EM retention | ES | ES retention |",
+            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, row in variants.items():
         bits = f"{row['weight_bits']}/{row['activation_bits']}" if "weight_bits" in row else "-"
         label = f"**{name}** (this model)" if name == own else name
         rows.append(f"| {label} | {row.get('layers', '-')} | {bits} | {row['disk_mb']:.2f} | "
-                    f"{base['disk_mb'] / row['disk_mb']:.1f}x | {row['em']:.1f} | {row['es']:.2f} | "
+                    f"{base['disk_mb'] / row['disk_mb']:.1f}x | {row['em']:.1f} | "
+                    f"{_pct(row['em'] / base['em'] if base['em'] else None)} | {row['es']:.2f} | "
                     f"{_pct(row['es'] / base['es'] if base['es'] else None)} |")  # fmt: skip
     missing = [name for name in ("1W8A", "6L", "1W8A6L") if name not in variants]
     n = _xtc_row(results)["n"]

@@ -121,7 +121,9 @@ def test_default_budgets_keep_their_numbers():
                      "teacher.curve_samples": 200, "recipe.layer_reduction_steps": CONVERGED_STAGE_STEPS,
                      "recipe.quantization_steps": CONVERGED_STAGE_STEPS, "recipe.until_converged": True,
                      # fp32 distillation: a change only where the default resolved bf16 autocast on (fast bf16)
-                     **({"recipe.bf16": False} if xtc_entry.DEFAULT.recipe.bf16 else {}), "samples": 1000,
+                     **({"recipe.bf16": False} if xtc_entry.DEFAULT.recipe.bf16 else {}),
+                     "recipe.weight_granularity": "row", "recipe.embedding_bits": 8,
+                     "recipe.position_embedding_bits": 8, "recipe.quantization_learning_rate": 1e-4, "samples": 1000,
                      "variants": ("6L", "1W8A6L", "1W8A")}),
     ],
 )  # fmt: skip

@@ -115,6 +115,17 @@ def test_the_xtc_card_says_where_its_teacher_learnt(tiny_zoo):
     assert "from scratch" not in text
 
 
+def test_the_xtc_card_shows_both_retentions_of_each_student(tiny_zoo):
+    # the targets are EM and ES retention: both columns, each against the teacher's row
+    settings, _ = tiny_zoo
+    results = json.loads(json.dumps(read_results(Path(settings.output_dir) / "xtc-gpt2-1w8a6l")))
+    results["variants"]["base"].update(em=20.0, es=50.0)
+    results["variants"]["1W8A6L"].update(em=18.0, es=49.0)
+    text = build_card(results).content
+    assert "| EM % | EM retention | ES | ES retention |" in text
+    assert "| 18.0 | 90.0% | 49.00 | 98.0% |" in text
+
+
 def _png_chunks(data: bytes) -> list[bytes]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     chunks, offset = [], 8
