@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import copy
 import hashlib
 import json
@@ -115,6 +116,30 @@ def humaneval_chat_prompts(tokenizer, problems: list[dict]) -> list[str]:
         )
         for p in problems
     ]
+
+
+def prompt_gaps(tokenizer, original_tokens: list[list[str]], kept_ids, top: int = 20) -> dict:
+    """What the prompts that a pruned vocabulary tokenizes differently lack: the dense tokens of those prompts that
+    are not kept (a prompt is tokenized as before exactly when all of its tokens are kept, since the kept set is
+    closed under merges), each with the number of prompts it breaks, most first.
+
+    Example:
+        >>> prompt_gaps(tokenizer, [["def", "Ġapples"], ["def"]], [tokenizer.convert_tokens_to_ids("def")])  # doctest: +SKIP
+        {'prompts': 1, 'distinct_tokens': 1, 'tokens': [{'token': ' apples', 'prompts': 1}]}
+    """
+    kept = set(tokenizer.convert_ids_to_tokens([int(i) for i in kept_ids]))
+    # each prompt's missing tokens once, in prompt order (not set order, which varies with the hash seed)
+    broken = [list(dict.fromkeys(token for token in tokens if token not in kept)) for tokens in original_tokens]
+    counts = collections.Counter(token for missing in broken for token in missing)
+    return {
+        "prompts": sum(bool(missing) for missing in broken),
+        "distinct_tokens": len(counts),
+        # ties in first-seen order: deterministic for the same prompts and vocabulary
+        "tokens": [
+            {"token": tokenizer.convert_tokens_to_string([token]), "prompts": n}
+            for token, n in counts.most_common(top)
+        ],
+    }
 
 
 def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: bool = True) -> dict:
@@ -222,6 +247,8 @@ def run_vocabulary_bench(settings: VocabularySettings | None = None, progress: b
         logger.info("%s: %s", name, row)
         if name == "chat":
             chat_kept = set(kept)
+        if name == "broad":  # the judged vocabulary: why its prompts are not all tokenized as before
+            result["prompt_gaps"] = {"variant": name, **prompt_gaps(tokenizer, original_tokens, kept)}
     result["variants"] = {name: result["variants"][name] for name in ("code", "chat", "broad")}  # the table's order
     # what it takes to tokenize unseen prompts exactly as before: the chat vocabulary plus the first N merges
     result["merge_frontier"] = []
@@ -307,6 +334,11 @@ def vocabulary_markdown(result: dict) -> str:
             f"{dense['humaneval']['problems']} prompts identical, coverage {row['answer_token_coverage']:.2%}"
             for row in frontier
         ) + "."]  # fmt: skip
+    gaps = result.get("prompt_gaps")
+    if gaps and gaps["prompts"]:
+        lines += ["", f"The {gaps['prompts']} HumanEval prompts `{gaps['variant']}` tokenizes differently lack "
+                      f"{gaps['distinct_tokens']} tokens that no kept text used; the most common (prompts each): "
+                      + ", ".join(f"`{row['token']}` ({row['prompts']})" for row in gaps["tokens"]) + "."]  # fmt: skip
     verdict = {True: "met", False: "NOT met"}
     lines += [
         "",
@@ -317,4 +349,10 @@ def vocabulary_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["VocabularySettings", "humaneval_chat_prompts", "run_vocabulary_bench", "vocabulary_markdown"]
+__all__ = [
+    "VocabularySettings",
+    "humaneval_chat_prompts",
+    "prompt_gaps",
+    "run_vocabulary_bench",
+    "vocabulary_markdown",
+]

@@ -33,6 +33,35 @@ def test_table_reports_every_vocabulary_and_the_targets():
     assert "| broad | 20,000 | 99.95% | 97% | 100/164 | 9/164 | 50.0% | 160/164 | 1.0x | 1.0007x |" in table
     assert "sources of numpy, torch (50,000,000 characters; tokens used at least 3 times" in table
     assert "Targets (`broad`)" in table
+    # the prompts the judged vocabulary tokenizes differently, and what they lack
+    result["prompt_gaps"] = {"variant": "broad", "prompts": 64, "distinct_tokens": 81,
+                             "tokens": [{"token": " Fib", "prompts": 5}, {"token": " vowels", "prompts": 4}]}  # fmt: skip
+    assert ("The 64 HumanEval prompts `broad` tokenizes differently lack 81 tokens that no kept text used; the most "
+            "common (prompts each): ` Fib` (5), ` vowels` (4).") in vocabulary_markdown(result)  # fmt: skip
+
+
+def test_prompt_gaps_name_what_each_differently_tokenized_prompt_lacks():
+    import collections
+    import sys
+    from pathlib import Path
+
+    from benchmarks.flab_vocabulary import prompt_gaps
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flab_hf"))
+    from flab_testing import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    prompts = ["def apples(x):", "def f(x):", "apples and pears"]
+    tokens = [tokenizer.tokenize(p) for p in prompts]
+    kept = tokenizer.convert_tokens_to_ids(sorted(set(tokens[1])))
+    gaps = prompt_gaps(tokenizer, tokens, kept)
+    # the second prompt uses only kept tokens; each other lacks at least one, counted once per prompt
+    expected = collections.Counter(t for ts in (tokens[0], tokens[2]) for t in set(ts) - set(tokens[1]))
+    assert gaps["prompts"] == 2 and gaps["distinct_tokens"] == len(expected) > 0
+    assert {row["token"]: row["prompts"] for row in gaps["tokens"]} == {
+        tokenizer.convert_tokens_to_string([t]): n for t, n in expected.items()}  # fmt: skip
+    assert prompt_gaps(tokenizer, tokens, tokenizer.convert_tokens_to_ids(sorted({t for ts in tokens for t in ts}))) == {
+        "prompts": 0, "distinct_tokens": 0, "tokens": []}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -87,6 +116,8 @@ def test_a_run_on_a_tiny_model_reads_finished_vocabularies_back(monkeypatch, tmp
     assert list(result["variants"]) == ["code", "chat", "broad"] and len(calls) == 4  # dense, then each vocabulary
     assert result["variants"]["chat"]["vocabulary"] >= result["variants"]["code"]["vocabulary"]
     assert [row["keep_merges"] for row in result["merge_frontier"]] == [0, 50]
+    broad = result["variants"]["broad"]
+    assert result["prompt_gaps"]["prompts"] == broad["humaneval_prompts"] - broad["humaneval_prompts_identical"]
     # the dense model's answers to each chat-keeping vocabulary's building prompts are cached (resumable)
     assert len(list(tmp_path.glob("*/building_answers_*.jsonl"))) == 2
     monkeypatch.setattr(bench, "prune_vocabulary", lambda *a, **k: pytest.fail("a finished vocabulary is read back"))
