@@ -194,11 +194,12 @@ bench-flab-recovery-2m: install
 # One layer fewer, paid for with rare vocabulary: 3 layers removed instead of 4, the vocabulary kept from tokens the
 # code uses at least 15 times (18,059 tokens instead of 23,745 at 3; the chat's always), FFN as the zoo's level:
 # 25.6% fewer parameters (the zoo's level: 25.7%). Every 1M-token recovery so far lost HumanEval with each layer
-# removed (vocab+2L 11/164, vocab+4L 6) and none with the vocabulary (9 = dense). ~2.3 h on 2 AVX2 cores in fp32;
-# resumes from runs/.
+# removed (vocab+2L 11/164, vocab+4L 6) and none with the vocabulary (9 = dense). One layer more costs speed: it is
+# timed against dense in the same run (run it on an idle machine). ~2.3 h on 2 AVX2 cores in fp32; resumes from runs/
+# (a stored row is read back, and only timed).
 bench-flab-recovery-3l: install
-	$(PY) -m benchmarks flab-recovery --levels vocab+3L+ffn --vocab-min-count 15 --learning-rate 2e-4 \
-		--results-dir benchmarks/results/flab_levels --json benchmarks/results/flab_recovery_3l.json
+	$(PY) -m benchmarks flab-recovery --levels vocab+3L+ffn --speed-levels vocab+3L+ffn --vocab-min-count 15 \
+		--learning-rate 2e-4 --results-dir benchmarks/results/flab_levels --json benchmarks/results/flab_recovery_3l.json
 
 # The frontier's generation speed on this CPU (the speed-ups depend on it: per layer or per parameter): the levels'
 # stored rows are read back and nothing is trained; each level's model is timed against dense (pruned again, a few

@@ -106,6 +106,7 @@ RENDERERS = {
     "flab_recovery_stdlib_windows": ("flab_recovery_stdlib_windows.json", _flab_recovery_table),
     "flab_speed_avx2": ("flab_recovery_avx2.json", _lazy("benchmarks.flab_recovery", "speed_markdown")),
     "flab_recovery_2l_ffn256": ("flab_recovery_2l_ffn256.json", _flab_recovery_table),
+    "flab_recovery_3l": ("flab_recovery_3l.json", _flab_recovery_table),
     "flab_calibration": ("flab_calibration.json", _lazy("benchmarks.flab_calibration", "calibration_markdown")),
     "flab_ablation": ("flab_ablation.json", _lazy("benchmarks.flab_ablation", "ablation_markdown")),
     "xtc_gpt2": ("xtc_gpt2.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
