@@ -130,14 +130,14 @@ bench-xtc-py150-row: xtc-teacher-py150
 # The quantisation stage's peak learning rate. At the recipe's 5e-4 every 1-bit stage's held-out KL stops falling
 # near the warm-up's end (the per-row emb4 one rose from 0.185 at step 550 to 0.232 at the 5e-4 peak) and falls most
 # in the last steps of the short decay that follows (0.200 -> 0.119 in 212 steps); XTC's own recipe distils at 5e-5.
-# The same students from the same 6L stage at a 5x lower peak (the zoo's FULL recipe): 8-bit embeddings (1W8A6L, then
-# the 12-layer 1W8A from the teacher itself, ~2x a 1W8A6L step), and 4-bit embeddings (the 1W8A6L over 20x smaller).
+# The same students from the same 6L stage at a 5x lower peak (the zoo's FULL recipe): 8-bit embeddings (the 1W8A6L,
+# stored in xtc_gpt2_py150_row_emb8_lr.json, then the 12-layer 1W8A from the teacher itself, ~2x a 1W8A6L step, in a
+# file of its own so that the stored row is not trained again), and 4-bit embeddings (the 1W8A6L over 20x smaller).
 # Each command reuses a finished stage of the same settings from runs/.
+XTC_PY150_ROW_LR = $(XTC_PY150_ROW) --quantization-learning-rate 1e-4
 bench-xtc-py150-row-lr: xtc-teacher-py150
-	$(XTC_PY150_ROW) --embedding-bits 8 --quantization-learning-rate 1e-4 --variants 1W8A6L,1W8A \
-		--json benchmarks/results/xtc_gpt2_py150_row_emb8_lr.json
-	$(XTC_PY150_ROW) --embedding-bits 4 --quantization-learning-rate 1e-4 --variants 1W8A6L \
-		--json benchmarks/results/xtc_gpt2_py150_row_emb4_lr.json
+	$(XTC_PY150_ROW_LR) --embedding-bits 8 --variants 1W8A --json benchmarks/results/xtc_gpt2_py150_row_emb8_lr_12l.json
+	$(XTC_PY150_ROW_LR) --embedding-bits 4 --variants 1W8A6L --json benchmarks/results/xtc_gpt2_py150_row_emb4_lr.json
 
 # Whether more varied data helps the students: the 6L stage distilled on the stdlib train split alone, then on it plus
 # the teacher's package sources (--student-packages, ~9x the code), same cap and plateau test, 1,000 lines each. The

@@ -117,6 +117,10 @@ RENDERERS = {
     "xtc_gpt2_py150_row_emb4": ("xtc_gpt2_py150_row_emb4.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
     "xtc_gpt2_py150_row_emb8": ("xtc_gpt2_py150_row_emb8.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
     "xtc_gpt2_py150_row_emb8_lr": ("xtc_gpt2_py150_row_emb8_lr.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
+    "xtc_gpt2_py150_row_emb8_lr_12l": (
+        "xtc_gpt2_py150_row_emb8_lr_12l.json",
+        _lazy("benchmarks.xtc_bench", "to_markdown"),
+    ),
     "xtc_gpt2_py150_row_emb4_lr": ("xtc_gpt2_py150_row_emb4_lr.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
     "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _lazy("benchmarks.xtc_bench", "speed_markdown")),
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _lazy("benchmarks.xtc_bench", "speed_markdown")),
@@ -152,6 +156,7 @@ FIGURES = {
     "xtc_gpt2_py150_row_emb4.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
     "xtc_gpt2_py150_row_emb8.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
     "xtc_gpt2_py150_row_emb8_lr.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
+    "xtc_gpt2_py150_row_emb8_lr_12l.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
     "xtc_gpt2_py150_row_emb4_lr.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
 }
 
