@@ -32,6 +32,7 @@ from compress_utils.capability import probe
 from compress_utils.corpus import package_source_dir, package_texts, text_chunks
 from compress_utils.embedded import load_smollm2
 from compress_utils.io import atomic_write_text
+from flab_hf.answers import instruction_prompts
 from flab_hf.data import (
     VOCAB_PACKAGES,
     check_humaneval_executes,
@@ -39,9 +40,11 @@ from flab_hf.data import (
     stdlib_texts,
     vocabulary_texts,
 )
+from flab_hf.distillation_data import chat_texts, self_answers
 from flab_hf.pruning import FFN_RULES, count_parameters
 from flab_hf.quality import quality, text_perplexity
 from flab_hf.recipe import LAYER_METHODS, FlabConfig, calibration_ids, flab_prune, save_pruned
+from flab_hf.vocabulary import iter_corpus_texts
 
 from .flab_bench import humaneval_pass
 
@@ -50,6 +53,8 @@ logger = logging.getLogger(__name__)
 FFN_NEURONS = 128  # per remaining layer: 8.3% of SmolLM2's 1,536 (the paper's 256 of 13,440 is 1.9%)
 LEVELS = ("vocab", "vocab+2L", "vocab+4L", "vocab+4L+ffn")  # the recovery frontier
 ABLATION = ("vocab", "4L", "ffn", "vocab+4L", "vocab+ffn", "4L+ffn", "vocab+4L+ffn")  # each component, each pair
+# what the layer and FFN search calibrate on (LevelSettings.calibration_source)
+CALIBRATION_SOURCES = ("chat", "code", "mixed")
 FOREIGN_PACKAGE = "accelerate"  # pinned in requirements.lock; pure Python, never pruning or training data here
 _PART = re.compile(r"(?P<vocab>vocab)|(?P<layers>[1-9][0-9]*)L|ffn(?P<neurons>[1-9][0-9]*)?")
 
@@ -132,6 +137,13 @@ class LevelSettings:
         default="kl", metadata={"help": "How the layers to remove are chosen (flab_hf.FlabConfig.layer_method)."}
     )
     calibration_samples: int = field(default=16, metadata={"help": "Calibration sequences of the layer/FFN search."})
+    calibration_source: str = field(
+        default="code",
+        metadata={
+            "help": "What the layer/FFN search calibrates on: 'code' (stdlib windows), 'chat' (the dense model's chat "
+            "answers to the vocabulary's instruction prompts, as conversations) or 'mixed' (half each)."
+        },
+    )
     calibration_length: int = field(default=256, metadata={"help": "Tokens per calibration sequence."})
     eval_windows: int = field(default=32, metadata={"help": "Held-out windows of 256 tokens (test split, foreign)."})
     humaneval: int = field(default=164, metadata={"help": "HumanEval problems (164 = all)."})
@@ -155,6 +167,10 @@ class LevelSettings:
                 raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
         if self.layer_method not in LAYER_METHODS:
             raise ValueError(f"`layer_method` must be one of {LAYER_METHODS}, got {self.layer_method!r}.")
+        if self.calibration_source not in CALIBRATION_SOURCES:
+            raise ValueError(
+                f"`calibration_source` must be one of {CALIBRATION_SOURCES}, got {self.calibration_source!r}."
+            )
         if self.humaneval > 164:
             raise ValueError(f"`humaneval` must be <= 164 (HumanEval has 164 problems), got {self.humaneval}.")
 
@@ -181,7 +197,13 @@ _DENSE_KEY = ("eval_windows", "humaneval", "humaneval_tokens", "generation_batch
 
 # settings added after rows were stored, with the value those rows were measured at: left out of a row's key at
 # that value, so the stored rows keep their names
-_KEY_SINCE = {"assistant_only_loss": False, "clean_answers": False, "keep_whitespace": False, "layer_method": "kl"}
+_KEY_SINCE = {
+    "assistant_only_loss": False,
+    "calibration_source": "code",
+    "clean_answers": False,
+    "keep_whitespace": False,
+    "layer_method": "kl",
+}
 
 
 def row_key_values(values: dict) -> dict:
@@ -262,7 +284,30 @@ def prune_settings(level: str, settings: LevelSettings) -> dict:
 def prune_key(level: str, settings: LevelSettings) -> str:
     """The hash naming ``level``'s pruned model folder."""
     return settings_key({"level": list(parse_level(level)), "corpus": settings.corpus_chars,
-                         **prune_settings(level, settings), "vocab_packages": settings.vocab_packages})  # fmt: skip
+                         **prune_settings(level, settings), "vocab_packages": settings.vocab_packages,
+                         **row_key_values({"calibration_source": settings.calibration_source})})  # fmt: skip
+
+
+def level_calibration(tokenizer, source: str, code: list[str], chat, samples: int, length: int,
+                      max_positions: int | None) -> torch.Tensor:  # fmt: skip
+    """The layer and FFN search's calibration: ``samples`` windows of ``length`` tokens from the ``code`` texts
+    (``source="code"``), from the conversations ``chat()`` returns (``"chat"``: called only then, it may generate),
+    or half from each (``"mixed"``: the code's first).
+
+    Example:
+        >>> ids = level_calibration(tokenizer, "mixed", code, lambda: chats, 16, 256, 8192)  # doctest: +SKIP
+        >>> ids.shape  # doctest: +SKIP
+        torch.Size([16, 256])
+    """
+    if source not in CALIBRATION_SOURCES:
+        raise ValueError(f"`source` must be one of {CALIBRATION_SOURCES}, got {source!r}.")
+    chat_samples = {"code": 0, "chat": samples, "mixed": samples // 2}[source]
+    parts = []
+    if samples - chat_samples:
+        parts.append(calibration_ids(tokenizer, code, samples - chat_samples, length, max_positions))
+    if chat_samples:
+        parts.append(calibration_ids(tokenizer, chat(), chat_samples, length, max_positions))
+    return torch.cat(parts)
 
 
 class Yardstick:
@@ -332,11 +377,19 @@ class Yardstick:
             return folder
         config = FlabConfig(**{"keep_whitespace": False, **prune_settings(level, settings)}, progress=self.progress,
                             answers_cache=str(self.work / f"vocab-answers-{self._answers_key()}.jsonl"))  # fmt: skip
-        # the vocabulary from the stdlib and the packages' code; the layer and FFN search calibrate on the stdlib
-        calibration = calibration_ids(self.tokenizer, self.corpus, config.calibration_samples,
-                                      config.calibration_length,
-                                      getattr(self.dense.config, "max_position_embeddings", None))  # fmt: skip
+        # the vocabulary from the stdlib and the packages' code; the layer and FFN search calibrate on the stdlib,
+        # the dense model's chat answers (the vocabulary's own, from its answers cache) or both
         vocabulary_corpus = vocabulary_texts(self.corpus, settings.vocab_packages)
+
+        def chat():
+            prompts = instruction_prompts(iter_corpus_texts(vocabulary_corpus), limit=config.answer_prompts)
+            records = self_answers(self.dense, self.tokenizer, prompts, config.answers_cache, config.answer_tokens,
+                                   progress=self.progress)  # fmt: skip
+            return chat_texts(self.tokenizer, records)
+
+        calibration = level_calibration(self.tokenizer, settings.calibration_source, self.corpus, chat,
+                                        config.calibration_samples, config.calibration_length,
+                                        getattr(self.dense.config, "max_position_embeddings", None))  # fmt: skip
         began = time.perf_counter()
         pruned, pruned_tokenizer, report = flab_prune(
             self.dense, self.tokenizer, vocabulary_corpus, config, calibration
