@@ -524,7 +524,8 @@ def recovery_markdown(result: dict) -> str:
 # the setting existed (as the results files measured before it were run); "distill.x" is the distillation's x
 _RECIPE_SETTINGS = {"chat_share": None, "keep_whitespace": False, "assistant_only_loss": False,
                     "clean_answers": False, "answers": None, "train_package_chars": None,
-                    "distill.hidden_weight": 0.0, "layer_method": "kl", "distill.train_tokens": None}  # fmt: skip
+                    "distill.hidden_weight": 0.0, "layer_method": "kl", "distill.train_tokens": None,
+                    "calibration_source": "code"}  # fmt: skip
 
 
 def _setting(settings: dict, name: str, before):

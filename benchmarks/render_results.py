@@ -85,6 +85,7 @@ FLAB_RECIPES = (
     "flab_recovery_hidden.json",
     "flab_recovery_block.json",
     "flab_recovery_2m.json",
+    "flab_recovery_chatcal.json",
 )
 
 # the XTC data comparison: the 6L stage on the stdlib split, then with the teacher's package sources

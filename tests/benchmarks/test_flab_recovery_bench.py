@@ -175,6 +175,8 @@ def test_recipes_are_compared_by_what_each_changes(tmp_path):
     (tmp_path / "flab_recovery_block.json").write_text(json.dumps(block))
     longer = result({"distill": {"train_tokens": 2_000_000}}, 8, ["HumanEval/22"], 1024, 4.4, 2_001_000, False)
     (tmp_path / "flab_recovery_2m.json").write_text(json.dumps(longer))
+    chat = result({"calibration_source": "chat"}, 6, ["HumanEval/23"], 1024, 2.2)  # layers chosen on chat answers
+    (tmp_path / "flab_recovery_chatcal.json").write_text(json.dumps(chat))
     readme = "<!-- results:flab_recipes -->\n<!-- /results:flab_recipes -->"
     rendered = render_readme(readme, tmp_path)
     assert (
@@ -187,6 +189,7 @@ def test_recipes_are_compared_by_what_each_changes(tmp_path):
     assert "| chat_share=0.3, keep_whitespace=False | `flab_recovery_chat30.json` | 5/164 | 22 |" in rendered
     assert "| distill.hidden_weight=1.0 | `flab_recovery_hidden.json` | 8/164 | 22 |" in rendered
     assert "| layer_method=block | `flab_recovery_block.json` | 6/164 | 22 |" in rendered
+    assert "| calibration_source=chat | `flab_recovery_chatcal.json` | 6/164 | 23 |" in rendered
     assert "1024 (1.3) |" in rendered  # the answers from the settings when the log has no count
     assert render_readme(rendered, tmp_path) == rendered
     assert "Not measured yet" in render_readme(readme, tmp_path / "nothing-here")
