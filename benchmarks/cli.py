@@ -215,6 +215,21 @@ def _cpu_allocator(args) -> int:
     return 0
 
 
+def _xtc_embedding_rows(args) -> int:
+    from compress_utils.io import atomic_write_text, check_output_file
+
+    from .xtc_embedding_rows import EmbeddingRowsSettings, embedding_rows_bench, to_markdown
+
+    check_output_file(args.json, argument="--json")
+    settings = EmbeddingRowsSettings(
+        teacher_dir=args.teacher_dir, int8_rows=tuple(args.int8_rows), blocks=args.blocks, seed=args.seed
+    )  # checks the teacher folder before any work
+    result = embedding_rows_bench(settings, progress=not args.quiet)
+    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+    print(to_markdown(result))
+    return 0
+
+
 def _xtc_teacher(args) -> int:
     from compress_utils.cli_args import dataclass_from_args
 
@@ -304,6 +319,7 @@ def _xtc(args) -> int:
         ("teacher_tokens", args.teacher_tokens),
         ("teacher_dir", args.teacher_dir),
         ("embedding_bits", args.embedding_bits),
+        ("embedding_int8_rows", args.embedding_int8_rows),
         ("position_embedding_bits", args.position_embedding_bits),
         ("weight_granularity", args.weight_granularity),
         ("quantization_learning_rate", args.quantization_learning_rate),
@@ -455,6 +471,17 @@ def build_parser() -> argparse.ArgumentParser:
     allocator.add_argument("--json", default=None, help="results file (e.g. benchmarks/results/cpu_allocator.json)")
     allocator.set_defaults(func=_cpu_allocator)
 
+    rows = commands.add_parser(
+        "xtc-embedding-rows", help="What each low-bit word-embedding quantiser costs a trained teacher (KL, top-1)."
+    )
+    rows.add_argument("--teacher-dir", required=True, help="A trained teacher folder (xtc-teacher prints it).")
+    rows.add_argument("--int8-rows", type=positive_int, nargs="+", default=[512, 1024, 2048, 4096],
+                      help="Counts of most frequent tokens' rows kept at 8 bits.")  # fmt: skip
+    rows.add_argument("--blocks", type=positive_int, default=48, help="Held-out valid-split blocks.")
+    rows.add_argument("--seed", type=int, default=0, help="Seed of the random-rows control.")
+    rows.add_argument("--json", default="benchmarks/results/xtc_embedding_rows.json", help="Results file.")
+    rows.set_defaults(func=_xtc_embedding_rows)
+
     teacher = commands.add_parser("xtc-teacher", help="Train (or reuse) the CodeGPT-style GPT-2 teacher.")
     # the options are TeacherSettings' fields; the two budgets are checked while parsing, before any data is read
     add_dataclass_arguments(teacher, TeacherSettings, exclude=("steps", "tokens"))
@@ -515,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     xtc.add_argument("--embedding-bits", type=int, default=None,
                      help="Word-embedding bits of the quantised students (default: their weight bits).")  # fmt: skip
+    xtc.add_argument("--embedding-int8-rows", type=positive_int, default=None,
+                     help="Word-embedding rows kept at 8 bits under lower --embedding-bits: the most frequent "
+                     "training tokens' (default: none).")  # fmt: skip
     xtc.add_argument("--position-embedding-bits", type=int, default=None,
                      help="Position-embedding bits of the quantised students (default: float).")  # fmt: skip
     xtc.add_argument("--weight-granularity", choices=GRANULARITIES, default=None,

@@ -123,6 +123,11 @@ RENDERERS = {
         _lazy("benchmarks.xtc_bench", "to_markdown"),
     ),
     "xtc_gpt2_py150_row_emb4_lr": ("xtc_gpt2_py150_row_emb4_lr.json", _lazy("benchmarks.xtc_bench", "to_markdown")),
+    "xtc_gpt2_py150_row_emb4_int8rows_lr": (
+        "xtc_gpt2_py150_row_emb4_int8rows_lr.json",
+        _lazy("benchmarks.xtc_bench", "to_markdown"),
+    ),
+    "xtc_embedding_rows": ("xtc_embedding_rows.json", _lazy("benchmarks.xtc_embedding_rows", "to_markdown")),
     "xtc_gpt2_speed": ("xtc_gpt2_speed.json", _lazy("benchmarks.xtc_bench", "speed_markdown")),
     "xtc_gpt2_speed_avx2": ("xtc_gpt2_speed_avx2.json", _lazy("benchmarks.xtc_bench", "speed_markdown")),
     "alpine_minilm": ("alpine_minilm.json", _lazy("benchmarks.alpine_speed", "markdown_table")),
@@ -159,6 +164,7 @@ FIGURES = {
     "xtc_gpt2_py150_row_emb8_lr.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
     "xtc_gpt2_py150_row_emb8_lr_12l.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
     "xtc_gpt2_py150_row_emb4_lr.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
+    "xtc_gpt2_py150_row_emb4_int8rows_lr.json": _lazy("benchmarks.xtc_bench", "plot_kl_curves"),
 }
 
 

@@ -92,6 +92,13 @@ class BenchSettings:
             "help": "Bits of the word embeddings of the quantised students (8 = int8); None = their weight bits."
         },
     )
+    embedding_int8_rows: int | None = field(
+        default=None,
+        metadata={
+            "help": "Word-embedding rows of the quantised students kept at 8 bits under lower embedding_bits (the "
+            "most frequent training tokens'); None = none."
+        },
+    )
     position_embedding_bits: int | None = field(
         default=None,
         metadata={"help": "Bits of the quantised students' position embeddings (per position); None = float."},
@@ -140,6 +147,14 @@ class BenchSettings:
         for name in ("embedding_bits", "position_embedding_bits"):
             if getattr(self, name) is not None and getattr(self, name) not in WEIGHT_BITS:
                 raise ValueError(f"`{name}` must be None or one of {WEIGHT_BITS}, got {getattr(self, name)!r}.")
+        rows = self.embedding_int8_rows
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+            raise ValueError(f"`embedding_int8_rows` must be None or an integer >= 1, got {rows!r}.")
+        if rows is not None and not (self.embedding_bits is not None and self.embedding_bits < 8):
+            raise ValueError(
+                f"`embedding_int8_rows={rows}` keeps rows at 8 bits among lower-bit word embeddings; set "
+                f"`embedding_bits` to 1, 2 or 4 (got {self.embedding_bits!r})."
+            )
         if self.teacher_dir is not None and not os.path.isfile(os.path.join(self.teacher_dir, "xtc_teacher.json")):
             raise ValueError(  # the bench reads the teacher's settings, time and curve from that file
                 f"`teacher_dir`={self.teacher_dir!r} holds no xtc_teacher.json; give the `final` folder that "
@@ -304,6 +319,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         recipe = XTCRecipeConfig(
             **VARIANTS[name],
             embedding_bits=student_embedding_bits(name, settings.embedding_bits),
+            embedding_int8_rows=student_embedding_bits(name, settings.embedding_int8_rows),
             position_embedding_bits=student_embedding_bits(name, settings.position_embedding_bits),
             weight_granularity=settings.weight_granularity,
             quantization_learning_rate=settings.quantization_learning_rate,
@@ -390,6 +406,7 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
             "weight_bits": getattr(model.config, "weight_bits", 32),
             "activation_bits": getattr(model.config, "activation_bits", 32),
             "embedding_bits": getattr(model.config, "word_embedding_bits", 32),
+            "embedding_int8_rows": getattr(model.config, "embedding_int8_rows", None),
             "position_embedding_bits": getattr(model.config, "position_bits", 32),
             "weight_granularity": getattr(model.config, "weight_granularity", None),
             "em": accuracy[name]["em"],
@@ -705,6 +722,10 @@ def to_markdown(result: dict) -> str:
         note += (
             f"\nDistillation{rates}, held-out KL to the teacher on valid-split code:\n\n" + "\n".join(stopped) + "\n"
         )
+    mixed = [f"{name} {row['embedding_bits']}-bit with the {row['embedding_int8_rows']} most frequent training tokens' "
+             "rows at 8 bits" for name, row in result["models"].items() if row.get("embedding_int8_rows")]  # fmt: skip
+    if mixed:
+        note += "\nWord embeddings (and the tied LM head): " + "; ".join(mixed) + ".\n"
     if paired:
         note += "\nLine by line against the teacher (same samples, greedy):\n\n" + "\n".join(paired) + "\n"
     return header + "\n".join(lines) + "\n" + note + "\nTargets:\n\n" + checks + "\n"

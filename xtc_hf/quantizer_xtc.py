@@ -41,6 +41,7 @@ _SHARED_SETTINGS = (
     "weight_granularity",
     "quantize_embeddings",
     "embedding_bits",
+    "embedding_int8_rows",
     "position_embedding_bits",
 )
 
@@ -55,6 +56,8 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
         quantize_embeddings: whether the word embeddings (and the tied LM head) are quantised.
         embedding_bits: bits of the word embeddings and tied LM head when they differ from ``weight_bits`` (8 = per-row
             int8); ``None`` (absent from the JSON) = ``weight_bits``.
+        embedding_int8_rows: how many word-embedding rows (the most frequent tokens) keep 8-bit codes under lower
+            ``embedding_bits``; ``None`` (absent) = none.
         position_embedding_bits: bits of the position embeddings (per position); ``None`` (absent) = float.
         modules: the quantised modules (``*`` = every block).
         modules_to_not_convert: modules kept in floating point.
@@ -72,6 +75,7 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
         weight_granularity: str = "matrix",
         quantize_embeddings: bool = True,
         embedding_bits: int | None = None,
+        embedding_int8_rows: int | None = None,
         position_embedding_bits: int | None = None,
         modules: list[str] | None = None,
         modules_to_not_convert: list[str] | None = None,
@@ -85,6 +89,8 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
         self.quantize_embeddings = quantize_embeddings
         if embedding_bits is not None:  # only when set, so descriptions written before it existed re-save unchanged
             self.embedding_bits = embedding_bits
+        if embedding_int8_rows is not None:
+            self.embedding_int8_rows = embedding_int8_rows
         if position_embedding_bits is not None:
             self.position_embedding_bits = position_embedding_bits
         self.modules = list(modules) if modules is not None else None
@@ -116,6 +122,9 @@ class XTCQuantizationConfig(QuantizationConfigMixin):
                 raise ValueError(
                     f"`quantization_config.{name}` must be absent, null or one of {WEIGHT_BITS}, got {bits!r}."
                 )
+        rows = getattr(self, "embedding_int8_rows", None)
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+            raise ValueError(f"`quantization_config.embedding_int8_rows` must be absent, null or >= 1, got {rows!r}.")
         if self.weight_format != "packed":
             raise ValueError(f"`quantization_config.weight_format` must be 'packed', got {self.weight_format!r}.")
 

@@ -108,6 +108,13 @@ class XTCRecipeConfig:
             "None = weight_bits (with quantize_embeddings)."
         },
     )
+    embedding_int8_rows: int | None = field(
+        default=None,
+        metadata={
+            "help": "Word-embedding (LM-head) rows kept at 8 bits under lower embedding_bits: those of the tokens "
+            "most frequent in the training data, e.g. 2048 of 8192; None = none."
+        },
+    )
     position_embedding_bits: int | None = field(
         default=None,
         metadata={"help": "Bits of the position embeddings (one scale per position), e.g. 8; None = float."},
@@ -214,6 +221,15 @@ class XTCRecipeConfig:
                     f"`embedding_bits={self.embedding_bits}` quantises the word embeddings but `quantize_embeddings` is "
                     "False; drop one of the two settings."
                 )
+        rows = self.embedding_int8_rows
+        if rows is not None:
+            if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+                raise ValueError(f"`embedding_int8_rows` must be None or an integer >= 1, got {rows!r}.")
+            if not self.word_embedding_bits < 8:
+                raise ValueError(
+                    f"`embedding_int8_rows={rows}` keeps rows at 8 bits among lower-bit word embeddings, but they are "
+                    f"{self.word_embedding_bits}-bit; set `embedding_bits` to 1, 2 or 4, or drop `embedding_int8_rows`."
+                )
         bits = self.position_embedding_bits
         if bits is not None and (isinstance(bits, bool) or bits not in WEIGHT_BITS):
             raise ValueError(f"`position_embedding_bits` must be None (float) or one of {WEIGHT_BITS}, got {bits!r}.")
@@ -279,6 +295,22 @@ class XTCRecipeConfig:
         """Whether stage 2 (quantisation-aware distillation) runs: any weight or activation below 32 bits."""
         positions = 32 if self.position_embedding_bits is None else self.position_embedding_bits
         return min(self.weight_bits, self.activation_bits, self.word_embedding_bits, positions) < 32
+
+
+def frequent_tokens(dataset, count: int, vocab_size: int) -> tuple[torch.Tensor, float]:
+    """The ``count`` token ids most frequent in ``dataset``'s ``input_ids`` (ties: the lower id first) and the share
+    of all its tokens they make up.
+
+    Example:
+        >>> frequent_tokens({"input_ids": [[5, 5, 2, 7], [2, 5, 9, 9]]}, 2, vocab_size=10)
+        (tensor([5, 2]), 0.625)
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= vocab_size:
+        raise ValueError(f"`count` must be an integer in [1, {vocab_size}] (the vocabulary), got {count!r}.")
+    ids = torch.tensor(list(dataset["input_ids"]), dtype=torch.long).reshape(-1)
+    counts = torch.bincount(ids, minlength=vocab_size)
+    order = torch.sort(counts, descending=True, stable=True).indices[:count]
+    return order, float(counts[order].sum() / max(int(counts.sum()), 1))
 
 
 def prepare_train_dataset(train_dataset, tokenizer=None, block_size: int = 256):
@@ -558,6 +590,8 @@ def xtc_compress(
     bits = [config.weight_bits, config.activation_bits, config.weight_granularity, config.quantize_embeddings]
     if config.embedding_bits is not None:  # only when set: stages cached before the setting existed keep their keys
         bits.append(config.embedding_bits)
+    if config.embedding_int8_rows is not None:
+        bits.append(f"int8rows{config.embedding_int8_rows}")
     if config.position_embedding_bits is not None:
         bits.append(f"positions{config.position_embedding_bits}")  # after embedding_bits, told apart from it
     quant = {
@@ -586,8 +620,14 @@ def xtc_compress(
         weight_granularity=config.weight_granularity,
         quantize_embeddings=config.quantize_embeddings,
         embedding_bits=config.embedding_bits,
+        embedding_int8_rows=config.embedding_int8_rows,
         position_embedding_bits=config.position_embedding_bits,
     )
+    if config.embedding_int8_rows:
+        rows, share = frequent_tokens(dataset, config.embedding_int8_rows, teacher.config.vocab_size)
+        quantized.transformer.wte.set_int8_rows(rows)
+        logger.info("8-bit embedding rows: the %d most frequent tokens, %.1f%% of the training tokens", len(rows),
+                    100 * share)  # fmt: skip
     report = _train_stage(
         quantized,
         teacher,
@@ -622,6 +662,7 @@ def stage_reports(output_dir: str) -> dict[str, dict]:
 __all__ = [
     "LAYER_MODES",
     "XTCRecipeConfig",
+    "frequent_tokens",
     "hidden_layer_map",
     "prepare_train_dataset",
     "resolve_student_layers",

@@ -10,6 +10,7 @@ import benchmarks.flab_ablation
 import benchmarks.flab_bench
 import benchmarks.flab_recovery
 import benchmarks.xtc_bench
+import benchmarks.xtc_embedding_rows
 from benchmarks.cli import main
 
 
@@ -50,6 +51,11 @@ def _never(*args, **kwargs):
         (["xtc", "--json", "{dir}/r.json", "--teacher-dir", "{dir}"], "`teacher_dir`="),
         (["xtc", "--json", "{dir}/r.json", "--weight-granularity", "column"], "--weight-granularity"),
         (["xtc-eval", "--model", "smollm2", "--json", "{file}/r.json"], "`--json`="),
+        (["xtc", "--json", "{dir}/r.json", "--embedding-int8-rows", "64"], "set `embedding_bits` to 1, 2 or 4"),
+        (["xtc", "--json", "{dir}/r.json", "--embedding-bits", "4", "--embedding-int8-rows", "0"], "--embedding-int8"),
+        (["xtc-embedding-rows", "--teacher-dir", "{dir}", "--json", "{dir}/r.json"], "`teacher_dir`="),
+        (["xtc-embedding-rows", "--teacher-dir", "{dir}", "--json", "{file}/r.json"], "`--json`="),
+        (["xtc-embedding-rows", "--teacher-dir", "{dir}", "--int8-rows", "0"], "--int8-rows"),
     ],
 )
 def test_bad_options_are_refused_before_work(tmp_path, capsys, monkeypatch, argv, named):
@@ -59,6 +65,7 @@ def test_bad_options_are_refused_before_work(tmp_path, capsys, monkeypatch, argv
         (benchmarks.flab_bench, "run_benchmark"),
         (benchmarks.flab_bench, "humaneval_pass"),
         (benchmarks.xtc_bench, "run_bench"),
+        (benchmarks.xtc_embedding_rows, "embedding_rows_bench"),
         (benchmarks.flab_recovery, "run_recovery_bench"),
         (benchmarks.flab_ablation, "run_ablation_bench"),
     ):
