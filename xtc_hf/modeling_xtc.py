@@ -677,6 +677,10 @@ class _PackedWeightMixin:
     def _packed_checksum(self) -> int:
         return checksum(self.weight_packed)
 
+    def packed_bytes(self) -> int:
+        """Bytes of the packed codes (scales not included)."""
+        return self.weight_packed.numel()
+
     @property
     def max_weight_code(self) -> int:
         return MAX_CODE[self.weight_bits]
@@ -928,6 +932,9 @@ class XTCEmbedding(_PackedWeightMixin, nn.Module):
     @property
     def max_weight_code(self) -> int:
         return MAX_CODE[8] if self.int8_rows else MAX_CODE[self.weight_bits]
+
+    def packed_bytes(self) -> int:
+        return self.weight_packed.numel() + (self.weight_packed_int8.numel() if self.int8_rows else 0)
 
     def int8_codes(self) -> torch.Tensor:
         codes = unpack_codes(self.weight_packed, self.weight_bits, self._cols)
@@ -1254,7 +1261,7 @@ class XTCGPT2LMHeadModel(XTCGPT2PreTrainedModel, GenerationMixin):
         return {
             "setting": self.config.xtc_kernel,
             "resolved": resolve_kernel(self.config.xtc_kernel, device),
-            "packed_bytes": sum(m.weight_packed.numel() for m in layers),
+            "packed_bytes": sum(m.packed_bytes() for m in layers),
             "unpacked_cache_bytes": sum(m.cached_bytes() for m in layers),
         }
 

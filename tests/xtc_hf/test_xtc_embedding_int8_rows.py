@@ -63,6 +63,9 @@ def test_packed_layout_and_logits_match_the_training_model(tiny_gpt2, input_ids)
     # 79 rows of 4-bit codes (16 bytes each), 20 rows of int8 codes, one scale per row
     assert wte.weight_packed.shape == (79, 16) and wte.weight_packed_int8.shape == (20, 32)
     assert wte.weight_scale.shape == (99,) and wte.max_weight_code == 127
+    blocks = sum(layer.packed_bytes() for block in model.transformer.h for layer in (block.attn.c_attn, block.mlp.c_fc,
+                                                                                     block.attn.c_proj, block.mlp.c_proj))  # fmt: skip
+    assert model.xtc_kernel_info()["packed_bytes"] == blocks + 79 * 16 + 20 * 32
     difference = (_logits(model, input_ids) - expected).abs()  # test_xtc_embedding_bits' tolerance
     assert float(difference.median()) <= 1e-6
     assert float(difference.max()) <= 2e-3 * float(expected.max() - expected.min())
