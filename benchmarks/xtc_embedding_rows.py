@@ -3,7 +3,8 @@ xtc-embedding-rows``).
 
 The float teacher's word embeddings (and tied LM head) are quantised one way at a time, everything else left as it is
 (the LM head's input at per-token int8, as in every 1W8A student), and each variant is compared with the float
-teacher on held-out valid-split blocks: mean KL(teacher || variant) per token and top-1 agreement. Variants: per-row
+teacher on held-out valid-split blocks: mean KL(teacher || variant) per token and top-1 agreement, besides the
+quantised matrix's relative distance from the float one. Variants: per-row
 8 and 4 bits (``XTCEmbedding``'s quantisers), 4 bits with the ``n`` most frequent training tokens' rows at 8 bits
 (``embedding_int8_rows``), the same number of random rows at 8 bits (does frequency matter?), and two 4-bit
 alternatives that cost no more bits per weight: a per-row scale clipped for the least squared error, and one scale
@@ -171,6 +172,8 @@ def embedding_rows_bench(settings: EmbeddingRowsSettings | str, progress: bool =
             kl = (reference.exp() * (reference - scores)).sum(-1).mean()
             rows_out[name] = {
                 "kl": float(kl),
+                # how far the stored matrix is from the float one: ||Q - W|| / ||W||
+                "relative_error": float((matrix - weight).norm() / weight.norm()),
                 "top1_agreement": float((scores.argmax(-1) == top1).float().mean()),
                 "embedding_bytes": stored,
             }
@@ -194,12 +197,14 @@ def to_markdown(result: dict) -> str:
     """The comparison as a Markdown table, smallest KL first."""
     teacher = result["teacher"]
     lines = [
-        "| word embeddings (tied LM head) | KL to the float teacher | top-1 agreement | embedding KB |",
-        "|---|---|---|---|",
+        "| word embeddings (tied LM head) | KL to the float teacher | top-1 agreement | relative error | embedding KB |",
+        "|---|---|---|---|---|",
     ]
     for name, row in sorted(result["variants"].items(), key=lambda item: item[1]["kl"]):
+        error = f"{100 * row['relative_error']:.1f}%" if "relative_error" in row else "n/a"
         lines.append(
-            f"| {name} | {row['kl']:.4f} | {100 * row['top1_agreement']:.1f}% | {row['embedding_bytes'] / 1e3:.0f} |"
+            f"| {name} | {row['kl']:.4f} | {100 * row['top1_agreement']:.1f}% | {error} | "
+            f"{row['embedding_bytes'] / 1e3:.0f} |"
         )
     shares = ", ".join(f"{count}: {100 * share:.1f}%" for count, share in result["token_share"].items())
     return "\n".join(lines) + (

@@ -45,10 +45,11 @@ def test_table_sorts_by_kl_and_gives_the_token_shares():
         "held_out_tokens": 512,
         "token_share": {"16": 0.5},
         "variants": {
-            "4-bit rows": {"kl": 0.02, "top1_agreement": 0.9, "embedding_bytes": 2000},
+            "4-bit rows": {"kl": 0.02, "top1_agreement": 0.9, "relative_error": 0.128, "embedding_bytes": 2000},
             "8-bit rows": {"kl": 0.001, "top1_agreement": 0.99, "embedding_bytes": 3600},
         },
     }
     table = to_markdown(result)
     assert table.index("8-bit rows") < table.index("4-bit rows")
-    assert "| 4-bit rows | 0.0200 | 90.0% | 2 |" in table and "16: 50.0%" in table
+    assert "| 4-bit rows | 0.0200 | 90.0% | 12.8% | 2 |" in table and "16: 50.0%" in table
+    assert "| 8-bit rows | 0.0010 | 99.0% | n/a | 4 |" in table  # results stored before the column
