@@ -948,7 +948,7 @@ class XTCEmbedding(_PackedWeightMixin, nn.Module):
     def quantized_weight(self) -> torch.Tensor:
         """The fake-quantised (training) matrix: per-row codes times scales, straight-through gradients."""
         weight = fake_quantize_weight(self.weight, self.weight_bits, per_row=True)
-        if self.int8_rows and self.weight_bits < 32:
+        if self.int8_rows:  # only under weight_bits < 8 (checked on construction)
             ids = self.int8_row_ids.long()
             weight = weight.index_copy(0, ids, fake_quantize_weight(self.weight[ids], 8, per_row=True))
         return weight
