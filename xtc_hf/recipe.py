@@ -525,6 +525,13 @@ def xtc_compress(
     """
     config = config or XTCRecipeConfig()
     check_gpt2_shaped(teacher)
+    vocab = teacher.config.vocab_size
+    if config.embedding_int8_rows is not None and config.embedding_int8_rows > vocab:
+        # checked here, not when stage 2 builds its config: stage 1 may run for hours first
+        raise ValueError(
+            f"`embedding_int8_rows={config.embedding_int8_rows}` exceeds the teacher's vocabulary ({vocab} tokens); "
+            f"give at most {vocab}."
+        )
     if train_dataset is None:
         raise ValueError("`train_dataset` is required: a `datasets.Dataset` with code in a `text` column.")
     layers = resolve_student_layers(config.student_layers, teacher.config.n_layer, config.num_student_layers)

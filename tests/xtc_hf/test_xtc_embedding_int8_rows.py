@@ -133,6 +133,15 @@ def test_recipe_keeps_the_most_frequent_tokens_at_8_bits(tiny_gpt2, tmp_path):
     assert set(wte.int8_row_ids.tolist()) >= {5, 9}  # 32 and 16 of the 128 tokens: above any random token
 
 
+def test_recipe_refuses_more_rows_than_the_vocabulary_before_any_stage(tiny_gpt2, tmp_path):
+    from xtc_hf import xtc_compress
+
+    recipe = XTCRecipeConfig(embedding_bits=4, embedding_int8_rows=100, bf16=False)
+    with pytest.raises(ValueError, match=r"`embedding_int8_rows=100` exceeds the teacher's vocabulary \(99 tokens\)"):
+        xtc_compress(tiny_gpt2, recipe, None, output_dir=str(tmp_path))
+    assert not any(tmp_path.iterdir())  # refused before the layer-reduction stage wrote anything
+
+
 def test_frequent_tokens_counts_and_breaks_ties_by_id():
     rows, share = frequent_tokens({"input_ids": [[4, 4, 2, 3], [3, 8, 8, 1]]}, 3, vocab_size=10)
     assert rows.tolist() == [3, 4, 8] and share == 0.75
