@@ -300,6 +300,10 @@ def _xtc_eval(args) -> int:
     return 0
 
 
+# the quantised students' embedding and scale flags, shared by the quality run and --speed-only
+_STUDENT_FLAGS = ("embedding_bits", "embedding_int8_rows", "position_embedding_bits", "weight_granularity")
+
+
 def _xtc(args) -> int:
     from compress_utils.io import check_output_file
 
@@ -308,7 +312,10 @@ def _xtc(args) -> int:
     check_output_file(args.json, argument="--json")  # before the teacher training and measurements
     check_output_file(args.markdown or os.path.splitext(args.json)[0] + ".md", argument="--markdown")
     if args.speed_only:  # no teacher training: random teacher-shaped models, forward speed (and a training step)
-        result = run_speed_bench(SpeedSettings(threads=args.threads, train_step=args.train_step, rounds=args.rounds))
+        student = {key: getattr(args, key) for key in _STUDENT_FLAGS if getattr(args, key) is not None}
+        result = run_speed_bench(
+            SpeedSettings(threads=args.threads, train_step=args.train_step, rounds=args.rounds, **student)
+        )
         print(write_speed_results(result, args.json, args.markdown))
         return 0
     overrides = {"threads": args.threads, "cache_dir": args.cache_dir, "variants": tuple(args.variants.split(",")),
@@ -318,10 +325,7 @@ def _xtc(args) -> int:
         ("teacher_steps", args.teacher_steps),
         ("teacher_tokens", args.teacher_tokens),
         ("teacher_dir", args.teacher_dir),
-        ("embedding_bits", args.embedding_bits),
-        ("embedding_int8_rows", args.embedding_int8_rows),
-        ("position_embedding_bits", args.position_embedding_bits),
-        ("weight_granularity", args.weight_granularity),
+        *((key, getattr(args, key)) for key in _STUDENT_FLAGS),
         ("quantization_learning_rate", args.quantization_learning_rate),
         ("stage_steps", args.steps),
         ("samples", args.samples),
@@ -556,7 +560,12 @@ def build_parser() -> argparse.ArgumentParser:
     xtc.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1: shared machines).")
     xtc.add_argument("--variants", default="1W8A,6L,1W8A6L,2W8A6L")
     xtc.add_argument("--cache-dir", default=os.path.join("runs", "xtc"))
-    xtc.add_argument("--speed-only", action="store_true", help="Forward speed of teacher-shaped models only.")
+    xtc.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="Forward speed of teacher-shaped models only (random weights; the 1W8A6L "
+        "takes the embedding and granularity flags).",
+    )
     xtc.add_argument("--train-step", action="store_true", help="With --speed-only: time a QAT step, fp32 vs bf16.")
     xtc.add_argument(
         "--rounds", type=positive_int, default=7, help="With --speed-only: interleaved timing rounds (median)."

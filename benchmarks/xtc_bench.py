@@ -43,9 +43,31 @@ VARIANTS = {
 }
 # stage 1 of 6L is shared by the layer-reduced quantised variants, so train it first
 RUN_ORDER = ("6L", "1W8A6L", "2W8A6L", "1W8A")
+# the 1W8A6L's forward against the teacher's, in the same dtype (issue 14: XTC's 1W8A6L keeps the 6-layer model's
+# ~2x and adds the 1-bit kernels' gain)
+SPEED_TARGET = 1.9
 # each stage's step cap when distilling to convergence: 8.2M tokens, ~5 passes over the stdlib train split (at 2,500
 # the py150 6L stage was still falling ~2% per 50 steps when the plateau test fired and annealed)
 CONVERGED_STAGE_STEPS = 4000
+
+
+def check_student_quantization(settings) -> None:
+    """Raise ``ValueError`` naming the field when ``settings`` (a :class:`BenchSettings` or :class:`SpeedSettings`)
+    asks for quantised students that cannot be built: an unknown weight granularity, embedding bits outside
+    ``WEIGHT_BITS``, or 8-bit embedding rows without lower-bit word embeddings."""
+    if settings.weight_granularity not in GRANULARITIES:
+        raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {settings.weight_granularity!r}.")
+    for name in ("embedding_bits", "position_embedding_bits"):
+        if getattr(settings, name) is not None and getattr(settings, name) not in WEIGHT_BITS:
+            raise ValueError(f"`{name}` must be None or one of {WEIGHT_BITS}, got {getattr(settings, name)!r}.")
+    rows = settings.embedding_int8_rows
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+        raise ValueError(f"`embedding_int8_rows` must be None or an integer >= 1, got {rows!r}.")
+    if rows is not None and not (settings.embedding_bits is not None and settings.embedding_bits < 8):
+        raise ValueError(
+            f"`embedding_int8_rows={rows}` keeps rows at 8 bits among lower-bit word embeddings; set "
+            f"`embedding_bits` to 1, 2 or 4 (got {settings.embedding_bits!r})."
+        )
 
 
 def student_embedding_bits(variant: str, embedding_bits: int | None) -> int | None:
@@ -138,22 +160,10 @@ class BenchSettings:
         for name in ("stage_steps", "samples", "batch_size", "seq_len", "rounds", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
-        if self.weight_granularity not in GRANULARITIES:
-            raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
+        check_student_quantization(self)
         if self.quantization_learning_rate is not None and not self.quantization_learning_rate > 0:
             raise ValueError(
                 f"`quantization_learning_rate` must be > 0 or None, got {self.quantization_learning_rate!r}."
-            )
-        for name in ("embedding_bits", "position_embedding_bits"):
-            if getattr(self, name) is not None and getattr(self, name) not in WEIGHT_BITS:
-                raise ValueError(f"`{name}` must be None or one of {WEIGHT_BITS}, got {getattr(self, name)!r}.")
-        rows = self.embedding_int8_rows
-        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
-            raise ValueError(f"`embedding_int8_rows` must be None or an integer >= 1, got {rows!r}.")
-        if rows is not None and not (self.embedding_bits is not None and self.embedding_bits < 8):
-            raise ValueError(
-                f"`embedding_int8_rows={rows}` keeps rows at 8 bits among lower-bit word embeddings; set "
-                f"`embedding_bits` to 1, 2 or 4 (got {self.embedding_bits!r})."
             )
         if self.teacher_dir is not None and not os.path.isfile(os.path.join(self.teacher_dir, "xtc_teacher.json")):
             raise ValueError(  # the bench reads the teacher's settings, time and curve from that file
@@ -434,8 +444,10 @@ def run_bench(settings: BenchSettings | None = None, progress: bool = True) -> d
         "1W8A6L disk ratio >= 20 (goal)": rows.get("1W8A6L", {}).get("disk_ratio", 0) >= 20,
         "1W8A faster than base in fp32": rows.get("1W8A", {}).get("fp32", {}).get("speedup", 0) > 1,
         "1W8A not slower than base in bf16": rows.get("1W8A", {}).get("bf16", {}).get("speedup", 0) >= 1,
-        "1W8A6L >= 1.9x base in fp32": rows.get("1W8A6L", {}).get("fp32", {}).get("speedup", 0) >= 1.9,
-        "1W8A6L >= 1.9x base in bf16": rows.get("1W8A6L", {}).get("bf16", {}).get("speedup", 0) >= 1.9,
+        f"1W8A6L >= {SPEED_TARGET}x base in fp32": rows.get("1W8A6L", {}).get("fp32", {}).get("speedup", 0)
+        >= SPEED_TARGET,
+        f"1W8A6L >= {SPEED_TARGET}x base in bf16": rows.get("1W8A6L", {}).get("bf16", {}).get("speedup", 0)
+        >= SPEED_TARGET,
     }
     if "bf16" not in speed:  # not run where bf16 is slow: unmeasured, neither met nor missed
         targets = {name: None if "bf16" in name else ok for name, ok in targets.items()}
@@ -767,12 +779,35 @@ class SpeedSettings:
     rounds: int = field(default=7, metadata={"help": "Interleaved timing rounds per dtype (median reported)."})
     threads: int = field(default=1, metadata={"help": "torch threads (1 = polite on a shared machine)."})
     train_step: bool = field(default=False, metadata={"help": "Also time one 1W8A6L QAT step, fp32 vs bf16."})
+    # the 1W8A6L's embeddings and weight scales, as in BenchSettings: time the student a recipe ships
+    embedding_bits: int | None = field(
+        default=None, metadata={"help": "Word-embedding (and tied LM head) bits of the 1W8A6L; None = 1 (XTC's)."}
+    )
+    embedding_int8_rows: int | None = field(
+        default=None,
+        metadata={
+            "help": "Word-embedding rows kept at 8 bits under lower embedding_bits (here the first ids: speed does "
+            "not depend on which rows); None = none."
+        },
+    )
+    position_embedding_bits: int | None = field(
+        default=None, metadata={"help": "Position-embedding bits of the 1W8A6L; None = float."}
+    )
+    weight_granularity: str = field(
+        default="matrix", metadata={"help": "Block weight scale of the 1W8A6L: per `matrix` or per output `row`."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the random weights and inputs."})
 
     def __post_init__(self):
         for name in ("n_layer", "n_embd", "n_head", "vocab_size", "batch_size", "seq_len", "rounds", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
+        check_student_quantization(self)
+        if self.embedding_int8_rows is not None and self.embedding_int8_rows > self.vocab_size:
+            raise ValueError(
+                f"`embedding_int8_rows={self.embedding_int8_rows}` exceeds `vocab_size={self.vocab_size}`; keep at "
+                "most the vocabulary's rows at 8 bits."
+            )
         if self.n_layer < 2:
             raise ValueError(f"`n_layer` must be >= 2 so that the 6L-style student keeps half, got {self.n_layer}.")
         if self.n_embd % self.n_head:
@@ -806,6 +841,24 @@ def _training_step_seconds(teacher, student, input_ids: torch.Tensor, bf16: bool
     return best
 
 
+def _student_settings(settings: SpeedSettings) -> dict:
+    """The 1W8A6L's ``XTCGPT2Config`` fields that ``settings`` chooses (embeddings and weight scales)."""
+    names = ("embedding_bits", "embedding_int8_rows", "position_embedding_bits", "weight_granularity")
+    return {name: getattr(settings, name) for name in names}
+
+
+def _speed_student(teacher, layers: list[int], settings: SpeedSettings):
+    """An unpacked 1W8A6L of ``teacher``'s ``layers`` with ``settings``' embeddings; 8-bit rows on the first ids."""
+    from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel
+
+    student = XTCGPT2LMHeadModel.from_gpt2(
+        teacher, layers, weight_bits=1, activation_bits=8, **_student_settings(settings)
+    )
+    if settings.embedding_int8_rows:
+        student.transformer.wte.set_int8_rows(torch.arange(settings.embedding_int8_rows))
+    return student
+
+
 def run_speed_bench(settings: SpeedSettings | None = None) -> dict:
     """Forward speed of the fp32 teacher, the 6L fp32 student and the packed 1W8A6L student on each of its kernels
     (int8, oneDNN u8 x s8 where the build has it, float, and the one ``"auto"`` picks), in fp32 and, where the probe
@@ -821,6 +874,7 @@ def run_speed_bench(settings: SpeedSettings | None = None) -> dict:
 
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from compress_utils.allocator import allocator_tuned
     from compress_utils.capability import probe, resolve_bf16
     from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel, kernel_order, onednn_available, resolve_kernel
 
@@ -844,7 +898,7 @@ def run_speed_bench(settings: SpeedSettings | None = None) -> dict:
         teacher = GPT2LMHeadModel(config).eval()
         odd = list(range(1, settings.n_layer, 2))
         six = XTCGPT2LMHeadModel.from_gpt2(teacher, odd, weight_bits=32, activation_bits=32).eval()
-        packed = XTCGPT2LMHeadModel.from_gpt2(teacher, odd, weight_bits=1, activation_bits=8).pack_().eval()
+        packed = _speed_student(teacher, odd, settings).pack_().eval()
         kernel_names = ["int8"] + (["onednn"] if onednn_available() else []) + ["float"]
         models = {"base": teacher, "6L": six}
         models.update({f"1W8A6L-{name}": copy.deepcopy(packed).set_xtc_kernel(name) for name in kernel_names})
@@ -876,7 +930,10 @@ def run_speed_bench(settings: SpeedSettings | None = None) -> dict:
                 "torch": torch.__version__,
                 "torch_threads": settings.threads,
                 "cpu_count": os.cpu_count(),
+                # glibc's allocator settings move every ratio (fresh pages for each forward's logits otherwise)
+                "allocator_tuned": allocator_tuned(),
             },
+            "student": _student_settings(settings),
             "identical_logits": identical,
             "kernel_order": list(kernel_order("cpu")),
             "auto_kernel": auto,
@@ -884,7 +941,7 @@ def run_speed_bench(settings: SpeedSettings | None = None) -> dict:
             "speed": speed,
         }
         if settings.train_step:
-            student = XTCGPT2LMHeadModel.from_gpt2(teacher, odd, weight_bits=1, activation_bits=8)
+            student = _speed_student(teacher, odd, settings)
             steps = {
                 "fp32": _training_step_seconds(teacher, copy.deepcopy(student), input_ids, bf16=False),
                 "bf16": _training_step_seconds(teacher, copy.deepcopy(student), input_ids, bf16=True),
@@ -902,6 +959,10 @@ def run_speed_bench(settings: SpeedSettings | None = None) -> dict:
                 speed[d][n]["speedup"] >= 1.0 for d in speed for n in ("6L", "1W8A6L-auto")
             ),
         }
+        if "bf16" in speed:  # measured only where the probe finds bf16 fast
+            result["targets"][f"1W8A6L (auto kernel) >= {SPEED_TARGET}x base in bf16"] = (
+                speed["bf16"]["1W8A6L-auto"]["speedup"] >= SPEED_TARGET
+            )
         if "train_step" in result:
             # a 5% margin: the two steps are timed one after the other on a shared machine
             result["targets"]["auto training step not slower than fp32"] = result["train_step"]["auto_vs_fp32"] >= 0.95
@@ -909,6 +970,27 @@ def run_speed_bench(settings: SpeedSettings | None = None) -> dict:
         return result
     finally:
         torch.set_num_threads(threads)
+
+
+def _describe_student(student: dict) -> str:
+    """The speed bench's 1W8A6L in words (results stored before the setting existed: XTC's own, all 1-bit)."""
+    scale = "one scale per output row" if student.get("weight_granularity") == "row" else "one scale per matrix"
+    words = student.get("embedding_bits") or 1
+    text = f"1-bit blocks ({scale}), {words}-bit word embeddings and tied LM head"
+    if student.get("embedding_int8_rows"):
+        text += f" with {student['embedding_int8_rows']:,} rows at 8 bits"
+    position = student.get("position_embedding_bits")
+    return text + (f", {position}-bit position embeddings" if position else ", float position embeddings")
+
+
+def _describe_allocator(environment: dict) -> str:
+    """Which glibc allocator settings the run had (None: stored before the bench recorded it)."""
+    tuned = environment.get("allocator_tuned")
+    if tuned is None:
+        return "Allocator settings not recorded."
+    if tuned:
+        return "Run with `compress_utils.allocator.MALLOC_TUNABLES` (as every `make` target)."
+    return "Run with glibc's default allocator (fresh pages for every large tensor: slower large outputs)."
 
 
 def speed_markdown(result: dict) -> str:
@@ -930,6 +1012,8 @@ def speed_markdown(result: dict) -> str:
         "students, interleaved in one process; speed-ups vs the teacher in the same dtype. `auto` picks the "
         f"**{result['auto_kernel']}** kernel here (rows marked *forced* run a kernel that `auto` does not pick on this "
         f"CPU). The {', '.join(kernels[:-1])} and {kernels[-1]} kernels give identical logits: {'yes' if result['identical_logits'] else 'NO'}.",
+        "",
+        f"The 1W8A6L: {_describe_student(result.get('student') or {})}. {_describe_allocator(result['environment'])}",
         "",
         "| model | dtype | seconds | tokens/s | speed-up |",
         "|---|---|---|---|---|",

@@ -60,6 +60,36 @@ def test_speed_bench_refuses_bad_settings():
         SpeedSettings(n_embd=30, n_head=4)
     with pytest.raises(ValueError, match="`rounds` must be >= 1, got 0"):
         SpeedSettings(rounds=0)
+    with pytest.raises(ValueError, match="`weight_granularity` must be one of"):
+        SpeedSettings(weight_granularity="column")
+    with pytest.raises(ValueError, match="`embedding_bits` must be None or one of"):
+        SpeedSettings(embedding_bits=3)
+    with pytest.raises(ValueError, match="set `embedding_bits` to 1, 2 or 4"):
+        SpeedSettings(embedding_bits=8, embedding_int8_rows=16)
+    with pytest.raises(ValueError, match="`embedding_int8_rows=100` exceeds `vocab_size=99`"):
+        SpeedSettings(**TINY, embedding_bits=4, embedding_int8_rows=100)
+
+
+def test_speed_bench_times_the_student_it_is_given(avx2_machine):
+    student = {
+        "embedding_bits": 4,
+        "embedding_int8_rows": 16,
+        "position_embedding_bits": 8,
+        "weight_granularity": "row",
+    }
+    result = run_speed_bench(SpeedSettings(**TINY, **student))
+    assert result["student"] == student
+    assert result["identical_logits"] is True  # the mixed 4/8-bit LM head on every kernel
+    # 4-bit codes of 83 rows and 8-bit codes of 16 rows are packed beside the 1-bit blocks
+    plain = run_speed_bench(SpeedSettings(**TINY))
+    assert plain["student"]["embedding_bits"] is None
+    packed = result["kernel_memory"]["1W8A6L-int8"]["packed_bytes"]
+    assert packed > plain["kernel_memory"]["1W8A6L-int8"]["packed_bytes"]
+    from benchmarks.xtc_bench import speed_markdown
+
+    text = speed_markdown(result)
+    assert "4-bit word embeddings and tied LM head with 16 rows at 8 bits, 8-bit position embeddings" in text
+    assert "one scale per output row" in text
 
 
 def test_cli_speed_only_writes_json_and_markdown(avx2_machine, tmp_path, monkeypatch):
@@ -82,6 +112,30 @@ def test_bf16_is_measured_where_it_is_fast_with_the_auto_kernel_only(monkeypatch
     assert sorted(result["speed"]["bf16"]) == ["1W8A6L-auto", "6L", "base"]
     assert result["speed"]["bf16"]["1W8A6L-auto"]["kernel"] == "int8"
     assert "train_step" not in result
+    target = result["targets"]["1W8A6L (auto kernel) >= 1.9x base in bf16"]
+    assert target == (result["speed"]["bf16"]["1W8A6L-auto"]["speedup"] >= 1.9)
+
+
+def test_make_bench_xtc_times_the_student_the_full_zoo_ships():
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from model_cards import xtc_entry
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL")}
+    makefile = 'include Makefile\nshow-student:\n\t@echo "$(XTC_ZOO_FULL_STUDENT)"\n'
+    shown = subprocess.run(["make", "-s", "-f", "-", "show-student"], input=makefile, cwd=root, env=env,
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    flags = dict(zip(shown[::2], shown[1::2]))
+    recipe = xtc_entry.FULL.recipe
+    assert flags == {
+        "--weight-granularity": recipe.weight_granularity,
+        "--embedding-bits": str(recipe.embedding_bits),
+        "--position-embedding-bits": str(recipe.position_embedding_bits),
+    }
+    assert recipe.embedding_int8_rows is None  # the Makefile gives no --embedding-int8-rows
 
 
 @pytest.mark.parametrize("kernel", ["int8", "onednn", "float"])
