@@ -87,6 +87,21 @@ def test_per_token_activation_quantisation():
     assert torch.allclose(codes * scale, x, atol=1 / 254)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_tokens_get_the_codes_of_their_float32_values(dtype):
+    # the half-precision path upcasts first (faster on CPU): the same codes and scales, the caller's tensor untouched
+    torch.manual_seed(0)
+    x = torch.randn(5, 64).to(dtype)
+    before = x.clone()
+    codes, scale = quantize_tokens(x)
+    expected_codes, expected_scale = quantize_tokens(x.float())
+    assert codes.dtype == scale.dtype == torch.float32
+    assert torch.equal(codes, expected_codes) and torch.equal(scale, expected_scale)
+    assert torch.equal(x, before)
+    quantize_tokens(x, overwrite=True)
+    assert torch.equal(x, before)  # overwrite writes into a float32 tensor only
+
+
 def test_int8_matmul_matches_float_and_fallback(monkeypatch):
     torch.manual_seed(0)
     a = torch.randint(-127, 128, (33, 40), dtype=torch.int8)
