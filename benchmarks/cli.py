@@ -300,19 +300,26 @@ def _xtc_eval(args) -> int:
     return 0
 
 
-# the quantised students' embedding and scale flags, shared by the quality run and --speed-only
-_STUDENT_FLAGS = ("embedding_bits", "embedding_int8_rows", "position_embedding_bits", "weight_granularity")
-
-
 def _xtc(args) -> int:
     from compress_utils.io import check_output_file
 
-    from .xtc_bench import BenchSettings, SpeedSettings, run_bench, run_speed_bench, write_results, write_speed_results
+    from .xtc_bench import (
+        BenchSettings,
+        SpeedSettings,
+        StudentQuantization,
+        run_bench,
+        run_speed_bench,
+        write_results,
+        write_speed_results,
+    )
+
+    # the quantised students' embedding and scale flags: the quality run's and --speed-only's
+    student_flags = [field.name for field in dataclasses.fields(StudentQuantization)]
 
     check_output_file(args.json, argument="--json")  # before the teacher training and measurements
     check_output_file(args.markdown or os.path.splitext(args.json)[0] + ".md", argument="--markdown")
     if args.speed_only:  # no teacher training: random teacher-shaped models, forward speed (and a training step)
-        student = {key: getattr(args, key) for key in _STUDENT_FLAGS if getattr(args, key) is not None}
+        student = {key: getattr(args, key) for key in student_flags if getattr(args, key) is not None}
         result = run_speed_bench(
             SpeedSettings(threads=args.threads, train_step=args.train_step, rounds=args.rounds, **student)
         )
@@ -325,7 +332,7 @@ def _xtc(args) -> int:
         ("teacher_steps", args.teacher_steps),
         ("teacher_tokens", args.teacher_tokens),
         ("teacher_dir", args.teacher_dir),
-        *((key, getattr(args, key)) for key in _STUDENT_FLAGS),
+        *((key, getattr(args, key)) for key in student_flags),
         ("quantization_learning_rate", args.quantization_learning_rate),
         ("stage_steps", args.steps),
         ("samples", args.samples),

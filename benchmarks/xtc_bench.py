@@ -51,23 +51,57 @@ SPEED_TARGET = 1.9
 CONVERGED_STAGE_STEPS = 4000
 
 
-def check_student_quantization(settings) -> None:
-    """Raise ``ValueError`` naming the field when ``settings`` (a :class:`BenchSettings` or :class:`SpeedSettings`)
-    asks for quantised students that cannot be built: an unknown weight granularity, embedding bits outside
-    ``WEIGHT_BITS``, or 8-bit embedding rows without lower-bit word embeddings."""
-    if settings.weight_granularity not in GRANULARITIES:
-        raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {settings.weight_granularity!r}.")
-    for name in ("embedding_bits", "position_embedding_bits"):
-        if getattr(settings, name) is not None and getattr(settings, name) not in WEIGHT_BITS:
-            raise ValueError(f"`{name}` must be None or one of {WEIGHT_BITS}, got {getattr(settings, name)!r}.")
-    rows = settings.embedding_int8_rows
-    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
-        raise ValueError(f"`embedding_int8_rows` must be None or an integer >= 1, got {rows!r}.")
-    if rows is not None and not (settings.embedding_bits is not None and settings.embedding_bits < 8):
-        raise ValueError(
-            f"`embedding_int8_rows={rows}` keeps rows at 8 bits among lower-bit word embeddings; set "
-            f"`embedding_bits` to 1, 2 or 4 (got {settings.embedding_bits!r})."
-        )
+@dataclass
+class StudentQuantization:
+    """The quantised students' embeddings and weight scales: what both :class:`BenchSettings` (the students it
+    trains) and :class:`SpeedSettings` (the 1W8A6L it times) build."""
+
+    embedding_bits: int | None = field(
+        default=None,
+        metadata={
+            "help": "Bits of the word embeddings (and tied LM head) of the quantised students (8 = int8); None = "
+            "their weight bits."
+        },
+    )
+    embedding_int8_rows: int | None = field(
+        default=None,
+        metadata={
+            "help": "Word-embedding rows of the quantised students kept at 8 bits under lower embedding_bits (the "
+            "most frequent training tokens'; the speed bench's random model: the first ids); None = none."
+        },
+    )
+    position_embedding_bits: int | None = field(
+        default=None,
+        metadata={"help": "Bits of the quantised students' position embeddings (per position); None = float."},
+    )
+    weight_granularity: str = field(
+        default="matrix",
+        metadata={
+            "help": "Scale of the quantised students' block weights: one per `matrix` (XTC's) or per output `row`."
+        },
+    )
+
+    def check_student_quantization(self) -> None:
+        """Raise ``ValueError`` naming the field when the quantised students cannot be built: an unknown weight
+        granularity, embedding bits outside ``WEIGHT_BITS``, or 8-bit embedding rows without lower-bit word
+        embeddings."""
+        if self.weight_granularity not in GRANULARITIES:
+            raise ValueError(f"`weight_granularity` must be one of {GRANULARITIES}, got {self.weight_granularity!r}.")
+        for name in ("embedding_bits", "position_embedding_bits"):
+            if getattr(self, name) is not None and getattr(self, name) not in WEIGHT_BITS:
+                raise ValueError(f"`{name}` must be None or one of {WEIGHT_BITS}, got {getattr(self, name)!r}.")
+        rows = self.embedding_int8_rows
+        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+            raise ValueError(f"`embedding_int8_rows` must be None or an integer >= 1, got {rows!r}.")
+        if rows is not None and not (self.embedding_bits is not None and self.embedding_bits < 8):
+            raise ValueError(
+                f"`embedding_int8_rows={rows}` keeps rows at 8 bits among lower-bit word embeddings; set "
+                f"`embedding_bits` to 1, 2 or 4 (got {self.embedding_bits!r})."
+            )
+
+    def student_settings(self) -> dict:
+        """These fields as a dict (``XTCGPT2Config`` and ``XTCRecipeConfig`` take them under the same names)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(StudentQuantization)}
 
 
 def student_embedding_bits(variant: str, embedding_bits: int | None) -> int | None:
@@ -82,7 +116,7 @@ def student_embedding_bits(variant: str, embedding_bits: int | None) -> int | No
 
 
 @dataclass
-class BenchSettings:
+class BenchSettings(StudentQuantization):
     """What ``python -m benchmarks xtc`` runs. Defaults are the small CI budget; ``full()`` is the longer run."""
 
     teacher_minutes: float = field(default=4.0, metadata={"help": "Teacher training budget (minutes)."})
@@ -107,29 +141,6 @@ class BenchSettings:
     until_converged: bool = field(
         default=False,
         metadata={"help": "Distil each stage until KL on held-out valid-split code stops falling (xtc_hf recipe)."},
-    )
-    embedding_bits: int | None = field(
-        default=None,
-        metadata={
-            "help": "Bits of the word embeddings of the quantised students (8 = int8); None = their weight bits."
-        },
-    )
-    embedding_int8_rows: int | None = field(
-        default=None,
-        metadata={
-            "help": "Word-embedding rows of the quantised students kept at 8 bits under lower embedding_bits (the "
-            "most frequent training tokens'); None = none."
-        },
-    )
-    position_embedding_bits: int | None = field(
-        default=None,
-        metadata={"help": "Bits of the quantised students' position embeddings (per position); None = float."},
-    )
-    weight_granularity: str = field(
-        default="matrix",
-        metadata={
-            "help": "Scale of the quantised students' block weights: one per `matrix` (XTC's) or per output `row`."
-        },
     )
     quantization_learning_rate: float | None = field(
         default=None,
@@ -160,7 +171,7 @@ class BenchSettings:
         for name in ("stage_steps", "samples", "batch_size", "seq_len", "rounds", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
-        check_student_quantization(self)
+        self.check_student_quantization()
         if self.quantization_learning_rate is not None and not self.quantization_learning_rate > 0:
             raise ValueError(
                 f"`quantization_learning_rate` must be > 0 or None, got {self.quantization_learning_rate!r}."
@@ -766,7 +777,7 @@ def write_results(result: dict, json_path: str, markdown_path: str | None = None
 
 
 @dataclass
-class SpeedSettings:
+class SpeedSettings(StudentQuantization):
     """What ``python -m benchmarks xtc --speed-only`` measures: forward time of a 12-layer teacher-shaped GPT-2 (fp32) against
     the 6-layer fp32 student and the packed 1W8A6L student on both kernels, plus optionally one training step."""
 
@@ -779,30 +790,13 @@ class SpeedSettings:
     rounds: int = field(default=7, metadata={"help": "Interleaved timing rounds per dtype (median reported)."})
     threads: int = field(default=1, metadata={"help": "torch threads (1 = polite on a shared machine)."})
     train_step: bool = field(default=False, metadata={"help": "Also time one 1W8A6L QAT step, fp32 vs bf16."})
-    # the 1W8A6L's embeddings and weight scales, as in BenchSettings: time the student a recipe ships
-    embedding_bits: int | None = field(
-        default=None, metadata={"help": "Word-embedding (and tied LM head) bits of the 1W8A6L; None = 1 (XTC's)."}
-    )
-    embedding_int8_rows: int | None = field(
-        default=None,
-        metadata={
-            "help": "Word-embedding rows kept at 8 bits under lower embedding_bits (here the first ids: speed does "
-            "not depend on which rows); None = none."
-        },
-    )
-    position_embedding_bits: int | None = field(
-        default=None, metadata={"help": "Position-embedding bits of the 1W8A6L; None = float."}
-    )
-    weight_granularity: str = field(
-        default="matrix", metadata={"help": "Block weight scale of the 1W8A6L: per `matrix` or per output `row`."}
-    )
     seed: int = field(default=0, metadata={"help": "Seed of the random weights and inputs."})
 
     def __post_init__(self):
         for name in ("n_layer", "n_embd", "n_head", "vocab_size", "batch_size", "seq_len", "rounds", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
-        check_student_quantization(self)
+        self.check_student_quantization()
         if self.embedding_int8_rows is not None and self.embedding_int8_rows > self.vocab_size:
             raise ValueError(
                 f"`embedding_int8_rows={self.embedding_int8_rows}` exceeds `vocab_size={self.vocab_size}`; keep at "
@@ -841,18 +835,12 @@ def _training_step_seconds(teacher, student, input_ids: torch.Tensor, bf16: bool
     return best
 
 
-def _student_settings(settings: SpeedSettings) -> dict:
-    """The 1W8A6L's ``XTCGPT2Config`` fields that ``settings`` chooses (embeddings and weight scales)."""
-    names = ("embedding_bits", "embedding_int8_rows", "position_embedding_bits", "weight_granularity")
-    return {name: getattr(settings, name) for name in names}
-
-
 def _speed_student(teacher, layers: list[int], settings: SpeedSettings):
     """An unpacked 1W8A6L of ``teacher``'s ``layers`` with ``settings``' embeddings; 8-bit rows on the first ids."""
     from xtc_hf.modeling_xtc import XTCGPT2LMHeadModel
 
     student = XTCGPT2LMHeadModel.from_gpt2(
-        teacher, layers, weight_bits=1, activation_bits=8, **_student_settings(settings)
+        teacher, layers, weight_bits=1, activation_bits=8, **settings.student_settings()
     )
     if settings.embedding_int8_rows:
         student.transformer.wte.set_int8_rows(torch.arange(settings.embedding_int8_rows))
@@ -933,7 +921,7 @@ def run_speed_bench(settings: SpeedSettings | None = None) -> dict:
                 # glibc's allocator settings move every ratio (fresh pages for each forward's logits otherwise)
                 "allocator_tuned": allocator_tuned(),
             },
-            "student": _student_settings(settings),
+            "student": settings.student_settings(),
             "identical_logits": identical,
             "kernel_order": list(kernel_order("cpu")),
             "auto_kernel": auto,
@@ -1076,7 +1064,9 @@ __all__ = [
     "MIN_SCORED_LINES",
     "RETENTION_TARGETS",
     "RUN_ORDER",
+    "SPEED_TARGET",
     "SpeedSettings",
+    "StudentQuantization",
     "TEACHER_TARGET",
     "VARIANTS",
     "count_parameters",
