@@ -779,7 +779,8 @@ def write_results(result: dict, json_path: str, markdown_path: str | None = None
 @dataclass
 class SpeedSettings(StudentQuantization):
     """What ``python -m benchmarks xtc --speed-only`` measures: forward time of a 12-layer teacher-shaped GPT-2 (fp32) against
-    the 6-layer fp32 student and the packed 1W8A6L student on both kernels, plus optionally one training step."""
+    the 6-layer fp32 student and the packed 1W8A6L student on each kernel (int8, oneDNN where built, float), plus the
+    auto kernel in bf16 where the CPU runs bf16 fast, and optionally one training step."""
 
     n_layer: int = field(default=12, metadata={"help": "Teacher blocks (the students keep the odd ones)."})
     n_embd: int = field(default=256, metadata={"help": "Hidden size (the zoo teacher's)."})
