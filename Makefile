@@ -68,7 +68,7 @@ bench-xtc: install
 		--json benchmarks/results/xtc_gpt2_speed.json
 
 # the 1W8A6L that `make zoo FULL=1` ships (model_cards.xtc_entry.FULL; a test keeps the two equal), for the speed bench
-XTC_ZOO_FULL_STUDENT = --weight-granularity row --embedding-bits 8 --position-embedding-bits 8
+XTC_ZOO_FULL_STUDENT = --weight-granularity row --embedding-bits 4 --embedding-int8-rows 2048 --position-embedding-bits 8
 
 # The XTC teacher's size from measured curves: teachers of each width (12 layers; width:heads:vocabulary) trained on
 # the same token budget, held-out line-completion EM/ES every 500k tokens; each finished teacher's settings and curve

@@ -74,6 +74,11 @@ class XTCBudget:
     variants: tuple[str, ...] = budget_field(
         "compress", f"Students to build, from {sorted(VARIANTS)}.", ("6L", "1W8A6L")
     )
+    variant_overrides: dict[str, dict] = budget_field(
+        "compress",
+        "Recipe settings one variant sets apart from `recipe`: {variant: {XTCRecipeConfig field: value}}.",
+        default_factory=dict,
+    )
     train_files: int | None = budget_field("compress", "Distil on the first N training files; None = all.", None)
     samples: int = budget_field("evaluate", "Held-out line-completion samples every model is scored on.", 100)
 
@@ -89,18 +94,54 @@ class XTCBudget:
                 f"`recipe` sets {changed}, which each variant sets itself (benchmarks.xtc_bench.VARIANTS); choose the "
                 f"students with `variants` instead."
             )
+        self._check_variant_overrides()
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
             raise ValueError(f"`samples` must be an int >= 1, got {self.samples!r}.")
         if self.train_files is not None and (not isinstance(self.train_files, int) or self.train_files < 1):
             raise ValueError(f"`train_files` must be None or an int >= 1, got {self.train_files!r}.")
 
+    def _check_variant_overrides(self) -> None:
+        if not isinstance(self.variant_overrides, dict):
+            raise ValueError(
+                f"`variant_overrides` must be a dict {{variant: {{setting: value}}}}, got {self.variant_overrides!r}."
+            )
+        unknown = sorted(set(self.variant_overrides) - set(VARIANTS))
+        if unknown:
+            raise ValueError(f"`variant_overrides` has unknown variants {unknown}; choose from {sorted(VARIANTS)}.")
+        settings = {f.name for f in dataclasses.fields(XTCRecipeConfig)} - set(VARIANT_FIELDS)
+        for name, overrides in self.variant_overrides.items():
+            bad = sorted(set(overrides) - settings) if isinstance(overrides, dict) else overrides
+            if bad:
+                raise ValueError(
+                    f"`variant_overrides[{name!r}]` must be a dict of XTCRecipeConfig settings other than "
+                    f"{list(VARIANT_FIELDS)}, got {bad!r}."
+                )
+        for name in self.variants:
+            self.variant_recipe(name)  # the recipe checks the values now, not after the teacher has trained
+
+    def variant_recipe(self, name: str) -> XTCRecipeConfig:
+        """The recipe that builds variant ``name``: ``recipe`` with the variant's own fields (VARIANTS), its
+        embedding bits (float for the 6L), then ``variant_overrides[name]``.
+
+        Example:
+            >>> FULL.variant_recipe("1W8A6L").embedding_bits, FULL.variant_recipe("1W8A").embedding_bits
+            (4, 8)
+        """
+        settings = {
+            **VARIANTS[name],
+            "embedding_bits": student_embedding_bits(name, self.recipe.embedding_bits),
+            "position_embedding_bits": student_embedding_bits(name, self.recipe.position_embedding_bits),
+        }
+        return dataclasses.replace(self.recipe, **{**settings, **self.variant_overrides.get(name, {})})
+
 
 DEFAULT = XTCBudget()
 # the long run of `make bench-xtc-py150-row-lr`: the py150 teacher (20M tokens, ~1.7 h on 2 AVX-512 cores), each stage
-# distilled until held-out KL stops falling, 1,000 scored lines (a retention figure good to about +-2%), and the
-# students that kept most of it (benchmarks/results/xtc_gpt2_py150_row_emb8_lr.json: EM 90.5%, ES 97.6% of the
-# teacher, against 82.7% / 97.1% at the 5e-4 peak and 74.4% / 96.3% with 4-bit embeddings): one binary scale per
-# output row, int8 word and position embeddings, stage 2 at a 1e-4 peak
+# distilled until held-out KL stops falling, 1,000 scored lines (a retention figure good to about +-2%), one binary
+# scale per output row, 8-bit position embeddings, stage 2 at a 1e-4 peak (EM 90.5% / ES 97.6% of the teacher, against
+# 82.7% / 97.1% at the 5e-4 peak: benchmarks/results/xtc_gpt2_py150_row_emb8_lr.json). The 1W8A6L's word embeddings
+# are 4-bit with the 2,048 most frequent tokens' rows at 8 bits (xtc_gpt2_py150_row_emb4_int8rows_lr.json: EM 95.6%,
+# ES 97.3%, 21.1x smaller on disk, where 8-bit embeddings stop at 15.6x); the 12-layer 1W8A keeps 8-bit ones
 FULL = dataclasses.replace(
     DEFAULT,
     teacher=TeacherSettings.preset("py150"),
@@ -115,6 +156,7 @@ FULL = dataclasses.replace(
         position_embedding_bits=8,
         quantization_learning_rate=1e-4,
     ),
+    variant_overrides={"1W8A6L": {"embedding_bits": 4, "embedding_int8_rows": 2048}},
     variants=("6L", "1W8A6L", "1W8A"),
     samples=1000,
 )
@@ -154,11 +196,7 @@ def _checkpoints(budget: XTCBudget, settings: ZooSettings, stages: Stages) -> tu
     checkpoints = {"base": teacher_dir}
     for name in order:
         with stages(f"compress {name}"):
-            recipe = dataclasses.replace(
-                budget.recipe, **VARIANTS[name],
-                embedding_bits=student_embedding_bits(name, budget.recipe.embedding_bits),
-                position_embedding_bits=student_embedding_bits(name, budget.recipe.position_embedding_bits),
-            )  # fmt: skip
+            recipe = budget.variant_recipe(name)
             model = xtc_compress(
                 teacher, recipe, train, tokenizer=tokenizer, output_dir=output_dir, eval_dataset=valid
             )

@@ -129,13 +129,13 @@ def test_make_bench_xtc_times_the_student_the_full_zoo_ships():
     shown = subprocess.run(["make", "-s", "-f", "-", "show-student"], input=makefile, cwd=root, env=env,
                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     flags = dict(zip(shown[::2], shown[1::2]))
-    recipe = xtc_entry.FULL.recipe
+    recipe = xtc_entry.FULL.variant_recipe("1W8A6L")
     assert flags == {
         "--weight-granularity": recipe.weight_granularity,
         "--embedding-bits": str(recipe.embedding_bits),
+        "--embedding-int8-rows": str(recipe.embedding_int8_rows),
         "--position-embedding-bits": str(recipe.position_embedding_bits),
     }
-    assert recipe.embedding_int8_rows is None  # the Makefile gives no --embedding-int8-rows
 
 
 @pytest.mark.parametrize("kernel", ["int8", "onednn", "float"])

@@ -33,8 +33,8 @@ def _flat(data: dict, prefix: str = "") -> dict:
 def _changed(before, after) -> dict:
     """The settings (dotted paths) whose value differs between two budgets, with their new values."""
     old, new = _flat(budget_dict(before)), _flat(budget_dict(after))
-    assert set(old) == set(new)
-    return {name: value for name, value in new.items() if old[name] != value}
+    assert set(old) <= set(new)  # a dict setting (xtc's variant_overrides) may gain keys
+    return {name: value for name, value in new.items() if old.get(name, dataclasses.MISSING) != value}
 
 
 def test_nested_override_replaces_only_the_named_settings():
@@ -83,6 +83,23 @@ def test_run_fields_and_variant_fields_are_not_budget_settings():
         apply_overrides(alpine_entry.DEFAULT, {"finetune": {"schedules": ["a", "b"]}})
 
 
+def test_xtc_variant_overrides_shape_one_student_and_are_checked_before_any_training():
+    full = xtc_entry.FULL
+    recipes = {name: full.variant_recipe(name) for name in full.variants}
+    assert {name: (r.embedding_bits, r.embedding_int8_rows, r.weight_bits) for name, r in recipes.items()} == {
+        "6L": (None, None, 32), "1W8A6L": (4, 2048, 1), "1W8A": (8, None, 1)}  # fmt: skip
+    assert recipes["1W8A6L"].quantization_learning_rate == full.recipe.quantization_learning_rate
+    with pytest.raises(ValueError, match=r"`variant_overrides` has unknown variants \['9L'\]"):
+        apply_overrides(xtc_entry.DEFAULT, {"variant_overrides": {"9L": {"embedding_bits": 4}}})
+    with pytest.raises(ValueError, match=r"`variant_overrides\['1W8A6L'\]` must be a dict .* got \['weight_bits'\]"):
+        apply_overrides(xtc_entry.DEFAULT, {"variant_overrides": {"1W8A6L": {"weight_bits": 2}}})
+    # a value the recipe refuses (8-bit rows among 8-bit embeddings) fails on the budget, not after the teacher
+    with pytest.raises(ValueError, match=r"`embedding_int8_rows=16` keeps rows at 8 bits"):
+        apply_overrides(
+            xtc_entry.DEFAULT, {"variant_overrides": {"1W8A6L": {"embedding_bits": 8, "embedding_int8_rows": 16}}}
+        )
+
+
 def test_default_budgets_keep_their_numbers():
     finetune = alpine_entry.DEFAULT.finetune
     assert (finetune.train_pairs, finetune.eval_pairs, finetune.max_length, finetune.epochs, finetune.batch_size,
@@ -124,7 +141,9 @@ def test_default_budgets_keep_their_numbers():
                      **({"recipe.bf16": False} if xtc_entry.DEFAULT.recipe.bf16 else {}),
                      "recipe.weight_granularity": "row", "recipe.embedding_bits": 8,
                      "recipe.position_embedding_bits": 8, "recipe.quantization_learning_rate": 1e-4, "samples": 1000,
-                     "variants": ("6L", "1W8A6L", "1W8A")}),
+                     "variants": ("6L", "1W8A6L", "1W8A"),
+                     "variant_overrides.1W8A6L.embedding_bits": 4,
+                     "variant_overrides.1W8A6L.embedding_int8_rows": 2048}),
     ],
 )  # fmt: skip
 def test_full_budget_differs_from_the_default_as_intended(entry, expected):
